@@ -1,0 +1,13 @@
+/**
+ * execa 9 is ESM-only. Node >= 20.19 can require() ES modules natively, but jest's module
+ * loader cannot, so we load execa through Node's own require (reached via
+ * process.getBuiltinModule, which jest does not intercept). One place, typed as execa.
+ */
+type ExecaModule = typeof import('execa', { with: { 'resolution-mode': 'import' } });
+
+const { createRequire } = process.getBuiltinModule('node:module');
+const nodeRequire = createRequire(__filename);
+const execaModule = nodeRequire('execa') as ExecaModule;
+
+export const execa = execaModule.execa;
+export type { ResultPromise, Result } from 'execa' with { 'resolution-mode': 'import' };

@@ -1,0 +1,111 @@
+/** Activities and helpers that talk SQL to a configured cluster (one resource: the server). */
+import { createConnection, type Connection, type ConnectionOptions, type RowDataPacket } from 'mysql2/promise';
+import { ConfigError } from '../config/load';
+import type { ClusterConfig } from '../config/schema';
+import { resolveSecret } from '../config/secrets';
+import { SYSTEM_DATABASES } from '../domain/identifiers';
+import type { Product, ServerIdentity } from '../domain/manifest';
+import { toFailure } from './errors';
+
+export function connectionOptions(cluster: ClusterConfig): ConnectionOptions {
+  const password = cluster.password ? resolveSecret(cluster.password, `clusters.${cluster.name}.password`) : undefined;
+  return {
+    ...(cluster.socket ? { socketPath: cluster.socket } : { host: cluster.host, port: cluster.port }),
+    user: cluster.user,
+    ...(password !== undefined ? { password } : {}),
+    connectTimeout: 10_000,
+    multipleStatements: false,
+    supportBigNumbers: true,
+    bigNumberStrings: true,
+    dateStrings: true,
+  };
+}
+
+export async function withConnection<T>(cluster: ClusterConfig, fn: (conn: Connection) => Promise<T>): Promise<T> {
+  let conn: Connection | undefined;
+  try {
+    conn = await createConnection(connectionOptions(cluster));
+    return await fn(conn);
+  } catch (error) {
+    throw toFailure(error, cluster.name);
+  } finally {
+    await conn?.end().catch(() => undefined);
+  }
+}
+
+export interface ClusterInspection {
+  server: ServerIdentity;
+  /** The databases a backup of this cluster covers now (config, or every user database). */
+  databases: string[];
+  objects: { routines: number; triggers: number; events: number; views: number };
+  logBin: boolean;
+}
+
+function detectProduct(version: string, versionComment: string): Product {
+  return /mariadb/i.test(version) || /mariadb/i.test(versionComment) ? 'mariadb' : 'mysql';
+}
+
+async function scalarRows(conn: Connection, sql: string, params: unknown[] = []): Promise<RowDataPacket[]> {
+  const [rows] = await conn.query<RowDataPacket[]>(sql, params);
+  return rows;
+}
+
+export async function inspectClusterWith(conn: Connection, cluster: ClusterConfig): Promise<ClusterInspection> {
+  const [vars] = await scalarRows(
+    conn,
+    `SELECT @@version AS version, @@version_comment AS comment, @@server_id AS serverId, @@hostname AS hostname,
+            @@log_bin AS logBin, @@binlog_format AS binlogFormat`,
+  );
+  const version = String(vars?.version ?? '');
+  const product = cluster.product ?? detectProduct(version, String(vars?.comment ?? ''));
+  let serverUuid: string | null = null;
+  let gtidMode: string | null = null;
+  if (product === 'mysql') {
+    const [m] = await scalarRows(conn, 'SELECT @@server_uuid AS uuid, @@gtid_mode AS gtidMode');
+    serverUuid = m?.uuid ? String(m.uuid) : null;
+    gtidMode = m?.gtidMode ? String(m.gtidMode) : null;
+  } else {
+    const [m] = await scalarRows(conn, 'SELECT @@gtid_strict_mode AS strict, @@gtid_domain_id AS domain');
+    gtidMode = `domain ${String(m?.domain ?? 0)}${Number(m?.strict) === 1 ? ', strict' : ''}`;
+  }
+
+  const visible = (await scalarRows(conn, 'SELECT SCHEMA_NAME AS name FROM information_schema.SCHEMATA ORDER BY SCHEMA_NAME')).map((r) =>
+    String(r.name),
+  );
+  let databases: string[];
+  if (cluster.databases) {
+    const missing = cluster.databases.filter((d) => !visible.includes(d));
+    if (missing.length > 0) {
+      throw new ConfigError(
+        `clusters.${cluster.name}.databases: ${missing.join(', ')} not found on the server (or not visible to ${cluster.user}); visible: ${visible.join(', ')}`,
+      );
+    }
+    databases = [...cluster.databases];
+  } else {
+    databases = visible.filter((d) => !SYSTEM_DATABASES.includes(d));
+  }
+
+  const placeholders = databases.map(() => '?').join(',') || "''";
+  const count = async (sql: string): Promise<number> => Number((await scalarRows(conn, sql, databases))[0]?.n ?? 0);
+  const objects = {
+    routines: await count(`SELECT COUNT(*) AS n FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA IN (${placeholders})`),
+    triggers: await count(`SELECT COUNT(*) AS n FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA IN (${placeholders})`),
+    events: await count(`SELECT COUNT(*) AS n FROM information_schema.EVENTS WHERE EVENT_SCHEMA IN (${placeholders})`),
+    views: await count(`SELECT COUNT(*) AS n FROM information_schema.VIEWS WHERE TABLE_SCHEMA IN (${placeholders})`),
+  };
+
+  return {
+    server: {
+      product,
+      version,
+      serverId: Number(vars?.serverId ?? 0),
+      serverUuid,
+      hostname: String(vars?.hostname ?? ''),
+      binlogFormat: vars?.binlogFormat ? String(vars.binlogFormat) : null,
+      gtidMode,
+    },
+    databases,
+    objects,
+    logBin: Number(vars?.logBin) === 1,
+  };
+}

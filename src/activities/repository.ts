@@ -1,0 +1,236 @@
+/**
+ * The backup repository on a local filesystem (DESIGN.md §3):
+ *
+ *   <root>/<cluster>/<type>/<YYYY-MM-DD>/<id>/{manifest.json, <artifact>}
+ *   <root>/<cluster>/<type>/index.json          derived from the manifests, written atomically
+ *   <root>/<cluster>/.staging/<id>/             work in progress, never listed
+ *
+ * A backup appears only by an atomic rename of its verified staging folder, so a reader
+ * sees a whole backup or none. The index is a cache: the manifests are the truth.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import * as path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { Writable } from 'node:stream';
+import {
+  IndexSchema,
+  ManifestSchema,
+  totalRawBytes,
+  totalStoredBytes,
+  type Artifact,
+  type BackupIndex,
+  type BackupType,
+  type Manifest,
+  type ManifestDraft,
+} from '../domain/manifest';
+import { BACKUP_TYPES } from '../domain/manifest';
+import { decompressor } from './compression';
+
+export async function fsyncPath(target: string): Promise<void> {
+  const handle = await open(target, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/** temp file + fsync + rename + fsync(dir): readers see the old file or the new one. */
+export async function writeFileAtomic(file: string, content: string): Promise<void> {
+  await mkdir(path.dirname(file), { recursive: true });
+  const temp = `${file}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
+  const handle = await open(temp, 'w', 0o640);
+  try {
+    await handle.writeFile(content);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  await rename(temp, file);
+  await fsyncPath(path.dirname(file));
+}
+
+export interface ArtifactCheck {
+  ok: boolean;
+  problems: string[];
+}
+
+/** Re-reads a stored artifact: size and sha256 as stored, then decompresses end to end. */
+export async function verifyArtifactFile(file: string, artifact: Artifact): Promise<ArtifactCheck> {
+  const problems: string[] = [];
+  let size: number;
+  try {
+    size = (await stat(file)).size;
+  } catch {
+    return { ok: false, problems: [`${artifact.name}: missing`] };
+  }
+  if (size !== artifact.size) problems.push(`${artifact.name}: size ${size}, manifest says ${artifact.size}`);
+
+  const storedHash = createHash('sha256');
+  const rawHash = createHash('sha256');
+  let rawSize = 0;
+  const codec = await decompressor(artifact.compression);
+  const reading = pipeline(
+    createReadStream(file),
+    async function* (source: AsyncIterable<Buffer>) {
+      for await (const chunk of source) {
+        storedHash.update(chunk);
+        yield chunk;
+      }
+    },
+    codec.input,
+  );
+  const counting = pipeline(
+    codec.output,
+    new Writable({
+      write(chunk: Buffer, _enc, cb) {
+        rawHash.update(chunk);
+        rawSize += chunk.length;
+        cb();
+      },
+    }),
+  );
+  const results = await Promise.allSettled([reading, counting, codec.done]);
+  const sha256 = storedHash.digest('hex');
+  if (sha256 !== artifact.sha256) problems.push(`${artifact.name}: sha256 ${sha256}, manifest says ${artifact.sha256}`);
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) {
+    problems.push(`${artifact.name}: does not decompress: ${String((failed.reason as Error)?.message ?? failed.reason).split('\n')[0]}`);
+  } else {
+    const rawSha256 = rawHash.digest('hex');
+    if (rawSize !== artifact.rawSize) problems.push(`${artifact.name}: decompresses to ${rawSize} bytes, manifest says ${artifact.rawSize}`);
+    if (rawSha256 !== artifact.rawSha256) problems.push(`${artifact.name}: decompressed sha256 differs from the manifest`);
+  }
+  return { ok: problems.length === 0, problems };
+}
+
+export interface StoredBackup {
+  manifest: Manifest;
+  /** Absolute folder of the backup. */
+  dir: string;
+  /** Folder relative to the repository root. */
+  relativePath: string;
+}
+
+export class LocalRepository {
+  constructor(readonly root: string) {}
+
+  clusterDir(cluster: string): string {
+    return path.join(this.root, cluster);
+  }
+
+  stagingDir(cluster: string, id: string): string {
+    return path.join(this.root, cluster, '.staging', id);
+  }
+
+  absolute(relativePath: string): string {
+    return path.join(this.root, relativePath);
+  }
+
+  /** A fresh, empty staging folder for this backup id (a retry starts over). */
+  async resetStaging(cluster: string, id: string): Promise<string> {
+    const dir = this.stagingDir(cluster, id);
+    await rm(dir, { recursive: true, force: true });
+    await mkdir(dir, { recursive: true, mode: 0o750 });
+    return dir;
+  }
+
+  async removeStaging(cluster: string, id: string): Promise<void> {
+    await rm(this.stagingDir(cluster, id), { recursive: true, force: true });
+  }
+
+  async readManifest(dir: string): Promise<Manifest | null> {
+    try {
+      return ManifestSchema.parse(JSON.parse(await readFile(path.join(dir, 'manifest.json'), 'utf8')));
+    } catch {
+      return null;
+    }
+  }
+
+  /** Every published backup of a cluster (optionally one type), oldest first. */
+  async list(cluster: string, type?: BackupType): Promise<StoredBackup[]> {
+    const types = type ? [type] : [...BACKUP_TYPES];
+    const found: StoredBackup[] = [];
+    for (const t of types) {
+      const typeDir = path.join(this.root, cluster, t);
+      for (const day of await safeReaddir(typeDir)) {
+        if (!/^\d{4}-\d{2}-\d{2}$/.test(day)) continue;
+        for (const id of await safeReaddir(path.join(typeDir, day))) {
+          const dir = path.join(typeDir, day, id);
+          const manifest = await this.readManifest(dir);
+          if (manifest) found.push({ manifest, dir, relativePath: path.relative(this.root, dir) });
+        }
+      }
+    }
+    return found.sort((a, b) => a.manifest.startedAt.localeCompare(b.manifest.startedAt) || a.manifest.id.localeCompare(b.manifest.id));
+  }
+
+  async clusters(): Promise<string[]> {
+    return (await safeReaddir(this.root)).filter((name) => !name.startsWith('.'));
+  }
+
+  async find(id: string, cluster?: string): Promise<StoredBackup | null> {
+    for (const c of cluster ? [cluster] : await this.clusters()) {
+      const hit = (await this.list(c)).find((b) => b.manifest.id === id);
+      if (hit) return hit;
+    }
+    return null;
+  }
+
+  async rebuildIndex(cluster: string, type: BackupType, now: Date): Promise<BackupIndex> {
+    const backups = await this.list(cluster, type);
+    const index: BackupIndex = IndexSchema.parse({
+      formatVersion: 1,
+      cluster,
+      type,
+      generatedAt: now.toISOString(),
+      backups: backups.map((b) => ({
+        id: b.manifest.id,
+        path: b.relativePath,
+        startedAt: b.manifest.startedAt,
+        finishedAt: b.manifest.finishedAt,
+        size: totalStoredBytes(b.manifest),
+        rawSize: totalRawBytes(b.manifest),
+        snapshot: b.manifest.snapshot,
+        parentId: b.manifest.parentId,
+      })),
+    });
+    await writeFileAtomic(path.join(this.root, cluster, type, 'index.json'), JSON.stringify(index, null, 2) + '\n');
+    return index;
+  }
+
+  /**
+   * Verifies the staged artifacts against the manifest, writes the manifest, and makes the
+   * backup visible with one rename. Idempotent: a retry after a successful rename returns
+   * the published manifest.
+   */
+  async publish(stagingDir: string, relativePath: string, manifest: ManifestDraft): Promise<{ manifest: Manifest | null; problems: string[] }> {
+    const finalDir = this.absolute(relativePath);
+    const existing = await this.readManifest(finalDir);
+    if (existing && existing.id === manifest.id) return { manifest: existing, problems: [] };
+
+    const problems: string[] = [];
+    for (const artifact of manifest.artifacts) {
+      problems.push(...(await verifyArtifactFile(path.join(stagingDir, artifact.name), artifact)).problems);
+    }
+    if (problems.length > 0) return { manifest: null, problems };
+
+    const verified = ManifestSchema.parse({ ...manifest, status: 'verified', verifiedAt: new Date().toISOString() });
+    await writeFileAtomic(path.join(stagingDir, 'manifest.json'), JSON.stringify(verified, null, 2) + '\n');
+    await mkdir(path.dirname(finalDir), { recursive: true });
+    await rename(stagingDir, finalDir);
+    await fsyncPath(path.dirname(finalDir));
+    await this.rebuildIndex(manifest.cluster, manifest.type, new Date());
+    return { manifest: verified, problems: [] };
+  }
+}
+
+async function safeReaddir(dir: string): Promise<string[]> {
+  try {
+    return (await readdir(dir)).sort();
+  } catch {
+    return [];
+  }
+}

@@ -1,0 +1,24 @@
+/** Locating the standard tools we drive (mariadb-dump, mariadbd, zstd, ...). */
+import { access, constants } from 'node:fs/promises';
+import * as path from 'node:path';
+
+const EXTRA_DIRS = ['/usr/sbin', '/usr/local/sbin', '/usr/local/bin', '/usr/bin'];
+
+/** Absolute path of an executable: an absolute name as is, else PATH and the sbin folders. */
+export async function findTool(name: string): Promise<string> {
+  if (path.isAbsolute(name)) {
+    await access(name, constants.X_OK);
+    return name;
+  }
+  const dirs = [...(process.env.PATH ?? '').split(path.delimiter).filter(Boolean), ...EXTRA_DIRS];
+  for (const dir of dirs) {
+    const candidate = path.join(dir, name);
+    try {
+      await access(candidate, constants.X_OK);
+      return candidate;
+    } catch {
+      // keep looking
+    }
+  }
+  throw new Error(`${name} not found on PATH: run scripts/setup.sh or install it`);
+}

@@ -1,0 +1,197 @@
+#!/usr/bin/env node
+/**
+ * dbops: the operator's command line. Thin by design: it validates input, starts or
+ * signals workflows, and reads the repository's catalog. It never talks to MySQL itself.
+ */
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { ConfigError, loadConfig, resolveConfigPath } from '../config/load';
+import type { DbopsConfig } from '../config/schema';
+import { BackupTypeSchema, spaceSaving, totalStoredBytes, type Manifest } from '../domain/manifest';
+import { formatBytes } from '../domain/naming';
+import { LocalRepository } from '../activities/repository';
+import { createLogger, type Level } from '../logging/logger';
+import { runWorker } from '../workers/worker';
+import { connectClient, explainFailure, startFullBackup, waitForManifest } from './backups';
+import { runDev } from './dev';
+
+const USAGE = `dbops: durable MySQL / MariaDB operations on Temporal
+
+Usage:
+  dbops dev [--state-dir DIR] [--demo] [--exit-after-demo]
+  dbops worker
+  dbops backup full --cluster C [--wait] [--json] [--reason TEXT] [--as NAME]
+  dbops backup list --cluster C [--type T] [--json]
+  dbops config check
+
+Options:
+  --config FILE   configuration (default: $DBOPS_CONFIG, else ./dbops.yaml)
+  --json          machine-readable output on stdout (one JSON document)
+  -h, --help      this text
+`;
+
+export class UsageError extends Error {}
+
+const out = (line: string) => process.stdout.write(line + '\n');
+
+const COMMON_OPTIONS = { config: { type: 'string' }, help: { type: 'boolean', short: 'h' } } as const;
+
+function parse<O extends NonNullable<ParseArgsConfig['options']>>(argv: string[], options: O) {
+  try {
+    return parseArgs({ args: argv, options: { ...COMMON_OPTIONS, ...options }, allowPositionals: true, strict: true });
+  } catch (error) {
+    throw new UsageError((error as Error).message.replace(/\. To specify.*$/, ''));
+  }
+}
+
+function requireString(value: unknown, flag: string): string {
+  if (typeof value !== 'string' || value === '') throw new UsageError(`${flag} is required`);
+  return value;
+}
+
+function config(values: { config?: unknown }): DbopsConfig {
+  return loadConfig(resolveConfigPath(typeof values.config === 'string' ? values.config : undefined));
+}
+
+function manifestLine(m: Manifest): string {
+  const rows = m.tables.reduce((n, t) => n + t.rows, 0);
+  return [
+    m.id.padEnd(28),
+    m.type.padEnd(12),
+    m.startedAt.replace(/\.\d{3}Z$/, 'Z').padEnd(22),
+    `${(m.durationMs / 1000).toFixed(1)}s`.padStart(8),
+    formatBytes(totalStoredBytes(m)).padStart(10),
+    `${(spaceSaving(m) * 100).toFixed(0)}%`.padStart(6),
+    String(rows).padStart(10),
+    m.snapshot ? `${m.snapshot.file}:${m.snapshot.position}` : '-',
+  ].join('  ');
+}
+
+async function backupFull(argv: string[]): Promise<number> {
+  const { values } = parse(argv, {
+    cluster: { type: 'string' },
+    wait: { type: 'boolean' },
+    json: { type: 'boolean' },
+    reason: { type: 'string' },
+    as: { type: 'string' },
+  });
+  const cfg = config(values);
+  const cluster = requireString(values.cluster, '--cluster');
+  const { client, close } = await connectClient(cfg);
+  try {
+    const handle = await startFullBackup(client, cfg, {
+      cluster,
+      requestedBy: typeof values.as === 'string' ? values.as : process.env.USER ?? 'cli',
+      ...(typeof values.reason === 'string' ? { reason: values.reason } : {}),
+    });
+    if (!values.wait) {
+      if (values.json) out(JSON.stringify({ workflowId: handle.workflowId, runId: handle.firstExecutionRunId }));
+      else out(`started ${handle.workflowId}`);
+      return 0;
+    }
+    if (!values.json) process.stderr.write(`started ${handle.workflowId}; waiting\n`);
+    const manifest = await waitForManifest(handle);
+    if (values.json) out(JSON.stringify(manifest, null, 2));
+    else out(`verified ${manifest.id}: ${manifestLine(manifest)}`);
+    return 0;
+  } finally {
+    await close();
+  }
+}
+
+async function backupList(argv: string[]): Promise<number> {
+  const { values } = parse(argv, { cluster: { type: 'string' }, type: { type: 'string' }, json: { type: 'boolean' } });
+  const cfg = config(values);
+  const cluster = requireString(values.cluster, '--cluster');
+  if (!cfg.clusters.some((c) => c.name === cluster)) {
+    throw new ConfigError(`unknown cluster "${cluster}": configured clusters are ${cfg.clusters.map((c) => c.name).join(', ')}`);
+  }
+  let type;
+  if (values.type !== undefined) {
+    const parsed = BackupTypeSchema.safeParse(values.type);
+    if (!parsed.success) throw new UsageError(`--type must be one of ${BackupTypeSchema.options.join(', ')}`);
+    type = parsed.data;
+  }
+  const backups = await new LocalRepository(cfg.repository.path).list(cluster, type);
+  if (values.json) {
+    out(JSON.stringify(backups.map((b) => b.manifest), null, 2));
+    return 0;
+  }
+  if (backups.length === 0) {
+    out(`no backups of ${cluster} in ${cfg.repository.path}`);
+    return 0;
+  }
+  out(['ID'.padEnd(28), 'TYPE'.padEnd(12), 'STARTED'.padEnd(22), 'TOOK'.padStart(8), 'SIZE'.padStart(10), 'SAVED'.padStart(6), 'ROWS'.padStart(10), 'SNAPSHOT'].join('  '));
+  for (const b of backups) out(manifestLine(b.manifest));
+  return 0;
+}
+
+async function worker(argv: string[]): Promise<number> {
+  const { values } = parse(argv, {});
+  const cfg = config(values);
+  const logger = createLogger(cfg.logging.level as Level);
+  await runWorker({ config: cfg, logger });
+  return 0;
+}
+
+async function dev(argv: string[]): Promise<number> {
+  const { values } = parse(argv, { 'state-dir': { type: 'string' }, demo: { type: 'boolean' }, 'exit-after-demo': { type: 'boolean' } });
+
+  await runDev({
+    stateDir: typeof values['state-dir'] === 'string' ? values['state-dir'] : '.dbops/dev',
+    demo: values.demo === true,
+    exitAfterDemo: values['exit-after-demo'] === true,
+    logger: createLogger((process.env.DBOPS_LOG_LEVEL as Level | undefined) ?? 'warn'),
+    out,
+  });
+  return 0;
+}
+
+async function configCheck(argv: string[]): Promise<number> {
+  const { values } = parse(argv, { json: { type: 'boolean' } });
+  const cfg = config(values);
+  if (values.json) out(JSON.stringify(cfg, null, 2));
+  else out(`ok: ${cfg.clusters.length} cluster(s): ${cfg.clusters.map((c) => c.name).join(', ')}; repository ${cfg.repository.path}`);
+  return 0;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [command, sub, ...rest] = argv;
+  if (!command || command === '-h' || command === '--help' || command === 'help') {
+    out(USAGE);
+    return command ? 0 : 2;
+  }
+  switch (command) {
+    case 'dev':
+      return dev(argv.slice(1));
+    case 'worker':
+      return worker(argv.slice(1));
+    case 'backup':
+      if (sub === 'full') return backupFull(rest);
+      if (sub === 'list') return backupList(rest);
+      throw new UsageError(`unknown backup command "${sub ?? ''}": expected full or list`);
+    case 'config':
+      if (sub === 'check') return configCheck(rest);
+      throw new UsageError(`unknown config command "${sub ?? ''}": expected check`);
+    default:
+      throw new UsageError(`unknown command "${command}"`);
+  }
+}
+
+/** One line on stderr, non-zero exit: what went wrong and, where we know, how to fix it. */
+export function describeError(error: unknown): string {
+  if (error instanceof ConfigError) return `dbops: ${error.issues.length > 0 ? `${error.message.split('\n')[0]} ${error.issues.join('; ')}` : error.message}`;
+  if (error instanceof UsageError) return `dbops: ${error.message} (dbops --help)`;
+  return `dbops: ${explainFailure(error).replace(/\s*\n\s*/g, ' ')}`;
+}
+
+if (require.main === module) {
+  main(process.argv.slice(2)).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (error: unknown) => {
+      process.stderr.write(describeError(error) + '\n');
+      process.exitCode = error instanceof UsageError ? 2 : 1;
+    },
+  );
+}

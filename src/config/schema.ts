@@ -1,0 +1,109 @@
+/**
+ * The one source of truth for dbops configuration (one YAML file). Every error names
+ * the field path and what was expected (see formatConfigError).
+ */
+import { z } from 'zod';
+import { CLUSTER_NAME_PATTERN, CLUSTER_NAME_RULE, SQL_IDENTIFIER_PATTERN, SQL_IDENTIFIER_RULE } from '../domain/identifiers';
+import { CompressionSchema } from '../domain/manifest';
+
+/**
+ * A secret is a reference, never a value: the config file, logs and workflow histories
+ * only ever carry the reference; activities resolve it when they connect.
+ */
+export const SecretRefSchema = z.union(
+  [
+    z.strictObject({ env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name') }),
+    z.strictObject({ file: z.string().min(1, 'a path to a file holding only the secret') }),
+  ],
+  {
+    error: (issue) =>
+      typeof issue.input === 'string'
+        ? 'literal secrets are not accepted: write { env: VARIABLE } or { file: /path/to/secret }'
+        : 'expected { env: VARIABLE } or { file: /path/to/secret }',
+  },
+);
+export type SecretRef = z.infer<typeof SecretRefSchema>;
+
+const hostPort = z.number().int().min(1).max(65535);
+
+export const ClusterSchema = z
+  .strictObject({
+    name: z.string().regex(CLUSTER_NAME_PATTERN, CLUSTER_NAME_RULE),
+    host: z.string().min(1).optional(),
+    port: hostPort.default(3306),
+    socket: z.string().min(1).optional(),
+    user: z.string().min(1).max(80),
+    password: SecretRefSchema.optional(),
+    /** Default: every user database the account can see, at backup time. */
+    databases: z.array(z.string().regex(SQL_IDENTIFIER_PATTERN, SQL_IDENTIFIER_RULE)).min(1).optional(),
+    /** Set only to override auto-detection (recorded in every manifest). */
+    product: z.enum(['mariadb', 'mysql']).optional(),
+    /** Client tools for this cluster (default: MariaDB's, found on PATH). */
+    tools: z
+      .strictObject({
+        dump: z.string().min(1).optional(),
+        client: z.string().min(1).optional(),
+      })
+      .default({}),
+  })
+  .refine((c) => c.host !== undefined || c.socket !== undefined, {
+    message: 'a cluster needs host (with port) or socket',
+    path: ['host'],
+  });
+export type ClusterConfig = z.infer<typeof ClusterSchema>;
+
+export const RepositorySchema = z.strictObject({
+  /** Local path (an S3-compatible driver comes later). */
+  path: z.string().min(1),
+  compression: CompressionSchema.default('zstd'),
+  /** zstd 1..19 (default 3) or gzip 1..9 (default 6). */
+  compressionLevel: z.number().int().min(1).max(19).optional(),
+});
+
+export const TemporalSchema = z.strictObject({
+  address: z.string().min(1).default('localhost:7233'),
+  namespace: z.string().min(1).default('default'),
+  taskQueue: z.string().min(1).default('dbops'),
+});
+
+export const LoggingSchema = z.strictObject({
+  level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info'),
+});
+
+export const ConfigSchema = z
+  .strictObject({
+    temporal: TemporalSchema.default({ address: 'localhost:7233', namespace: 'default', taskQueue: 'dbops' }),
+    repository: RepositorySchema,
+    clusters: z.array(ClusterSchema).min(1, 'configure at least one cluster'),
+    logging: LoggingSchema.default({ level: 'info' }),
+  })
+  .superRefine((config, ctx) => {
+    const seen = new Map<string, number>();
+    config.clusters.forEach((cluster, index) => {
+      const first = seen.get(cluster.name);
+      if (first !== undefined) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['clusters', index, 'name'],
+          message: `duplicate cluster name "${cluster.name}" (also clusters[${first}])`,
+        });
+      } else {
+        seen.set(cluster.name, index);
+      }
+    });
+  });
+export type DbopsConfig = z.infer<typeof ConfigSchema>;
+
+/** "clusters[0].password: expected { env: VARIABLE } ..." */
+export function formatIssuePath(path: readonly PropertyKey[]): string {
+  let out = '';
+  for (const part of path) {
+    if (typeof part === 'number') out += `[${part}]`;
+    else out += out === '' ? String(part) : `.${String(part)}`;
+  }
+  return out === '' ? '(top level)' : out;
+}
+
+export function formatConfigIssues(error: z.ZodError): string[] {
+  return error.issues.map((issue) => `${formatIssuePath(issue.path)}: ${issue.message}`);
+}

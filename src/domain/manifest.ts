@@ -1,0 +1,130 @@
+/**
+ * The catalog's source of truth: one manifest.json per backup (DESIGN.md §3).
+ * Pure: safe to import from workflows.
+ */
+import { z } from 'zod';
+
+export const BACKUP_TYPES = ['full', 'incremental', 'differential', 'schema', 'emergency'] as const;
+export const BackupTypeSchema = z.enum(BACKUP_TYPES);
+export type BackupType = z.infer<typeof BackupTypeSchema>;
+
+export const CompressionSchema = z.enum(['zstd', 'gzip', 'none']);
+export type Compression = z.infer<typeof CompressionSchema>;
+
+export const ProductSchema = z.enum(['mariadb', 'mysql']);
+export type Product = z.infer<typeof ProductSchema>;
+
+/** What we learned about the server when the backup started. */
+export const ServerIdentitySchema = z.object({
+  product: ProductSchema,
+  version: z.string(),
+  serverId: z.number().int(),
+  /** MySQL's @@server_uuid; MariaDB has none. */
+  serverUuid: z.string().nullable(),
+  hostname: z.string(),
+  binlogFormat: z.string().nullable(),
+  gtidMode: z.string().nullable(),
+});
+export type ServerIdentity = z.infer<typeof ServerIdentitySchema>;
+
+/** A position in the binary log, as a dump or a backup tool reported it. */
+export const BinlogPositionSchema = z.object({
+  file: z.string(),
+  position: z.number().int().nonnegative(),
+  /** MariaDB gtid_slave_pos / MySQL gtid_purged at the snapshot, when the server has GTIDs. */
+  gtidSet: z.string().nullable(),
+});
+export type BinlogPosition = z.infer<typeof BinlogPositionSchema>;
+
+export const ArtifactSchema = z.object({
+  /** File name inside the backup's folder. */
+  name: z.string(),
+  compression: CompressionSchema,
+  /** Bytes stored. */
+  size: z.number().int().nonnegative(),
+  sha256: z.string().regex(/^[0-9a-f]{64}$/),
+  /** Bytes before compression and their sha256: validation decompresses end to end. */
+  rawSize: z.number().int().nonnegative(),
+  rawSha256: z.string().regex(/^[0-9a-f]{64}$/),
+});
+export type Artifact = z.infer<typeof ArtifactSchema>;
+
+export const TableEntrySchema = z.object({
+  database: z.string(),
+  table: z.string(),
+  /** Rows in the dump itself (counted from the stream), so exact at the snapshot. */
+  rows: z.number().int().nonnegative(),
+});
+export type TableEntry = z.infer<typeof TableEntrySchema>;
+
+export const SchemaObjectsSchema = z.object({
+  views: z.array(z.string()),
+  routines: z.number().int().nonnegative(),
+  triggers: z.number().int().nonnegative(),
+  events: z.number().int().nonnegative(),
+});
+
+export const RetentionClassSchema = z.enum(['routine', 'emergency', 'schema']);
+
+export const ManifestSchema = z.object({
+  formatVersion: z.literal(1),
+  id: z.string(),
+  type: BackupTypeSchema,
+  cluster: z.string(),
+  status: z.enum(['verified']),
+  retentionClass: RetentionClassSchema,
+  parentId: z.string().nullable(),
+  startedAt: z.string(),
+  finishedAt: z.string(),
+  verifiedAt: z.string(),
+  durationMs: z.number().int().nonnegative(),
+  server: ServerIdentitySchema,
+  tool: z.object({ name: z.string(), version: z.string() }),
+  databases: z.array(z.string()),
+  snapshot: BinlogPositionSchema.nullable(),
+  tables: z.array(TableEntrySchema),
+  objects: SchemaObjectsSchema,
+  artifacts: z.array(ArtifactSchema).min(1),
+  workflow: z.object({ workflowId: z.string(), runId: z.string() }),
+  requestedBy: z.string().nullable(),
+  reason: z.string().nullable(),
+});
+export type Manifest = z.infer<typeof ManifestSchema>;
+
+/** Per-type index: derived from the manifests, never edited by hand. */
+export const IndexSchema = z.object({
+  formatVersion: z.literal(1),
+  cluster: z.string(),
+  type: BackupTypeSchema,
+  generatedAt: z.string(),
+  backups: z.array(
+    z.object({
+      id: z.string(),
+      path: z.string(),
+      startedAt: z.string(),
+      finishedAt: z.string(),
+      size: z.number().int().nonnegative(),
+      rawSize: z.number().int().nonnegative(),
+      snapshot: BinlogPositionSchema.nullable(),
+      parentId: z.string().nullable(),
+    }),
+  ),
+});
+export type BackupIndex = z.infer<typeof IndexSchema>;
+
+export function totalStoredBytes(manifest: Manifest): number {
+  return manifest.artifacts.reduce((sum, a) => sum + a.size, 0);
+}
+
+export function totalRawBytes(manifest: Manifest): number {
+  return manifest.artifacts.reduce((sum, a) => sum + a.rawSize, 0);
+}
+
+/** Space saved by compression, 0..1 (seed 001 asks for >= 0.70). */
+export function spaceSaving(manifest: Manifest): number {
+  const raw = totalRawBytes(manifest);
+  return raw === 0 ? 0 : 1 - totalStoredBytes(manifest) / raw;
+}
+
+/** What the workflow assembles; the repository adds status and verifiedAt after re-reading. */
+export type ManifestDraft = Omit<Manifest, 'status' | 'verifiedAt'>;

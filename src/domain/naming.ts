@@ -1,0 +1,37 @@
+/**
+ * Names that people read: workflow ids in the UI, backup ids, repository paths.
+ * Pure: safe to import from workflows.
+ */
+import type { BackupType } from './manifest';
+
+/** 2026-11-22T14:03:07.123Z -> 20261122T140307Z (UTC, second precision, sorts as text). */
+export function compactUtc(date: Date): string {
+  return date.toISOString().replace(/[-:]/g, '').replace(/\.\d{3}Z$/, 'Z');
+}
+
+/** Backup ids sort by time and say what they are: 20261122T140307Z-full. */
+export function backupId(type: BackupType, startedAt: Date): string {
+  return `${compactUtc(startedAt)}-${type}`;
+}
+
+/** Workflow ids that read well in the UI: backup-full/shop-prod/20261122T140307Z. */
+export function backupWorkflowId(type: BackupType, cluster: string, at: Date): string {
+  return `backup-${type}/${cluster}/${compactUtc(at)}`;
+}
+
+/** Where a backup lives inside the repository, relative to its root: shop-prod/full/2026-11-22/<id>. */
+export function backupDirectory(cluster: string, type: BackupType, id: string, startedAt: Date): string {
+  const day = startedAt.toISOString().slice(0, 10);
+  return `${cluster}/${type}/${day}/${id}`;
+}
+
+export function formatBytes(bytes: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit += 1;
+  }
+  return `${value.toFixed(unit === 0 ? 0 : 1)} ${units[unit]}`;
+}

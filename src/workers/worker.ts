@@ -1,0 +1,71 @@
+/**
+ * The dbops worker: one task queue, the workflows of src/workflows and the activities of
+ * src/activities bound to this process's configuration. Logs (including the Temporal
+ * runtime's and workflow `log` calls) go through pino.
+ */
+import * as path from 'node:path';
+import { NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
+import type { Logger } from 'pino';
+import { createActivities } from '../activities';
+import type { DbopsConfig } from '../config/schema';
+import { PinoTemporalLogger } from '../logging/logger';
+
+let runtimeInstalled = false;
+
+/** Route the Temporal runtime's logs into pino; once per process, before any connection. */
+export function installRuntimeLogger(logger: Logger): void {
+  if (runtimeInstalled) return;
+  try {
+    Runtime.install({ logger: new PinoTemporalLogger(logger.child({ component: 'temporal' })) });
+  } catch {
+    // A runtime already exists in this process (tests): keep it.
+  }
+  runtimeInstalled = true;
+}
+
+export const WORKFLOWS_PATH = require.resolve(path.join(__dirname, '..', 'workflows'));
+
+export interface WorkerSetup {
+  config: DbopsConfig;
+  logger: Logger;
+  connection?: NativeConnection;
+  /** A pre-built bundle (tests bundle once); default: bundle src/workflows at start. */
+  workflowBundle?: { codePath: string };
+  overrides?: Partial<WorkerOptions>;
+}
+
+export async function createWorker(setup: WorkerSetup): Promise<{ worker: Worker; connection: NativeConnection; ownsConnection: boolean }> {
+  installRuntimeLogger(setup.logger);
+  const ownsConnection = !setup.connection;
+  const connection = setup.connection ?? (await NativeConnection.connect({ address: setup.config.temporal.address }));
+  const worker = await Worker.create({
+    connection,
+    namespace: setup.config.temporal.namespace,
+    taskQueue: setup.config.temporal.taskQueue,
+    ...(setup.workflowBundle ? { workflowBundle: setup.workflowBundle } : { workflowsPath: WORKFLOWS_PATH }),
+    activities: createActivities(setup.config, setup.logger.child({ component: 'activity' })),
+    // A dump is long and mostly waiting on pipes; a handful at once is plenty on a small host.
+    maxConcurrentActivityTaskExecutions: 4,
+    shutdownGraceTime: '10 seconds',
+    ...setup.overrides,
+  });
+  return { worker, connection, ownsConnection };
+}
+
+/** Runs until SIGINT/SIGTERM (or the signal's abort), then drains and closes. */
+export async function runWorker(setup: WorkerSetup, stop?: AbortSignal): Promise<void> {
+  const { worker, connection, ownsConnection } = await createWorker(setup);
+  setup.logger.info(
+    { address: setup.config.temporal.address, namespace: setup.config.temporal.namespace, taskQueue: setup.config.temporal.taskQueue },
+    'worker started',
+  );
+  const onStop = () => worker.shutdown();
+  stop?.addEventListener('abort', onStop, { once: true });
+  try {
+    await worker.run();
+  } finally {
+    stop?.removeEventListener('abort', onStop);
+    if (ownsConnection) await connection.close();
+    setup.logger.info('worker stopped');
+  }
+}

@@ -1,0 +1,252 @@
+/**
+ * Static checks of the Docker Compose stack (docker-compose.yml, Dockerfile,
+ * docker/dbops.docker.yaml). Pure: reads and parses files only; no Docker, no network.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { parse } from 'yaml';
+import { parseConfig } from '../../src/config/load';
+
+const ROOT = path.resolve(__dirname, '..', '..');
+const read = (rel: string): string => readFileSync(path.join(ROOT, rel), 'utf8');
+
+type Dict = Record<string, unknown>;
+
+function isDict(value: unknown): value is Dict {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function dict(value: unknown, what: string): Dict {
+  if (!isDict(value)) throw new Error(`${what}: expected a mapping, got ${JSON.stringify(value)}`);
+  return value;
+}
+
+function list(value: unknown): unknown[] {
+  if (value === undefined || value === null) return [];
+  if (!Array.isArray(value)) throw new Error(`expected a list, got ${JSON.stringify(value)}`);
+  return value;
+}
+
+const compose = dict(parse(read('docker-compose.yml')), 'docker-compose.yml');
+const services = dict(compose.services, 'services');
+const service = (name: string): Dict => dict(services[name], `services.${name}`);
+
+/** `command` as one string (list or string form). */
+function commandOf(svc: Dict): string {
+  const cmd = svc.command;
+  return Array.isArray(cmd) ? cmd.map(String).join(' ') : String(cmd ?? '');
+}
+
+/** Published ports as { host, container } (short "ip:host:container" strings and long form). */
+function portsOf(svc: Dict): Array<{ host: string; container: string }> {
+  return list(svc.ports).map((port) => {
+    if (isDict(port)) return { host: String(port.published ?? ''), container: String(port.target ?? '') };
+    const spec = String(port).replace(/\/(tcp|udp)$/, '');
+    const parts = spec.split(':');
+    const container = parts[parts.length - 1] ?? '';
+    const host = parts.length >= 2 ? (parts[parts.length - 2] ?? '') : '';
+    return { host, container };
+  });
+}
+
+/** Volume mounts as { source, target, type } (short "src:dst[:mode]" strings and long form). */
+function mountsOf(svc: Dict): Array<{ source: string; target: string; type: 'volume' | 'bind' | 'other' }> {
+  return list(svc.volumes).map((mount) => {
+    if (isDict(mount)) {
+      const type = mount.type === 'volume' ? 'volume' : mount.type === 'bind' ? 'bind' : 'other';
+      return { source: String(mount.source ?? ''), target: String(mount.target ?? ''), type };
+    }
+    const [source = '', target = ''] = String(mount).split(':');
+    if (target === '') return { source: '', target: source, type: 'volume' }; // anonymous
+    const bind = /^[./~]/.test(source) || source.includes('/');
+    return { source, target, type: bind ? 'bind' : 'volume' };
+  });
+}
+
+/** Environment as key/value pairs (mapping and "KEY=value" list forms). */
+function environmentOf(svc: Dict): Array<[string, unknown]> {
+  const env = svc.environment;
+  if (isDict(env)) return Object.entries(env);
+  return list(env).map((entry) => {
+    const text = String(entry);
+    const eq = text.indexOf('=');
+    return eq < 0 ? [text, undefined] : [text.slice(0, eq), text.slice(eq + 1)];
+  });
+}
+
+/** Secret names a service refers to (short and long form). */
+function secretsOf(svc: Dict): string[] {
+  return list(svc.secrets).map((s) => (isDict(s) ? String(s.source) : String(s)));
+}
+
+describe('docker-compose.yml', () => {
+  it('defines the mysql, temporal and worker services', () => {
+    expect(Object.keys(services)).toEqual(expect.arrayContaining(['mysql', 'temporal', 'worker']));
+  });
+
+  it('runs MySQL 8.4 with the binary log and GTIDs on', () => {
+    const mysql = service('mysql');
+    expect(String(mysql.image)).toMatch(/^mysql:8\.4/);
+    const cmd = commandOf(mysql);
+    expect(cmd).toMatch(/--log-bin(=|\s|$)/);
+    expect(cmd).toMatch(/--gtid-mode=ON\b/);
+    expect(cmd).toMatch(/--enforce-gtid-consistency=ON\b/);
+    expect(cmd).toMatch(/--binlog-format=ROW\b/);
+    expect(cmd).toMatch(/--server-id=\d+/);
+    expect(mysql.healthcheck).toBeDefined();
+  });
+
+  it('creates the dbops user from a secret on first start', () => {
+    const mysql = service('mysql');
+    const init = mountsOf(mysql).find((m) => m.target === '/docker-entrypoint-initdb.d');
+    expect(init?.source).toBe('./docker/mysql-init');
+    expect(secretsOf(mysql)).toContain('dbops_mysql_password');
+    const script = read('docker/mysql-init/01-dbops-user.sh');
+    expect(script).toContain('/run/secrets/dbops_mysql_password');
+    for (const privilege of [
+      'SELECT',
+      'SHOW VIEW',
+      'TRIGGER',
+      'EVENT',
+      'LOCK TABLES',
+      'RELOAD',
+      'PROCESS',
+      'REPLICATION CLIENT',
+      'REPLICATION SLAVE',
+      'BACKUP_ADMIN',
+    ]) {
+      expect(script).toContain(privilege);
+    }
+    expect(script).not.toMatch(/GRANT\s+ALL/i);
+  });
+
+  it('runs the Temporal dev server with the dbops search attributes', () => {
+    const cmd = commandOf(service('temporal'));
+    expect(cmd).toMatch(/server start-dev/);
+    expect(cmd).toMatch(/--ip 0\.0\.0\.0/);
+    for (const attribute of [
+      'DbopsCluster=Keyword',
+      'DbopsOperation=Keyword',
+      'DbopsBackupType=Keyword',
+      'DbopsAwaitingApproval=Bool',
+    ]) {
+      expect(cmd).toContain(`--search-attribute ${attribute}`);
+    }
+  });
+
+  it('publishes 3306, 7233 and 8233', () => {
+    const published = Object.values(services).flatMap((svc) => portsOf(dict(svc, 'service')));
+    for (const port of ['3306', '7233', '8233']) {
+      expect(published).toContainEqual({ host: port, container: port });
+    }
+  });
+
+  it('builds the worker from . and mounts its config and the backup repository', () => {
+    const worker = service('worker');
+    const build = worker.build;
+    const context = isDict(build) ? build.context : build;
+    expect(context).toBe('.');
+    const mounts = mountsOf(worker);
+    expect(mounts).toContainEqual({
+      source: './docker/dbops.docker.yaml',
+      target: '/etc/dbops/dbops.yaml',
+      type: 'bind',
+    });
+    const repository = mounts.find((m) => m.target === '/var/lib/dbops/repository');
+    expect(repository?.type).toBe('volume');
+    expect(repository?.source).not.toBe('');
+    expect(Object.fromEntries(environmentOf(worker)).DBOPS_CONFIG).toBe('/etc/dbops/dbops.yaml');
+    expect(secretsOf(worker)).toContain('dbops_mysql_password');
+    const dependsOn = worker.depends_on;
+    const dependencies = isDict(dependsOn) ? Object.keys(dependsOn) : list(dependsOn).map(String);
+    expect(dependencies).toEqual(expect.arrayContaining(['mysql', 'temporal']));
+    if (isDict(dependsOn)) {
+      expect(dict(dependsOn.mysql, 'depends_on.mysql').condition).toBe('service_healthy');
+    }
+  });
+
+  it('declares every named volume it uses', () => {
+    const declared = Object.keys(dict(compose.volumes ?? {}, 'volumes'));
+    const used = Object.values(services).flatMap((svc) =>
+      mountsOf(dict(svc, 'service'))
+        .filter((m) => m.type === 'volume' && m.source !== '')
+        .map((m) => m.source),
+    );
+    expect(used.length).toBeGreaterThan(0);
+    for (const name of used) expect(declared).toContain(name);
+  });
+
+  it('declares every secret it uses, as files under ./docker/secrets/', () => {
+    const declared = dict(compose.secrets ?? {}, 'secrets');
+    const used = Object.values(services).flatMap((svc) => secretsOf(dict(svc, 'service')));
+    expect(used).toEqual(expect.arrayContaining(['mysql_root_password', 'dbops_mysql_password']));
+    for (const name of used) {
+      expect(Object.keys(declared)).toContain(name);
+      expect(String(dict(declared[name], `secrets.${name}`).file)).toMatch(/^\.\/docker\/secrets\/[^/]+$/);
+    }
+    const ignore = read('docker/secrets/.gitignore');
+    expect(ignore).toMatch(/^\*$/m);
+    expect(existsSync(path.join(ROOT, 'docker/secrets/README.md'))).toBe(true);
+  });
+
+  it('sets no literal password in any environment (only *_FILE references)', () => {
+    for (const [name, svc] of Object.entries(services)) {
+      for (const [key, value] of environmentOf(dict(svc, name))) {
+        expect({ service: name, key, set: /PASSWORD$/i.test(key) }).toEqual({ service: name, key, set: false });
+        if (/PASSWORD_FILE$/i.test(key)) expect(String(value)).toMatch(/^\/run\/secrets\//);
+      }
+    }
+    const mysqlEnv = Object.fromEntries(environmentOf(service('mysql')));
+    expect(mysqlEnv.MYSQL_ROOT_PASSWORD_FILE).toBe('/run/secrets/mysql_root_password');
+  });
+});
+
+describe('Dockerfile', () => {
+  const file = path.join(ROOT, 'Dockerfile');
+
+  it('exists and its ENTRYPOINT runs dist/src/client/cli.js', () => {
+    expect(existsSync(file)).toBe(true);
+    const text = readFileSync(file, 'utf8');
+    const entrypoints = text.split('\n').filter((line) => /^ENTRYPOINT\s/.test(line));
+    expect(entrypoints.length).toBeGreaterThan(0);
+    const last = entrypoints[entrypoints.length - 1] ?? '';
+    expect(JSON.parse(last.replace(/^ENTRYPOINT\s+/, ''))).toEqual(['node', 'dist/src/client/cli.js']);
+    expect(text).toMatch(/^CMD \["worker"\]$/m);
+    expect(text).toMatch(/^USER (?!root\b|0\b)\S+/m);
+    expect(text).toMatch(/npx tsc -p tsconfig\.json/);
+  });
+
+  it('keeps secrets and local build output out of the build context', () => {
+    const ignored = read('.dockerignore')
+      .split('\n')
+      .map((line) => line.trim());
+    for (const entry of ['node_modules', 'dist', '.tools', '.dbops', '.git', 'docker/secrets']) {
+      expect(ignored).toContain(entry);
+    }
+  });
+});
+
+describe('docker/dbops.docker.yaml', () => {
+  it('is a valid dbops config for the compose stack', () => {
+    const config = parseConfig(read('docker/dbops.docker.yaml'), 'docker/dbops.docker.yaml', '/etc/dbops');
+    expect(config.temporal).toEqual({ address: 'temporal:7233', namespace: 'default', taskQueue: 'dbops' });
+    expect(config.repository.path).toBe('/var/lib/dbops/repository');
+    const cluster = config.clusters.find((c) => c.name === 'docker-mysql');
+    expect(cluster).toBeDefined();
+    expect(cluster?.host).toBe('mysql');
+    expect(cluster?.port).toBe(3306);
+    expect(cluster?.user).toBe('dbops');
+    expect(cluster?.product).toBe('mysql');
+    expect(cluster?.password).toEqual({ file: '/run/secrets/dbops_mysql_password' });
+    expect(cluster?.tools).toEqual({ dump: 'mysqldump', client: 'mysql' });
+  });
+
+  it('points the password at the secret the worker mounts', () => {
+    const config = parseConfig(read('docker/dbops.docker.yaml'), 'docker/dbops.docker.yaml', '/etc/dbops');
+    const cluster = config.clusters.find((c) => c.name === 'docker-mysql');
+    const ref = cluster?.password;
+    expect(ref !== undefined && 'file' in ref).toBe(true);
+    const secretName = ref !== undefined && 'file' in ref ? path.posix.basename(ref.file) : '';
+    expect(secretsOf(service('worker'))).toContain(secretName);
+  });
+});
