@@ -88,7 +88,7 @@ async function backupFull(argv: string[]): Promise<number> {
       else out(`started ${handle.workflowId}`);
       return 0;
     }
-    if (!values.json) process.stderr.write(`started ${handle.workflowId}; waiting\n`);
+    if (!values.json) out(`started ${handle.workflowId}; waiting`);
     const manifest = await waitForManifest(handle);
     if (values.json) out(JSON.stringify(manifest, null, 2));
     else out(`verified ${manifest.id}: ${manifestLine(manifest)}`);

@@ -1,0 +1,138 @@
+/** Helpers for test files: the shared servers, per-file configs, workers and the CLI. */
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import * as path from 'node:path';
+import { Client, Connection } from '@temporalio/client';
+import { NativeConnection, Worker } from '@temporalio/worker';
+import { createConnection, type Connection as MysqlConnection, type RowDataPacket } from 'mysql2/promise';
+import pino from 'pino';
+import { stringify as toYaml } from 'yaml';
+import { parseConfig } from '../../src/config/load';
+import type { DbopsConfig } from '../../src/config/schema';
+import { createWorker, installRuntimeLogger } from '../../src/workers/worker';
+import { HARNESS_ENV, type HarnessState } from './state';
+
+export const PROJECT_ROOT = path.resolve(__dirname, '..', '..');
+export const CLI = path.join(PROJECT_ROOT, 'dist', 'src', 'client', 'cli.js');
+
+export function harness(): HarnessState {
+  const file = process.env[HARNESS_ENV];
+  if (!file) throw new Error(`${HARNESS_ENV} is not set: run the tests with npm test (jest globalSetup starts the servers)`);
+  return JSON.parse(readFileSync(file, 'utf8')) as HarnessState;
+}
+
+export const quietLogger = pino({ level: process.env.DBOPS_TEST_LOG_LEVEL ?? 'silent' });
+
+export interface TestSetup {
+  config: DbopsConfig;
+  configPath: string;
+  dir: string;
+}
+
+/** A config for the shared MariaDB with its own repository and task queue. */
+export function makeTestConfig(
+  name: string,
+  extra: { databases?: string[]; compression?: 'zstd' | 'gzip' | 'none'; compressionLevel?: number } = {},
+): TestSetup {
+  const h = harness();
+  const dir = mkdtempSync(path.join(h.baseDir, `${name}-`));
+  const raw = {
+    temporal: { address: h.temporalAddress, namespace: h.namespace, taskQueue: `dbops-test-${name}-${path.basename(dir)}` },
+    repository: {
+      path: path.join(dir, 'repository'),
+      compression: extra.compression ?? 'zstd',
+      ...(extra.compressionLevel ? { compressionLevel: extra.compressionLevel } : {}),
+    },
+    clusters: [
+      {
+        name: 'test',
+        host: h.mariadb.host,
+        port: h.mariadb.port,
+        user: h.mariadb.user,
+        password: { file: h.mariadb.passwordFile },
+        ...(extra.databases ? { databases: extra.databases } : {}),
+      },
+    ],
+    logging: { level: 'warn' },
+  };
+  const configPath = path.join(dir, 'dbops.yaml');
+  const text = toYaml(raw);
+  writeFileSync(configPath, text);
+  return { config: parseConfig(text, configPath, dir), configPath, dir };
+}
+
+export async function rootConnection(socket = harness().mariadb.socket): Promise<MysqlConnection> {
+  return createConnection({ socketPath: socket, user: 'root', multipleStatements: true, dateStrings: true, supportBigNumbers: true, bigNumberStrings: true });
+}
+
+export async function temporalClient(): Promise<{ client: Client; close: () => Promise<void> }> {
+  const h = harness();
+  const connection = await Connection.connect({ address: h.temporalAddress });
+  return { client: new Client({ connection, namespace: h.namespace }), close: () => connection.close() };
+}
+
+/** Runs fn while an in-process worker (pre-built bundle) serves the config's task queue. */
+export async function withWorker<T>(config: DbopsConfig, fn: () => Promise<T>): Promise<T> {
+  const h = harness();
+  installRuntimeLogger(quietLogger); // before the first native connection creates the runtime
+  const connection = await NativeConnection.connect({ address: h.temporalAddress });
+  try {
+    const { worker } = await createWorker({ config, logger: quietLogger, connection, workflowBundle: { codePath: h.workflowBundlePath } });
+    return await worker.runUntil(fn);
+  } finally {
+    await connection.close();
+  }
+}
+
+export type { Worker };
+
+export interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function requireBuilt(): void {
+  if (!existsSync(CLI)) throw new Error(`${CLI} missing: npm test compiles first (pretest); or run npm run build`);
+}
+
+export function runCli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
+  requireBuilt();
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+/** The worker as a separate OS process (`dbops worker`), so a test can SIGKILL it. */
+export function spawnCliWorker(configPath: string, logFile: string) {
+  requireBuilt();
+  mkdirSync(path.dirname(logFile), { recursive: true });
+  const out = require('node:fs').openSync(logFile, 'a') as number;
+  return spawn(process.execPath, [CLI, 'worker', '--config', configPath], { stdio: ['ignore', out, out] });
+}
+
+/** CHECKSUM TABLE ... EXTENDED for every base table of a database, by name. */
+export async function tableChecksums(conn: MysqlConnection, database: string): Promise<Record<string, string>> {
+  const [tables] = await conn.query<RowDataPacket[]>(
+    "SELECT TABLE_NAME AS t FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_TYPE = 'BASE TABLE' ORDER BY TABLE_NAME",
+    [database],
+  );
+  const result: Record<string, string> = {};
+  for (const { t } of tables) {
+    const [rows] = await conn.query<RowDataPacket[]>(`CHECKSUM TABLE \`${database}\`.\`${String(t)}\` EXTENDED`);
+    result[String(t)] = String(rows[0]?.Checksum);
+  }
+  return result;
+}
+
+/** Loads a stored dump artifact into a server the way an operator would: zstd -dc | mariadb. */
+export function loadDump(artifactPath: string, socket: string): void {
+  const decompress = artifactPath.endsWith('.zst') ? `zstd -dc ${JSON.stringify(artifactPath)}` : artifactPath.endsWith('.gz') ? `gzip -dc ${JSON.stringify(artifactPath)}` : `cat ${JSON.stringify(artifactPath)}`;
+  const result = spawnSync('bash', ['-o', 'pipefail', '-c', `${decompress} | mariadb --no-defaults -uroot -S ${JSON.stringify(socket)}`], { encoding: 'utf8' });
+  if (result.status !== 0) throw new Error(`loading ${artifactPath} failed: ${result.stderr}`);
+}

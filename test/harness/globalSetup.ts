@@ -1,0 +1,49 @@
+/**
+ * Starts what the whole test run shares: ONE private MariaDB (temp datadir, binlog ROW,
+ * server id, GTID) and ONE Temporal dev server (the project's pinned CLI, free ports, the
+ * custom search attributes registered), and bundles the workflows once. Stopped by
+ * globalTeardown, also when tests fail.
+ */
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { bundleWorkflowCode } from '@temporalio/worker';
+import { createConnection } from 'mysql2/promise';
+import { startMariadbSandbox } from '../../src/sandbox/mariadb';
+import { createBackupUser } from '../../src/sandbox/sampleData';
+import { startTemporalDevServer } from '../../src/sandbox/temporal';
+import { WORKFLOWS_PATH } from '../../src/workers/worker';
+import { HARNESS_ENV, type HarnessState, type HarnessHandles } from './state';
+
+export default async function globalSetup(): Promise<void> {
+  const baseDir = mkdtempSync(path.join(tmpdir(), 'dbops-test-'));
+  const handles: HarnessHandles = { baseDir };
+  (globalThis as { __DBOPS_HARNESS__?: HarnessHandles }).__DBOPS_HARNESS__ = handles;
+
+  const mariadb = await startMariadbSandbox({ baseDir: path.join(baseDir, 'mariadb'), serverId: 11 });
+  handles.mariadb = mariadb;
+  const password = 'pw-' + Math.random().toString(36).slice(2);
+  const passwordFile = path.join(baseDir, 'dbops.password');
+  writeFileSync(passwordFile, password + '\n', { mode: 0o600 });
+  const root = await createConnection({ socketPath: mariadb.socket, user: 'root' });
+  await createBackupUser(root, 'dbops', password);
+  await root.end();
+
+  const env = await startTemporalDevServer();
+  handles.temporal = env;
+
+  const bundle = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} } });
+  const bundlePath = path.join(baseDir, 'workflow-bundle.js');
+  writeFileSync(bundlePath, bundle.code);
+
+  const state: HarnessState = {
+    baseDir,
+    temporalAddress: env.address,
+    namespace: 'default',
+    workflowBundlePath: bundlePath,
+    mariadb: { host: mariadb.host, port: mariadb.port, socket: mariadb.socket, datadir: mariadb.datadir, user: 'dbops', passwordFile },
+  };
+  const stateFile = path.join(baseDir, 'harness.json');
+  writeFileSync(stateFile, JSON.stringify(state, null, 2));
+  process.env[HARNESS_ENV] = stateFile;
+}

@@ -1,0 +1,20 @@
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { MariadbSandbox } from '../../src/sandbox/mariadb';
+
+export const HARNESS_ENV = 'DBOPS_TEST_HARNESS';
+
+/** What globalSetup shares with the test files (through a JSON file named in the env). */
+export interface HarnessState {
+  baseDir: string;
+  temporalAddress: string;
+  namespace: string;
+  workflowBundlePath: string;
+  mariadb: { host: string; port: number; socket: string; datadir: string; user: string; passwordFile: string };
+}
+
+/** Live objects only globalTeardown needs. */
+export interface HarnessHandles {
+  baseDir: string;
+  mariadb?: MariadbSandbox;
+  temporal?: TestWorkflowEnvironment;
+}
