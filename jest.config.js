@@ -11,4 +11,5 @@ module.exports = {
   testTimeout: 180000,
   maxWorkers: 1,
   verbose: true,
+  reporters: ['default', '<rootDir>/test/harness/summaryReporter.js'],
 };

@@ -6,6 +6,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import * as path from 'node:path';
+import { Worker } from '@temporalio/worker';
 import type { RowDataPacket, Connection as MysqlConnection } from 'mysql2/promise';
 import { startFullBackup, waitForManifest } from '../../src/client/backups';
 import { IndexSchema, type Manifest } from '../../src/domain/manifest';
@@ -66,7 +67,10 @@ describe('full backup workflow', () => {
       manifest = await withWorker(setup.config, async () => {
         const handle = await startFullBackup(client, setup.config, { cluster: 'test', requestedBy: 'jest' });
         expect(handle.workflowId).toMatch(/^backup-full\/test\/\d{8}T\d{6}Z$/);
-        return waitForManifest(handle);
+        const result = await waitForManifest(handle);
+        // Determinism guard: today's workflow code replays the recorded history.
+        await Worker.runReplayHistory({ workflowBundle: { codePath: harness().workflowBundlePath } }, await handle.fetchHistory(), handle.workflowId);
+        return result;
       });
     } finally {
       await close();
