@@ -83,6 +83,8 @@ export interface DumpRequest {
   product: Product;
   databases: string[];
   gtid: boolean;
+  /** Schema backup: routines, events, triggers, views and tables, no rows. */
+  schemaOnly?: boolean;
   compression: Compression;
   compressionLevel?: number;
   stagingDir: string;
@@ -109,7 +111,7 @@ export async function runDump(req: DumpRequest): Promise<DumpResult> {
   const toolName = dumpToolName(req.cluster, req.product);
   const tool = await findTool(toolName);
   const version = await toolVersion(tool);
-  const name = `dump.sql${EXTENSIONS[req.compression]}`;
+  const name = `${req.schemaOnly ? 'schema' : 'dump'}.sql${EXTENSIONS[req.compression]}`;
   const target = path.join(req.stagingDir, name);
 
   return withDefaultsFile(req.cluster, async (defaultsFile) => {
@@ -119,7 +121,7 @@ export async function runDump(req: DumpRequest): Promise<DumpResult> {
     const progress: DumpProgress = { rawBytes: 0, storedBytes: 0 };
     const codec = await compressor(req.compression, req.compressionLevel);
 
-    const dump = execa(tool, [`--defaults-extra-file=${defaultsFile}`, ...dumpArguments(req.product, req.databases, { gtid: req.gtid })], {
+    const dump = execa(tool, [`--defaults-extra-file=${defaultsFile}`, ...dumpArguments(req.product, req.databases, { gtid: req.gtid, schemaOnly: req.schemaOnly ?? false })], {
       stdout: 'pipe',
       stderr: 'pipe',
       buffer: { stdout: false, stderr: true },
@@ -166,7 +168,7 @@ export async function runDump(req: DumpRequest): Promise<DumpResult> {
     if (!facts.completed) {
       throw new Error(`${toolName} stream ended without "-- Dump completed": the dump is truncated`);
     }
-    if (facts.binlogFile === null) {
+    if (facts.binlogFile === null && !req.schemaOnly) {
       throw ApplicationFailure.nonRetryable(
         `cluster ${req.cluster.name}: the dump carries no binlog position; enable log_bin on the server (point-in-time restore needs it)`,
         'ConfigError',

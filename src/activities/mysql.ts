@@ -109,3 +109,10 @@ export async function inspectClusterWith(conn: Connection, cluster: ClusterConfi
     logBin: Number(vars?.logBin) === 1,
   };
 }
+
+/** Closes the current binary log (so everything up to now is in closed files) and lists them. */
+export async function flushAndListBinlogsWith(conn: Connection): Promise<Array<{ name: string; size: number }>> {
+  await conn.query('FLUSH BINARY LOGS');
+  const [rows] = await conn.query<RowDataPacket[]>('SHOW BINARY LOGS');
+  return rows.map((r) => ({ name: String(r.Log_name), size: Number(r.File_size) }));
+}

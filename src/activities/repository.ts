@@ -26,6 +26,15 @@ import {
   type ManifestDraft,
 } from '../domain/manifest';
 import { BACKUP_TYPES } from '../domain/manifest';
+import type { ChainState } from '../domain/chain';
+
+/** Who holds a cluster's backup lock (one backup operation per cluster at a time). */
+export interface LockHolder {
+  workflowId: string;
+  runId: string;
+  operation: string;
+  since: string;
+}
 import { decompressor } from './compression';
 
 export async function fsyncPath(target: string): Promise<void> {
@@ -225,6 +234,64 @@ export class LocalRepository {
     await this.rebuildIndex(manifest.cluster, manifest.type, new Date());
     return { manifest: verified, problems: [] };
   }
+}
+
+export class RepositoryLocks {
+  constructor(private readonly repository: LocalRepository) {}
+
+  private file(cluster: string): string {
+    return path.join(this.repository.clusterDir(cluster), '.backup.lock');
+  }
+
+  async holder(cluster: string): Promise<LockHolder | null> {
+    try {
+      return JSON.parse(await readFile(this.file(cluster), 'utf8')) as LockHolder;
+    } catch {
+      return null;
+    }
+  }
+
+  /** Creates the lock file exclusively; returns the current holder when someone else has it. */
+  async tryAcquire(cluster: string, owner: LockHolder): Promise<LockHolder | null> {
+    await mkdir(this.repository.clusterDir(cluster), { recursive: true });
+    try {
+      const handle = await open(this.file(cluster), 'wx', 0o640);
+      try {
+        await handle.writeFile(JSON.stringify(owner));
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
+      return null;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      const holder = await this.holder(cluster);
+      if (holder && holder.workflowId === owner.workflowId && holder.runId === owner.runId) return null; // our own retry
+      return holder ?? { workflowId: '?', runId: '?', operation: '?', since: '?' };
+    }
+  }
+
+  /** Takes over a lock whose holder is known to be gone. */
+  async takeOver(cluster: string, owner: LockHolder): Promise<void> {
+    await writeFileAtomic(this.file(cluster), JSON.stringify(owner));
+  }
+
+  async release(cluster: string, workflowId: string, runId: string): Promise<void> {
+    const holder = await this.holder(cluster);
+    if (holder && holder.workflowId === workflowId && holder.runId === runId) await rm(this.file(cluster), { force: true });
+  }
+}
+
+export async function readChainState(repository: LocalRepository, cluster: string): Promise<ChainState | null> {
+  try {
+    return JSON.parse(await readFile(path.join(repository.clusterDir(cluster), 'chain.json'), 'utf8')) as ChainState;
+  } catch {
+    return null;
+  }
+}
+
+export async function writeChainState(repository: LocalRepository, cluster: string, state: ChainState): Promise<void> {
+  await writeFileAtomic(path.join(repository.clusterDir(cluster), 'chain.json'), JSON.stringify(state, null, 2) + '\n');
 }
 
 async function safeReaddir(dir: string): Promise<string[]> {

@@ -1,12 +1,12 @@
 /** Typed client helpers: how the CLI (and anything else) starts and reads backup workflows. */
 import { Client, Connection, WorkflowFailedError, type WorkflowHandle, type WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
 import { TemporalFailure } from '@temporalio/common';
-import { findCluster } from '../config/load';
+import { ConfigError, findCluster } from '../config/load';
 import type { DbopsConfig } from '../config/schema';
-import type { Manifest } from '../domain/manifest';
+import type { BackupType, Manifest } from '../domain/manifest';
 import { backupWorkflowId } from '../domain/naming';
 import { SA_BACKUP_TYPE, SA_CLUSTER, SA_OPERATION } from '../domain/searchAttributes';
-import type { FullBackupInput } from '../workflows/backup';
+import type { BackupInput } from '../workflows/backup';
 
 export async function connectClient(config: DbopsConfig): Promise<{ client: Client; close: () => Promise<void> }> {
   const connection = await Connection.connect({ address: config.temporal.address, connectTimeout: '5 seconds' }).catch((error: Error) => {
@@ -15,29 +15,58 @@ export async function connectClient(config: DbopsConfig): Promise<{ client: Clie
   return { client: new Client({ connection, namespace: config.temporal.namespace }), close: () => connection.close() };
 }
 
-export async function startFullBackup(
+export const BACKUP_WORKFLOWS: Record<BackupType, { workflow: string; what: string }> = {
+  full: {
+    workflow: 'fullBackupWorkflow',
+    what: 'Logical full backup (consistent snapshot, routines, triggers, events, views)',
+  },
+  emergency: {
+    workflow: 'emergencyBackupWorkflow',
+    what: 'Emergency full backup on demand (waits for routine work, kept under its own retention)',
+  },
+  schema: {
+    workflow: 'schemaBackupWorkflow',
+    what: 'Schema backup (tables, views, routines, events, triggers; no rows)',
+  },
+  incremental: {
+    workflow: 'incrementalBackupWorkflow',
+    what: 'Incremental backup: the binary logs since the previous backup of the chain',
+  },
+  differential: {
+    workflow: 'differentialBackupWorkflow',
+    what: 'Differential backup: the binary logs since the last full backup',
+  },
+};
+
+export async function startBackup(
   client: Client,
   config: DbopsConfig,
-  input: FullBackupInput,
+  type: BackupType,
+  input: BackupInput,
   now: Date = new Date(),
 ): Promise<WorkflowHandleWithFirstExecutionRunId> {
   findCluster(config, input.cluster); // unknown cluster: refused before anything starts
-  const workflowId = backupWorkflowId('full', input.cluster, now);
-  return client.workflow.start('fullBackupWorkflow', {
+  if (type === 'schema' && !input.reason?.trim()) throw new ConfigError('--reason is required for a schema backup (e.g. the migration id)');
+  const { workflow, what } = BACKUP_WORKFLOWS[type];
+  return client.workflow.start(workflow, {
     taskQueue: config.temporal.taskQueue,
-    workflowId,
+    workflowId: backupWorkflowId(type, input.cluster, now),
     args: [input],
     typedSearchAttributes: [
       { key: SA_CLUSTER, value: input.cluster },
       { key: SA_OPERATION, value: 'backup' },
-      { key: SA_BACKUP_TYPE, value: 'full' },
+      { key: SA_BACKUP_TYPE, value: type },
     ],
-    staticSummary: `Full backup of ${input.cluster}`,
+    ...(type === 'emergency' ? { priority: { priorityKey: 1 } } : {}),
+    staticSummary: `${type[0]?.toUpperCase()}${type.slice(1)} backup of ${input.cluster}`,
     staticDetails:
-      `Logical full backup (consistent snapshot, routines, triggers, events) of cluster **${input.cluster}**, ` +
-      `compressed, checksummed, verified and published into the repository.` +
+      `${what} of cluster **${input.cluster}**, compressed, checksummed, verified and published into the repository.` +
       (input.requestedBy ? `\n\nRequested by ${input.requestedBy}${input.reason ? `: ${input.reason}` : ''}.` : ''),
   });
+}
+
+export function startFullBackup(client: Client, config: DbopsConfig, input: BackupInput, now?: Date): Promise<WorkflowHandleWithFirstExecutionRunId> {
+  return startBackup(client, config, 'full', input, now);
 }
 
 export async function waitForManifest(handle: WorkflowHandle): Promise<Manifest> {

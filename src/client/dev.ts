@@ -114,11 +114,12 @@ export async function runDev(options: DevOptions): Promise<void> {
     };
     writeFileSync(path.join(stateDir, 'dev.json'), JSON.stringify(state, null, 2) + '\n');
 
-    const { worker } = await createWorker({ config, logger: log, connection: env.nativeConnection });
+    const { worker, close } = await createWorker({ config, logger: log, connection: env.nativeConnection });
     const running = worker.run();
     stops.push(async () => {
-      worker.shutdown();
+      if (worker.getState() === 'RUNNING') worker.shutdown();
       await running;
+      await close();
     });
 
     options.out(`Temporal at ${env.address}; Web UI: ${uiUrl}`);

@@ -43,6 +43,7 @@ export const ClusterSchema = z
       .strictObject({
         dump: z.string().min(1).optional(),
         client: z.string().min(1).optional(),
+        binlog: z.string().min(1).optional(),
       })
       .default({}),
   })

@@ -64,6 +64,23 @@ export const SchemaObjectsSchema = z.object({
   events: z.number().int().nonnegative(),
 });
 
+export const GtidIntervalSchema = z.object({ source: z.string(), first: z.string(), last: z.string() });
+
+/** What an incremental or differential backup covers of the binary log. */
+export const BinlogRangeSchema = z.object({
+  /** Replay starts at startPosition of startFile (the parent's end), ends at the end of endFile. */
+  startFile: z.string(),
+  startPosition: z.number().int().nonnegative(),
+  endFile: z.string(),
+  endPosition: z.number().int().nonnegative(),
+  files: z.array(z.string()).min(1),
+  firstEventTime: z.string().nullable(),
+  lastEventTime: z.string().nullable(),
+  gtids: z.array(GtidIntervalSchema),
+  transactions: z.number().int().nonnegative(),
+});
+export type BinlogRange = z.infer<typeof BinlogRangeSchema>;
+
 export const RetentionClassSchema = z.enum(['routine', 'emergency', 'schema']);
 
 export const ManifestSchema = z.object({
@@ -74,6 +91,8 @@ export const ManifestSchema = z.object({
   status: z.enum(['verified']),
   retentionClass: RetentionClassSchema,
   parentId: z.string().nullable(),
+  /** The full backup this one's chain starts from (null for fulls, schema and emergency). */
+  baseFullId: z.string().nullable().default(null),
   startedAt: z.string(),
   finishedAt: z.string(),
   verifiedAt: z.string(),
@@ -82,6 +101,7 @@ export const ManifestSchema = z.object({
   tool: z.object({ name: z.string(), version: z.string() }),
   databases: z.array(z.string()),
   snapshot: BinlogPositionSchema.nullable(),
+  binlogs: BinlogRangeSchema.nullable().default(null),
   tables: z.array(TableEntrySchema),
   objects: SchemaObjectsSchema,
   artifacts: z.array(ArtifactSchema).min(1),
@@ -106,6 +126,7 @@ export const IndexSchema = z.object({
       size: z.number().int().nonnegative(),
       rawSize: z.number().int().nonnegative(),
       snapshot: BinlogPositionSchema.nullable(),
+      binlogs: z.object({ startFile: z.string(), startPosition: z.number(), endFile: z.string(), endPosition: z.number() }).nullable().default(null),
       parentId: z.string().nullable(),
     }),
   ),
@@ -128,3 +149,10 @@ export function spaceSaving(manifest: Manifest): number {
 
 /** What the workflow assembles; the repository adds status and verifiedAt after re-reading. */
 export type ManifestDraft = Omit<Manifest, 'status' | 'verifiedAt'>;
+
+/** Where replay continues after this backup: a full's snapshot, or the end of the binlogs copied. */
+export function coverageEnd(m: Pick<Manifest, 'snapshot' | 'binlogs'>): { file: string; position: number } | null {
+  if (m.binlogs) return { file: m.binlogs.endFile, position: m.binlogs.endPosition };
+  if (m.snapshot) return { file: m.snapshot.file, position: m.snapshot.position };
+  return null;
+}

@@ -34,7 +34,14 @@ export interface WorkerSetup {
   overrides?: Partial<WorkerOptions>;
 }
 
-export async function createWorker(setup: WorkerSetup): Promise<{ worker: Worker; connection: NativeConnection; ownsConnection: boolean }> {
+export interface CreatedWorker {
+  worker: Worker;
+  connection: NativeConnection;
+  /** Closes what createWorker opened (not a connection passed in). */
+  close: () => Promise<void>;
+}
+
+export async function createWorker(setup: WorkerSetup): Promise<CreatedWorker> {
   installRuntimeLogger(setup.logger);
   const ownsConnection = !setup.connection;
   const connection = setup.connection ?? (await NativeConnection.connect({ address: setup.config.temporal.address }));
@@ -49,12 +56,15 @@ export async function createWorker(setup: WorkerSetup): Promise<{ worker: Worker
     shutdownGraceTime: '10 seconds',
     ...setup.overrides,
   });
-  return { worker, connection, ownsConnection };
+  const close = async () => {
+    if (ownsConnection) await connection.close();
+  };
+  return { worker, connection, close };
 }
 
 /** Runs until SIGINT/SIGTERM (or the signal's abort), then drains and closes. */
 export async function runWorker(setup: WorkerSetup, stop?: AbortSignal): Promise<void> {
-  const { worker, connection, ownsConnection } = await createWorker(setup);
+  const { worker, close } = await createWorker(setup);
   setup.logger.info(
     { address: setup.config.temporal.address, namespace: setup.config.temporal.namespace, taskQueue: setup.config.temporal.taskQueue },
     'worker started',
@@ -65,7 +75,7 @@ export async function runWorker(setup: WorkerSetup, stop?: AbortSignal): Promise
     await worker.run();
   } finally {
     stop?.removeEventListener('abort', onStop);
-    if (ownsConnection) await connection.close();
+    await close();
     setup.logger.info('worker stopped');
   }
 }

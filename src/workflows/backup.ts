@@ -1,13 +1,19 @@
 /**
  * Backup workflows. Each reads like the runbook it replaces:
- *   1. look at the server (who is it, which databases, binlog on?)
- *   2. dump a consistent snapshot, compressed, into staging
- *   3. re-read and verify it, then publish it atomically into the repository
+ *
+ *   full / emergency / schema            incremental / differential
+ *   1. lock the cluster                  1. lock the cluster
+ *   2. look at the server                2. flush the binary log, plan from the catalog:
+ *   3. dump a consistent snapshot,          copy files / take a full instead / stop at a gap
+ *      compressed, into staging          3. copy the closed binlogs, compressed, into staging
+ *   4. re-read, verify, publish          4. re-read, verify, publish
+ *   5. unlock (also on failure)          5. unlock (also on failure)
  */
 import {
   ApplicationFailure,
   CancellationScope,
   isCancellation,
+  log,
   proxyActivities,
   setCurrentDetails,
   upsertSearchAttributes,
@@ -16,67 +22,105 @@ import {
 } from '@temporalio/workflow';
 import type { Duration } from '@temporalio/common';
 import type { Activities } from '../activities';
-import { buildFullManifest } from '../domain/fullBackup';
-import { spaceSaving, totalStoredBytes, type Manifest } from '../domain/manifest';
+import { buildBinlogManifest, buildFullManifest } from '../domain/buildManifest';
+import { spaceSaving, totalRawBytes, totalStoredBytes, type BackupType, type Manifest } from '../domain/manifest';
 import { backupDirectory, backupId, formatBytes } from '../domain/naming';
 import { SA_BACKUP_TYPE, SA_CLUSTER, SA_OPERATION } from '../domain/searchAttributes';
 
-export const NON_RETRYABLE = ['ConfigError', 'AuthError', 'PrivilegeError', 'InvalidInput', 'ArtifactCorrupt'];
+export const NON_RETRYABLE = ['ConfigError', 'AuthError', 'PrivilegeError', 'InvalidInput', 'ArtifactCorrupt', 'ClusterBusy', 'ChainGap'];
 
-export interface FullBackupInput {
+export interface BackupInput {
   cluster: string;
   /** Who asked (operator name, "schedule", "ci"); recorded in the manifest. */
   requestedBy?: string;
+  /** Why (a migration id for schema backups, an incident for emergency ones). */
   reason?: string;
   timeouts?: {
-    /** Longest a dump may run (default 6 hours). */
-    dump?: Duration;
-    /** A dump attempt whose worker stops heartbeating for this long is retried elsewhere (default 60s). */
+    /** Longest a dump or a binlog copy may run (default 6 hours). */
+    transfer?: Duration;
+    /** An attempt whose worker stops heartbeating for this long is retried elsewhere (default 60s). */
     heartbeat?: Duration;
   };
 }
 
-function activityOptions(input: FullBackupInput) {
-  const quick: ActivityOptions = {
-    startToCloseTimeout: '2 minutes',
-    retry: { initialInterval: '2s', maximumInterval: '1 minute', maximumAttempts: 5, nonRetryableErrorTypes: NON_RETRYABLE },
-  };
-  const dump: ActivityOptions = {
-    startToCloseTimeout: input.timeouts?.dump ?? '6 hours',
+type DumpType = 'full' | 'emergency' | 'schema';
+type BinlogType = 'incremental' | 'differential';
+
+function activityOptions(input: BackupInput) {
+  const retry = { initialInterval: '2s', maximumInterval: '1 minute', maximumAttempts: 5, nonRetryableErrorTypes: NON_RETRYABLE };
+  const quick: ActivityOptions = { startToCloseTimeout: '2 minutes', retry };
+  const transfer: ActivityOptions = {
+    startToCloseTimeout: input.timeouts?.transfer ?? '6 hours',
     heartbeatTimeout: input.timeouts?.heartbeat ?? '60 seconds',
-    retry: { initialInterval: '5s', maximumInterval: '2 minutes', maximumAttempts: 3, nonRetryableErrorTypes: NON_RETRYABLE },
+    retry: { ...retry, initialInterval: '5s', maximumAttempts: 3 },
   };
-  const verify: ActivityOptions = {
-    startToCloseTimeout: input.timeouts?.dump ?? '6 hours',
-    retry: { initialInterval: '5s', maximumAttempts: 3, nonRetryableErrorTypes: NON_RETRYABLE },
+  const verify: ActivityOptions = { startToCloseTimeout: input.timeouts?.transfer ?? '6 hours', retry: { ...retry, maximumAttempts: 3 } };
+  // Emergency backups wait for a routine one to finish instead of being refused.
+  const waitForLock: ActivityOptions = {
+    startToCloseTimeout: '1 minute',
+    scheduleToCloseTimeout: '6 hours',
+    retry: { initialInterval: '10s', backoffCoefficient: 1.5, maximumInterval: '1 minute', nonRetryableErrorTypes: ['ConfigError'] },
   };
-  return { quick, dump, verify };
+  return { quick, transfer, verify, waitForLock };
 }
 
-export async function fullBackupWorkflow(input: FullBackupInput): Promise<Manifest> {
-  return takeFullBackup(input, 'full');
-}
-
-async function takeFullBackup(input: FullBackupInput, type: 'full' | 'emergency'): Promise<Manifest> {
-  const info = workflowInfo();
-  const startedAt = new Date();
-  const id = backupId(type, startedAt);
+function activities(input: BackupInput) {
   const options = activityOptions(input);
-  const { inspectCluster, discardStaging } = proxyActivities<Activities>(options.quick);
-  const dumpActivity = proxyActivities<Activities>(options.dump).dumpFull;
-  const publishActivity = proxyActivities<Activities>(options.verify).publishBackup;
+  return {
+    options,
+    quick: proxyActivities<Activities>(options.quick),
+    transfer: proxyActivities<Activities>(options.transfer),
+    verify: proxyActivities<Activities>(options.verify),
+    lockWaiting: proxyActivities<Activities>(options.waitForLock),
+  };
+}
 
+function markSearchAttributes(cluster: string, type: BackupType): void {
   upsertSearchAttributes([
-    { key: SA_CLUSTER, value: input.cluster },
+    { key: SA_CLUSTER, value: cluster },
     { key: SA_OPERATION, value: 'backup' },
     { key: SA_BACKUP_TYPE, value: type },
   ]);
+}
+
+/** One backup operation per cluster at a time; the lock is released whatever happens. */
+async function withClusterLock<T>(input: BackupInput, operation: string, wait: boolean, fn: () => Promise<T>): Promise<T> {
+  const a = activities(input);
+  const acquire = wait ? a.lockWaiting.acquireBackupLock : a.quick.acquireBackupLock;
+  setCurrentDetails(`waiting for the backup lock of \`${input.cluster}\``);
+  await acquire.executeWithOptions({ ...(wait ? a.options.waitForLock : a.options.quick), summary: `lock ${input.cluster} for ${operation}` }, [
+    { cluster: input.cluster, operation, wait },
+  ]);
+  try {
+    return await fn();
+  } finally {
+    await CancellationScope.nonCancellable(() =>
+      a.quick.releaseBackupLock.executeWithOptions({ ...a.options.quick, summary: `unlock ${input.cluster}` }, [{ cluster: input.cluster }]),
+    );
+  }
+}
+
+function describeDone(m: Manifest): string {
+  const where = m.snapshot ? `snapshot at ${m.snapshot.file}:${m.snapshot.position}` : m.binlogs ? `binlogs ${m.binlogs.startFile}:${m.binlogs.startPosition} → ${m.binlogs.endFile}:${m.binlogs.endPosition}` : '';
+  return (
+    `**${m.type} backup ${m.id}** verified and published: ${formatBytes(totalStoredBytes(m))} of ${formatBytes(totalRawBytes(m))} ` +
+    `(${(spaceSaving(m) * 100).toFixed(0)}% saved)${where ? `, ${where}` : ''}`
+  );
+}
+
+/** A logical dump (full, emergency, or schema only) taken, verified and published. */
+async function takeDumpBackup(input: BackupInput, type: DumpType): Promise<Manifest> {
+  const info = workflowInfo();
+  const startedAt = new Date();
+  const id = backupId(type, startedAt);
+  const a = activities(input);
+  markSearchAttributes(input.cluster, type);
 
   setCurrentDetails(`**${type} backup ${id}** of \`${input.cluster}\`: inspecting the server`);
-  const inspection = await inspectCluster.executeWithOptions({ ...options.quick, summary: `inspect ${input.cluster}` }, [
+  const inspection = await a.quick.inspectCluster.executeWithOptions({ ...a.options.quick, summary: `inspect ${input.cluster}` }, [
     { cluster: input.cluster },
   ]);
-  if (!inspection.logBin) {
+  if (!inspection.logBin && type !== 'schema') {
     throw ApplicationFailure.nonRetryable(
       `cluster ${input.cluster}: binary logging is off; enable log_bin (point-in-time restore and incrementals need it)`,
       'ConfigError',
@@ -89,10 +133,10 @@ async function takeFullBackup(input: FullBackupInput, type: 'full' | 'emergency'
   try {
     setCurrentDetails(
       `**${type} backup ${id}** of \`${input.cluster}\` (${inspection.server.product} ${inspection.server.version}): ` +
-        `dumping ${inspection.databases.join(', ')}; progress in the dump activity's heartbeat`,
+        `dumping ${inspection.databases.join(', ')}${type === 'schema' ? ' (schema only)' : ''}; progress in the dump activity's heartbeat`,
     );
-    const dump = await dumpActivity.executeWithOptions(
-      { ...options.dump, summary: `dump ${inspection.databases.length} database(s), compress, checksum` },
+    const dump = await a.transfer.dumpFull.executeWithOptions(
+      { ...a.options.transfer, summary: `dump ${inspection.databases.length} database(s)${type === 'schema' ? ' (schema only)' : ''}, compress, checksum` },
       [
         {
           cluster: input.cluster,
@@ -100,6 +144,7 @@ async function takeFullBackup(input: FullBackupInput, type: 'full' | 'emergency'
           databases: inspection.databases,
           product: inspection.server.product,
           gtid: inspection.server.product === 'mysql' ? inspection.server.gtidMode === 'ON' : true,
+          schemaOnly: type === 'schema',
         },
       ],
     );
@@ -121,21 +166,116 @@ async function takeFullBackup(input: FullBackupInput, type: 'full' | 'emergency'
       requestedBy: input.requestedBy ?? null,
       reason: input.reason ?? null,
     });
-    const manifest = await publishActivity.executeWithOptions(
-      { ...options.verify, summary: 're-read, decompress, verify sha256, publish atomically' },
+    const manifest = await a.verify.publishBackup.executeWithOptions(
+      { ...a.options.verify, summary: 're-read, decompress, verify sha256, publish atomically' },
       [{ draft, relativePath: backupDirectory(input.cluster, type, id, startedAt) }],
     );
-    setCurrentDetails(
-      `**${type} backup ${id}** verified and published: ${formatBytes(totalStoredBytes(manifest))} ` +
-        `(${(spaceSaving(manifest) * 100).toFixed(0)}% saved), snapshot at ${manifest.snapshot?.file}:${manifest.snapshot?.position}`,
-    );
+    setCurrentDetails(describeDone(manifest));
     return manifest;
   } catch (error) {
-    // Never leave half a backup behind, also when the run is cancelled.
-    await CancellationScope.nonCancellable(() =>
-      discardStaging.executeWithOptions({ ...options.quick, summary: 'remove staging' }, [{ cluster: input.cluster, backupId: id }]),
-    );
-    if (isCancellation(error)) setCurrentDetails(`**${type} backup ${id}** cancelled; staging removed`);
+    await discard(input, id, error);
     throw error;
   }
+}
+
+/** Never leave half a backup behind, also when the run is cancelled. */
+async function discard(input: BackupInput, id: string, error: unknown): Promise<void> {
+  const a = activities(input);
+  await CancellationScope.nonCancellable(() =>
+    a.quick.discardStaging.executeWithOptions({ ...a.options.quick, summary: 'remove staging' }, [{ cluster: input.cluster, backupId: id }]),
+  );
+  if (isCancellation(error)) setCurrentDetails(`backup ${id} cancelled; staging removed`);
+}
+
+/** Binary logs since the parent (incremental) or since the full (differential). */
+async function takeBinlogBackup(input: BackupInput, type: BinlogType): Promise<Manifest> {
+  const info = workflowInfo();
+  const startedAt = new Date();
+  const a = activities(input);
+  markSearchAttributes(input.cluster, type);
+
+  setCurrentDetails(`**${type} backup** of \`${input.cluster}\`: flushing the binary log and planning from the catalog`);
+  const { plan, server } = await a.quick.planBinlogBackup.executeWithOptions(
+    { ...a.options.quick, summary: 'FLUSH BINARY LOGS, list binlogs, plan from the catalog' },
+    [{ cluster: input.cluster, type }],
+  );
+
+  if (plan.action === 'full') {
+    log.warn(`${type} backup of ${input.cluster} becomes a full backup: ${plan.reason}`);
+    setCurrentDetails(`**${type} backup** of \`${input.cluster}\` cannot build on the chain (${plan.reason}): taking a full backup instead`);
+    return takeDumpBackup({ ...input, reason: `instead of ${type}: ${plan.reason}` }, 'full');
+  }
+  if (plan.action === 'gap') {
+    await a.quick.markChainBroken.executeWithOptions({ ...a.options.quick, summary: 'mark the chain broken, alert' }, [
+      { cluster: input.cluster, reason: plan.reason, lastGoodBackupId: plan.lastGoodBackupId },
+    ]);
+    setCurrentDetails(`**${type} backup** of \`${input.cluster}\` failed: gap in the chain (${plan.reason}); the next run takes a full`);
+    throw ApplicationFailure.nonRetryable(`cluster ${input.cluster}: gap in the backup chain: ${plan.reason}; the next backup will be a full`, 'ChainGap');
+  }
+
+  const id = backupId(type, startedAt);
+  try {
+    setCurrentDetails(
+      `**${type} backup ${id}** of \`${input.cluster}\`: copying ${plan.files.length} binlog(s) ` +
+        `${plan.files[0]?.name} … ${plan.files[plan.files.length - 1]?.name} (parent ${plan.parentId})`,
+    );
+    const copy = await a.transfer.copyBinlogs.executeWithOptions(
+      { ...a.options.transfer, summary: `copy ${plan.files.length} binlog(s) with mysqlbinlog --raw, compress, checksum` },
+      [{ cluster: input.cluster, backupId: id, product: server.product, files: plan.files, startPosition: plan.startPosition }],
+    );
+    const draft = buildBinlogManifest({
+      id,
+      type,
+      cluster: input.cluster,
+      startedAt,
+      finishedAt: new Date(),
+      server,
+      tool: copy.tool,
+      parentId: plan.parentId,
+      baseFullId: plan.baseFullId,
+      startFile: plan.startFile,
+      startPosition: plan.startPosition,
+      copied: copy.copied,
+      workflow: { workflowId: info.workflowId, runId: info.runId },
+      requestedBy: input.requestedBy ?? null,
+      reason: input.reason ?? null,
+    });
+    setCurrentDetails(`**${type} backup ${id}**: verifying ${copy.copied.length} file(s) and publishing`);
+    const manifest = await a.verify.publishBackup.executeWithOptions(
+      { ...a.options.verify, summary: 're-read, decompress, verify sha256, publish atomically' },
+      [{ draft, relativePath: backupDirectory(input.cluster, type, id, startedAt) }],
+    );
+    setCurrentDetails(describeDone(manifest));
+    return manifest;
+  } catch (error) {
+    await discard(input, id, error);
+    throw error;
+  }
+}
+
+export async function fullBackupWorkflow(input: BackupInput): Promise<Manifest> {
+  return withClusterLock(input, 'full backup', false, () => takeDumpBackup(input, 'full'));
+}
+
+/** A full on demand (before a risky change, during an incident): waits for routine work, its own retention. */
+export async function emergencyBackupWorkflow(input: BackupInput): Promise<Manifest> {
+  return withClusterLock(input, 'emergency backup', true, () => takeDumpBackup(input, 'emergency'));
+}
+
+/** Schema only (tables, views, routines, events, triggers), e.g. before a migration; a reason is required. */
+export async function schemaBackupWorkflow(input: BackupInput): Promise<Manifest> {
+  if (!input.reason || input.reason.trim() === '') {
+    throw ApplicationFailure.nonRetryable('a schema backup needs a reason, such as the migration id (--reason)', 'InvalidInput');
+  }
+  return withClusterLock(input, 'schema backup', false, () => takeDumpBackup(input, 'schema'));
+}
+
+/** Everything since the previous backup of the chain. */
+export async function incrementalBackupWorkflow(input: BackupInput): Promise<Manifest> {
+  return withClusterLock(input, 'incremental backup', false, () => takeBinlogBackup(input, 'incremental'));
+}
+
+/** Everything since the last full (cumulative). */
+export async function differentialBackupWorkflow(input: BackupInput): Promise<Manifest> {
+  return withClusterLock(input, 'differential backup', false, () => takeBinlogBackup(input, 'differential'));
 }

@@ -1,3 +1,9 @@
 /** Every workflow the dbops worker runs (the bundle entry point). */
-export { fullBackupWorkflow } from './backup';
-export type { FullBackupInput } from './backup';
+export {
+  fullBackupWorkflow,
+  emergencyBackupWorkflow,
+  schemaBackupWorkflow,
+  incrementalBackupWorkflow,
+  differentialBackupWorkflow,
+} from './backup';
+export type { BackupInput } from './backup';

@@ -77,8 +77,12 @@ export async function withWorker<T>(config: DbopsConfig, fn: () => Promise<T>): 
   installRuntimeLogger(quietLogger); // before the first native connection creates the runtime
   const connection = await NativeConnection.connect({ address: h.temporalAddress });
   try {
-    const { worker } = await createWorker({ config, logger: quietLogger, connection, workflowBundle: { codePath: h.workflowBundlePath } });
-    return await worker.runUntil(fn);
+    const { worker, close } = await createWorker({ config, logger: quietLogger, connection, workflowBundle: { codePath: h.workflowBundlePath } });
+    try {
+      return await worker.runUntil(fn);
+    } finally {
+      await close();
+    }
   } finally {
     await connection.close();
   }

@@ -27,7 +27,7 @@ function visibleFiles(repo: string): string[] {
   const found: string[] = [];
   const walk = (dir: string) => {
     for (const entry of readdirSync(dir, { withFileTypes: true })) {
-      if (entry.name === '.staging') continue;
+      if (entry.name.startsWith('.')) continue; // staging and the cluster's lock file
       const p = path.join(dir, entry.name);
       if (entry.isDirectory()) walk(p);
       else found.push(path.relative(repo, p));

@@ -1,0 +1,147 @@
+/**
+ * Copies closed binary logs over the network with the standard tool
+ * (`mysqlbinlog --read-from-remote-server --raw`), one pass per file: mysqlbinlog writes
+ * into a FIFO, and we stream it through the binlog header scanner and sha256 (raw), the
+ * compressor, and sha256 (stored) into the staging file. No raw copy touches the disk.
+ */
+import { createHash } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, open, rm } from 'node:fs/promises';
+import * as path from 'node:path';
+import { Transform, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { ApplicationFailure } from '@temporalio/common';
+import type { ClusterConfig } from '../config/schema';
+import { BinlogScanner, type BinlogFacts } from '../domain/binlogScanner';
+import type { Artifact, Compression, Product } from '../domain/manifest';
+import type { ServerBinlog } from '../domain/chain';
+import { compressor, EXTENSIONS } from './compression';
+import { withDefaultsFile } from './dump';
+import { classifyToolStderr } from './errors';
+import { execa } from './execa';
+import { findTool } from './tools';
+
+export interface CopiedBinlog {
+  artifact: Artifact;
+  facts: BinlogFacts;
+}
+
+export interface BinlogCopyRequest {
+  cluster: ClusterConfig;
+  product: Product;
+  files: ServerBinlog[];
+  /** Replay starts here in the first file; earlier events are copied but not counted. */
+  startPosition: number;
+  compression: Compression;
+  compressionLevel?: number;
+  stagingDir: string;
+  onProgress?: (p: { file: string; index: number; files: number; rawBytes: number; storedBytes: number }) => void;
+  signal?: AbortSignal;
+}
+
+export function binlogToolName(cluster: ClusterConfig, product: Product): string {
+  return cluster.tools.binlog ?? (product === 'mariadb' ? 'mariadb-binlog' : 'mysqlbinlog');
+}
+
+function tap(onChunk: (chunk: Buffer) => void): Transform {
+  return new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      onChunk(chunk);
+      cb(null, chunk);
+    },
+  });
+}
+
+export async function copyBinlogFiles(req: BinlogCopyRequest): Promise<CopiedBinlog[]> {
+  const toolName = binlogToolName(req.cluster, req.product);
+  const tool = await findTool(toolName);
+  const mkfifo = await findTool('mkfifo');
+  const pipes = path.join(req.stagingDir, '.pipes');
+  await mkdir(pipes, { recursive: true, mode: 0o700 });
+  const totals = { rawBytes: 0, storedBytes: 0 };
+  const copied: CopiedBinlog[] = [];
+
+  try {
+    return await withDefaultsFile(req.cluster, async (defaultsFile) => {
+      for (const [index, file] of req.files.entries()) {
+        if (req.signal?.aborted) throw ApplicationFailure.create({ message: 'binlog copy cancelled', type: 'Cancelled' });
+        const fifo = path.join(pipes, file.name);
+        await execa(mkfifo, ['-m', '600', fifo]);
+        const scanner = new BinlogScanner({ countFrom: index === 0 ? req.startPosition : 0 });
+        const rawHash = createHash('sha256');
+        const storedHash = createHash('sha256');
+        let rawSize = 0;
+        let storedSize = 0;
+        const codec = await compressor(req.compression, req.compressionLevel);
+        const name = `${file.name}${EXTENSIONS[req.compression]}`;
+
+        const child = execa(
+          tool,
+          [`--defaults-extra-file=${defaultsFile}`, '--read-from-remote-server', '--raw', `--result-file=${pipes}${path.sep}`, file.name],
+          { stdout: 'ignore', stderr: 'pipe', reject: false, ...(req.signal ? { cancelSignal: req.signal } : {}) },
+        );
+        // If the tool dies before opening the FIFO, our reader would wait forever: open it
+        // for writing ourselves so that the reader sees end of file.
+        const unblock = child.then(async (r) => {
+          if (r.exitCode !== 0) await (await open(fifo, 'w')).close().catch(() => undefined);
+          return r;
+        });
+        const ticker = setInterval(
+          () => req.onProgress?.({ file: file.name, index, files: req.files.length, rawBytes: totals.rawBytes + rawSize, storedBytes: totals.storedBytes + storedSize }),
+          1000,
+        );
+        try {
+          const produce = pipeline(
+            createReadStream(fifo) as Readable,
+            tap((chunk) => {
+              scanner.push(chunk);
+              rawHash.update(chunk);
+              rawSize += chunk.length;
+            }),
+            codec.input,
+          );
+          const store = pipeline(
+            codec.output,
+            tap((chunk) => {
+              storedHash.update(chunk);
+              storedSize += chunk.length;
+            }),
+            createWriteStream(path.join(req.stagingDir, name), { mode: 0o640, flush: true }),
+          );
+          const [result, ...rest] = await Promise.allSettled([unblock, produce, store, codec.done]);
+          const r = result.status === 'fulfilled' ? result.value : null;
+          if (!r || r.exitCode !== 0) {
+            const stderr = String(r?.stderr ?? '');
+            const classified = classifyToolStderr(stderr, req.cluster.name);
+            if (classified) throw classified;
+            throw new Error(`${toolName} could not copy ${file.name} (exit ${r?.exitCode ?? '?'}): ${stderr.trim().split('\n').slice(-2).join(' ')}`);
+          }
+          const failed = rest.find((x): x is PromiseRejectedResult => x.status === 'rejected');
+          if (failed) throw failed.reason instanceof Error ? failed.reason : new Error(String(failed.reason));
+        } finally {
+          clearInterval(ticker);
+          codec.kill();
+          await rm(fifo, { force: true });
+        }
+
+        const facts = scanner.finish();
+        if (!facts.magicOk || !facts.complete || facts.endPosition !== file.size) {
+          throw new Error(
+            `copy of ${file.name} is not whole: ${facts.endPosition} bytes in ${facts.events} events (server lists ${file.size}), ` +
+              `${facts.magicOk ? '' : 'bad magic, '}${facts.complete ? 'ends on an event boundary' : 'ends inside an event'}`,
+          );
+        }
+        totals.rawBytes += rawSize;
+        totals.storedBytes += storedSize;
+        copied.push({
+          artifact: { name, compression: req.compression, size: storedSize, sha256: storedHash.digest('hex'), rawSize, rawSha256: rawHash.digest('hex') },
+          facts,
+        });
+      }
+      req.onProgress?.({ file: req.files[req.files.length - 1]?.name ?? '', index: req.files.length, files: req.files.length, ...totals });
+      return copied;
+    });
+  } finally {
+    await rm(pipes, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,142 @@
+/**
+ * The backup chain: which binary logs an incremental or differential must copy, and when
+ * the chain has a gap and the next run must take a full instead. Pure, so that every rule
+ * is unit-tested and the workflow can decide deterministically.
+ *
+ *   full ── incremental ── incremental ── ...        each incremental: since its parent
+ *     └──── differential ── incremental ── ...       a differential: everything since the full
+ */
+import { coverageEnd, type Manifest, type ServerIdentity } from './manifest';
+
+export interface ServerBinlog {
+  name: string;
+  size: number;
+}
+
+/** Recorded in the catalog when a gap is found; cleared by the next full. */
+export interface ChainState {
+  brokenAt: string;
+  reason: string;
+  detectedBy: string;
+  lastGoodBackupId: string | null;
+}
+
+export type BinlogPlan =
+  | { action: 'full'; reason: string }
+  | { action: 'gap'; reason: string; lastGoodBackupId: string | null }
+  | {
+      action: 'copy';
+      parentId: string;
+      baseFullId: string;
+      startFile: string;
+      startPosition: number;
+      files: ServerBinlog[];
+    };
+
+const BINLOG_NAME = /^(.*)\.(\d+)$/;
+
+export function binlogNumber(name: string): { base: string; number: number; width: number } | null {
+  const m = BINLOG_NAME.exec(name);
+  if (!m?.[1] || m[2] === undefined) return null;
+  return { base: m[1], number: Number(m[2]), width: m[2].length };
+}
+
+export function nextBinlogName(name: string): string {
+  const parsed = binlogNumber(name);
+  if (!parsed) throw new Error(`not a binlog file name: ${name}`);
+  return `${parsed.base}.${String(parsed.number + 1).padStart(parsed.width, '0')}`;
+}
+
+/** Newest routine full: the root of the current chain (emergency fulls are not chain roots). */
+export function latestFull(backups: readonly Manifest[]): Manifest | null {
+  const fulls = backups.filter((b) => b.type === 'full');
+  return fulls.length === 0 ? null : (fulls[fulls.length - 1] as Manifest);
+}
+
+function sameServer(a: ServerIdentity, b: ServerIdentity): string | null {
+  if (a.serverUuid && b.serverUuid && a.serverUuid !== b.serverUuid) return `server uuid ${a.serverUuid} became ${b.serverUuid}`;
+  if (a.serverId !== b.serverId) return `server id ${a.serverId} became ${b.serverId}`;
+  if (a.hostname !== b.hostname) return `host ${a.hostname} became ${b.hostname}`;
+  if (a.product !== b.product) return `product ${a.product} became ${b.product}`;
+  return null;
+}
+
+export interface PlanInput {
+  type: 'incremental' | 'differential';
+  /** Published backups of the cluster, oldest first. */
+  backups: readonly Manifest[];
+  chain: ChainState | null;
+  server: ServerIdentity;
+  /** SHOW BINARY LOGS after FLUSH BINARY LOGS: the last one is the new active file. */
+  binlogs: readonly ServerBinlog[];
+}
+
+export function planBinlogBackup(input: PlanInput): BinlogPlan {
+  const base = latestFull(input.backups);
+  if (!base || !base.snapshot) return { action: 'full', reason: 'no full backup to build on yet' };
+  if (input.chain && input.chain.brokenAt >= base.startedAt) {
+    return { action: 'full', reason: `the chain is broken since ${input.chain.brokenAt} (${input.chain.reason}); a new full starts a new chain` };
+  }
+
+  const members = input.backups.filter((b) => b.baseFullId === base.id && (b.type === 'incremental' || b.type === 'differential'));
+  const parent: Manifest = input.type === 'differential' ? base : ((members[members.length - 1] as Manifest | undefined) ?? base);
+  const parentEnd = coverageEnd(parent);
+  if (!parentEnd) return { action: 'full', reason: `backup ${parent.id} records no binlog position` };
+
+  const changed = sameServer(parent.server, input.server);
+  if (changed) return { action: 'gap', reason: `different server identity since ${parent.id}: ${changed}`, lastGoodBackupId: parent.id };
+
+  // Replay continues in the snapshot's file at its position, or in the file after the last copied one.
+  const startFile = parent.type === 'full' ? parentEnd.file : nextBinlogName(parentEnd.file);
+  const startPosition = parent.type === 'full' ? parentEnd.position : 4;
+  const closed = input.binlogs.slice(0, -1);
+  const active = input.binlogs[input.binlogs.length - 1];
+  const want = binlogNumber(startFile);
+  const oldest = input.binlogs[0] ? binlogNumber(input.binlogs[0].name) : null;
+  const newest = active ? binlogNumber(active.name) : null;
+  if (!want || !oldest || !newest || want.base !== oldest.base) {
+    return { action: 'gap', reason: `the server's binary logs (${input.binlogs.map((b) => b.name).join(', ') || 'none'}) do not continue ${parent.id}'s ${parentEnd.file}`, lastGoodBackupId: parent.id };
+  }
+  if (want.number < oldest.number) {
+    return {
+      action: 'gap',
+      reason: `binary logs were purged before they were copied: ${startFile} is needed after ${parent.id}, the server's oldest is ${input.binlogs[0]?.name}`,
+      lastGoodBackupId: parent.id,
+    };
+  }
+  if (want.number > newest.number) {
+    return {
+      action: 'gap',
+      reason: `the binary log position went backwards: ${parent.id} ends in ${parentEnd.file}, the server is now at ${active?.name} (RESET MASTER or a different server?)`,
+      lastGoodBackupId: parent.id,
+    };
+  }
+  const files = closed.filter((b) => (binlogNumber(b.name)?.number ?? -1) >= want.number);
+  for (let i = 0; i < files.length; i++) {
+    if (binlogNumber((files[i] as ServerBinlog).name)?.number !== want.number + i) {
+      return { action: 'gap', reason: `binary log ${startFile.replace(/\d+$/, '')}${want.number + i} is missing on the server`, lastGoodBackupId: parent.id };
+    }
+  }
+  const first = files[0];
+  if (!first) return { action: 'gap', reason: `nothing to copy after ${parent.id}: the binary logs were not flushed`, lastGoodBackupId: parent.id };
+  if (first.size < startPosition) {
+    return {
+      action: 'gap',
+      reason: `the binary log position went backwards: ${first.name} is ${first.size} bytes, ${parent.id} ends at ${startPosition}`,
+      lastGoodBackupId: parent.id,
+    };
+  }
+  return { action: 'copy', parentId: parent.id, baseFullId: base.id, startFile, startPosition, files };
+}
+
+/** The backups a restore to the end of `target` needs: full, latest differential before it, then incrementals. */
+export function restoreChainFor(backups: readonly Manifest[], target: Manifest): Manifest[] {
+  const byId = new Map(backups.map((b) => [b.id, b]));
+  const chain: Manifest[] = [];
+  let current: Manifest | undefined = target;
+  while (current) {
+    chain.unshift(current);
+    current = current.parentId ? byId.get(current.parentId) : undefined;
+  }
+  return chain;
+}
