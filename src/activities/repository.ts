@@ -218,7 +218,10 @@ export class LocalRepository {
   async publish(stagingDir: string, relativePath: string, manifest: ManifestDraft): Promise<{ manifest: Manifest | null; problems: string[] }> {
     const finalDir = this.absolute(relativePath);
     const existing = await this.readManifest(finalDir);
-    if (existing && existing.id === manifest.id) return { manifest: existing, problems: [] };
+    if (existing && existing.id === manifest.id) {
+      if (existing.workflow.runId === manifest.workflow.runId) return { manifest: existing, problems: [] }; // our own retry
+      return { manifest: null, problems: [`${relativePath} already holds backup ${existing.id} of run ${existing.workflow.runId}`] };
+    }
 
     const problems: string[] = [];
     for (const artifact of manifest.artifacts) {

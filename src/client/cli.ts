@@ -6,12 +6,13 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { ConfigError, loadConfig, resolveConfigPath } from '../config/load';
 import type { DbopsConfig } from '../config/schema';
-import { BackupTypeSchema, spaceSaving, totalStoredBytes, type Manifest } from '../domain/manifest';
+import { BackupTypeSchema, spaceSaving, totalStoredBytes, type BackupType, type Manifest } from '../domain/manifest';
 import { formatBytes } from '../domain/naming';
 import { LocalRepository } from '../activities/repository';
 import { createLogger, type Level } from '../logging/logger';
 import { runWorker } from '../workers/worker';
-import { connectClient, explainFailure, startFullBackup, waitForManifest } from './backups';
+import { connectClient, explainFailure, startBackup, waitForManifest } from './backups';
+import { findBackup, storageReport, validateBackup } from './catalog';
 import { runDev } from './dev';
 
 const USAGE = `dbops: durable MySQL / MariaDB operations on Temporal
@@ -19,8 +20,12 @@ const USAGE = `dbops: durable MySQL / MariaDB operations on Temporal
 Usage:
   dbops dev [--state-dir DIR] [--demo] [--exit-after-demo]
   dbops worker
-  dbops backup full --cluster C [--wait] [--json] [--reason TEXT] [--as NAME]
+  dbops backup full|incremental|differential|emergency --cluster C [--wait] [--json] [--reason TEXT] [--as NAME]
+  dbops backup schema --cluster C --reason TEXT [--wait] [--json] [--as NAME]
   dbops backup list --cluster C [--type T] [--json]
+  dbops backup show ID [--cluster C] [--json]
+  dbops backup validate ID [--cluster C] [--json]
+  dbops storage info [--json]
   dbops config check
 
 Options:
@@ -62,11 +67,15 @@ function manifestLine(m: Manifest): string {
     formatBytes(totalStoredBytes(m)).padStart(10),
     `${(spaceSaving(m) * 100).toFixed(0)}%`.padStart(6),
     String(rows).padStart(10),
-    m.snapshot ? `${m.snapshot.file}:${m.snapshot.position}` : '-',
+    m.snapshot
+      ? `${m.snapshot.file}:${m.snapshot.position}`
+      : m.binlogs
+        ? `${m.binlogs.startFile}:${m.binlogs.startPosition} → ${m.binlogs.endFile}:${m.binlogs.endPosition}`
+        : '-',
   ].join('  ');
 }
 
-async function backupFull(argv: string[]): Promise<number> {
+async function backupStart(type: BackupType, argv: string[]): Promise<number> {
   const { values } = parse(argv, {
     cluster: { type: 'string' },
     wait: { type: 'boolean' },
@@ -78,7 +87,7 @@ async function backupFull(argv: string[]): Promise<number> {
   const cluster = requireString(values.cluster, '--cluster');
   const { client, close } = await connectClient(cfg);
   try {
-    const handle = await startFullBackup(client, cfg, {
+    const handle = await startBackup(client, cfg, type, {
       cluster,
       requestedBy: typeof values.as === 'string' ? values.as : process.env.USER ?? 'cli',
       ...(typeof values.reason === 'string' ? { reason: values.reason } : {}),
@@ -125,6 +134,62 @@ async function backupList(argv: string[]): Promise<number> {
   return 0;
 }
 
+async function backupShow(argv: string[]): Promise<number> {
+  const { values, positionals } = parse(argv, { cluster: { type: 'string' }, json: { type: 'boolean' } });
+  const id = requireString(positionals[0], 'the backup ID');
+  const stored = await findBackup(config(values), id, typeof values.cluster === 'string' ? values.cluster : undefined);
+  const m = stored.manifest;
+  if (values.json) {
+    out(JSON.stringify(m, null, 2));
+    return 0;
+  }
+  out(`${m.id}  ${m.type} backup of ${m.cluster}, ${m.status} at ${m.verifiedAt}`);
+  out(`  folder     ${stored.dir}`);
+  out(`  server     ${m.server.product} ${m.server.version}, server id ${m.server.serverId} on ${m.server.hostname}`);
+  out(`  taken      ${m.startedAt} … ${m.finishedAt} (${(m.durationMs / 1000).toFixed(1)} s) by ${m.requestedBy ?? '?'}${m.reason ? `: ${m.reason}` : ''}`);
+  if (m.parentId) out(`  parent     ${m.parentId} (chain from full ${m.baseFullId})`);
+  if (m.snapshot) out(`  snapshot   ${m.snapshot.file}:${m.snapshot.position}${m.snapshot.gtidSet ? `, GTID ${m.snapshot.gtidSet}` : ''}`);
+  if (m.binlogs) {
+    out(`  binlogs    ${m.binlogs.startFile}:${m.binlogs.startPosition} → ${m.binlogs.endFile}:${m.binlogs.endPosition}, ${m.binlogs.transactions} transactions`);
+    out(`  events     ${m.binlogs.firstEventTime ?? '-'} … ${m.binlogs.lastEventTime ?? '-'}; GTID ${m.binlogs.gtids.map((g) => `${g.first}…${g.last}`).join(', ') || '-'}`);
+  }
+  for (const a of m.artifacts) out(`  artifact   ${a.name}  ${formatBytes(a.size)} (${formatBytes(a.rawSize)} raw)  sha256 ${a.sha256}`);
+  for (const t of m.tables) out(`  table      ${t.database}.${t.table}  ${t.rows} rows`);
+  return 0;
+}
+
+async function backupValidate(argv: string[]): Promise<number> {
+  const { values, positionals } = parse(argv, { cluster: { type: 'string' }, json: { type: 'boolean' } });
+  const id = requireString(positionals[0], 'the backup ID');
+  const cfg = config(values);
+  const report = await validateBackup(cfg, await findBackup(cfg, id, typeof values.cluster === 'string' ? values.cluster : undefined));
+  if (values.json) out(JSON.stringify(report, null, 2));
+  else if (report.ok) out(`ok: ${id}: ${report.checked.length} artifact(s), ${formatBytes(report.checked.reduce((n, c) => n + c.bytes, 0))} re-read, checksums match, decompressed end to end`);
+  if (!report.ok) {
+    process.stderr.write(`dbops: backup ${id} is NOT valid: ${report.problems.join('; ')}\n`);
+    return 1;
+  }
+  return 0;
+}
+
+async function storageInfo(argv: string[]): Promise<number> {
+  const { values } = parse(argv, { json: { type: 'boolean' } });
+  const report = await storageReport(config(values));
+  if (values.json) {
+    out(JSON.stringify(report, null, 2));
+    return 0;
+  }
+  out(`repository ${report.repository}: ${formatBytes(report.freeBytes)} free of ${formatBytes(report.totalBytes)}`);
+  for (const c of report.clusters) {
+    out(`cluster ${c.cluster}${c.chain ? `  (chain broken since ${c.chain.brokenAt}: ${c.chain.reason})` : ''}`);
+    out(`  ${'TYPE'.padEnd(13)}${'COUNT'.padStart(6)}${'STORED'.padStart(12)}${'RAW'.padStart(12)}${'SAVED'.padStart(7)}  OLDEST / NEWEST`);
+    for (const t of c.types.filter((x) => x.count > 0)) {
+      out(`  ${t.type.padEnd(13)}${String(t.count).padStart(6)}${formatBytes(t.storedBytes).padStart(12)}${formatBytes(t.rawBytes).padStart(12)}${`${(t.saving * 100).toFixed(0)}%`.padStart(7)}  ${t.oldest} / ${t.newest}`);
+    }
+  }
+  return 0;
+}
+
 async function worker(argv: string[]): Promise<number> {
   const { values } = parse(argv, {});
   const cfg = config(values);
@@ -165,10 +230,17 @@ export async function main(argv: string[]): Promise<number> {
       return dev(argv.slice(1));
     case 'worker':
       return worker(argv.slice(1));
-    case 'backup':
-      if (sub === 'full') return backupFull(rest);
+    case 'backup': {
       if (sub === 'list') return backupList(rest);
-      throw new UsageError(`unknown backup command "${sub ?? ''}": expected full or list`);
+      if (sub === 'show') return backupShow(rest);
+      if (sub === 'validate') return backupValidate(rest);
+      const type = BackupTypeSchema.safeParse(sub);
+      if (type.success) return backupStart(type.data, rest);
+      throw new UsageError(`unknown backup command "${sub ?? ''}": expected ${BackupTypeSchema.options.join(', ')}, list, show or validate`);
+    }
+    case 'storage':
+      if (sub === 'info') return storageInfo(rest);
+      throw new UsageError(`unknown storage command "${sub ?? ''}": expected info`);
     case 'config':
       if (sub === 'check') return configCheck(rest);
       throw new UsageError(`unknown config command "${sub ?? ''}": expected check`);

@@ -114,7 +114,8 @@ export function planBinlogBackup(input: PlanInput): BinlogPlan {
   const files = closed.filter((b) => (binlogNumber(b.name)?.number ?? -1) >= want.number);
   for (let i = 0; i < files.length; i++) {
     if (binlogNumber((files[i] as ServerBinlog).name)?.number !== want.number + i) {
-      return { action: 'gap', reason: `binary log ${startFile.replace(/\d+$/, '')}${want.number + i} is missing on the server`, lastGoodBackupId: parent.id };
+      const missing = `${want.base}.${String(want.number + i).padStart(want.width, '0')}`;
+      return { action: 'gap', reason: `binary log ${missing} is missing on the server`, lastGoodBackupId: parent.id };
     }
   }
   const first = files[0];

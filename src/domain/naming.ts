@@ -9,9 +9,12 @@ export function compactUtc(date: Date): string {
   return date.toISOString().replace(/[-:]/g, '').replace(/\.\d{3}Z$/, 'Z');
 }
 
-/** Backup ids sort by time and say what they are: 20261122T140307Z-full. */
+/**
+ * Backup ids sort by time and say what they are: 20261122T140307.123Z-full. Milliseconds
+ * keep two backups started within one second (scripts, catch-up runs) apart.
+ */
 export function backupId(type: BackupType, startedAt: Date): string {
-  return `${compactUtc(startedAt)}-${type}`;
+  return `${startedAt.toISOString().replace(/[-:]/g, '')}-${type}`;
 }
 
 /** Workflow ids that read well in the UI: backup-full/shop-prod/20261122T140307Z. */

@@ -33,7 +33,7 @@ test('dbops dev --demo: sandbox + dev server + worker, demo backup, clean stop o
       if (Date.now() > deadline || child.exitCode !== null) throw new Error(`dbops dev did not come up:\n${stdout}`);
       await new Promise((r) => setTimeout(r, 200));
     }
-    expect(stdout).toMatch(/demo: backup \d{8}T\d{6}Z-full verified: 3 tables, 2200 rows/);
+    expect(stdout).toMatch(/demo: backup \d{8}T\d{6}\.\d{3}Z-full verified: 3 tables, 2200 rows/);
     expect(stdout).toMatch(/Web UI: http:\/\/localhost:\d+/);
 
     const state = JSON.parse(readFileSync(path.join(stateDir, 'dev.json'), 'utf8')) as {
