@@ -2,6 +2,7 @@
  * The dbops command as an operator uses it: JSON on stdout, one line on stderr and a
  * non-zero exit on failure, bad input refused before anything starts.
  */
+import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { seedSampleDatabase } from '../../src/sandbox/sampleData';
@@ -74,4 +75,33 @@ test('a wrong password fails the backup at once, not after retries, saying what 
   expect(result.stderr.trim().split('\n')).toHaveLength(1);
   expect(Date.now() - started).toBeLessThan(30_000);
   expect(harness().mariadb.user).toBe('dbops');
+});
+
+test('schema backups need a reason and hold no rows; emergency backups are fulls under their own retention', async () => {
+  const setup = makeTestConfig('schema', { databases: [DB] });
+  const refused = await runCli(['backup', 'schema', '--cluster', 'test', '--config', setup.configPath]);
+  expect([refused.code, refused.stderr.trim()]).toEqual([1, 'dbops: --reason is required for a schema backup (e.g. the migration id)']);
+
+  await withWorker(setup.config, async () => {
+    const schema = await runCli(['backup', 'schema', '--cluster', 'test', '--reason', 'MIG-42', '--wait', '--json', '--config', setup.configPath]);
+    expect(schema.code).toBe(0);
+    const m = ManifestSchema.parse(JSON.parse(schema.stdout));
+    expect(m).toMatchObject({ type: 'schema', retentionClass: 'schema', reason: 'MIG-42' });
+    expect(m.artifacts[0]!.name).toBe('schema.sql.zst');
+    expect(m.objects).toMatchObject({ routines: 2, triggers: 1, events: 1 });
+    const dir = path.join(setup.config.repository.path, 'test', 'schema', m.startedAt.slice(0, 10), m.id);
+    const sql = execFileSync('zstd', ['-dc', path.join(dir, 'schema.sql.zst')], { encoding: 'utf8' });
+    expect(sql).toContain('CREATE TABLE `orders`');
+    expect(sql).toContain('CREATE DEFINER');
+    expect(sql).not.toMatch(/^INSERT INTO/m); // (the trigger's body has one, inside CREATE TRIGGER)
+
+    const emergency = await runCli(['backup', 'emergency', '--cluster', 'test', '--reason', 'INC-7', '--wait', '--json', '--config', setup.configPath]);
+    const e = ManifestSchema.parse(JSON.parse(emergency.stdout));
+    expect(e).toMatchObject({ type: 'emergency', retentionClass: 'emergency', reason: 'INC-7' });
+    expect(e.tables.find((t) => t.table === 'orders')?.rows).toBe(100);
+
+    const show = await runCli(['backup', 'show', e.id, '--config', setup.configPath]);
+    expect(show.stdout).toContain(`${e.id}  emergency backup of test, verified`);
+    expect(show.stdout).toMatch(/table\s+clitest\.orders\s+100 rows/);
+  });
 });
