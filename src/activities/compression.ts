@@ -55,6 +55,11 @@ export function compressor(compression: Compression, level?: number): Promise<Co
   }
 }
 
+/** `zstd -t`: decompresses and checks the frame checksum, writes nothing (output ends at once). */
+export function zstdTest(): Promise<Codec> {
+  return zstdProcess(['-q', '-t']);
+}
+
 export function decompressor(compression: Compression): Promise<Codec> {
   switch (compression) {
     case 'zstd':

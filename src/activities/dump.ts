@@ -4,18 +4,19 @@
  * -> the staging file. No uncompressed copy touches the disk.
  */
 import { createHash } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { Transform, type Readable } from 'node:stream';
+import { Transform, Writable, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { ApplicationFailure } from '@temporalio/common';
 import type { ClusterConfig } from '../config/schema';
 import { resolveSecret } from '../config/secrets';
 import { DumpScanner, type DumpFacts } from '../domain/dumpScanner';
 import type { Artifact, Compression, Product } from '../domain/manifest';
-import { compressor, EXTENSIONS } from './compression';
+import { compressor, decompressor, EXTENSIONS } from './compression';
 import { classifyToolStderr } from './errors';
 import { execa } from './execa';
 import { findTool } from './tools';
@@ -106,6 +107,115 @@ export async function toolVersion(tool: string): Promise<string> {
   return (result.stdout || result.stderr).trim().split('\n')[0] ?? 'unknown';
 }
 
+/**
+ * Phase 1, the dump: mariadb-dump's stdout is handed to zstd as its stdin at the file
+ * descriptor level (a shell pipe, the bytes never pass through Node); Node only hashes
+ * and counts the compressed stream on its way to the staging file. On a small host the
+ * raw stream is the expensive part, so it crosses a process boundary once, as with
+ * `mysqldump | zstd`. (gzip is Node's zlib, so there the raw stream does pass through.)
+ */
+async function writeCompressedDump(
+  req: DumpRequest,
+  tool: string,
+  args: string[],
+  target: string,
+  progress: DumpProgress,
+): Promise<{ sha256: string; size: number }> {
+  const storedHash = createHash('sha256');
+  const dump = spawn(tool, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let dumpStderr = '';
+  dump.stderr.on('data', (d: Buffer) => (dumpStderr += d.toString()));
+  const dumpExit = new Promise<number | string>((resolve) => {
+    dump.on('error', (e) => resolve(e.message));
+    dump.on('close', (code, signal) => resolve(code ?? signal ?? -1));
+  });
+
+  let stored: Readable;
+  let codecDone: Promise<void>;
+  let kill: () => void;
+  if (req.compression === 'zstd') {
+    const zstd = spawn(await findTool('zstd'), ['-q', '-c', '-T0', `-${Math.min(req.compressionLevel ?? 3, 19)}`], {
+      stdio: [dump.stdout, 'pipe', 'pipe'],
+    });
+    dump.stdout.destroy(); // zstd holds the read end now
+    let zstdStderr = '';
+    zstd.stderr.on('data', (d: Buffer) => (zstdStderr += d.toString()));
+    codecDone = new Promise((resolve, reject) => {
+      zstd.on('error', reject);
+      zstd.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`zstd failed (${code}): ${zstdStderr.trim()}`))));
+    });
+    stored = zstd.stdout;
+    kill = () => zstd.kill('SIGKILL');
+  } else {
+    const codec = await compressor(req.compression, req.compressionLevel);
+    codecDone = Promise.all([pipeline(dump.stdout, codec.input), codec.done]).then(() => undefined);
+    stored = codec.output;
+    kill = codec.kill;
+  }
+  const abort = () => {
+    dump.kill('SIGKILL');
+    kill();
+  };
+  req.signal?.addEventListener('abort', abort, { once: true });
+  try {
+    const store = pipeline(
+      stored,
+      tap((chunk) => {
+        storedHash.update(chunk);
+        progress.storedBytes += chunk.length;
+      }),
+      createWriteStream(target, { mode: 0o640, flush: true }),
+    );
+    const [exit, ...rest] = await Promise.allSettled([dumpExit, store, codecDone]);
+    if (req.signal?.aborted) throw ApplicationFailure.create({ message: 'dump cancelled', type: 'Cancelled' });
+    const code = exit.status === 'fulfilled' ? exit.value : 'unknown';
+    if (code !== 0) {
+      const classified = classifyToolStderr(dumpStderr, req.cluster.name);
+      if (classified) throw classified;
+      throw new Error(`${path.basename(tool)} failed (exit ${code}): ${dumpStderr.trim().split('\n').slice(-3).join(' ')}`);
+    }
+    const failed = rest.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason instanceof Error ? failed.reason : new Error(String(failed.reason));
+  } finally {
+    req.signal?.removeEventListener('abort', abort);
+    kill();
+  }
+  return { sha256: storedHash.digest('hex'), size: progress.storedBytes };
+}
+
+/**
+ * Phase 2, the proof: the staged file is read back from disk and decompressed end to end
+ * through the dump scanner (snapshot position, GTID, tables, exact row counts) and
+ * sha256. What the manifest says of the raw dump is thus read from the artifact itself.
+ */
+export async function scanStoredDump(
+  file: string,
+  compression: Compression,
+  onBytes: (rawBytes: number) => void = () => undefined,
+): Promise<{ facts: DumpFacts; rawSha256: string; rawSize: number }> {
+  const scanner = new DumpScanner();
+  const rawHash = createHash('sha256');
+  let rawSize = 0;
+  const codec = await decompressor(compression);
+  await Promise.all([
+    pipeline(createReadStream(file), codec.input),
+    pipeline(
+      codec.output,
+      new Writable({
+        write(chunk: Buffer, _enc, cb) {
+          scanner.push(chunk);
+          rawHash.update(chunk);
+          rawSize += chunk.length;
+          onBytes(rawSize);
+          cb();
+        },
+      }),
+    ),
+    codec.done,
+  ]);
+  return { facts: scanner.finish(), rawSha256: rawHash.digest('hex'), rawSize };
+}
+
 export async function runDump(req: DumpRequest): Promise<DumpResult> {
   const started = Date.now();
   const toolName = dumpToolName(req.cluster, req.product);
@@ -113,60 +223,23 @@ export async function runDump(req: DumpRequest): Promise<DumpResult> {
   const version = await toolVersion(tool);
   const name = `${req.schemaOnly ? 'schema' : 'dump'}.sql${EXTENSIONS[req.compression]}`;
   const target = path.join(req.stagingDir, name);
-
-  return withDefaultsFile(req.cluster, async (defaultsFile) => {
-    const scanner = new DumpScanner();
-    const rawHash = createHash('sha256');
-    const storedHash = createHash('sha256');
-    const progress: DumpProgress = { rawBytes: 0, storedBytes: 0 };
-    const codec = await compressor(req.compression, req.compressionLevel);
-
-    const dump = execa(tool, [`--defaults-extra-file=${defaultsFile}`, ...dumpArguments(req.product, req.databases, { gtid: req.gtid, schemaOnly: req.schemaOnly ?? false })], {
-      stdout: 'pipe',
-      stderr: 'pipe',
-      buffer: { stdout: false, stderr: true },
-      stripFinalNewline: false,
-      ...(req.signal ? { cancelSignal: req.signal } : {}),
-      reject: false,
+  const progress: DumpProgress = { rawBytes: 0, storedBytes: 0 };
+  const ticker = setInterval(() => req.onProgress?.(progress), 1000);
+  try {
+    const stored = await withDefaultsFile(req.cluster, (defaultsFile) =>
+      writeCompressedDump(
+        req,
+        tool,
+        [`--defaults-extra-file=${defaultsFile}`, ...dumpArguments(req.product, req.databases, { gtid: req.gtid, schemaOnly: req.schemaOnly ?? false })],
+        target,
+        progress,
+      ),
+    );
+    const { facts, rawSha256, rawSize } = await scanStoredDump(target, req.compression, (n) => {
+      progress.rawBytes = n;
     });
-    const ticker = setInterval(() => req.onProgress?.(progress), 1000);
-    try {
-      const produce = pipeline(
-        dump.stdout as Readable,
-        tap((chunk) => {
-          scanner.push(chunk);
-          rawHash.update(chunk);
-          progress.rawBytes += chunk.length;
-        }),
-        codec.input,
-      );
-      const store = pipeline(
-        codec.output,
-        tap((chunk) => {
-          storedHash.update(chunk);
-          progress.storedBytes += chunk.length;
-        }),
-        createWriteStream(target, { mode: 0o640, flush: true }),
-      );
-      const [dumpResult, ...rest] = await Promise.allSettled([dump, produce, store, codec.done]);
-      const result = dumpResult.status === 'fulfilled' ? dumpResult.value : null;
-      if (req.signal?.aborted) throw ApplicationFailure.create({ message: 'dump cancelled', type: 'Cancelled' });
-      if (!result || result.exitCode !== 0) {
-        const stderr = String(result?.stderr ?? '');
-        const classified = classifyToolStderr(stderr, req.cluster.name);
-        if (classified) throw classified;
-        throw new Error(`${toolName} failed (exit ${result?.exitCode ?? '?'}): ${stderr.trim().split('\n').slice(-3).join(' ')}`);
-      }
-      const failed = rest.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-      if (failed) throw failed.reason instanceof Error ? failed.reason : new Error(String(failed.reason));
-    } finally {
-      clearInterval(ticker);
-      codec.kill();
-    }
-
-    const facts = scanner.finish();
     if (!facts.completed) {
-      throw new Error(`${toolName} stream ended without "-- Dump completed": the dump is truncated`);
+      throw new Error(`${toolName} output ends without "-- Dump completed": the dump is truncated`);
     }
     if (facts.binlogFile === null && !req.schemaOnly) {
       throw ApplicationFailure.nonRetryable(
@@ -176,17 +249,12 @@ export async function runDump(req: DumpRequest): Promise<DumpResult> {
     }
     req.onProgress?.(progress);
     return {
-      artifact: {
-        name,
-        compression: req.compression,
-        size: progress.storedBytes,
-        sha256: storedHash.digest('hex'),
-        rawSize: progress.rawBytes,
-        rawSha256: rawHash.digest('hex'),
-      },
+      artifact: { name, compression: req.compression, size: stored.size, sha256: stored.sha256, rawSize, rawSha256 },
       facts,
       tool: { name: toolName, version },
       durationMs: Date.now() - started,
     };
-  });
+  } finally {
+    clearInterval(ticker);
+  }
 }

@@ -18,7 +18,7 @@ import { binlogToolName, copyBinlogFiles } from './binlog';
 import { runDump, toolVersion, type DumpResult } from './dump';
 import { toFailure } from './errors';
 import { flushAndListBinlogsWith, inspectClusterWith, withConnection, type ClusterInspection } from './mysql';
-import { LocalRepository, readChainState, RepositoryLocks, writeChainState, type LockHolder } from './repository';
+import { LocalRepository, readChainState, RepositoryLocks, writeChainState, type LockHolder, type VerifyDepth } from './repository';
 import { findTool } from './tools';
 
 export interface DumpFullInput {
@@ -33,6 +33,8 @@ export interface DumpFullInput {
 export interface PublishInput {
   draft: ManifestDraft;
   relativePath: string;
+  /** `stored` where the producing activity already decompressed the artifact from disk (dumps). */
+  verify: VerifyDepth;
 }
 
 export interface CopyBinlogsInput {
@@ -163,7 +165,8 @@ export function createActivities(config: DbopsConfig, logger: Logger) {
           product: input.product,
           files: input.files,
           startPosition: input.startPosition,
-          ...compression,
+          compression: config.repository.compression,
+          compressionLevel: config.repository.binlogCompressionLevel ?? 1,
           stagingDir,
           signal: ctx.cancellationSignal,
           onProgress: (p) => ctx.heartbeat({ ...p, text: `${p.index}/${p.files} files, ${describeDumpProgress(p.rawBytes, p.storedBytes, formatBytes)}` }),
@@ -224,7 +227,7 @@ export function createActivities(config: DbopsConfig, logger: Logger) {
     async publishBackup(input: PublishInput): Promise<Manifest> {
       const { draft } = input;
       const stagingDir = repository.stagingDir(draft.cluster, draft.id);
-      const { manifest, problems } = await repository.publish(stagingDir, input.relativePath, draft);
+      const { manifest, problems } = await repository.publish(stagingDir, input.relativePath, draft, input.verify);
       if (!manifest) {
         await repository.removeStaging(draft.cluster, draft.id);
         logger.error({ alert: 'backup-verification-failed', severity: 'critical', cluster: draft.cluster, backupId: draft.id, problems }, 'backup failed verification');

@@ -36,7 +36,13 @@ const INSERT_PREFIX = 'INSERT INTO ';
 const VALUES = 'VALUES';
 const MAX_LINE = 1 << 20;
 
-type Mode = 'line' | 'insertHead' | 'values' | 'skipToEol';
+/**
+ * values:      tuples on one line, "VALUES (1,'a'),(2,'b');" (mysqldump, older MariaDB): byte by byte.
+ * valuesLines: one tuple per line, "VALUES\n(1,'a'),\n(2,'b');\n" (MariaDB >= 10.11.8): raw newlines
+ *              never occur inside values (the dump escapes them), so each line is a row and
+ *              the statement ends on a line ending in ";": counted at memchr speed.
+ */
+type Mode = 'line' | 'insertHead' | 'afterValues' | 'values' | 'valuesLines' | 'skipToEol';
 
 const RE_USE = /^USE `((?:[^`]|``)+)`;/;
 const RE_TABLE = /^-- Table structure for table `((?:[^`]|``)+)`/;
@@ -62,6 +68,7 @@ export class DumpScanner {
   private inString = false;
   private escaped = false;
   private depth = 0;
+  private lastByte = 0;
   private currentDatabase: string | null = null;
   private currentRows: TableEntry | null = null;
   private pendingGtidPurged: string | null = null;
@@ -81,8 +88,21 @@ export class DumpScanner {
   /** Feed the next chunk of the (uncompressed) dump. */
   push(chunk: Uint8Array): void {
     for (let i = 0; i < chunk.length; i++) {
+      if (this.mode === 'valuesLines') {
+        i = this.valuesLines(chunk, i);
+        continue;
+      }
       const b = chunk[i] as number;
       switch (this.mode) {
+        case 'afterValues':
+          if (b === NEWLINE) {
+            this.mode = 'valuesLines';
+            this.lastByte = NEWLINE;
+          } else {
+            this.mode = 'values';
+            this.valuesByte(b);
+          }
+          break;
         case 'values':
           this.valuesByte(b);
           break;
@@ -160,7 +180,7 @@ export class DumpScanner {
       this.depth = 0;
       this.inString = false;
       this.escaped = false;
-      this.mode = 'values';
+      this.mode = 'afterValues';
     }
   }
 
@@ -182,6 +202,23 @@ export class DumpScanner {
       this.currentRows = null;
       this.mode = 'skipToEol';
     }
+  }
+
+  /** Returns the index of the last byte consumed. */
+  private valuesLines(chunk: Uint8Array, from: number): number {
+    const nl = chunk.indexOf(NEWLINE, from);
+    if (nl === -1) {
+      if (chunk.length > from) this.lastByte = chunk[chunk.length - 1] as number;
+      return chunk.length - 1;
+    }
+    const before = nl > from ? (chunk[nl - 1] as number) : this.lastByte;
+    if (this.currentRows) this.currentRows.rows += 1;
+    if (before === SEMICOLON) {
+      this.currentRows = null;
+      this.mode = 'line';
+    }
+    this.lastByte = NEWLINE;
+    return nl;
   }
 
   private tableEntry(database: string, table: string): TableEntry {

@@ -167,8 +167,9 @@ async function takeDumpBackup(input: BackupInput, type: DumpType): Promise<Manif
       reason: input.reason ?? null,
     });
     const manifest = await a.verify.publishBackup.executeWithOptions(
-      { ...a.options.verify, summary: 're-read, decompress, verify sha256, publish atomically' },
-      [{ draft, relativePath: backupDirectory(input.cluster, type, id, startedAt) }],
+      { ...a.options.verify, summary: 're-read, verify sha256, publish atomically' },
+      // The dump activity already decompressed the staged file end to end from disk.
+      [{ draft, relativePath: backupDirectory(input.cluster, type, id, startedAt), verify: 'stored' }],
     );
     setCurrentDetails(describeDone(manifest));
     return manifest;
@@ -242,8 +243,8 @@ async function takeBinlogBackup(input: BackupInput, type: BinlogType): Promise<M
     });
     setCurrentDetails(`**${type} backup ${id}**: verifying ${copy.copied.length} file(s) and publishing`);
     const manifest = await a.verify.publishBackup.executeWithOptions(
-      { ...a.options.verify, summary: 're-read, decompress, verify sha256, publish atomically' },
-      [{ draft, relativePath: backupDirectory(input.cluster, type, id, startedAt) }],
+      { ...a.options.verify, summary: 're-read, test-decompress, verify sha256, publish atomically' },
+      [{ draft, relativePath: backupDirectory(input.cluster, type, id, startedAt), verify: 'frame' }],
     );
     setCurrentDetails(describeDone(manifest));
     return manifest;
