@@ -85,6 +85,18 @@ export async function startMariadbSandbox(options: MariadbSandboxOptions): Promi
     );
   }
 
+  const pidFile = path.join(baseDir, 'mysqld.pid');
+  if (existsSync(pidFile)) {
+    const pid = Number(readFileSync(pidFile, 'utf8').trim());
+    let alive = false;
+    try {
+      process.kill(pid, 0);
+      alive = true;
+    } catch {
+      // stale pid file from a server that died
+    }
+    if (alive) throw new Error(`a MariaDB server (pid ${pid}) already runs on ${datadir}; stop it first (kill ${pid})`);
+  }
   const port = options.port ?? (await freePort());
   const args = [
     '--no-defaults',
@@ -93,7 +105,7 @@ export async function startMariadbSandbox(options: MariadbSandboxOptions): Promi
     `--socket=${socket}`,
     `--port=${port}`,
     '--bind-address=127.0.0.1',
-    `--pid-file=${path.join(baseDir, 'mysqld.pid')}`,
+    `--pid-file=${pidFile}`,
     `--log-error=${errorLog}`,
     `--log-bin=${path.join(datadir, 'binlog')}`,
     `--server-id=${options.serverId ?? 1}`,
@@ -122,7 +134,8 @@ export async function startMariadbSandbox(options: MariadbSandboxOptions): Promi
       throw new Error(`mariadbd exited with ${exited} during start; error log ${errorLog}:\n${tail}`);
     }
     try {
-      const conn = await createConnection({ socketPath: socket, user: 'root' });
+      // TCP on our own port: proves that this process, not an older one on the socket, is up.
+      const conn = await createConnection({ host: '127.0.0.1', port, user: 'root' });
       await conn.end();
       break;
     } catch {
