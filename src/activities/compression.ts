@@ -19,6 +19,11 @@ export interface Codec {
 
 export const EXTENSIONS: Record<Compression, string> = { zstd: '.zst', gzip: '.gz', none: '' };
 
+/** The codec of a stored artifact, from its name. */
+export function compressionOf(name: string): Compression {
+  return name.endsWith('.zst') ? 'zstd' : name.endsWith('.gz') ? 'gzip' : 'none';
+}
+
 function zstdProcess(args: string[]): Promise<Codec> {
   return findTool('zstd').then((zstd) => {
     const child = spawn(zstd, args, { stdio: ['pipe', 'pipe', 'pipe'] });

@@ -20,6 +20,11 @@ import { toFailure } from './errors';
 import { flushAndListBinlogsWith, inspectClusterWith, withConnection, type ClusterInspection } from './mysql';
 import { LocalRepository, readChainState, RepositoryLocks, writeChainState, type LockHolder, type VerifyDepth } from './repository';
 import { findTool } from './tools';
+import { findStatement, restoreAccount, restoreDatabase, targetState, verifyDatabase, type RestoreDatabaseResult, type StatementHit, type TableVerification } from './restore';
+import { planRestore, type PlanOutcome, type ResolvedTarget, type RestorePlan } from '../domain/restorePlan';
+import type { RestoreTarget } from '../domain/restoreTarget';
+import { quoteIdentifier } from '../domain/identifiers';
+import type { RowDataPacket } from 'mysql2/promise';
 
 export interface DumpFullInput {
   cluster: string;
@@ -53,6 +58,20 @@ export interface CopyBinlogsResult {
 export interface BinlogPlanResult {
   plan: BinlogPlan;
   server: ServerIdentity;
+}
+
+/** A table's triggers with what it takes to create them again. */
+async function triggersOf(conn: import('mysql2/promise').Connection, database: string, table: string): Promise<Array<{ name: string; statement: string; sqlMode: string }>> {
+  const [rows] = await conn.query<RowDataPacket[]>(
+    'SELECT TRIGGER_NAME AS name FROM information_schema.TRIGGERS WHERE EVENT_OBJECT_SCHEMA = ? AND EVENT_OBJECT_TABLE = ? ORDER BY ACTION_ORDER',
+    [database, table],
+  );
+  const out = [];
+  for (const r of rows) {
+    const [[show]] = (await conn.query(`SHOW CREATE TRIGGER ${quoteIdentifier(database)}.${quoteIdentifier(String(r.name))}`)) as unknown as [[Record<string, string>]];
+    out.push({ name: String(r.name), statement: String(show['SQL Original Statement']), sqlMode: String(show.sql_mode ?? '') });
+  }
+  return out;
 }
 
 /** The workflow run this activity works for (lock ownership, alert attribution). */
@@ -235,6 +254,138 @@ export function createActivities(config: DbopsConfig, logger: Logger) {
       }
       logger.info({ cluster: draft.cluster, backupId: draft.id, path: input.relativePath }, 'backup published');
       return manifest;
+    },
+
+    /**
+     * Plans a restore from the catalog (touches no server). A before-matching target is
+     * resolved to the start of the offending transaction by decoding the binlogs.
+     */
+    async planRestore(input: { cluster: string; database: string; target: RestoreTarget }): Promise<PlanOutcome & { hit?: StatementHit }> {
+      const c = cluster(input.cluster);
+      const backups = await repository.list(c.name);
+      const chainState = await readChainState(repository, c.name);
+      const plan = (target: ResolvedTarget) =>
+        planRestore({ cluster: c.name, database: input.database, target, backups, chainState, now: new Date() });
+      if (input.target.kind !== 'beforeMatching') return plan(input.target);
+      const everything = plan({ kind: 'latest' });
+      if (!everything.ok) return everything;
+      Context.current().heartbeat('decoding binlogs');
+      const hit = await findStatement(c, everything.plan.full.product, repository.root, everything.plan, input.target.pattern, input.target.after);
+      if (!hit) {
+        return {
+          ok: false,
+          reason: `no statement on ${input.database} matches /${input.target.pattern}/i${input.target.after ? ` after ${input.target.after}` : ''} in the backed-up binlogs`,
+          window: everything.plan.window,
+        };
+      }
+      return { ...plan({ kind: 'position', file: hit.file, position: hit.position }), hit };
+    },
+
+    /** Is a restore target free? 'ours' means this run created it (a retry). */
+    async checkRestoreTarget(input: { cluster: string; database: string }): Promise<'absent' | 'ours' | 'foreign'> {
+      return targetState(cluster(input.cluster), input.database, currentRun().workflowId);
+    },
+
+    /** Loads the full and replays the binlogs into a new database; a retry starts over. */
+    async restoreDatabase(input: { cluster: string; plan: RestorePlan; into: string }): Promise<RestoreDatabaseResult> {
+      const c = cluster(input.cluster);
+      const ctx = Context.current();
+      try {
+        return await restoreDatabase({
+          cluster: c,
+          product: input.plan.full.product,
+          repositoryRoot: repository.root,
+          plan: input.plan,
+          into: input.into,
+          marker: currentRun().workflowId,
+          onProgress: (p) => ctx.heartbeat({ ...p, text: `${p.phase}: ${formatBytes(p.bytes)}` }),
+          signal: ctx.cancellationSignal,
+        });
+      } catch (error) {
+        logger.error({ cluster: c.name, into: input.into, err: error }, 'restore failed');
+        throw toFailure(error, c.name);
+      }
+    },
+
+    async verifyDatabase(input: { cluster: string; database: string }): Promise<TableVerification[]> {
+      return verifyDatabase(cluster(input.cluster), input.database);
+    },
+
+    /**
+     * Moves restored tables next to the live ones (one RENAME); idempotent. Their triggers
+     * are dropped first: MariaDB cannot move a table with triggers across databases, and a
+     * restored copy must not fire the live table's triggers anyway.
+     */
+    async moveTables(input: { cluster: string; moves: Array<{ from: string; to: string }> }): Promise<void> {
+      const c = cluster(input.cluster);
+      const q = (x: string) => x.split('.').map(quoteIdentifier).join('.');
+      await withConnection(restoreAccount(c), async (conn) => {
+        const exists = async (qualified: string) => {
+          const [db, table] = qualified.split('.') as [string, string];
+          const [rows] = await conn.query<RowDataPacket[]>('SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?', [db, table]);
+          return rows.length > 0;
+        };
+        const pending = [];
+        for (const m of input.moves) if (!(await exists(m.to)) && (await exists(m.from))) pending.push(m);
+        if (pending.length === 0) return;
+        for (const m of pending) {
+          const [db, table] = m.from.split('.') as [string, string];
+          for (const trigger of await triggersOf(conn, db, table)) await conn.query(`DROP TRIGGER ${quoteIdentifier(db)}.${quoteIdentifier(trigger.name)}`);
+        }
+        await conn.query(`RENAME TABLE ${pending.map((m) => `${q(m.from)} TO ${q(m.to)}`).join(', ')}`);
+      });
+    },
+
+    /**
+     * RENAME TABLE db.t TO db.t_before, db.t_restored TO db.t: one atomic statement;
+     * idempotent. Triggers belong to tables and would follow the old table to t_before, so
+     * they are moved back onto the live name right after (same definition, definer and
+     * sql_mode); between the two steps the table briefly has no triggers.
+     */
+    async swapTables(input: { cluster: string; database: string; swaps: Array<{ table: string; restored: string; before: string }> }): Promise<void> {
+      const c = cluster(input.cluster);
+      const db = quoteIdentifier(input.database);
+      await withConnection(restoreAccount(c), async (conn) => {
+        const [rows] = await conn.query<RowDataPacket[]>('SELECT TABLE_NAME AS t FROM information_schema.TABLES WHERE TABLE_SCHEMA = ?', [input.database]);
+        const present = new Set(rows.map((r) => String(r.t)));
+        const pending = input.swaps.filter((s) => !(present.has(s.before) && !present.has(s.restored)));
+        if (pending.length > 0) {
+          const parts = pending.flatMap((s) => [
+            `${db}.${quoteIdentifier(s.table)} TO ${db}.${quoteIdentifier(s.before)}`,
+            `${db}.${quoteIdentifier(s.restored)} TO ${db}.${quoteIdentifier(s.table)}`,
+          ]);
+          await conn.query(`RENAME TABLE ${parts.join(', ')}`);
+        }
+        for (const s of input.swaps) {
+          for (const trigger of await triggersOf(conn, input.database, s.before)) {
+            await conn.query(`DROP TRIGGER ${db}.${quoteIdentifier(trigger.name)}`);
+            await conn.query('SET SESSION sql_mode = ?', [trigger.sqlMode]);
+            await conn.query(trigger.statement.replace(new RegExp(`\\bON\\s+(\`?${input.database}\`?\\.)?\`?${s.before}\`?`, 'i'), `ON ${db}.${quoteIdentifier(s.table)}`));
+          }
+        }
+      });
+    },
+
+    /** Drops a restore target this run created (marker checked); never anything else. */
+    async dropRestoreTarget(input: { cluster: string; database: string }): Promise<boolean> {
+      const c = cluster(input.cluster);
+      if ((await targetState(c, input.database, currentRun().workflowId)) !== 'ours') return false;
+      await withConnection(restoreAccount(c), (conn) => conn.query(`DROP DATABASE ${quoteIdentifier(input.database)}`));
+      return true;
+    },
+
+    async dropTables(input: { cluster: string; tables: string[] }): Promise<void> {
+      const c = cluster(input.cluster);
+      if (input.tables.length === 0) return;
+      const q = (x: string) => x.split('.').map(quoteIdentifier).join('.');
+      await withConnection(restoreAccount(c), (conn) => conn.query(`DROP TABLE IF EXISTS ${input.tables.map(q).join(', ')}`));
+    },
+
+    /** Alerts and escalations: a structured log line for now (webhooks come with the alerting work). */
+    async notify(input: { severity: 'info' | 'warning' | 'critical'; event: string; cluster: string; message: string }): Promise<void> {
+      const { workflowId } = currentRun();
+      const level = input.severity === 'critical' ? 'error' : input.severity === 'warning' ? 'warn' : 'info';
+      logger[level]({ alert: input.event, severity: input.severity, cluster: input.cluster, workflowId }, input.message);
     },
 
     /** Removes a failed or cancelled backup's staging folder. */

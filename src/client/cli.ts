@@ -13,6 +13,9 @@ import { createLogger, type Level } from '../logging/logger';
 import { runWorker } from '../workers/worker';
 import { connectClient, explainFailure, startBackup, waitForManifest } from './backups';
 import { findBackup, storageReport, validateBackup } from './catalog';
+import { approvalState, decide, listPendingApprovals, startPitr, startRestorePlan, startTableRestore } from './restores';
+import { beforeMatching, describeTarget, parseTarget, TargetError, type RestoreTarget } from '../domain/restoreTarget';
+import type { RestorePlan } from '../domain/restorePlan';
 import { runDev } from './dev';
 
 const USAGE = `dbops: durable MySQL / MariaDB operations on Temporal
@@ -26,6 +29,14 @@ Usage:
   dbops backup show ID [--cluster C] [--json]
   dbops backup validate ID [--cluster C] [--json]
   dbops storage info [--json]
+  dbops restore plan  --cluster C --database D (--to TARGET | --before-matching REGEX [--after TIME]) [--json]
+  dbops restore pitr  --cluster C --database D (--to TARGET | --before-matching REGEX [--after TIME]) --into NEW_DB [--wait] [--json]
+  dbops restore table --cluster C --database D --table T [--table T2 …] (--to TARGET | --before-matching …) [--swap] [--wait] [--json]
+  dbops approvals list [--json]
+  dbops approvals show WORKFLOW_ID [--json]
+  dbops approvals approve|reject WORKFLOW_ID --as OPERATOR --reason TEXT
+
+  TARGET: 2026-11-22T14:03:06Z (state at the end of that UTC second) | binlog:FILE:POS | gtid:D-S-N | latest
   dbops config check
 
 Options:
@@ -190,6 +201,111 @@ async function storageInfo(argv: string[]): Promise<number> {
   return 0;
 }
 
+const TARGET_OPTIONS = {
+  cluster: { type: 'string' },
+  database: { type: 'string' },
+  to: { type: 'string' },
+  'before-matching': { type: 'string' },
+  after: { type: 'string' },
+  json: { type: 'boolean' },
+  wait: { type: 'boolean' },
+  as: { type: 'string' },
+} as const;
+
+function restoreTarget(values: { to?: string | undefined; 'before-matching'?: string | undefined; after?: string | undefined }): RestoreTarget {
+  try {
+    if (values['before-matching'] !== undefined) {
+      if (values.to !== undefined) throw new UsageError('give either --to or --before-matching, not both');
+      return beforeMatching(values['before-matching'], values.after);
+    }
+    if (values.after !== undefined) throw new UsageError('--after goes with --before-matching');
+    return parseTarget(requireString(values.to, '--to (or --before-matching)'));
+  } catch (error) {
+    if (error instanceof TargetError) throw new ConfigError(error.message);
+    throw error;
+  }
+}
+
+async function restore(sub: string | undefined, argv: string[]): Promise<number> {
+  const { values } = parse(argv, { ...TARGET_OPTIONS, into: { type: 'string' }, table: { type: 'string', multiple: true }, swap: { type: 'boolean' } });
+  const cfg = config(values);
+  const base = {
+    cluster: requireString(values.cluster, '--cluster'),
+    database: requireString(values.database, '--database'),
+    target: restoreTarget(values),
+    requestedBy: typeof values.as === 'string' ? values.as : process.env.USER ?? 'cli',
+  };
+  const { client, close } = await connectClient(cfg);
+  try {
+    let handle;
+    if (sub === 'plan') handle = await startRestorePlan(client, cfg, base);
+    else if (sub === 'pitr') handle = await startPitr(client, cfg, { ...base, into: requireString(values.into, '--into') });
+    else if (sub === 'table') handle = await startTableRestore(client, cfg, { ...base, tables: values.table ?? [], swap: values.swap === true });
+    else throw new UsageError(`unknown restore command "${sub ?? ''}": expected plan, pitr or table`);
+    if (sub !== 'plan' && !values.wait) {
+      out(values.json ? JSON.stringify({ workflowId: handle.workflowId, runId: handle.firstExecutionRunId }) : `started ${handle.workflowId}`);
+      return 0;
+    }
+    if (!values.json && sub !== 'plan') out(`started ${handle.workflowId}; waiting${values.swap ? ' (the swap waits for an approval: dbops approvals list)' : ''}`);
+    const result = (await handle.result()) as Record<string, unknown>;
+    if (values.json) out(JSON.stringify(result, null, 2));
+    else out(describeRestoreResult(sub, result));
+    return 0;
+  } finally {
+    await close();
+  }
+}
+
+function describeRestoreResult(sub: string, r: Record<string, unknown>): string {
+  const plan = (sub === 'plan' ? r : r.plan) as RestorePlan & { hit?: { statement: string; time: string; file: string; position: number } };
+  const lines = [
+    `restore of ${plan.database} on ${plan.cluster} to ${describeTarget(plan.target)}`,
+    `  full        ${plan.full.id} (snapshot ${plan.full.snapshot.file}:${plan.full.snapshot.position})`,
+    ...plan.chain.map((c) => `  ${c.type.padEnd(12)}${c.id}`),
+    `  replay      ${plan.binlogs.length ? `${plan.binlogs.map((b) => b.file).join(', ')} from ${plan.start.file}:${plan.start.position}` : 'nothing (the full alone)'}`,
+    `  stop        ${plan.stop.kind === 'datetime' ? `before ${plan.stop.value} UTC` : plan.stop.kind === 'position' ? `at ${plan.stop.file}:${plan.stop.position}` : plan.stop.kind === 'gtid' ? `after GTID ${plan.stop.gtid}` : 'at the end of the last backup'}`,
+    `  window      ${plan.window.from ?? '?'} … ${plan.window.to ?? '?'}`,
+  ];
+  if (plan.hit) lines.push(`  statement   ${plan.hit.statement} (at ${plan.hit.time}, ${plan.hit.file}:${plan.hit.position})`);
+  if (sub !== 'plan') {
+    const reached = r.reached as { file: string | null; position: number | null; gtid: string | null };
+    lines.push(`  reached     ${reached.file}:${reached.position}${reached.gtid ? ` (GTID ${reached.gtid})` : ''}`);
+    for (const v of r.verification as Array<{ table: string; rows: number; checksum: string }>) lines.push(`  verified    ${v.table}: ${v.rows} rows, checksum ${v.checksum}`);
+    if (r.into) lines.push(`restored into ${String(r.into)}`);
+    if (r.decision) lines.push(`decision: ${JSON.stringify(r.decision)}`);
+  }
+  return lines.join('\n');
+}
+
+async function approvals(sub: string | undefined, argv: string[]): Promise<number> {
+  const { values, positionals } = parse(argv, { json: { type: 'boolean' }, as: { type: 'string' }, reason: { type: 'string' } });
+  const cfg = config(values);
+  const { client, close } = await connectClient(cfg);
+  try {
+    if (sub === 'list') {
+      const pending = await listPendingApprovals(client);
+      if (values.json) out(JSON.stringify(pending, null, 2));
+      else if (pending.length === 0) out('nothing waits for an approval');
+      else for (const p of pending) out(`${p.workflowId}  ${p.state?.action ?? '?'} on ${p.state?.cluster ?? '?'}: ${p.state?.summary ?? ''}  (approvers: ${p.state?.approvers.join(', ') ?? '?'}; deadline ${p.state?.deadline ?? '?'})`);
+      return 0;
+    }
+    const workflowId = requireString(positionals[0], 'WORKFLOW_ID');
+    if (sub === 'show') {
+      const state = await approvalState(client, workflowId);
+      out(values.json ? JSON.stringify(state, null, 2) : state ? `${state.action} on ${state.cluster}: ${state.status}; ${state.summary}; approvers ${state.approvers.join(', ')}; deadline ${state.deadline}${state.decision ? `; ${state.decision.decision} by ${state.decision.by ?? '-'}: ${state.decision.reason ?? ''}` : ''}` : 'this run has not asked for an approval');
+      return 0;
+    }
+    if (sub === 'approve' || sub === 'reject') {
+      const state = await decide(client, workflowId, sub, requireString(values.as, '--as'), requireString(values.reason, '--reason'));
+      out(values.json ? JSON.stringify(state, null, 2) : `${state.status} by ${state.decision?.by}: ${state.decision?.reason}`);
+      return 0;
+    }
+    throw new UsageError(`unknown approvals command "${sub ?? ''}": expected list, show, approve or reject`);
+  } finally {
+    await close();
+  }
+}
+
 async function worker(argv: string[]): Promise<number> {
   const { values } = parse(argv, {});
   const cfg = config(values);
@@ -238,6 +354,10 @@ export async function main(argv: string[]): Promise<number> {
       if (type.success) return backupStart(type.data, rest);
       throw new UsageError(`unknown backup command "${sub ?? ''}": expected ${BackupTypeSchema.options.join(', ')}, list, show or validate`);
     }
+    case 'restore':
+      return restore(sub, rest);
+    case 'approvals':
+      return approvals(sub, rest);
     case 'storage':
       if (sub === 'info') return storageInfo(rest);
       throw new UsageError(`unknown storage command "${sub ?? ''}": expected info`);

@@ -14,7 +14,7 @@ import { formatBytes } from '../domain/naming';
 import { spaceSaving, totalStoredBytes } from '../domain/manifest';
 import { LocalRepository } from '../activities/repository';
 import { startMariadbSandbox, freePort } from '../sandbox/mariadb';
-import { createBackupUser, seedSampleDatabase } from '../sandbox/sampleData';
+import { createBackupUser, createRestoreUser, seedSampleDatabase } from '../sandbox/sampleData';
 import { startTemporalDevServer } from '../sandbox/temporal';
 import { createWorker, installRuntimeLogger } from '../workers/worker';
 import { startFullBackup, waitForManifest } from './backups';
@@ -65,10 +65,14 @@ export async function runDev(options: DevOptions): Promise<void> {
 
   try {
     const passwordFile = path.join(stateDir, 'secrets', 'sandbox.password');
-    if (!existsSync(passwordFile)) writeFileSync(passwordFile, randomBytes(18).toString('base64url') + '\n', { mode: 0o600 });
+    const restorePasswordFile = path.join(stateDir, 'secrets', 'sandbox-restore.password');
+    for (const file of [passwordFile, restorePasswordFile]) {
+      if (!existsSync(file)) writeFileSync(file, randomBytes(18).toString('base64url') + '\n', { mode: 0o600 });
+    }
     const root = await createConnection({ socketPath: mariadb.socket, user: 'root' });
     try {
       await createBackupUser(root, 'dbops', readFileSync(passwordFile, 'utf8').trim());
+      await createRestoreUser(root, 'dbops_restore', readFileSync(restorePasswordFile, 'utf8').trim());
       await seedSampleDatabase(root, { database: 'shop' });
     } finally {
       await root.end();
@@ -93,6 +97,9 @@ export async function runDev(options: DevOptions): Promise<void> {
           socket: mariadb.socket,
           user: 'dbops',
           password: { file: passwordFile },
+          restoreUser: 'dbops_restore',
+          restorePassword: { file: restorePasswordFile },
+          approvers: { '*': [process.env.USER ?? 'operator', 'alice'] },
           databases: ['shop'],
         },
       ],

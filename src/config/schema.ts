@@ -34,6 +34,14 @@ export const ClusterSchema = z
     socket: z.string().min(1).optional(),
     user: z.string().min(1).max(80),
     password: SecretRefSchema.optional(),
+    /**
+     * Restores write (CREATE, INSERT, DROP of their own targets, RENAME for a swap): give
+     * them their own account so the backup account stays read-only. Default: user/password.
+     */
+    restoreUser: z.string().min(1).max(80).optional(),
+    restorePassword: SecretRefSchema.optional(),
+    /** Who may approve which risky action on this cluster, e.g. { restore-swap: [alice, bob], "*": [oncall] }. */
+    approvers: z.record(z.string(), z.array(z.string().min(1)).min(1)).default({}),
     /** Default: every user database the account can see, at backup time. */
     databases: z.array(z.string().regex(SQL_IDENTIFIER_PATTERN, SQL_IDENTIFIER_RULE)).min(1).optional(),
     /** Set only to override auto-detection (recorded in every manifest). */
@@ -69,6 +77,14 @@ export const TemporalSchema = z.strictObject({
   taskQueue: z.string().min(1).default('dbops'),
 });
 
+const duration = z.string().regex(/^\d+\s*(ms|s|m|h|d|seconds?|minutes?|hours?|days?)$/, 'a duration such as 90s, 15m or 4h');
+
+/** Approval gates: escalate while nobody decides, then take the safe outcome (abort). */
+export const ApprovalSchema = z.strictObject({
+  timeout: duration.default('60m'),
+  escalateAfter: z.array(duration).default(['15m', '30m']),
+});
+
 export const LoggingSchema = z.strictObject({
   level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info'),
 });
@@ -79,6 +95,7 @@ export const ConfigSchema = z
     repository: RepositorySchema,
     clusters: z.array(ClusterSchema).min(1, 'configure at least one cluster'),
     logging: LoggingSchema.default({ level: 'info' }),
+    approval: ApprovalSchema.default({ timeout: '60m', escalateAfter: ['15m', '30m'] }),
   })
   .superRefine((config, ctx) => {
     const seen = new Map<string, number>();

@@ -7,3 +7,5 @@ export {
   differentialBackupWorkflow,
 } from './backup';
 export type { BackupInput } from './backup';
+export { pointInTimeRestoreWorkflow, restorePlanWorkflow, tableRestoreWorkflow } from './restore';
+export type { PitrInput, RestoreInput, TableRestoreInput } from './restore';

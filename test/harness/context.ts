@@ -32,7 +32,12 @@ export interface TestSetup {
 /** A config for the shared MariaDB with its own repository and task queue. */
 export function makeTestConfig(
   name: string,
-  extra: { databases?: string[]; compression?: 'zstd' | 'gzip' | 'none'; compressionLevel?: number } = {},
+  extra: {
+    databases?: string[];
+    compression?: 'zstd' | 'gzip' | 'none';
+    compressionLevel?: number;
+    approval?: { timeout: string; escalateAfter: string[] };
+  } = {},
 ): TestSetup {
   const h = harness();
   const dir = mkdtempSync(path.join(h.baseDir, `${name}-`));
@@ -50,10 +55,14 @@ export function makeTestConfig(
         port: h.mariadb.port,
         user: h.mariadb.user,
         password: { file: h.mariadb.passwordFile },
+        restoreUser: h.mariadb.restoreUser,
+        restorePassword: { file: h.mariadb.restorePasswordFile },
+        approvers: { 'restore-swap': ['alice', 'bob'] },
         ...(extra.databases ? { databases: extra.databases } : {}),
       },
     ],
     logging: { level: 'warn' },
+    ...(extra.approval ? { approval: extra.approval } : {}),
   };
   const configPath = path.join(dir, 'dbops.yaml');
   const text = toYaml(raw);

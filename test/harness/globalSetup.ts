@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { bundleWorkflowCode } from '@temporalio/worker';
 import { createConnection } from 'mysql2/promise';
 import { startMariadbSandbox } from '../../src/sandbox/mariadb';
-import { createBackupUser } from '../../src/sandbox/sampleData';
+import { createBackupUser, createRestoreUser } from '../../src/sandbox/sampleData';
 import { startTemporalDevServer } from '../../src/sandbox/temporal';
 import { WORKFLOWS_PATH } from '../../src/workers/worker';
 import { HARNESS_ENV, type HarnessState, type HarnessHandles } from './state';
@@ -27,6 +27,9 @@ export default async function globalSetup(): Promise<void> {
   writeFileSync(passwordFile, password + '\n', { mode: 0o600 });
   const root = await createConnection({ socketPath: mariadb.socket, user: 'root' });
   await createBackupUser(root, 'dbops', password);
+  await createRestoreUser(root, 'dbops_restore', password + '-r');
+  const restorePasswordFile = path.join(baseDir, 'dbops_restore.password');
+  writeFileSync(restorePasswordFile, password + '-r\n', { mode: 0o600 });
   await root.end();
 
   const env = await startTemporalDevServer();
@@ -41,7 +44,7 @@ export default async function globalSetup(): Promise<void> {
     temporalAddress: env.address,
     namespace: 'default',
     workflowBundlePath: bundlePath,
-    mariadb: { host: mariadb.host, port: mariadb.port, socket: mariadb.socket, datadir: mariadb.datadir, user: 'dbops', passwordFile },
+    mariadb: { host: mariadb.host, port: mariadb.port, socket: mariadb.socket, datadir: mariadb.datadir, user: 'dbops', passwordFile, restoreUser: 'dbops_restore', restorePasswordFile },
   };
   const stateFile = path.join(baseDir, 'harness.json');
   writeFileSync(stateFile, JSON.stringify(state, null, 2));

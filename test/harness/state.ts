@@ -9,7 +9,7 @@ export interface HarnessState {
   temporalAddress: string;
   namespace: string;
   workflowBundlePath: string;
-  mariadb: { host: string; port: number; socket: string; datadir: string; user: string; passwordFile: string };
+  mariadb: { host: string; port: number; socket: string; datadir: string; user: string; passwordFile: string; restoreUser: string; restorePasswordFile: string };
 }
 
 /** Live objects only globalTeardown needs. */

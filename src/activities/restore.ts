@@ -1,0 +1,334 @@
+/**
+ * Restores into a NEW database on the cluster, never over live data: the full backup is
+ * streamed out of the repository through the database filter (select + rename) into one
+ * client session, then the binlogs are replayed with ONE mysqlbinlog process into ONE
+ * client session (TZ=UTC), stopping exactly at the target.
+ */
+import { spawn } from 'node:child_process';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { Transform, type Readable, type Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { ApplicationFailure } from '@temporalio/common';
+import type { RowDataPacket } from 'mysql2/promise';
+import type { ClusterConfig } from '../config/schema';
+import { DumpDatabaseFilter } from '../domain/dumpRewrite';
+import { quoteIdentifier } from '../domain/identifiers';
+import type { Product } from '../domain/manifest';
+import type { RestorePlan } from '../domain/restorePlan';
+import { compressionOf, decompressor } from './compression';
+import { withDefaultsFile } from './dump';
+import { classifyToolStderr } from './errors';
+import { withConnection } from './mysql';
+import { findTool } from './tools';
+
+/** The account restores use (write privileges), falling back to the backup account. */
+export function restoreAccount(cluster: ClusterConfig): ClusterConfig {
+  return {
+    ...cluster,
+    user: cluster.restoreUser ?? cluster.user,
+    ...(cluster.restorePassword ? { password: cluster.restorePassword } : {}),
+  };
+}
+
+export const MARKER_PREFIX = 'dbops restore ';
+
+export interface ReplayReached {
+  file: string | null;
+  position: number | null;
+  gtid: string | null;
+  transactions: number;
+}
+
+export interface RestoreDatabaseResult {
+  into: string;
+  loadedBytes: number;
+  replay: ReplayReached;
+  /** DDL lines (views, triggers, routines) whose qualified references to the source database were rewritten. */
+  rewrittenReferences: number;
+  durationMs: { load: number; replay: number };
+}
+
+/** Does the database exist, and did this run create it (retry) or someone else? */
+export async function targetState(cluster: ClusterConfig, database: string, marker: string): Promise<'absent' | 'ours' | 'foreign'> {
+  return withConnection(restoreAccount(cluster), async (conn) => {
+    const [rows] = await conn.query<RowDataPacket[]>('SELECT SCHEMA_COMMENT AS c FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?', [database]);
+    if (rows.length === 0) return 'absent';
+    return String(rows[0]?.c ?? '') === MARKER_PREFIX + marker ? 'ours' : 'foreign';
+  });
+}
+
+function clientTool(cluster: ClusterConfig, product: Product): string {
+  return cluster.tools.client ?? (product === 'mariadb' ? 'mariadb' : 'mysql');
+}
+
+/** One client session reading SQL from stdin; resolves with its exit status and stderr. */
+function clientSession(tool: string, defaultsFile: string): { stdin: Writable; done: Promise<{ code: number | null; stderr: string }>; kill: () => void } {
+  const child = spawn(tool, [`--defaults-extra-file=${defaultsFile}`, '--binary-mode', '--batch', '--init-command=SET SESSION foreign_key_checks=0'], {
+    stdio: ['pipe', 'ignore', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const done = new Promise<{ code: number | null; stderr: string }>((resolve) => {
+    child.on('error', (e) => resolve({ code: -1, stderr: e.message }));
+    child.on('close', (code) => resolve({ code, stderr }));
+  });
+  // A client that dies early closes its stdin: surface that as its own error, not EPIPE.
+  child.stdin.on('error', () => undefined);
+  return { stdin: child.stdin, done, kill: () => child.kill('SIGKILL') };
+}
+
+function failure(what: string, result: { code: number | null; stderr: string }, cluster: string): Error {
+  const classified = classifyToolStderr(result.stderr, cluster);
+  if (classified) return classified;
+  return ApplicationFailure.nonRetryable(`${what} failed (exit ${result.code}): ${result.stderr.trim().split('\n').slice(-3).join(' ')}`, 'ReplayError');
+}
+
+export interface RestoreDatabaseRequest {
+  cluster: ClusterConfig;
+  product: Product;
+  repositoryRoot: string;
+  plan: RestorePlan;
+  into: string;
+  marker: string;
+  onProgress: (p: { phase: string; bytes: number }) => void;
+  signal?: AbortSignal;
+}
+
+export async function restoreDatabase(req: RestoreDatabaseRequest): Promise<RestoreDatabaseResult> {
+  const account = restoreAccount(req.cluster);
+  const into = quoteIdentifier(req.into);
+  // Idempotent: a retry drops what this run created; anything else is never touched.
+  const state = await targetState(req.cluster, req.into, req.marker);
+  if (state === 'foreign') {
+    throw ApplicationFailure.nonRetryable(`database ${req.into} already exists on ${req.cluster.name}; restore into a new name (--into)`, 'InvalidInput');
+  }
+  await withConnection(account, async (conn) => {
+    if (state === 'ours') await conn.query(`DROP DATABASE ${into}`);
+    await conn.query(`CREATE DATABASE ${into} CHARACTER SET utf8mb4 COMMENT ${conn.escape(MARKER_PREFIX + req.marker)}`);
+  });
+
+  const client = await findTool(clientTool(req.cluster, req.product));
+  const started = Date.now();
+  let loadedBytes = 0;
+  const filter = new DumpDatabaseFilter(req.plan.database, req.into);
+
+  // 1. The full: decompress -> select + rename -> one client session.
+  await withDefaultsFile(account, async (defaultsFile) => {
+    const session = clientSession(client, defaultsFile);
+    const codec = await decompressor(compressionOf(req.plan.full.artifact));
+    const abort = () => {
+      codec.kill();
+      session.kill();
+    };
+    req.signal?.addEventListener('abort', abort, { once: true });
+    try {
+      const file = path.join(req.repositoryRoot, req.plan.full.path, req.plan.full.artifact);
+      const feeding = pipeline(createReadStream(file), codec.input);
+      const loading = pipeline(
+        codec.output as Readable,
+        new Transform({
+          transform(chunk: Buffer, _e, cb) {
+            loadedBytes += chunk.length;
+            req.onProgress({ phase: 'load', bytes: loadedBytes });
+            for (const part of filter.push(chunk)) this.push(part);
+            cb();
+          },
+          flush(cb) {
+            for (const part of filter.finish()) this.push(part);
+            cb();
+          },
+        }),
+        session.stdin,
+      );
+      const [fed, loaded, result] = await Promise.allSettled([feeding, loading, session.done]);
+      const r = result.status === 'fulfilled' ? result.value : { code: -1, stderr: String(result.reason) };
+      if (r.code !== 0) throw failure(`loading full backup ${req.plan.full.id} into ${req.into}`, r, req.cluster.name);
+      for (const x of [fed, loaded]) if (x.status === 'rejected') throw x.reason instanceof Error ? x.reason : new Error(String(x.reason));
+    } finally {
+      req.signal?.removeEventListener('abort', abort);
+    }
+  });
+  const loadMs = Date.now() - started;
+
+  // 2. The binlogs: ONE mysqlbinlog over all files into ONE client session, TZ=UTC.
+  const replayStarted = Date.now();
+  const reached: ReplayReached = { file: req.plan.start.file, position: req.plan.start.position, gtid: null, transactions: 0 };
+  if (req.plan.binlogs.length > 0) {
+    const work = await mkdtemp(path.join(tmpdir(), 'dbops-replay-'));
+    try {
+      const files = await unpackBinlogs(req.plan, req.repositoryRoot, work, (file) => req.onProgress({ phase: `unpack ${file}`, bytes: loadedBytes }));
+      const args = ['--no-defaults', `--database=${req.plan.database}`, `--rewrite-db=${req.plan.database}->${req.into}`];
+      const stop = req.plan.stop;
+      if (stop.kind === 'gtid') {
+        args.push(`--start-position=${req.plan.start.gtidSet ?? ''}`, `--stop-position=${stop.gtid}`);
+      } else {
+        args.push(`--start-position=${req.plan.start.position}`);
+        if (stop.kind === 'datetime') args.push(`--stop-datetime=${stop.value}`);
+        if (stop.kind === 'position') args.push(`--stop-position=${stop.position}`);
+      }
+      const binlogTool = await findTool(req.cluster.tools.binlog ?? (req.product === 'mariadb' ? 'mariadb-binlog' : 'mysqlbinlog'));
+      await withDefaultsFile(account, async (defaultsFile) => {
+        const session = clientSession(client, defaultsFile);
+        const decoder = spawn(binlogTool, [...args, ...files], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, TZ: 'UTC' } });
+        let decodeErr = '';
+        decoder.stderr.on('data', (d: Buffer) => (decodeErr += d.toString()));
+        const decoded = new Promise<number | null>((resolve) => decoder.on('close', resolve));
+        let tail = '';
+        const track = new Transform({
+          transform(chunk: Buffer, _e, cb) {
+            // Follow "end_log_pos N", "GTID d-s-n" and "Rotate to F" in the headers.
+            const text = tail + chunk.toString('latin1');
+            const lines = text.split('\n');
+            tail = lines.pop() ?? '';
+            for (const line of lines) {
+              if (line.charCodeAt(0) !== 0x23 /* # */) continue;
+              const pos = /end_log_pos (\d+)/.exec(line);
+              if (pos?.[1]) reached.position = Number(pos[1]);
+              const gtid = /\sGTID (\d+-\d+-\d+)/.exec(line);
+              if (gtid?.[1]) {
+                reached.gtid = gtid[1];
+                reached.transactions += 1;
+              }
+              const rotate = /Rotate to (\S+)\s+pos: (\d+)/.exec(line);
+              if (rotate?.[1]) reached.file = rotate[1];
+            }
+            cb(null, chunk);
+          },
+        });
+        const piping = pipeline(decoder.stdout, track, session.stdin);
+        const [code, r, piped] = await Promise.all([decoded, session.done, piping.then(() => null, (e: unknown) => e)]);
+        if (code !== 0) throw failure(`mysqlbinlog over ${files.length} binlog(s)`, { code, stderr: decodeErr }, req.cluster.name);
+        if (r.code !== 0) throw failure(`replaying binlogs into ${req.into}`, r, req.cluster.name);
+        if (piped) throw piped instanceof Error ? piped : new Error(String(piped));
+      });
+    } finally {
+      await rm(work, { recursive: true, force: true });
+    }
+  }
+  return {
+    into: req.into,
+    loadedBytes,
+    replay: reached,
+    rewrittenReferences: filter.rewrittenReferences,
+    durationMs: { load: loadMs, replay: Date.now() - replayStarted },
+  };
+}
+
+/** Decompresses the plan's binlogs into a private folder (mysqlbinlog reads files). */
+async function unpackBinlogs(plan: RestorePlan, root: string, work: string, onFile: (file: string) => void): Promise<string[]> {
+  const files: string[] = [];
+  for (const b of plan.binlogs) {
+    const out = path.join(work, b.file);
+    const codec = await decompressor(compressionOf(b.artifact));
+    await Promise.all([
+      pipeline(createReadStream(path.join(root, b.path, b.artifact)), codec.input),
+      pipeline(codec.output, createWriteStream(out, { mode: 0o600 })),
+      codec.done,
+    ]);
+    files.push(out);
+    onFile(b.file);
+  }
+  return files;
+}
+
+export interface StatementHit {
+  file: string;
+  position: number;
+  time: string;
+  gtid: string | null;
+  statement: string;
+}
+
+function headerTime(line: string): string | null {
+  const m = /^#(\d{2})(\d{2})(\d{2})\s+(\d{1,2}):(\d{2}):(\d{2})/.exec(line);
+  if (!m) return null;
+  return `20${m[1]}-${m[2]}-${m[3]}T${m[4]!.padStart(2, '0')}:${m[5]}:${m[6]}Z`;
+}
+
+const SQL_VERB = /^(DELETE|UPDATE|INSERT|REPLACE|DROP|TRUNCATE|ALTER|RENAME|CREATE)\b/i;
+
+/**
+ * "Just before the bad statement": decodes the plan's binlogs (rows as comments, the
+ * original statements from the annotate events, TZ=UTC) and returns the start of the
+ * first transaction whose statement matches, at or after `after`.
+ */
+export async function findStatement(
+  cluster: ClusterConfig,
+  product: Product,
+  root: string,
+  plan: RestorePlan,
+  pattern: string,
+  after: string | null,
+): Promise<StatementHit | null> {
+  if (plan.binlogs.length === 0) return null;
+  const re = new RegExp(pattern, 'i');
+  const work = await mkdtemp(path.join(tmpdir(), 'dbops-find-'));
+  try {
+    const files = await unpackBinlogs(plan, root, work, () => undefined);
+    const tool = await findTool(cluster.tools.binlog ?? (product === 'mariadb' ? 'mariadb-binlog' : 'mysqlbinlog'));
+    const decoder = spawn(
+      tool,
+      ['--no-defaults', '--base64-output=DECODE-ROWS', '--verbose', `--database=${plan.database}`, `--start-position=${plan.start.position}`, ...files],
+      { stdio: ['ignore', 'pipe', 'ignore'], env: { ...process.env, TZ: 'UTC' } },
+    );
+    let file = plan.binlogs[0]!.file;
+    let at = plan.start.position;
+    let tx: { file: string; position: number; time: string; gtid: string | null } | null = null;
+    let tail = '';
+    for await (const chunk of decoder.stdout as AsyncIterable<Buffer>) {
+      const lines = (tail + chunk.toString('utf8')).split('\n');
+      tail = lines.pop() ?? '';
+      for (const line of lines) {
+        if (line.startsWith('# at ')) {
+          at = Number(line.slice(5));
+          continue;
+        }
+        if (line.startsWith('#')) {
+          const gtid = /\sGTID (\d+-\d+-\d+)/.exec(line);
+          if (gtid) tx = { file, position: at, time: headerTime(line) ?? '', gtid: gtid[1] ?? null };
+          const rotate = /Rotate to (\S+)\s+pos: (\d+)/.exec(line);
+          if (rotate?.[1]) file = rotate[1];
+          if (line.startsWith('#Q> ') && tx && re.test(line.slice(4)) && (!after || tx.time >= after)) {
+            decoder.kill();
+            return { ...tx, statement: line.slice(4, 300) };
+          }
+          continue;
+        }
+        if (tx && SQL_VERB.test(line) && re.test(line) && (!after || tx.time >= after)) {
+          decoder.kill();
+          return { ...tx, statement: line.slice(0, 300) };
+        }
+      }
+    }
+    return null;
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
+export interface TableVerification {
+  table: string;
+  rows: number;
+  checksum: string;
+}
+
+/** Row counts and CHECKSUM TABLE of every base table in a database. */
+export async function verifyDatabase(cluster: ClusterConfig, database: string): Promise<TableVerification[]> {
+  return withConnection(restoreAccount(cluster), async (conn) => {
+    const [tables] = await conn.query<RowDataPacket[]>(
+      "SELECT TABLE_NAME AS t FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_TYPE = 'BASE TABLE' ORDER BY TABLE_NAME",
+      [database],
+    );
+    const out: TableVerification[] = [];
+    for (const { t } of tables) {
+      const name = `${quoteIdentifier(database)}.${quoteIdentifier(String(t))}`;
+      const [[count]] = (await conn.query(`SELECT COUNT(*) AS n FROM ${name}`)) as unknown as [[{ n: string }]];
+      const [[sum]] = (await conn.query(`CHECKSUM TABLE ${name} EXTENDED`)) as unknown as [[{ Checksum: string | null }]];
+      out.push({ table: String(t), rows: Number(count.n), checksum: String(sum.Checksum) });
+    }
+    return out;
+  });
+}

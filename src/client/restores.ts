@@ -1,0 +1,102 @@
+/** Typed client helpers for restores and approvals (used by the CLI and the tests). */
+import type { Client, WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
+import { ConfigError, findCluster } from '../config/load';
+import type { DbopsConfig } from '../config/schema';
+import { approversFor, refuseDecision, type ApprovalState } from '../domain/approval';
+import { isValidSqlIdentifier, SQL_IDENTIFIER_RULE } from '../domain/identifiers';
+import { SA_AWAITING_APPROVAL, SA_CLUSTER, SA_OPERATION } from '../domain/searchAttributes';
+import type { PitrInput, RestoreInput, TableRestoreInput } from '../workflows/restore';
+import { approvalQuery, decideUpdate } from '../workflows/approval';
+
+function checkName(value: string, flag: string): void {
+  if (!isValidSqlIdentifier(value)) throw new ConfigError(`${flag}: ${JSON.stringify(value)} is not an accepted name (${SQL_IDENTIFIER_RULE}); nothing was started`);
+}
+
+/** Readable and unique: a second restore in the same second must not collide. */
+function runId(prefix: string): string {
+  return `${prefix}/${new Date().toISOString().replace(/[-:]/g, '')}`;
+}
+
+function start<T>(client: Client, config: DbopsConfig, workflow: string, id: string, input: T & RestoreInput, summary: string) {
+  return client.workflow.start(workflow, {
+    taskQueue: config.temporal.taskQueue,
+    workflowId: id,
+    args: [input],
+    typedSearchAttributes: [
+      { key: SA_CLUSTER, value: input.cluster },
+      { key: SA_OPERATION, value: 'restore' },
+    ],
+    staticSummary: summary,
+    staticDetails: `Requested by ${input.requestedBy ?? 'unknown'}. Restores never overwrite live data without an approval.`,
+  });
+}
+
+export async function startRestorePlan(client: Client, config: DbopsConfig, input: RestoreInput): Promise<WorkflowHandleWithFirstExecutionRunId> {
+  findCluster(config, input.cluster);
+  checkName(input.database, '--database');
+  return start(client, config, 'restorePlanWorkflow', runId(`restore-plan/${input.cluster}`), input, `Plan a restore of ${input.database} on ${input.cluster}`);
+}
+
+export async function startPitr(client: Client, config: DbopsConfig, input: PitrInput): Promise<WorkflowHandleWithFirstExecutionRunId> {
+  findCluster(config, input.cluster);
+  checkName(input.database, '--database');
+  checkName(input.into, '--into');
+  return start(client, config, 'pointInTimeRestoreWorkflow', runId(`restore-pitr/${input.cluster}/${input.into}`), input, `Point-in-time restore of ${input.database} into ${input.into} on ${input.cluster}`);
+}
+
+export async function startTableRestore(
+  client: Client,
+  config: DbopsConfig,
+  input: Omit<TableRestoreInput, 'approvers' | 'approval'>,
+): Promise<WorkflowHandleWithFirstExecutionRunId> {
+  const cluster = findCluster(config, input.cluster);
+  checkName(input.database, '--database');
+  for (const t of input.tables) checkName(t, '--table');
+  const approvers = approversFor(cluster.approvers, 'restore-swap');
+  if (input.swap && approvers.length === 0) {
+    throw new ConfigError(`clusters.${cluster.name}.approvers: nobody may approve restore-swap; add "restore-swap: [names]" (or "*") before using --swap`);
+  }
+  return start(
+    client,
+    config,
+    'tableRestoreWorkflow',
+    runId(`restore-table/${input.cluster}/${input.database}`),
+    { ...input, approvers, approval: { timeout: config.approval.timeout, escalateAfter: config.approval.escalateAfter } },
+    `Table restore of ${input.tables.join(', ')} in ${input.database} on ${input.cluster}${input.swap ? ' (swap after approval)' : ''}`,
+  );
+}
+
+export interface PendingApproval {
+  workflowId: string;
+  runId: string;
+  type: string;
+  startTime: string;
+  state: ApprovalState | null;
+}
+
+export async function listPendingApprovals(client: Client): Promise<PendingApproval[]> {
+  const out: PendingApproval[] = [];
+  for await (const wf of client.workflow.list({ query: `${SA_AWAITING_APPROVAL.name} = true AND ExecutionStatus = 'Running'` })) {
+    const state = await client.workflow.getHandle(wf.workflowId, wf.runId).query(approvalQuery).catch(() => null);
+    out.push({ workflowId: wf.workflowId, runId: wf.runId, type: wf.type, startTime: wf.startTime.toISOString(), state });
+  }
+  return out;
+}
+
+export async function approvalState(client: Client, workflowId: string): Promise<ApprovalState | null> {
+  return client.workflow.getHandle(workflowId).query(approvalQuery);
+}
+
+/** Sends the decision as an Update: a refusal comes back at once, with the reason. */
+export async function decide(client: Client, workflowId: string, decision: 'approve' | 'reject', operator: string, reason: string): Promise<ApprovalState> {
+  const handle = client.workflow.getHandle(workflowId);
+  // Say why locally first when we can (no round trip for the obvious cases); the workflow checks again.
+  const state = await handle.query(approvalQuery);
+  const why = refuseDecision(state, { operator, reason });
+  if (why) throw new ConfigError(`refused: ${why}`);
+  try {
+    return await handle.executeUpdate(decideUpdate, { args: [{ operator, reason, decision }] });
+  } catch (error) {
+    throw new ConfigError(`refused: ${(error as Error).cause instanceof Error ? ((error as Error).cause as Error).message : (error as Error).message}`);
+  }
+}

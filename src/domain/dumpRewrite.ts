@@ -1,0 +1,138 @@
+/**
+ * Takes one database out of a multi-database dump and renames it on the way, so a full
+ * backup can be loaded next to the live data ("shop" restored as "shop_restored").
+ * mysqldump cannot rename; the stream names the database in:
+ *   -- Current Database: `shop`        section start (every database has one or two)
+ *   CREATE DATABASE ... `shop` ...;    dropped: the restore creates its target itself
+ *   USE `shop`;                        rewritten to the new name
+ *   `shop`.t / shop.t in DDL           views, triggers and routines written with qualified
+ *                                      names: rewritten too, or a restored trigger would
+ *                                      write into the live database (counted and reported)
+ * Data lines (INSERT, and MariaDB's one-tuple-per-line rows) pass through untouched at
+ * memchr speed; the other databases' sections are dropped. Pure.
+ */
+const NEWLINE = 0x0a;
+const HEAD = 16;
+const MAX_DDL_LINE = 64 * 1024 * 1024;
+const RE_SECTION = /^-- Current Database: `((?:[^`]|``)+)`/;
+const RE_CREATE = /^CREATE DATABASE /;
+const RE_USE = /^USE `((?:[^`]|``)+)`;/;
+
+function escapeRegExp(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+export class DumpDatabaseFilter {
+  private readonly encoder = new TextEncoder();
+  private readonly decoder = new TextDecoder();
+  /** null: the global header; else the database whose section we are in. */
+  private section: string | null = null;
+  private line = new Uint8Array(4096);
+  private lineLength = 0;
+  /** Inside a data line already decided: pass (true) or drop (false) until the newline. */
+  private streaming: boolean | null = null;
+  /** DDL lines whose references to the source database were rewritten to the target. */
+  rewrittenReferences = 0;
+  private readonly qualified: RegExp;
+
+  constructor(
+    private readonly source: string,
+    private readonly target: string,
+  ) {
+    // `shop`.  or  shop.  (not inside another identifier)
+    this.qualified = new RegExp('`' + escapeRegExp(source.replace(/`/g, '``')) + '`\\.|(?<![A-Za-z0-9_$`.])' + escapeRegExp(source) + '\\.(?=[A-Za-z_`$])', 'g');
+  }
+
+  private wanted(): boolean {
+    return this.section === null || this.section === this.source;
+  }
+
+  private append(bytes: Uint8Array): void {
+    if (this.lineLength + bytes.length > this.line.length) {
+      const bigger = new Uint8Array(Math.max(this.line.length * 2, this.lineLength + bytes.length));
+      bigger.set(this.line.subarray(0, this.lineLength));
+      this.line = bigger;
+    }
+    this.line.set(bytes, this.lineLength);
+    this.lineLength += bytes.length;
+  }
+
+  /** Data lines: a multi-row INSERT or one row of MariaDB's tuple-per-line format. */
+  private isDataLine(): boolean {
+    const first = this.line[0];
+    if (first === 0x28 /* ( */) return true;
+    const insert = 'INSERT INTO ';
+    if (this.lineLength < insert.length) return false;
+    for (let k = 0; k < insert.length; k++) if (this.line[k] !== insert.charCodeAt(k)) return false;
+    return true;
+  }
+
+  /** Feed a chunk; returns the bytes to pass on (views into the chunk where possible). */
+  push(chunk: Uint8Array): Uint8Array[] {
+    const out: Uint8Array[] = [];
+    let i = 0;
+    while (i < chunk.length) {
+      if (this.streaming !== null) {
+        const nl = chunk.indexOf(NEWLINE, i);
+        const end = nl === -1 ? chunk.length : nl + 1;
+        if (this.streaming) out.push(chunk.subarray(i, end));
+        if (nl !== -1) this.streaming = null;
+        i = end;
+        continue;
+      }
+      const nl = chunk.indexOf(NEWLINE, i);
+      const lineEnd = nl === -1 ? chunk.length : nl;
+      if (this.lineLength < HEAD) {
+        // Enough of the line to tell data from DDL?
+        const take = Math.min(lineEnd - i, HEAD - this.lineLength);
+        this.append(chunk.subarray(i, i + take));
+        i += take;
+        if (this.lineLength === HEAD && this.isDataLine()) {
+          const pass = this.wanted();
+          if (pass) out.push(this.line.slice(0, this.lineLength));
+          this.lineLength = 0;
+          this.streaming = pass;
+          continue;
+        }
+        if (i < lineEnd) continue;
+      } else {
+        if (this.lineLength + (lineEnd - i) > MAX_DDL_LINE) throw new Error('a non-data line of the dump is longer than 64 MiB');
+        this.append(chunk.subarray(i, lineEnd));
+        i = lineEnd;
+      }
+      if (nl !== -1 && i === nl) {
+        out.push(...this.endLine(true));
+        i = nl + 1;
+      }
+    }
+    return out;
+  }
+
+  finish(): Uint8Array[] {
+    return this.lineLength > 0 ? this.endLine(false) : [];
+  }
+
+  private endLine(withNewline: boolean): Uint8Array[] {
+    const data = this.isDataLine();
+    const text = this.decoder.decode(this.line.subarray(0, this.lineLength));
+    this.lineLength = 0;
+    const nl = withNewline ? '\n' : '';
+    const section = RE_SECTION.exec(text);
+    if (section?.[1] !== undefined) {
+      this.section = section[1].replace(/``/g, '`');
+      return this.wanted() ? [this.encoder.encode(`-- Current Database: \`${this.target}\` (restored from \`${this.source}\`)${nl}`)] : [];
+    }
+    if (!this.wanted()) return [];
+    if (this.section !== null && RE_CREATE.test(text)) return [];
+    const use = RE_USE.exec(text);
+    if (use?.[1] !== undefined) return [this.encoder.encode(`USE \`${this.target.replace(/`/g, '``')}\`;${nl}`)];
+    if (!data && this.section === this.source) {
+      const rewritten = text.replace(this.qualified, (m) => (m.startsWith('`') ? '`' + this.target.replace(/`/g, '``') + '`.' : this.target + '.'));
+      if (rewritten !== text) {
+        this.rewrittenReferences += 1;
+        return [this.encoder.encode(rewritten + nl)];
+      }
+    }
+    return [this.encoder.encode(text + nl)];
+  }
+}

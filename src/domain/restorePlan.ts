@@ -1,0 +1,191 @@
+/**
+ * Which backups a restore needs: the newest full at or before the target, then the
+ * shortest chain after it (a differential, then incrementals) that covers the target.
+ * Refuses with the restorable window when the target is outside it. Pure.
+ *
+ * Times are conservative: a full's snapshot is known to be no later than its finishedAt,
+ * and a binlog backup holds every transaction committed before its startedAt (it flushed
+ * the binary log after starting).
+ */
+import { binlogNumber, restoreChainFor, type ChainState } from './chain';
+import { coverageEnd, totalStoredBytes, type Manifest } from './manifest';
+import { describeTarget, stopDatetimeFor, type RestoreTarget } from './restoreTarget';
+
+export type ResolvedTarget = Exclude<RestoreTarget, { kind: 'beforeMatching' }>;
+
+export type ReplayStop =
+  | { kind: 'datetime'; value: string }
+  | { kind: 'position'; file: string; position: number }
+  | { kind: 'gtid'; gtid: string }
+  | { kind: 'end' };
+
+export interface RestorePlan {
+  cluster: string;
+  database: string;
+  target: ResolvedTarget;
+  full: { id: string; path: string; artifact: string; product: 'mariadb' | 'mysql'; tables: string[]; snapshot: { file: string; position: number; gtidSet: string | null } };
+  /** Binlog backups replayed after the full, in order. */
+  chain: Array<{ id: string; type: 'incremental' | 'differential' }>;
+  /** Files to replay, in order, and the backup that holds each. */
+  binlogs: Array<{ backupId: string; path: string; file: string; artifact: string }>;
+  start: { file: string; position: number; gtidSet: string | null };
+  stop: ReplayStop;
+  window: RestoreWindow;
+  storedBytes: number;
+}
+
+export interface RestoreWindow {
+  from: string | null;
+  to: string | null;
+}
+
+export type PlanOutcome = { ok: true; plan: RestorePlan } | { ok: false; reason: string; window: RestoreWindow };
+
+export interface RestorePlanInput {
+  cluster: string;
+  database: string;
+  target: ResolvedTarget;
+  backups: ReadonlyArray<{ manifest: Manifest; relativePath: string }>;
+  chainState: ChainState | null;
+  now: Date;
+}
+
+function positionKey(file: string, position: number): [number, number] {
+  return [binlogNumber(file)?.number ?? -1, position];
+}
+
+function atOrBefore(a: [number, number], b: [number, number]): boolean {
+  return a[0] < b[0] || (a[0] === b[0] && a[1] <= b[1]);
+}
+
+function gtidSeq(set: string | null | undefined, domain: number): number | null {
+  for (const part of (set ?? '').split(',')) {
+    const m = /^(\d+)-(\d+)-(\d+)$/.exec(part.trim());
+    if (m && Number(m[1]) === domain) return Number(m[3]);
+  }
+  return null;
+}
+
+/** The times a restore can reach for this database with these backups. */
+export function restorableWindow(backups: readonly Manifest[], database: string): RestoreWindow {
+  const fulls = backups.filter((b) => b.type === 'full' && b.snapshot && b.databases.includes(database));
+  if (fulls.length === 0) return { from: null, to: null };
+  const from = fulls.map((f) => f.finishedAt).sort()[0] ?? null;
+  const ids = new Set(fulls.map((f) => f.id));
+  const ends = [
+    ...fulls.map((f) => f.finishedAt),
+    ...backups.filter((b) => b.baseFullId && ids.has(b.baseFullId) && b.binlogs).map((b) => b.startedAt),
+  ].sort();
+  return { from, to: ends[ends.length - 1] ?? null };
+}
+
+export function planRestore(input: RestorePlanInput): PlanOutcome {
+  const manifests = input.backups.map((b) => b.manifest);
+  const where = new Map(input.backups.map((b) => [b.manifest.id, b.relativePath]));
+  const window = restorableWindow(manifests, input.database);
+  const t = input.target;
+  const fulls = manifests
+    .filter((b) => b.type === 'full' && b.snapshot && b.databases.includes(input.database))
+    .sort((a, b) => b.startedAt.localeCompare(a.startedAt));
+  if (fulls.length === 0) {
+    const known = [...new Set(manifests.flatMap((m) => m.databases))].sort();
+    return { ok: false, reason: `no full backup of database ${input.database} in cluster ${input.cluster}${known.length ? ` (backed-up databases: ${known.join(', ')})` : ''}`, window };
+  }
+  if (t.kind === 'time' && Date.parse(t.at) > input.now.getTime()) {
+    return { ok: false, reason: `the target ${t.at} is in the future`, window };
+  }
+
+  const fullOk = (f: Manifest): boolean => {
+    const s = f.snapshot!;
+    switch (t.kind) {
+      case 'time':
+        return f.finishedAt <= t.at;
+      case 'position':
+        return atOrBefore(positionKey(s.file, s.position), positionKey(t.file, t.position));
+      case 'gtid': {
+        const [d, , n] = t.gtid.split('-').map(Number) as [number, number, number];
+        const seq = gtidSeq(s.gtidSet, d);
+        return seq === null || seq < n;
+      }
+      default:
+        return true;
+    }
+  };
+  const covers = (m: Manifest): boolean => {
+    const end = coverageEnd(m)!;
+    switch (t.kind) {
+      case 'time':
+        return m.startedAt >= t.at;
+      case 'position':
+        return atOrBefore(positionKey(t.file, t.position), positionKey(end.file, end.position));
+      case 'gtid': {
+        const [d, s, n] = t.gtid.split('-').map(Number) as [number, number, number];
+        return (m.binlogs?.gtids ?? []).some((g) => g.source === `${d}-${s}` && Number(g.last.split('-')[2]) >= n);
+      }
+      default:
+        return true;
+    }
+  };
+
+  for (const full of fulls.filter(fullOk)) {
+    const members = manifests.filter((m) => m.baseFullId === full.id && m.binlogs);
+    let candidates = members.filter(covers);
+    if (t.kind === 'latest') candidates = members.slice(-1);
+    const chains = candidates.map((c) => restoreChainFor(manifests, c)).filter((c) => c[0]?.id === full.id);
+    chains.sort((a, b) => a.length - b.length || a.reduce((n, m) => n + totalStoredBytes(m), 0) - b.reduce((n, m) => n + totalStoredBytes(m), 0));
+    const best = chains[0] ?? (t.kind === 'latest' ? [full] : null);
+    if (!best) continue;
+
+    const chain = best.slice(1);
+    const binlogs: RestorePlan['binlogs'] = [];
+    const seen = new Set<string>();
+    for (const m of chain) {
+      m.binlogs!.files.forEach((file, i) => {
+        if (seen.has(file)) return;
+        seen.add(file);
+        binlogs.push({ backupId: m.id, path: where.get(m.id) ?? '', file, artifact: m.artifacts[i]?.name ?? file });
+      });
+    }
+    let stop: ReplayStop = { kind: 'end' };
+    if (t.kind === 'time') stop = { kind: 'datetime', value: stopDatetimeFor(t.at) };
+    if (t.kind === 'gtid') stop = { kind: 'gtid', gtid: t.gtid };
+    if (t.kind === 'position') {
+      const cut = binlogs.findIndex((b) => b.file === t.file);
+      if (cut === -1 && !(t.file === full.snapshot!.file && t.position === full.snapshot!.position)) {
+        return { ok: false, reason: `${t.file} is not in the backups after full ${full.id}`, window };
+      }
+      binlogs.splice(cut + 1);
+      stop = { kind: 'position', file: t.file, position: t.position };
+    }
+    const artifact = full.artifacts[0]!.name;
+    return {
+      ok: true,
+      plan: {
+        cluster: input.cluster,
+        database: input.database,
+        target: t,
+        full: {
+          id: full.id,
+          path: where.get(full.id) ?? '',
+          artifact,
+          product: full.server.product,
+          tables: full.tables.filter((x) => x.database === input.database).map((x) => x.table),
+          snapshot: full.snapshot!,
+        },
+        chain: chain.map((m) => ({ id: m.id, type: m.type as 'incremental' | 'differential' })),
+        binlogs,
+        start: { file: full.snapshot!.file, position: full.snapshot!.position, gtidSet: full.snapshot!.gtidSet },
+        stop,
+        window,
+        storedBytes: best.reduce((n, m) => n + totalStoredBytes(m), 0),
+      },
+    };
+  }
+
+  const broken = input.chainState ? `; the chain is broken since ${input.chainState.brokenAt} (${input.chainState.reason})` : '';
+  return {
+    ok: false,
+    reason: `no backups cover ${describeTarget(t)} for database ${input.database}: the restorable window is ${window.from ?? '?'} … ${window.to ?? '?'}${broken}`,
+    window,
+  };
+}

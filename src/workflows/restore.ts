@@ -1,0 +1,190 @@
+/**
+ * Restore workflows, as the incident runbook goes:
+ *   plan from the catalog (which full, which binlogs, where to stop) → restore into a NEW
+ *   database (load the full, replay the binlogs, stop at the target) → verify (row counts,
+ *   checksums) → for a table restore: put the tables next to the live ones and, only after
+ *   a person approves, swap them in with one atomic RENAME.
+ * Live data is never overwritten without an approval.
+ */
+import {
+  ApplicationFailure,
+  CancellationScope,
+  proxyActivities,
+  setCurrentDetails,
+  upsertSearchAttributes,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { Activities } from '../activities';
+import type { ApprovalDecision } from '../domain/approval';
+import { isValidSqlIdentifier, SQL_IDENTIFIER_RULE } from '../domain/identifiers';
+import { compactUtc } from '../domain/naming';
+import type { RestorePlan } from '../domain/restorePlan';
+import { describeTarget, type RestoreTarget } from '../domain/restoreTarget';
+import { SA_CLUSTER, SA_OPERATION } from '../domain/searchAttributes';
+import { installApprovalHandlers, requestApproval } from './approval';
+
+const NON_RETRYABLE = ['ConfigError', 'AuthError', 'PrivilegeError', 'InvalidInput', 'ReplayError'];
+const quick = proxyActivities<Activities>({ startToCloseTimeout: '10 minutes', heartbeatTimeout: '2 minutes', retry: { maximumAttempts: 3, nonRetryableErrorTypes: NON_RETRYABLE } });
+const long = proxyActivities<Activities>({ startToCloseTimeout: '12 hours', heartbeatTimeout: '2 minutes', retry: { maximumAttempts: 3, nonRetryableErrorTypes: NON_RETRYABLE } });
+
+export interface RestoreInput {
+  cluster: string;
+  database: string;
+  target: RestoreTarget;
+  requestedBy?: string;
+}
+
+export interface PitrInput extends RestoreInput {
+  into: string;
+}
+
+export interface TableRestoreInput extends RestoreInput {
+  tables: string[];
+  swap: boolean;
+  approvers: string[];
+  approval?: { timeout?: string; escalateAfter?: string[] };
+}
+
+function invalid(message: string): never {
+  throw ApplicationFailure.nonRetryable(message, 'InvalidInput');
+}
+
+function checkIdentifier(value: string, field: string): void {
+  if (!isValidSqlIdentifier(value)) invalid(`${field}: ${JSON.stringify(value)} is not an accepted name (${SQL_IDENTIFIER_RULE})`);
+}
+
+function mark(cluster: string): void {
+  upsertSearchAttributes([
+    { key: SA_CLUSTER, value: cluster },
+    { key: SA_OPERATION, value: 'restore' },
+  ]);
+}
+
+async function plan(input: RestoreInput): Promise<RestorePlan & { hit?: unknown }> {
+  setCurrentDetails(`planning a restore of \`${input.database}\` on \`${input.cluster}\` to ${describeTarget(input.target)}`);
+  const outcome = await quick.planRestore.executeWithOptions(
+    { startToCloseTimeout: '1 hour', heartbeatTimeout: '2 minutes', retry: { maximumAttempts: 3, nonRetryableErrorTypes: NON_RETRYABLE }, summary: 'plan from the catalog' },
+    [{ cluster: input.cluster, database: input.database, target: input.target }],
+  );
+  if (!outcome.ok) invalid(outcome.reason);
+  return { ...outcome.plan, ...(outcome.hit ? { hit: outcome.hit } : {}) };
+}
+
+/** `dbops restore plan`: what a restore would use; touches nothing. */
+export async function restorePlanWorkflow(input: RestoreInput): Promise<RestorePlan> {
+  checkIdentifier(input.database, '--database');
+  mark(input.cluster);
+  return plan(input);
+}
+
+async function restoreInto(input: RestoreInput, p: RestorePlan, into: string) {
+  setCurrentDetails(
+    `restoring \`${input.database}\` into \`${into}\`: full ${p.full.id} + ${p.chain.length} binlog backup(s), ${p.binlogs.length} file(s), stop at ${describeTarget(p.target)}`,
+  );
+  const restored = await long.restoreDatabase.executeWithOptions(
+    { startToCloseTimeout: '12 hours', heartbeatTimeout: '2 minutes', retry: { maximumAttempts: 3, nonRetryableErrorTypes: NON_RETRYABLE }, summary: `load ${p.full.id}, replay ${p.binlogs.length} binlog(s) into ${into}` },
+    [{ cluster: input.cluster, plan: p, into }],
+  );
+  setCurrentDetails(`verifying \`${into}\` (row counts, CHECKSUM TABLE)`);
+  const verification = await quick.verifyDatabase.executeWithOptions(
+    { startToCloseTimeout: '2 hours', retry: { maximumAttempts: 3, nonRetryableErrorTypes: NON_RETRYABLE }, summary: 'row counts and checksums' },
+    [{ cluster: input.cluster, database: into }],
+  );
+  return { restored, verification };
+}
+
+async function dropOnFailure(cluster: string, database: string): Promise<void> {
+  await CancellationScope.nonCancellable(() => quick.dropRestoreTarget({ cluster, database }));
+}
+
+/** Point-in-time restore of one database into a NEW database on the cluster. */
+export async function pointInTimeRestoreWorkflow(input: PitrInput) {
+  checkIdentifier(input.database, '--database');
+  checkIdentifier(input.into, '--into');
+  if (input.into === input.database) invalid('--into must name a new database, not the live one');
+  mark(input.cluster);
+  const p = await plan(input);
+  if ((await quick.checkRestoreTarget({ cluster: input.cluster, database: input.into })) === 'foreign') {
+    invalid(`database ${input.into} already exists on ${input.cluster}; restore into a new name (--into)`);
+  }
+  try {
+    const { restored, verification } = await restoreInto(input, p, input.into);
+    setCurrentDetails(
+      `restored \`${input.database}\` as \`${input.into}\` to ${describeTarget(p.target)}: reached ${restored.replay.file}:${restored.replay.position}` +
+        `${restored.replay.gtid ? ` (GTID ${restored.replay.gtid})` : ''}, ${verification.length} table(s) verified`,
+    );
+    return { into: input.into, plan: p, reached: restored.replay, verification, rewrittenReferences: restored.rewrittenReferences, durationMs: restored.durationMs };
+  } catch (error) {
+    await dropOnFailure(input.cluster, input.into);
+    throw error;
+  }
+}
+
+/**
+ * Restores tables from the chain into new names next to the live ones
+ * (`orders_restored_20261122T140306Z`); with swap, and only after approval, swaps them
+ * into place with one atomic RENAME (the live table is kept as `..._before_...`).
+ */
+export async function tableRestoreWorkflow(input: TableRestoreInput) {
+  installApprovalHandlers();
+  checkIdentifier(input.database, '--database');
+  if (input.tables.length === 0) invalid('--table: name at least one table');
+  for (const t of input.tables) checkIdentifier(t, '--table');
+  mark(input.cluster);
+  const info = workflowInfo();
+  const stamp = compactUtc(new Date());
+  const scratch = `dbops_r_${info.runId.replace(/-/g, '').slice(-12)}`;
+  const renames = input.tables.map((t) => ({ table: t, restored: `${t}_restored_${stamp}`, before: `${t}_before_${stamp}` }));
+  for (const r of renames) if (r.before.length > 64) invalid(`--table ${r.table}: the name is too long for ${r.before}`);
+
+  const p = await plan(input);
+  const missing = input.tables.filter((t) => !p.full.tables.includes(t));
+  if (missing.length > 0) invalid(`table(s) ${missing.join(', ')} not in full backup ${p.full.id} of ${input.database} (it has ${p.full.tables.join(', ')})`);
+
+  let restoredTables: string[] = [];
+  try {
+    const { restored, verification } = await restoreInto(input, p, scratch);
+    await quick.moveTables({ cluster: input.cluster, moves: renames.map((r) => ({ from: `${scratch}.${r.table}`, to: `${input.database}.${r.restored}` })) });
+    restoredTables = renames.map((r) => `${input.database}.${r.restored}`);
+    await quick.dropRestoreTarget({ cluster: input.cluster, database: scratch });
+
+    let decision: ApprovalDecision | null = null;
+    let swapped = false;
+    if (input.swap) {
+      decision = await requestApproval({
+        action: 'restore-swap',
+        cluster: input.cluster,
+        summary: `swap ${renames.map((r) => `${input.database}.${r.table} ⇄ ${r.restored}`).join(', ')} (restored to ${describeTarget(p.target)})`,
+        approvers: input.approvers,
+        ...(input.approval?.timeout ? { timeout: input.approval.timeout } : {}),
+        ...(input.approval?.escalateAfter ? { escalateAfter: input.approval.escalateAfter } : {}),
+      });
+      if (decision.decision === 'approved') {
+        setCurrentDetails(`approved by ${decision.by}: swapping ${renames.length} table(s) with one atomic RENAME`);
+        await quick.swapTables({ cluster: input.cluster, database: input.database, swaps: renames });
+        swapped = true;
+      } else {
+        setCurrentDetails(`${decision.decision}${decision.by ? ` by ${decision.by}` : ''}: dropping the restored tables, the live ones are untouched`);
+        await quick.dropTables({ cluster: input.cluster, tables: restoredTables });
+        restoredTables = [];
+      }
+    }
+    if (!input.swap || swapped) {
+      setCurrentDetails(swapped ? `swapped in: ${renames.map((r) => r.table).join(', ')} (old data kept as *_before_${stamp})` : `restored next to the live tables: ${restoredTables.join(', ')}`);
+    }
+    return {
+      plan: p,
+      reached: restored.replay,
+      verification: verification.filter((v) => input.tables.includes(v.table)),
+      tables: renames.map((r) => ({ table: r.table, restoredAs: swapped ? r.table : restoredTables.length ? r.restored : null, liveKeptAs: swapped ? r.before : null })),
+      swapped,
+      decision,
+    };
+  } catch (error) {
+    await CancellationScope.nonCancellable(async () => {
+      await quick.dropRestoreTarget({ cluster: input.cluster, database: scratch });
+      if (restoredTables.length > 0) await quick.dropTables({ cluster: input.cluster, tables: restoredTables });
+    });
+    throw error;
+  }
+}

@@ -1,0 +1,202 @@
+/**
+ * The incident story: data, full backup, writes, incremental, an accidental
+ * DELETE FROM orders at time T, more writes, incremental. Restore (a) to the second
+ * before T and (b) to just before the DELETE statement: both must equal, checksum for
+ * checksum, a snapshot taken just before the DELETE; the live database is untouched.
+ * Then table restores with the approval gate, and the bad inputs that must touch nothing.
+ */
+import type { Client } from '@temporalio/client';
+import type { RowDataPacket } from 'mysql2/promise';
+import { startBackup, waitForManifest } from '../../src/client/backups';
+import { approvalState, decide, startPitr, startTableRestore } from '../../src/client/restores';
+import { parseTarget } from '../../src/domain/restoreTarget';
+import { makeTestConfig, rootConnection, runCli, tableChecksums, temporalClient, withWorker, type TestSetup } from '../harness/context';
+import { seedSampleDatabase } from '../../src/sandbox/sampleData';
+
+const DB = 'incident';
+let setup: TestSetup;
+let client: Client;
+let closeClient: () => Promise<void>;
+let beforeDelete: Record<string, string>;
+let liveAfter: Record<string, string>;
+let secondBeforeDelete: string;
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** Waits until just after the next second boundary, so that writes fall into distinct seconds. */
+async function nextSecond(): Promise<void> {
+  await sleep(1000 - (Date.now() % 1000) + 50);
+}
+async function sql(query: string, params: unknown[] = []): Promise<RowDataPacket[]> {
+  const conn = await rootConnection();
+  try {
+    return (await conn.query<RowDataPacket[]>(query, params))[0];
+  } finally {
+    await conn.end();
+  }
+}
+async function checksums(db: string): Promise<Record<string, string>> {
+  const conn = await rootConnection();
+  try {
+    return await tableChecksums(conn, db);
+  } finally {
+    await conn.end();
+  }
+}
+async function waitForPendingApproval(workflowId: string): Promise<void> {
+  for (let i = 0; i < 300; i++) {
+    const state = await approvalState(client, workflowId).catch(() => null);
+    if (state?.status === 'pending') return;
+    const description = await client.workflow.getHandle(workflowId).describe();
+    if (description.status.name !== 'RUNNING') await client.workflow.getHandle(workflowId).result(); // throws the reason
+    await sleep(200);
+  }
+  throw new Error(`${workflowId} never asked for approval`);
+}
+
+beforeAll(async () => {
+  const conn = await rootConnection();
+  await conn.query(`DROP DATABASE IF EXISTS ${DB}`);
+  for (const d of ['incident_a', 'incident_b']) await conn.query(`DROP DATABASE IF EXISTS ${d}`);
+  await seedSampleDatabase(conn, { database: DB, customers: 40, orders: 600 });
+  await conn.end();
+  setup = makeTestConfig('restore', { databases: [DB] });
+  ({ client, close: closeClient } = await temporalClient());
+
+  await withWorker(setup.config, async () => {
+    await waitForManifest(await startBackup(client, setup.config, 'full', { cluster: 'test' }));
+    await sql(`INSERT INTO ${DB}.orders (customer_id, status, total, note, created_at) SELECT customer_id, 'paid', total + 1, 'after full', NOW() FROM ${DB}.orders LIMIT 50`);
+    await sql(`UPDATE ${DB}.orders SET status = 'shipped' WHERE id % 7 = 0`); // the trigger writes audit_log rows
+    await waitForManifest(await startBackup(client, setup.config, 'incremental', { cluster: 'test' }, new Date(Date.now() + 1000)));
+    await sql(`INSERT INTO ${DB}.customers (name, email) VALUES ('Late Customer', 'late@example.com')`);
+    await sql(`UPDATE ${DB}.orders SET note = CONCAT(IFNULL(note, ''), ' (checked)') WHERE id < 30`);
+    beforeDelete = await checksums(DB);
+
+    await nextSecond();
+    secondBeforeDelete = new Date(Math.floor(Date.now() / 1000) * 1000 - 1000).toISOString().replace('.000Z', 'Z');
+    await sql(`DELETE FROM ${DB}.orders WHERE total > 0`); // the accident: the WHERE was meant to be much narrower
+    await nextSecond();
+    await sql(`INSERT INTO ${DB}.orders (customer_id, status, total, note, created_at) VALUES (1, 'new', 9.99, 'after the accident', NOW())`);
+    await waitForManifest(await startBackup(client, setup.config, 'incremental', { cluster: 'test' }, new Date(Date.now() + 2000)));
+    liveAfter = await checksums(DB);
+  });
+});
+
+afterAll(async () => {
+  await closeClient();
+});
+
+test('(a) to the second before the DELETE, and (b) to just before the DELETE statement: both equal the pre-DELETE snapshot', async () => {
+  await withWorker(setup.config, async () => {
+    const a = await runCli(['restore', 'pitr', '--cluster', 'test', '--database', DB, '--to', secondBeforeDelete, '--into', 'incident_a', '--wait', '--json', '--config', setup.configPath]);
+    expect(a.stderr).toBe('');
+    const resultA = JSON.parse(a.stdout);
+    expect(resultA.plan.chain.map((c: { type: string }) => c.type)).toEqual(['incremental', 'incremental']);
+    expect(resultA.plan.stop.kind).toBe('datetime');
+
+    const b = await runCli(['restore', 'pitr', '--cluster', 'test', '--database', DB, '--before-matching', 'DELETE FROM .*orders', '--into', 'incident_b', '--wait', '--json', '--config', setup.configPath]);
+    expect(b.stderr).toBe('');
+    const resultB = JSON.parse(b.stdout);
+    expect(resultB.plan.hit.statement).toMatch(/^DELETE FROM .*orders WHERE total > 0/);
+    expect(resultB.reached.file).toBe(resultB.plan.stop.file);
+    expect(resultB.reached.position).toBeLessThanOrEqual(resultB.plan.stop.position);
+
+    expect(await checksums('incident_a')).toEqual(beforeDelete);
+    expect(await checksums('incident_b')).toEqual(beforeDelete);
+    expect(resultA.verification.find((v: { table: string }) => v.table === 'orders').rows).toBe(650);
+    expect(await checksums(DB)).toEqual(liveAfter); // the live database is untouched
+    const [objects] = await sql(`SELECT COUNT(*) AS n FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = 'incident_a'`);
+    expect(Number(objects!.n)).toBe(2);
+  });
+});
+
+test('table restore: a non-approver is refused at once; an approval swaps the restored table in atomically', async () => {
+  await withWorker(setup.config, async () => {
+    const handle = await startTableRestore(client, setup.config, { cluster: 'test', database: DB, tables: ['orders'], target: parseTarget(secondBeforeDelete), swap: true, requestedBy: 'jest' });
+    await waitForPendingApproval(handle.workflowId);
+    // Before the approval: the restored table stands next to the live ones, which are untouched.
+    const waiting = await checksums(DB);
+    const restoredName = Object.keys(waiting).find((t) => t.startsWith('orders_restored_'))!;
+    expect(waiting[restoredName]).toBe(beforeDelete.orders);
+    expect({ ...waiting, [restoredName]: undefined }).toEqual({ ...liveAfter, [restoredName]: undefined });
+
+    const refused = await runCli(['approvals', 'approve', handle.workflowId, '--as', 'mallory', '--reason', 'looks fine', '--config', setup.configPath]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr.trim()).toBe('dbops: refused: mallory is not an approver for restore-swap on test (approvers: alice, bob)');
+    const listed = await runCli(['approvals', 'list', '--json', '--config', setup.configPath]);
+    expect(JSON.parse(listed.stdout).map((p: { workflowId: string }) => p.workflowId)).toContain(handle.workflowId);
+
+    const approved = await runCli(['approvals', 'approve', handle.workflowId, '--as', 'alice', '--reason', 'INC-42: restore orders', '--config', setup.configPath]);
+    expect(approved.stdout.trim()).toBe('approved by alice: INC-42: restore orders');
+    const again = await runCli(['approvals', 'reject', handle.workflowId, '--as', 'bob', '--reason', 'too late', '--config', setup.configPath]);
+    expect(again.stderr).toMatch(/refused: already approved by alice/);
+
+    const result = (await handle.result()) as { swapped: boolean; decision: { decision: string; by: string; reason: string }; tables: Array<{ liveKeptAs: string }> };
+    expect(result).toMatchObject({ swapped: true, decision: { decision: 'approved', by: 'alice', reason: 'INC-42: restore orders' } });
+    const now = await checksums(DB);
+    expect(now.orders).toBe(beforeDelete.orders);
+    expect(now[result.tables[0]!.liveKeptAs]).toBe(liveAfter.orders); // the pre-swap live table is kept
+    const triggers = await sql(`SELECT EVENT_OBJECT_TABLE AS t FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = '${DB}'`);
+    expect(triggers.map((r) => r.t)).toEqual(['orders']); // the live name keeps its trigger
+    const scratch = await sql("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE 'dbops\\_r\\_%'");
+    expect(scratch).toEqual([]);
+    // Put the live table back for the next tests.
+    await sql(`RENAME TABLE ${DB}.orders TO ${DB}.orders_tmp, ${DB}.${result.tables[0]!.liveKeptAs} TO ${DB}.orders`);
+    await sql(`DROP TABLE ${DB}.orders_tmp`);
+    expect(await checksums(DB)).toEqual(liveAfter);
+  });
+});
+
+test('a reject drops the restored tables; an expired approval aborts, escalates and notifies; live data untouched', async () => {
+  await withWorker(setup.config, async () => {
+    const rejected = await startTableRestore(client, setup.config, { cluster: 'test', database: DB, tables: ['orders', 'customers'], target: parseTarget(secondBeforeDelete), swap: true });
+    await waitForPendingApproval(rejected.workflowId);
+    await decide(client, rejected.workflowId, 'reject', 'bob', 'wrong point in time');
+    const r = (await rejected.result()) as { swapped: boolean; decision: { decision: string }; tables: Array<{ restoredAs: string | null }> };
+    expect(r).toMatchObject({ swapped: false, decision: { decision: 'rejected' } });
+    expect(r.tables.every((t) => t.restoredAs === null)).toBe(true);
+    expect(await checksums(DB)).toEqual(liveAfter);
+  });
+
+  const short = makeTestConfig('expiry', { databases: [DB], approval: { timeout: '4s', escalateAfter: ['1s', '2s'] } });
+  // The expiry config's repository is empty: point it at the same backups.
+  short.config.repository.path = setup.config.repository.path;
+  await withWorker(short.config, async () => {
+    const expiring = await startTableRestore(client, short.config, { cluster: 'test', database: DB, tables: ['orders'], target: parseTarget(secondBeforeDelete), swap: true });
+    const r = (await expiring.result()) as { swapped: boolean; decision: { decision: string; by: string | null } };
+    expect(r).toMatchObject({ swapped: false, decision: { decision: 'expired', by: null } });
+    const state = await approvalState(client, expiring.workflowId);
+    expect(state?.escalations.map((e) => e.level)).toEqual([1, 2]);
+    const history = await expiring.fetchHistory();
+    const notified = (history.events ?? []).filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'notify').length;
+    expect(notified).toBe(4); // requested, two escalations, expired
+  });
+  const leftovers = await sql(`SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = '${DB}' AND TABLE_NAME LIKE '%restored%'`);
+  expect(leftovers).toEqual([]);
+  expect(await checksums(DB)).toEqual(liveAfter);
+});
+
+test('bad input is refused with a clear message before anything is touched', async () => {
+  const a = await checksums('incident_a');
+  await withWorker(setup.config, async () => {
+    const cli = (args: string[]) => runCli([...args, '--config', setup.configPath]);
+    const future = await cli(['restore', 'pitr', '--cluster', 'test', '--database', DB, '--to', '2099-01-01T00:00:00Z', '--into', 'x_future', '--wait']);
+    expect(future.stderr).toMatch(/the target 2099-01-01T00:00:00Z is in the future/);
+    const early = await cli(['restore', 'pitr', '--cluster', 'test', '--database', DB, '--to', '2001-01-01T00:00:00Z', '--into', 'x_early', '--wait']);
+    expect(early.stderr).toMatch(/no backups cover the end of 2001-01-01T00:00:00Z .*the restorable window is \d{4}-.* … \d{4}-/);
+    const unknown = await cli(['restore', 'pitr', '--cluster', 'test', '--database', 'nosuchdb', '--to', 'latest', '--into', 'x_unknown', '--wait']);
+    expect(unknown.stderr).toMatch(/no full backup of database nosuchdb in cluster test \(backed-up databases: incident\)/);
+    const injection = await cli(['restore', 'pitr', '--cluster', 'test', '--database', 'x`; DROP DATABASE shop; --', '--to', 'latest', '--into', 'y', '--wait']);
+    expect(injection.stderr.trim()).toMatch(/^dbops: --database: "x`; DROP DATABASE shop; --" is not an accepted name .*nothing was started$/);
+    const exists = await cli(['restore', 'pitr', '--cluster', 'test', '--database', DB, '--to', 'latest', '--into', 'incident_a', '--wait']);
+    expect(exists.stderr).toMatch(/database incident_a already exists on test; restore into a new name/);
+    const table = await cli(['restore', 'table', '--cluster', 'test', '--database', DB, '--table', 'nosuchtable', '--to', 'latest', '--wait']);
+    expect(table.stderr).toMatch(/table\(s\) nosuchtable not in full backup/);
+    const badTime = await cli(['restore', 'plan', '--cluster', 'test', '--database', DB, '--to', 'yesterday']);
+    expect(badTime.stderr.trim()).toBe('dbops: --to: "yesterday" is not an ISO-8601 UTC time; write it like 2026-11-22T14:03:06Z');
+    for (const r of [future, early, unknown, injection, exists, table, badTime]) expect(r.code).toBe(1);
+  });
+  const dbs = await sql("SELECT SCHEMA_NAME AS s FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE 'x\\_%' OR SCHEMA_NAME = 'y'");
+  expect(dbs).toEqual([]);
+  expect(await checksums('incident_a')).toEqual(a);
+  expect(await checksums(DB)).toEqual(liveAfter);
+});
