@@ -1,9 +1,18 @@
 /** Shared pieces of the benchmarks: the reference dataset, timing, machine facts. */
 import { execFileSync, spawn } from 'node:child_process';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import * as path from 'node:path';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { createConnection, type Connection } from 'mysql2/promise';
+import pino from 'pino';
+import { stringify as toYaml } from 'yaml';
+import { loadConfig } from '../src/config/load';
+import type { DbopsConfig } from '../src/config/schema';
 import { startMariadbSandbox, type MariadbSandbox } from '../src/sandbox/mariadb';
+import { createBackupUser, createRestoreUser } from '../src/sandbox/sampleData';
+import { startTemporalDevServer } from '../src/sandbox/temporal';
+import { createWorker, installRuntimeLogger } from '../src/workers/worker';
 
 export const BENCH_DIR = path.resolve(__dirname, '..', ...(__dirname.includes(`${path.sep}dist${path.sep}`) ? ['..'] : []), 'bench', 'data');
 
@@ -83,4 +92,98 @@ export async function ensureReferenceDataset(conn: Connection, log: (s: string) 
              '2024-01-01' + INTERVAL ((seq * 13) % 63072000 + seq % 86400) SECOND
       FROM bench.seq_${from}_to_${to}`);
   }
+}
+
+/** Everything a benchmark needs: the server with the dataset, Temporal, a worker, configs. */
+export interface BenchContext {
+  server: MariadbSandbox;
+  conn: Connection;
+  temporal: TestWorkflowEnvironment;
+  work: string;
+  /** A client defaults file for the peers (0600, in the run folder). */
+  cnf: string;
+  configFor: (name: string) => DbopsConfig;
+  /** Runs fn with a worker serving that config's task queue. */
+  withWorker: <T>(config: DbopsConfig, fn: () => Promise<T>) => Promise<T>;
+  close: () => Promise<void>;
+}
+
+export async function benchContext(log: (s: string) => void): Promise<BenchContext> {
+  mkdirSync(BENCH_DIR, { recursive: true });
+  const logger = pino({ level: 'warn' }, pino.destination(2));
+  installRuntimeLogger(logger);
+  const server = await benchServer();
+  const temporal = await startTemporalDevServer();
+  const work = path.join(BENCH_DIR, `run-${Date.now()}`);
+  mkdirSync(work, { recursive: true });
+  const conn = await root(server);
+  await ensureReferenceDataset(conn, log);
+  const password = 'bench-' + Math.random().toString(36).slice(2);
+  await createBackupUser(conn, 'dbops', password);
+  await createRestoreUser(conn, 'dbops_restore', password);
+  const passwordFile = path.join(work, 'password');
+  writeFileSync(passwordFile, password + '\n', { mode: 0o600 });
+  const cnf = path.join(work, 'client.cnf');
+  writeFileSync(cnf, `[client]\nuser=dbops_restore\npassword=${password}\nhost=127.0.0.1\nport=${server.port}\nprotocol=TCP\n`, { mode: 0o600 });
+  let queues = 0;
+  const configFor = (name: string): DbopsConfig => {
+    const file = path.join(work, `${name}.yaml`);
+    writeFileSync(
+      file,
+      toYaml({
+        temporal: { address: temporal.address, namespace: 'default', taskQueue: `bench-${name}-${++queues}` },
+        repository: { path: path.join(work, name), compression: 'zstd' },
+        clusters: [
+          {
+            name: 'bench',
+            host: '127.0.0.1',
+            port: server.port,
+            user: 'dbops',
+            password: { file: passwordFile },
+            restoreUser: 'dbops_restore',
+            restorePassword: { file: passwordFile },
+            databases: ['bench'],
+          },
+        ],
+      }),
+    );
+    return loadConfig(file);
+  };
+  const withWorker = async <T>(config: DbopsConfig, fn: () => Promise<T>): Promise<T> => {
+    const { worker, close } = await createWorker({ config, logger, connection: temporal.nativeConnection });
+    try {
+      return await worker.runUntil(fn);
+    } finally {
+      await close();
+    }
+  };
+  const close = async () => {
+    await conn.end();
+    await temporal.teardown();
+    await server.stop();
+    rmSync(work, { recursive: true, force: true });
+  };
+  return { server, conn, temporal, work, cnf, configFor, withWorker, close };
+}
+
+/** Chunked UPDATE passes over bench.orders until at least `bytes` of binlog follow `fromFile`. */
+export async function writeBinlog(conn: Connection, fromFile: string, bytes: number, log: (s: string) => void): Promise<Array<{ name: string; size: number }>> {
+  const since = async () => {
+    await conn.query('FLUSH BINARY LOGS');
+    const [list] = (await conn.query('SHOW BINARY LOGS')) as unknown as [Array<{ Log_name: string; File_size: string }>];
+    const all = list.map((r) => ({ name: r.Log_name, size: Number(r.File_size) }));
+    return all.slice(all.findIndex((f) => f.name === fromFile), -1);
+  };
+  let files = await since();
+  for (let pass = 1; files.reduce((n, f) => n + f.size, 0) < bytes; pass++) {
+    log(`writing binlog: update pass ${pass}`);
+    for (let from = 1; from <= REFERENCE_ROWS; from += 200_000) {
+      await conn.query(
+        `UPDATE bench.orders SET status = ELT(1 + (id + ${pass}) % 6, 'new','paid','shipped','delivered','cancelled','refunded'),
+                updated_at = updated_at + INTERVAL 1 MINUTE WHERE id BETWEEN ${from} AND ${from + 199_999}`,
+      );
+    }
+    files = await since();
+  }
+  return files;
 }

@@ -1,11 +1,13 @@
 /**
  * Benchmarks against the standard tools, in the same run, on the same data and server:
  *   npm run bench -- backup    full backup vs mysqldump | zstd; incremental vs mysqlbinlog --raw
+ *   npm run bench -- restore   loading a full vs zstd -dc | mariadb; binlog replay vs mysqlbinlog | mariadb
  * Not part of npm test. Prints a Markdown table to paste into bench/RESULTS.md.
  */
 import { runBackupBenchmark } from './backup';
+import { runRestoreBenchmark } from './restore';
 
-const suites: Record<string, () => Promise<void>> = { backup: runBackupBenchmark };
+const suites: Record<string, () => Promise<void>> = { backup: runBackupBenchmark, restore: runRestoreBenchmark };
 
 async function main(): Promise<void> {
   const names = process.argv.slice(2);

@@ -67,23 +67,49 @@ export class DumpDatabaseFilter {
     return true;
   }
 
-  /** Feed a chunk; returns the bytes to pass on (views into the chunk where possible). */
+  /** Is a data line starting at chunk[i] (with at least HEAD bytes available)? */
+  private static dataAt(chunk: Uint8Array, i: number): boolean {
+    if (chunk[i] === 0x28 /* ( */) return true;
+    const insert = 'INSERT INTO ';
+    for (let k = 0; k < insert.length; k++) if (chunk[i + k] !== insert.charCodeAt(k)) return false;
+    return true;
+  }
+
+  /**
+   * Feed a chunk; returns the bytes to pass on. Consecutive passing data lines come back
+   * as ONE view into the chunk: a dump is millions of short row lines, and handing each
+   * on separately would cost more than the load itself.
+   */
   push(chunk: Uint8Array): Uint8Array[] {
     const out: Uint8Array[] = [];
+    let run = -1; // start of the pending run of passing bytes in this chunk
+    const flush = (end: number) => {
+      if (run >= 0 && end > run) out.push(chunk.subarray(run, end));
+      run = -1;
+    };
     let i = 0;
     while (i < chunk.length) {
       if (this.streaming !== null) {
         const nl = chunk.indexOf(NEWLINE, i);
         const end = nl === -1 ? chunk.length : nl + 1;
-        if (this.streaming) out.push(chunk.subarray(i, end));
+        if (this.streaming) {
+          if (run < 0) run = i;
+        } else {
+          flush(i);
+        }
         if (nl !== -1) this.streaming = null;
         i = end;
         continue;
       }
+      if (this.lineLength === 0 && chunk.length - i >= HEAD && DumpDatabaseFilter.dataAt(chunk, i)) {
+        this.streaming = this.wanted();
+        continue; // the streaming branch takes the line
+      }
+      flush(i);
       const nl = chunk.indexOf(NEWLINE, i);
       const lineEnd = nl === -1 ? chunk.length : nl;
       if (this.lineLength < HEAD) {
-        // Enough of the line to tell data from DDL?
+        // A line split across chunks: collect enough to tell data from DDL.
         const take = Math.min(lineEnd - i, HEAD - this.lineLength);
         this.append(chunk.subarray(i, i + take));
         i += take;
@@ -105,6 +131,7 @@ export class DumpDatabaseFilter {
         i = nl + 1;
       }
     }
+    flush(chunk.length);
     return out;
   }
 

@@ -1,0 +1,26 @@
+/** The Markdown the benchmarks print, for bench/RESULTS.md. */
+export interface Row {
+  what: string;
+  peer: string;
+  runs: Array<{ peer: number; ours: number }>;
+  note: string;
+}
+
+export function printTable(suite: string, machine: string, rows: Row[]): void {
+  const best = (xs: number[]) => Math.min(...xs);
+  const out = [
+    `Machine: ${machine}`,
+    `Command: npm run bench -- ${suite}   (${new Date().toISOString().slice(0, 10)})`,
+    '',
+    '| what | peer | peer s | dbops s | dbops / peer | notes |',
+    '|---|---|---:|---:|---:|---|',
+    ...rows.map((r) => {
+      const p = best(r.runs.map((x) => x.peer));
+      const o = best(r.runs.map((x) => x.ours));
+      return `| ${r.what} | \`${r.peer}\` | ${p.toFixed(1)} | ${o.toFixed(1)} | **${(o / p).toFixed(2)}** | ${r.note} |`;
+    }),
+    '',
+    'All runs, peer/dbops seconds: ' + rows.map((r) => `${r.what.split(',')[0]}: ${r.runs.map((x) => `${x.peer.toFixed(1)}/${x.ours.toFixed(1)}`).join(', ')}`).join('; '),
+  ];
+  process.stdout.write(out.join('\n') + '\n');
+}
