@@ -25,15 +25,17 @@ export async function runRestoreBenchmark(): Promise<void> {
   const rows: Row[] = [];
   try {
     const config = ctx.configFor('repo');
-    const full = await backupVia(ctx, config, 'full');
+    const full = (await backupVia(ctx, config, 'full')).value;
     const files = await writeBinlog(ctx.conn, full.snapshot!.file, 0.5 * 2 ** 30, log);
-    const inc: Manifest = await backupVia(ctx, config, 'incremental');
+    const inc: Manifest = (await backupVia(ctx, config, 'incremental')).value;
     const fullFile = path.join(config.repository.path, 'bench', 'full', full.startedAt.slice(0, 10), full.id, full.artifacts[0]!.name);
     const restore = async (into: string, to: string) =>
-      ctx.withWorker(config, async () => {
-        const handle = await startPitr(ctx.temporal.client, config, { cluster: 'bench', database: 'bench', into, target: JSON.parse(to) });
-        return (await handle.result()) as { durationMs: { load: number; replay: number }; verification: Array<{ rows: number }> };
-      });
+      ctx.withWorker(config, () =>
+        timed(async () => {
+          const handle = await startPitr(ctx.temporal.client, config, { cluster: 'bench', database: 'bench', into, target: JSON.parse(to) });
+          return (await handle.result()) as { durationMs: { load: number; replay: number }; verification: Array<{ rows: number }> };
+        }),
+      );
     const drop = (db: string) => ctx.conn.query(`DROP DATABASE IF EXISTS \`${db}\``);
 
     const loadRuns: Array<{ peer: number; ours: number }> = [];
@@ -61,7 +63,7 @@ export async function runRestoreBenchmark(): Promise<void> {
       await drop(peerDb);
       log(`restore, round ${i + 1}: dbops (load + replay + verify)`);
       const oursDb = `bench_dbops${i}`;
-      const o = await timed(() => restore(oursDb, JSON.stringify({ kind: 'latest' })));
+      const o = await restore(oursDb, JSON.stringify({ kind: 'latest' }));
       await drop(oursDb);
       loadRuns.push({ peer: pLoad.seconds, ours: o.value.durationMs.load / 1000 });
       replayRuns.push({ peer: pReplay.seconds, ours: o.value.durationMs.replay / 1000 });

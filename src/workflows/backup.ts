@@ -23,7 +23,7 @@ import {
 import type { Duration } from '@temporalio/common';
 import type { Activities } from '../activities';
 import { buildBinlogManifest, buildFullManifest } from '../domain/buildManifest';
-import { spaceSaving, totalRawBytes, totalStoredBytes, type BackupType, type Manifest } from '../domain/manifest';
+import { spaceSaving, totalRawBytes, totalStoredBytes, type BackupType, type Manifest, type ManifestDraft } from '../domain/manifest';
 import { backupDirectory, backupId, formatBytes } from '../domain/naming';
 import { SA_BACKUP_TYPE, SA_CLUSTER, SA_OPERATION } from '../domain/searchAttributes';
 
@@ -108,6 +108,17 @@ function describeDone(m: Manifest): string {
   );
 }
 
+/** Re-verifies the staged artifacts and makes the backup visible with one rename. */
+async function publish(input: BackupInput, draft: ManifestDraft, startedAt: Date, verify: 'stored' | 'frame'): Promise<Manifest> {
+  const a = activities(input);
+  const manifest = await a.verify.publishBackup.executeWithOptions(
+    { ...a.options.verify, summary: verify === 'stored' ? 're-read, verify sha256, publish atomically' : 're-read, test-decompress, verify sha256, publish atomically' },
+    [{ draft, relativePath: backupDirectory(input.cluster, draft.type, draft.id, startedAt), verify }],
+  );
+  setCurrentDetails(describeDone(manifest));
+  return manifest;
+}
+
 /** A logical dump (full, emergency, or schema only) taken, verified and published. */
 async function takeDumpBackup(input: BackupInput, type: DumpType): Promise<Manifest> {
   const info = workflowInfo();
@@ -166,13 +177,8 @@ async function takeDumpBackup(input: BackupInput, type: DumpType): Promise<Manif
       requestedBy: input.requestedBy ?? null,
       reason: input.reason ?? null,
     });
-    const manifest = await a.verify.publishBackup.executeWithOptions(
-      { ...a.options.verify, summary: 're-read, verify sha256, publish atomically' },
-      // The dump activity already decompressed the staged file end to end from disk.
-      [{ draft, relativePath: backupDirectory(input.cluster, type, id, startedAt), verify: 'stored' }],
-    );
-    setCurrentDetails(describeDone(manifest));
-    return manifest;
+    // The dump activity already decompressed the staged file end to end from disk.
+    return await publish(input, draft, startedAt, 'stored');
   } catch (error) {
     await discard(input, id, error);
     throw error;
@@ -242,12 +248,7 @@ async function takeBinlogBackup(input: BackupInput, type: BinlogType): Promise<M
       reason: input.reason ?? null,
     });
     setCurrentDetails(`**${type} backup ${id}**: verifying ${copy.copied.length} file(s) and publishing`);
-    const manifest = await a.verify.publishBackup.executeWithOptions(
-      { ...a.options.verify, summary: 're-read, test-decompress, verify sha256, publish atomically' },
-      [{ draft, relativePath: backupDirectory(input.cluster, type, id, startedAt), verify: 'frame' }],
-    );
-    setCurrentDetails(describeDone(manifest));
-    return manifest;
+    return await publish(input, draft, startedAt, 'frame');
   } catch (error) {
     await discard(input, id, error);
     throw error;

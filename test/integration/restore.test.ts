@@ -56,7 +56,7 @@ async function waitForPendingApproval(workflowId: string): Promise<void> {
 beforeAll(async () => {
   const conn = await rootConnection();
   await conn.query(`DROP DATABASE IF EXISTS ${DB}`);
-  for (const d of ['incident_a', 'incident_b']) await conn.query(`DROP DATABASE IF EXISTS ${d}`);
+  for (const d of ['incident_a', 'incident_b', 'incident_c']) await conn.query(`DROP DATABASE IF EXISTS ${d}`);
   await seedSampleDatabase(conn, { database: DB, customers: 40, orders: 600 });
   await conn.end();
   setup = makeTestConfig('restore', { databases: [DB] });
@@ -100,8 +100,15 @@ test('(a) to the second before the DELETE, and (b) to just before the DELETE sta
     expect(resultB.reached.file).toBe(resultB.plan.stop.file);
     expect(resultB.reached.position).toBeLessThanOrEqual(resultB.plan.stop.position);
 
+    // (c) by GTID: up to and including the transaction before the DELETE's.
+    const [domain, serverId, seq] = String(resultB.plan.hit.gtid).split('-').map(Number) as [number, number, number];
+    const c = await runCli(['restore', 'pitr', '--cluster', 'test', '--database', DB, '--to', `gtid:${domain}-${serverId}-${seq - 1}`, '--into', 'incident_c', '--wait', '--json', '--config', setup.configPath]);
+    expect(c.stderr).toBe('');
+    expect(JSON.parse(c.stdout).reached.gtid).toBe(`${domain}-${serverId}-${seq - 1}`);
+
     expect(await checksums('incident_a')).toEqual(beforeDelete);
     expect(await checksums('incident_b')).toEqual(beforeDelete);
+    expect(await checksums('incident_c')).toEqual(beforeDelete);
     expect(resultA.verification.find((v: { table: string }) => v.table === 'orders').rows).toBe(650);
     expect(await checksums(DB)).toEqual(liveAfter); // the live database is untouched
     const [objects] = await sql(`SELECT COUNT(*) AS n FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = 'incident_a'`);
@@ -172,6 +179,20 @@ test('a reject drops the restored tables; an expired approval aborts, escalates 
   });
   const leftovers = await sql(`SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = '${DB}' AND TABLE_NAME LIKE '%restored%'`);
   expect(leftovers).toEqual([]);
+  expect(await checksums(DB)).toEqual(liveAfter);
+});
+
+test('restore plan prints what a restore would use and touches nothing', async () => {
+  const before = await sql('SELECT SCHEMA_NAME AS s FROM information_schema.SCHEMATA ORDER BY 1');
+  await withWorker(setup.config, async () => {
+    const r = await runCli(['restore', 'plan', '--cluster', 'test', '--database', DB, '--before-matching', 'DELETE FROM .*orders', '--config', setup.configPath]);
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toMatch(/^restore of incident on test to binlog\.\d+:\d+\n/);
+    expect(r.stdout).toMatch(/ full {8}\S+-full \(snapshot binlog\.\d+:\d+\)/);
+    expect(r.stdout).toMatch(/ incremental {2}\S+-incremental/);
+    expect(r.stdout).toMatch(/ statement {3}DELETE FROM incident\.orders WHERE total > 0 \(at \d{4}-/);
+  });
+  expect(await sql('SELECT SCHEMA_NAME AS s FROM information_schema.SCHEMATA ORDER BY 1')).toEqual(before);
   expect(await checksums(DB)).toEqual(liveAfter);
 });
 
