@@ -53,6 +53,8 @@ export interface CopyBinlogsInput {
 export interface CopyBinlogsResult {
   copied: Array<{ artifact: Artifact; facts: BinlogFacts; file: string }>;
   tool: { name: string; version: string };
+  /** The compressed stream was test-decompressed as it was written (zstd). */
+  tested: boolean;
 }
 
 export interface BinlogPlanResult {
@@ -193,6 +195,7 @@ export function createActivities(config: DbopsConfig, logger: Logger) {
         return {
           copied: copied.map((x, i) => ({ ...x, file: (input.files[i] as ServerBinlog).name })),
           tool: { name: toolName, version: await toolVersion(await findTool(toolName)) },
+          tested: config.repository.compression === 'zstd',
         };
       } catch (error) {
         logger.error({ cluster: c.name, backupId: input.backupId, err: error }, 'binlog copy failed');
