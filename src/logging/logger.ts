@@ -6,7 +6,7 @@
 import pino, { type Logger as PinoLogger } from 'pino';
 import type { LogLevel, LogMetadata, Logger as TemporalLogger } from '@temporalio/common';
 
-export const REDACTED_KEYS = ['password', 'passwd', 'secret', 'token', 'authorization', 'MYSQL_PWD'];
+export const REDACTED_KEYS = ['password', 'passwd', 'secret', 'token', 'authorization'];
 
 function redactPaths(): string[] {
   const paths: string[] = [];
