@@ -14,6 +14,8 @@ import { runWorker } from '../workers/worker';
 import { connectClient, explainFailure, startBackup, waitForManifest } from './backups';
 import { findBackup, storageReport, validateBackup } from './catalog';
 import { approvalState, decide, listPendingApprovals, startPitr, startRestorePlan, startTableRestore } from './restores';
+import { applySchedules, existingSchedules } from './schedules';
+import { desiredSchedules, planReconcile } from '../domain/schedules';
 import { beforeMatching, describeTarget, parseTarget, TargetError, type RestoreTarget } from '../domain/restoreTarget';
 import type { RestorePlan } from '../domain/restorePlan';
 import { runDev } from './dev';
@@ -32,6 +34,7 @@ Usage:
   dbops restore plan  --cluster C --database D (--to TARGET | --before-matching REGEX [--after TIME]) [--json]
   dbops restore pitr  --cluster C --database D (--to TARGET | --before-matching REGEX [--after TIME]) --into NEW_DB [--wait] [--json]
   dbops restore table --cluster C --database D --table T [--table T2 …] (--to TARGET | --before-matching …) [--swap] [--wait] [--json]
+  dbops schedules apply [--dry-run] [--json] | list [--json] | describe ID | pause ID [--reason TEXT] | resume ID | trigger ID
   dbops approvals list [--json]
   dbops approvals show WORKFLOW_ID [--json]
   dbops approvals approve|reject WORKFLOW_ID --as OPERATOR --reason TEXT
@@ -306,6 +309,54 @@ async function approvals(sub: string | undefined, argv: string[]): Promise<numbe
   }
 }
 
+async function schedules(sub: string | undefined, argv: string[]): Promise<number> {
+  const { values, positionals } = parse(argv, { json: { type: 'boolean' }, 'dry-run': { type: 'boolean' }, reason: { type: 'string' } });
+  const cfg = config(values);
+  const { client, close } = await connectClient(cfg);
+  try {
+    if (sub === 'apply') {
+      const plan = values['dry-run']
+        ? planReconcile(desiredSchedules(cfg.schedules), await existingSchedules(client))
+        : await applySchedules(client, cfg);
+      const summary = { create: plan.create.map((d) => d.id), update: plan.update.map((d) => d.id), remove: plan.remove, unchanged: plan.unchanged };
+      if (values.json) out(JSON.stringify(summary, null, 2));
+      else {
+        const verb = values['dry-run'] ? 'would ' : '';
+        for (const [what, ids] of Object.entries(summary)) for (const id of ids) out(`${verb}${what === 'unchanged' ? 'keep' : what} ${id}`);
+        if (Object.values(summary).every((ids) => ids.length === 0)) out('no schedules configured');
+      }
+      return 0;
+    }
+    if (sub === 'list') {
+      const existing = await existingSchedules(client);
+      const rows = existing.map((e) => ({
+        id: e.id,
+        paused: e.description.state.paused,
+        note: e.description.state.note ?? null,
+        next: e.description.info.nextActionTimes.slice(0, 3).map((d) => d.toISOString()),
+        recent: e.description.info.recentActions.slice(-3).map((a) => ({ at: a.takenAt.toISOString(), workflowId: a.action.type === 'startWorkflow' ? a.action.workflow.workflowId : null })),
+        skippedOverlap: e.description.info.numActionsSkippedOverlap,
+      }));
+      if (values.json) out(JSON.stringify(rows, null, 2));
+      else if (rows.length === 0) out('no dbops schedules on the server (dbops schedules apply)');
+      else for (const r of rows) out(`${r.id.padEnd(40)} ${r.paused ? 'PAUSED' : 'active'}  next ${r.next[0] ?? '-'}  skipped (overlap) ${r.skippedOverlap}${r.note ? `  note: ${r.note}` : ''}`);
+      return 0;
+    }
+    const id = requireString(positionals[0], 'the schedule ID');
+    const handle = client.schedule.getHandle(id);
+    if (sub === 'describe') out(JSON.stringify(await handle.describe(), null, 2));
+    else if (sub === 'pause') await handle.pause(typeof values.reason === 'string' ? values.reason : `paused by ${process.env.USER ?? 'an operator'}`);
+    else if (sub === 'resume') await handle.unpause(typeof values.reason === 'string' ? values.reason : undefined);
+    else if (sub === 'trigger') await handle.trigger();
+    else throw new UsageError(`unknown schedules command "${sub ?? ''}": expected apply, list, describe, pause, resume or trigger`);
+    const done: Record<string, string> = { pause: 'paused', resume: 'resumed', trigger: 'triggered' };
+    if (done[sub]) out(`${done[sub]} ${id}`);
+    return 0;
+  } finally {
+    await close();
+  }
+}
+
 async function worker(argv: string[]): Promise<number> {
   const { values } = parse(argv, {});
   const cfg = config(values);
@@ -358,6 +409,8 @@ export async function main(argv: string[]): Promise<number> {
       return restore(sub, rest);
     case 'approvals':
       return approvals(sub, rest);
+    case 'schedules':
+      return schedules(sub, rest);
     case 'storage':
       if (sub === 'info') return storageInfo(rest);
       throw new UsageError(`unknown storage command "${sub ?? ''}": expected info`);

@@ -85,6 +85,29 @@ export const ApprovalSchema = z.strictObject({
   escalateAfter: z.array(duration).default(['15m', '30m']),
 });
 
+export const SCHEDULED_ACTIONS = ['backup-full', 'backup-incremental', 'backup-differential'] as const;
+
+/** One routine job: a cron expression (in schedules.timezone) or a fixed interval. */
+export const ScheduleEntrySchema = z
+  .strictObject({
+    cluster: z.string().regex(CLUSTER_NAME_PATTERN, CLUSTER_NAME_RULE),
+    action: z.enum(SCHEDULED_ACTIONS),
+    cron: z.string().regex(/^\S+( \S+){4}$/, 'a 5-field cron expression such as "0 2 * * *"').optional(),
+    every: duration.optional(),
+  })
+  .refine((e) => (e.cron === undefined) !== (e.every === undefined), { message: 'give exactly one of cron or every', path: ['cron'] });
+
+export const SchedulesSchema = z.strictObject({
+  /** IANA zone for cron expressions (default UTC). */
+  timezone: z.string().min(1).default('UTC'),
+  /** How far back missed runs are still taken after an outage (set explicitly; default 10m). */
+  catchupWindow: duration.default('10m'),
+  /** Clusters that get the seed defaults: full daily 02:00, incremental every 4 hours, differential 10:00 and 16:00. */
+  defaultsFor: z.array(z.string().regex(CLUSTER_NAME_PATTERN, CLUSTER_NAME_RULE)).default([]),
+  entries: z.array(ScheduleEntrySchema).default([]),
+});
+export type SchedulesConfig = z.infer<typeof SchedulesSchema>;
+
 export const LoggingSchema = z.strictObject({
   level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info'),
 });
@@ -96,8 +119,18 @@ export const ConfigSchema = z
     clusters: z.array(ClusterSchema).min(1, 'configure at least one cluster'),
     logging: LoggingSchema.default({ level: 'info' }),
     approval: ApprovalSchema.default({ timeout: '60m', escalateAfter: ['15m', '30m'] }),
+    schedules: SchedulesSchema.default({ timezone: 'UTC', catchupWindow: '10m', defaultsFor: [], entries: [] }),
   })
   .superRefine((config, ctx) => {
+    const names = new Set(config.clusters.map((c) => c.name));
+    config.schedules.entries.forEach((entry, index) => {
+      if (!names.has(entry.cluster)) {
+        ctx.addIssue({ code: 'custom', path: ['schedules', 'entries', index, 'cluster'], message: `unknown cluster "${entry.cluster}"` });
+      }
+    });
+    config.schedules.defaultsFor.forEach((cluster, index) => {
+      if (!names.has(cluster)) ctx.addIssue({ code: 'custom', path: ['schedules', 'defaultsFor', index], message: `unknown cluster "${cluster}"` });
+    });
     const seen = new Map<string, number>();
     config.clusters.forEach((cluster, index) => {
       const first = seen.get(cluster.name);

@@ -1,0 +1,76 @@
+/**
+ * Reconciles the config's schedules into Temporal Schedules. Idempotent: creates the
+ * missing, updates the changed (keeping an operator's pause), deletes only schedules it
+ * manages (id prefix "dbops/") that the config no longer names.
+ */
+import { ScheduleAlreadyRunning, ScheduleNotFoundError, ScheduleOverlapPolicy, type Client, type ScheduleDescription } from '@temporalio/client';
+import type { DbopsConfig } from '../config/schema';
+import { desiredSchedules, planReconcile, SCHEDULE_PREFIX, type DesiredSchedule, type ReconcilePlan } from '../domain/schedules';
+import { SA_BACKUP_TYPE, SA_CLUSTER, SA_OPERATION } from '../domain/searchAttributes';
+import { BACKUP_WORKFLOWS } from './backups';
+
+const HASH_KEY = 'dbopsScheduleHash';
+
+function action(config: DbopsConfig, d: DesiredSchedule) {
+  return {
+    type: 'startWorkflow' as const,
+    workflowType: BACKUP_WORKFLOWS[d.backupType].workflow,
+    // Temporal appends the scheduled time: backup-full/shop/scheduled-2026-11-22T02:00:00Z
+    workflowId: `backup-${d.backupType}/${d.cluster}/scheduled`,
+    taskQueue: config.temporal.taskQueue,
+    args: [{ cluster: d.cluster, requestedBy: `schedule ${d.id}` }],
+    memo: { [HASH_KEY]: d.hash },
+    typedSearchAttributes: [
+      { key: SA_CLUSTER, value: d.cluster },
+      { key: SA_OPERATION, value: 'backup' },
+      { key: SA_BACKUP_TYPE, value: d.backupType },
+    ],
+    staticSummary: `Scheduled ${d.backupType} backup of ${d.cluster}`,
+  };
+}
+
+function spec(d: DesiredSchedule) {
+  return d.cron ? { cronExpressions: [d.cron], timezone: d.timezone } : { intervals: [{ every: d.every as string }] };
+}
+
+const policies = (d: DesiredSchedule) => ({ overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: d.catchupWindow });
+
+export async function existingSchedules(client: Client): Promise<Array<{ id: string; hash: string | null; description: ScheduleDescription }>> {
+  const out = [];
+  for await (const summary of client.schedule.list()) {
+    if (!summary.scheduleId.startsWith(SCHEDULE_PREFIX)) continue;
+    try {
+      const description = await client.schedule.getHandle(summary.scheduleId).describe();
+      const memo = description.action.type === 'startWorkflow' ? (description.action.memo as Record<string, unknown> | undefined) : undefined;
+      out.push({ id: summary.scheduleId, hash: typeof memo?.[HASH_KEY] === 'string' ? (memo[HASH_KEY] as string) : null, description });
+    } catch (error) {
+      if (!(error instanceof ScheduleNotFoundError)) throw error; // deleted meanwhile (list is eventually consistent)
+    }
+  }
+  return out;
+}
+
+export async function applySchedules(client: Client, config: DbopsConfig): Promise<ReconcilePlan> {
+  const desired = desiredSchedules(config.schedules);
+  const existing = await existingSchedules(client);
+  const plan = planReconcile(desired, existing);
+  for (const d of plan.create) {
+    try {
+      await client.schedule.create({ scheduleId: d.id, spec: spec(d), action: action(config, d), policies: policies(d) });
+    } catch (error) {
+      // The list behind "existing" is eventually consistent: a schedule created a moment ago may be missing from it.
+      if (!(error instanceof ScheduleAlreadyRunning)) throw error;
+      plan.create = plan.create.filter((x) => x.id !== d.id);
+      const description = await client.schedule.getHandle(d.id).describe();
+      const memo = description.action.type === 'startWorkflow' ? (description.action.memo as Record<string, unknown> | undefined) : undefined;
+      if (memo?.[HASH_KEY] === d.hash) plan.unchanged.push(d.id);
+      else plan.update.push(d);
+    }
+  }
+  for (const d of plan.update) {
+    // Keep the state (an operator's pause and its note); replace what the config owns.
+    await client.schedule.getHandle(d.id).update((previous) => ({ ...previous, spec: spec(d), action: action(config, d), policies: policies(d) }));
+  }
+  for (const id of plan.remove) await client.schedule.getHandle(id).delete();
+  return plan;
+}

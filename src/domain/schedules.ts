@@ -1,0 +1,98 @@
+/**
+ * Routine work as Temporal Schedules: what the config asks for, and the smallest set of
+ * changes that makes the server match it. Pure. Only schedules whose id starts with
+ * "dbops/" are ours: anything else on the server is left alone.
+ */
+import type { BackupType } from './manifest';
+
+export const SCHEDULE_PREFIX = 'dbops/';
+
+export type ScheduledAction = 'backup-full' | 'backup-incremental' | 'backup-differential';
+
+/** Seed 000/001 defaults (seed 000 asks hourly incrementals; 4-hourly is the issue's default). */
+export const SEED_DEFAULTS: ReadonlyArray<{ action: ScheduledAction; cron: string }> = [
+  { action: 'backup-full', cron: '0 2 * * *' },
+  { action: 'backup-incremental', cron: '0 */4 * * *' },
+  { action: 'backup-differential', cron: '0 10,16 * * *' },
+];
+
+export interface DesiredSchedule {
+  id: string;
+  cluster: string;
+  action: ScheduledAction;
+  backupType: BackupType;
+  cron: string | null;
+  every: string | null;
+  timezone: string;
+  catchupWindow: string;
+  /** Stored in the schedule's memo: a changed hash means "update". */
+  hash: string;
+}
+
+export interface ScheduleSource {
+  timezone: string;
+  catchupWindow: string;
+  defaultsFor: string[];
+  entries: Array<{ cluster: string; action: ScheduledAction; cron?: string | undefined; every?: string | undefined }>;
+}
+
+/** Small, stable, dependency-free string hash (FNV-1a), enough to notice a changed spec. */
+function fnv1a(text: string): string {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) {
+    h ^= text.charCodeAt(i);
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return h.toString(16).padStart(8, '0');
+}
+
+export function scheduleId(cluster: string, action: ScheduledAction): string {
+  return `${SCHEDULE_PREFIX}${cluster}/${action}`;
+}
+
+export function desiredSchedules(source: ScheduleSource): DesiredSchedule[] {
+  const byId = new Map<string, DesiredSchedule>();
+  const add = (cluster: string, action: ScheduledAction, cron: string | null, every: string | null) => {
+    const id = scheduleId(cluster, action);
+    const shape = { id, cron, every, timezone: source.timezone, catchupWindow: source.catchupWindow };
+    byId.set(id, {
+      id,
+      cluster,
+      action,
+      backupType: action.slice('backup-'.length) as BackupType,
+      cron,
+      every,
+      timezone: source.timezone,
+      catchupWindow: source.catchupWindow,
+      hash: fnv1a(JSON.stringify(shape)),
+    });
+  };
+  for (const cluster of source.defaultsFor) for (const d of SEED_DEFAULTS) add(cluster, d.action, d.cron, null);
+  // Explicit entries override the defaults for the same cluster and action.
+  for (const e of source.entries) add(e.cluster, e.action, e.cron ?? null, e.every ?? null);
+  return [...byId.values()].sort((a, b) => a.id.localeCompare(b.id));
+}
+
+export interface ExistingSchedule {
+  id: string;
+  hash: string | null;
+}
+
+export interface ReconcilePlan {
+  create: DesiredSchedule[];
+  update: DesiredSchedule[];
+  remove: string[];
+  unchanged: string[];
+}
+
+export function planReconcile(desired: readonly DesiredSchedule[], existing: readonly ExistingSchedule[]): ReconcilePlan {
+  const ours = existing.filter((e) => e.id.startsWith(SCHEDULE_PREFIX));
+  const have = new Map(ours.map((e) => [e.id, e.hash]));
+  const want = new Set(desired.map((d) => d.id));
+  return {
+    create: desired.filter((d) => !have.has(d.id)),
+    update: desired.filter((d) => have.has(d.id) && have.get(d.id) !== d.hash),
+    remove: ours.filter((e) => !want.has(e.id)).map((e) => e.id),
+    unchanged: desired.filter((d) => have.get(d.id) === d.hash).map((d) => d.id),
+  };
+}
