@@ -68,6 +68,8 @@ export function dumpArguments(product: Product, databases: string[], options: { 
 }
 
 export interface DumpProgress {
+  /** dump: writing the compressed artifact; verify: reading it back through the scanner. */
+  phase: 'dump' | 'verify';
   rawBytes: number;
   storedBytes: number;
 }
@@ -223,7 +225,7 @@ export async function runDump(req: DumpRequest): Promise<DumpResult> {
   const version = await toolVersion(tool);
   const name = `${req.schemaOnly ? 'schema' : 'dump'}.sql${EXTENSIONS[req.compression]}`;
   const target = path.join(req.stagingDir, name);
-  const progress: DumpProgress = { rawBytes: 0, storedBytes: 0 };
+  const progress: DumpProgress = { phase: 'dump', rawBytes: 0, storedBytes: 0 };
   const ticker = setInterval(() => req.onProgress?.(progress), 1000);
   try {
     const stored = await withDefaultsFile(req.cluster, (defaultsFile) =>
@@ -235,6 +237,7 @@ export async function runDump(req: DumpRequest): Promise<DumpResult> {
         progress,
       ),
     );
+    progress.phase = 'verify';
     const { facts, rawSha256, rawSize } = await scanStoredDump(target, req.compression, (n) => {
       progress.rawBytes = n;
     });

@@ -232,7 +232,11 @@ export function createActivities(config: DbopsConfig, logger: Logger) {
           ...compression,
           stagingDir,
           signal: ctx.cancellationSignal,
-          onProgress: (p) => ctx.heartbeat({ ...p, text: describeDumpProgress(p.rawBytes, p.storedBytes, formatBytes) }),
+          onProgress: (p) =>
+            ctx.heartbeat({
+              ...p,
+              text: p.phase === 'dump' ? `dumping: ${formatBytes(p.storedBytes)} written (compressed)` : `reading back: ${formatBytes(p.rawBytes)} of SQL checked`,
+            }),
         });
         log.info(
           { rawBytes: result.artifact.rawSize, storedBytes: result.artifact.size, durationMs: result.durationMs, snapshot: result.facts.binlogFile },

@@ -11,10 +11,12 @@ import { formatBytes } from '../domain/naming';
 import { LocalRepository } from '../activities/repository';
 import { createLogger, type Level } from '../logging/logger';
 import { runWorker } from '../workers/worker';
-import { connectClient, explainFailure, startBackup, waitForManifest } from './backups';
+import { connectClient, explainFailure, startBackup } from './backups';
 import { findBackup, storageReport, validateBackup } from './catalog';
 import { approvalState, decide, listPendingApprovals, startPitr, startRestorePlan, startTableRestore } from './restores';
 import { applySchedules, existingSchedules } from './schedules';
+import { formatStatus, statusReport } from './status';
+import { progressWanted, resultWithProgress } from './progress';
 import { desiredSchedules, planReconcile } from '../domain/schedules';
 import { beforeMatching, describeTarget, parseTarget, TargetError, type RestoreTarget } from '../domain/restoreTarget';
 import type { RestorePlan } from '../domain/restorePlan';
@@ -34,6 +36,7 @@ Usage:
   dbops restore plan  --cluster C --database D (--to TARGET | --before-matching REGEX [--after TIME]) [--json]
   dbops restore pitr  --cluster C --database D (--to TARGET | --before-matching REGEX [--after TIME]) --into NEW_DB [--wait] [--json]
   dbops restore table --cluster C --database D --table T [--table T2 …] (--to TARGET | --before-matching …) [--swap] [--wait] [--json]
+  dbops status [--json]
   dbops schedules apply [--dry-run] [--json] | list [--json] | describe ID | pause ID [--reason TEXT] | resume ID | trigger ID
   dbops approvals list [--json]
   dbops approvals show WORKFLOW_ID [--json]
@@ -112,7 +115,7 @@ async function backupStart(type: BackupType, argv: string[]): Promise<number> {
       return 0;
     }
     if (!values.json) out(`started ${handle.workflowId}; waiting`);
-    const manifest = await waitForManifest(handle);
+    const manifest = await resultWithProgress<Manifest>(handle, progressWanted(values.json === true));
     if (values.json) out(JSON.stringify(manifest, null, 2));
     else out(`verified ${manifest.id}: ${manifestLine(manifest)}`);
     return 0;
@@ -250,7 +253,7 @@ async function restore(sub: string | undefined, argv: string[]): Promise<number>
       return 0;
     }
     if (!values.json && sub !== 'plan') out(`started ${handle.workflowId}; waiting${values.swap ? ' (the swap waits for an approval: dbops approvals list)' : ''}`);
-    const result = (await handle.result()) as Record<string, unknown>;
+    const result = await resultWithProgress<Record<string, unknown>>(handle, progressWanted(values.json === true));
     if (values.json) out(JSON.stringify(result, null, 2));
     else out(describeRestoreResult(sub, result));
     return 0;
@@ -357,6 +360,19 @@ async function schedules(sub: string | undefined, argv: string[]): Promise<numbe
   }
 }
 
+async function status(argv: string[]): Promise<number> {
+  const { values } = parse(argv, { json: { type: 'boolean' } });
+  const cfg = config(values);
+  const { client, close } = await connectClient(cfg);
+  try {
+    const report = await statusReport(client, cfg);
+    out(values.json ? JSON.stringify(report, null, 2) : formatStatus(report));
+    return 0;
+  } finally {
+    await close();
+  }
+}
+
 async function worker(argv: string[]): Promise<number> {
   const { values } = parse(argv, {});
   const cfg = config(values);
@@ -411,6 +427,8 @@ export async function main(argv: string[]): Promise<number> {
       return approvals(sub, rest);
     case 'schedules':
       return schedules(sub, rest);
+    case 'status':
+      return status(argv.slice(1));
     case 'storage':
       if (sub === 'info') return storageInfo(rest);
       throw new UsageError(`unknown storage command "${sub ?? ''}": expected info`);

@@ -7,7 +7,7 @@ import { writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { seedSampleDatabase } from '../../src/sandbox/sampleData';
 import { ManifestSchema } from '../../src/domain/manifest';
-import { harness, makeTestConfig, rootConnection, runCli, withWorker } from '../harness/context';
+import { harness, makeTestConfig, rootConnection, runCli, temporalClient, withWorker } from '../harness/context';
 
 const DB = 'clitest';
 
@@ -104,4 +104,32 @@ test('schema backups need a reason and hold no rows; emergency backups are fulls
     expect(show.stdout).toContain(`${e.id}  emergency backup of test, verified`);
     expect(show.stdout).toMatch(/table\s+clitest\.orders\s+100 rows/);
   });
+});
+
+test('dbops status: last verified backup per type with its age, and the failures of the last day', async () => {
+  const setup = makeTestConfig('status', { databases: [DB] });
+  const { client, close } = await temporalClient();
+  try {
+    await withWorker(setup.config, async () => {
+      const full = ManifestSchema.parse(JSON.parse((await runCli(['backup', 'full', '--cluster', 'test', '--wait', '--json', '--config', setup.configPath])).stdout));
+      // A run that fails: a schema backup without a reason, started past the CLI's own check.
+      const failing = await client.workflow.start('schemaBackupWorkflow', { taskQueue: setup.config.temporal.taskQueue, workflowId: `backup-schema/test/failing-${Date.now()}`, args: [{ cluster: 'test' }] });
+      await expect(failing.result()).rejects.toThrow();
+      let report: { backups: Array<{ type: string; id: string | null; ageSeconds: number | null }>; failures: Array<{ workflowId: string }> } = { backups: [], failures: [] };
+      for (let i = 0; i < 50 && !report.failures.some((f) => f.workflowId === failing.workflowId); i++) {
+        report = JSON.parse((await runCli(['status', '--json', '--config', setup.configPath])).stdout);
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      const last = report.backups.find((b) => b.type === 'full');
+      expect(last).toMatchObject({ id: full.id });
+      expect(last!.ageSeconds).toBeLessThan(120);
+      expect(report.backups.find((b) => b.type === 'incremental')).toMatchObject({ id: null, ageSeconds: null });
+      expect(report.failures.map((f) => f.workflowId)).toContain(failing.workflowId);
+      const human = await runCli(['status', '--config', setup.configPath]);
+      expect(human.stdout).toMatch(new RegExp(`test\\s+full\\s+\\d+s ago\\s+${full.id.replace(/\./g, '\\.')}`));
+      expect(human.stdout).toContain(failing.workflowId);
+    });
+  } finally {
+    await close();
+  }
 });

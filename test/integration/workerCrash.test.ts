@@ -9,7 +9,7 @@ import type { RowDataPacket } from 'mysql2/promise';
 import { startFullBackup, waitForManifest } from '../../src/client/backups';
 import { LocalRepository, verifyArtifactFile } from '../../src/activities/repository';
 import { seedSampleDatabase } from '../../src/sandbox/sampleData';
-import { makeTestConfig, rootConnection, spawnCliWorker, temporalClient, withWorker } from '../harness/context';
+import { makeTestConfig, rootConnection, runCli, spawnCliWorker, temporalClient, withWorker } from '../harness/context';
 
 const DB = 'crashtest';
 
@@ -100,4 +100,15 @@ test('SIGKILL of the worker mid-dump: retried elsewhere, exactly one backup, no 
     if (first.exitCode === null) first.kill('SIGKILL');
     await close();
   }
+});
+
+test('--wait shows the running step and its bytes while a slow backup runs (quiet with --json)', async () => {
+  const setup = makeTestConfig('progress', { databases: [DB], compressionLevel: 15 });
+  await withWorker(setup.config, async () => {
+    const shown = await runCli(['backup', 'full', '--cluster', 'test', '--wait', '--config', setup.configPath], { DBOPS_PROGRESS: '1' });
+    expect(shown.code).toBe(0);
+    expect(shown.stderr).toMatch(/^dumpFull: dumping: [\d.]+ (KiB|MiB) written \(compressed\)$/m);
+    const quiet = await runCli(['backup', 'full', '--cluster', 'test', '--wait', '--json', '--config', setup.configPath], { DBOPS_PROGRESS: '1' });
+    expect(quiet.stderr).toBe('');
+  });
 });

@@ -1,0 +1,73 @@
+/**
+ * `dbops status`: one screen for the on-call DBA. It shows the last verified backup per
+ * type and cluster with its age, the next scheduled runs, the runs waiting for a person,
+ * and the failures of the last 24 hours.
+ */
+import type { Client } from '@temporalio/client';
+import { LocalRepository } from '../activities/repository';
+import type { DbopsConfig } from '../config/schema';
+import { BACKUP_TYPES, type BackupType } from '../domain/manifest';
+import { listPendingApprovals, type PendingApproval } from './restores';
+import { existingSchedules } from './schedules';
+
+export interface StatusReport {
+  generatedAt: string;
+  backups: Array<{ cluster: string; type: BackupType; id: string | null; finishedAt: string | null; ageSeconds: number | null }>;
+  schedules: Array<{ id: string; paused: boolean; next: string | null }>;
+  awaitingApproval: PendingApproval[];
+  failures: Array<{ workflowId: string; type: string; closedAt: string | null; cluster: string | null }>;
+}
+
+export async function statusReport(client: Client, config: DbopsConfig, now = new Date()): Promise<StatusReport> {
+  const repository = new LocalRepository(config.repository.path);
+  const backups: StatusReport['backups'] = [];
+  for (const cluster of config.clusters.map((c) => c.name)) {
+    const all = (await repository.list(cluster)).map((b) => b.manifest);
+    for (const type of BACKUP_TYPES) {
+      const last = all.filter((m) => m.type === type).pop() ?? null;
+      backups.push({
+        cluster,
+        type,
+        id: last?.id ?? null,
+        finishedAt: last?.finishedAt ?? null,
+        ageSeconds: last ? Math.round((now.getTime() - Date.parse(last.finishedAt)) / 1000) : null,
+      });
+    }
+  }
+  const schedules = (await existingSchedules(client)).map((s) => ({
+    id: s.id,
+    paused: s.description.state.paused,
+    next: s.description.info.nextActionTimes[0]?.toISOString() ?? null,
+  }));
+  const since = new Date(now.getTime() - 24 * 3600 * 1000).toISOString();
+  const failures: StatusReport['failures'] = [];
+  const query = `TaskQueue = '${config.temporal.taskQueue}' AND ExecutionStatus IN ('Failed', 'TimedOut', 'Terminated') AND CloseTime > '${since}'`;
+  for await (const wf of client.workflow.list({ query })) {
+    const cluster = wf.typedSearchAttributes.getAll().find((p) => p.key.name === 'DbopsCluster')?.value;
+    failures.push({ workflowId: wf.workflowId, type: wf.type, closedAt: wf.closeTime?.toISOString() ?? null, cluster: typeof cluster === 'string' ? cluster : null });
+  }
+  return { generatedAt: now.toISOString(), backups, schedules, awaitingApproval: await listPendingApprovals(client), failures };
+}
+
+function age(seconds: number | null): string {
+  if (seconds === null) return 'never';
+  if (seconds < 120) return `${seconds}s ago`;
+  if (seconds < 7200) return `${Math.round(seconds / 60)}m ago`;
+  if (seconds < 172800) return `${Math.round(seconds / 3600)}h ago`;
+  return `${Math.round(seconds / 86400)}d ago`;
+}
+
+export function formatStatus(r: StatusReport): string {
+  const lines = [`dbops status at ${r.generatedAt}`, '', 'last verified backups:'];
+  for (const b of r.backups) lines.push(`  ${b.cluster.padEnd(16)} ${b.type.padEnd(13)} ${age(b.ageSeconds).padEnd(10)} ${b.id ?? ''}`);
+  lines.push('', 'schedules:');
+  if (r.schedules.length === 0) lines.push('  none (dbops schedules apply)');
+  for (const s of r.schedules) lines.push(`  ${s.id.padEnd(40)} ${s.paused ? 'PAUSED' : `next ${s.next ?? '-'}`}`);
+  lines.push('', 'waiting for approval:');
+  if (r.awaitingApproval.length === 0) lines.push('  nothing');
+  for (const a of r.awaitingApproval) lines.push(`  ${a.workflowId}  ${a.state?.action ?? '?'}: ${a.state?.summary ?? ''} (deadline ${a.state?.deadline ?? '?'})`);
+  lines.push('', 'failures in the last 24 hours:');
+  if (r.failures.length === 0) lines.push('  none');
+  for (const f of r.failures) lines.push(`  ${f.closedAt ?? '?'}  ${f.workflowId}  (${f.type})`);
+  return lines.join('\n');
+}
