@@ -17,6 +17,7 @@ import { approvalState, decide, listPendingApprovals, startPitr, startRestorePla
 import { applySchedules, existingSchedules } from './schedules';
 import { formatStatus, statusReport } from './status';
 import { progressWanted, resultWithProgress } from './progress';
+import { registerSearchAttributes } from './setupTemporal';
 import { desiredSchedules, planReconcile } from '../domain/schedules';
 import { beforeMatching, describeTarget, parseTarget, TargetError, type RestoreTarget } from '../domain/restoreTarget';
 import type { RestorePlan } from '../domain/restorePlan';
@@ -37,6 +38,7 @@ Usage:
   dbops restore pitr  --cluster C --database D (--to TARGET | --before-matching REGEX [--after TIME]) --into NEW_DB [--wait] [--json]
   dbops restore table --cluster C --database D --table T [--table T2 …] (--to TARGET | --before-matching …) [--swap] [--wait] [--json]
   dbops status [--json]
+  dbops setup temporal           register the search attributes on the configured namespace
   dbops schedules apply [--dry-run] [--json] | list [--json] | describe ID | pause ID [--reason TEXT] | resume ID | trigger ID
   dbops approvals list [--json]
   dbops approvals show WORKFLOW_ID [--json]
@@ -429,6 +431,19 @@ export async function main(argv: string[]): Promise<number> {
       return schedules(sub, rest);
     case 'status':
       return status(argv.slice(1));
+    case 'setup': {
+      if (sub !== 'temporal') throw new UsageError(`unknown setup command "${sub ?? ''}": expected temporal`);
+      const { values } = parse(rest, {});
+      const cfg = config(values);
+      const { client, close } = await connectClient(cfg);
+      try {
+        const r = await registerSearchAttributes(client, cfg.temporal.namespace);
+        out(`search attributes on ${cfg.temporal.namespace}: added ${r.added.join(', ') || 'none'}; already there ${r.present.join(', ') || 'none'}`);
+        return 0;
+      } finally {
+        await close();
+      }
+    }
     case 'storage':
       if (sub === 'info') return storageInfo(rest);
       throw new UsageError(`unknown storage command "${sub ?? ''}": expected info`);

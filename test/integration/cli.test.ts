@@ -3,7 +3,7 @@
  * non-zero exit on failure, bad input refused before anything starts.
  */
 import { execFileSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { seedSampleDatabase } from '../../src/sandbox/sampleData';
 import { ManifestSchema } from '../../src/domain/manifest';
@@ -129,6 +129,27 @@ test('dbops status: last verified backup per type with its age, and the failures
       expect(human.stdout).toMatch(new RegExp(`test\\s+full\\s+\\d+s ago\\s+${full.id.replace(/\./g, '\\.')}`));
       expect(human.stdout).toContain(failing.workflowId);
     });
+  } finally {
+    await close();
+  }
+});
+
+test('dbops setup temporal registers the search attributes on a namespace, once', async () => {
+  const setup = makeTestConfig('setupns');
+  const namespace = `dbops-setup-${Date.now()}`;
+  const { client, close } = await temporalClient();
+  try {
+    await client.connection.workflowService.registerNamespace({ namespace, workflowExecutionRetentionPeriod: { seconds: 86400 } });
+    const text = readFileSync(setup.configPath, 'utf8').replace('namespace: default', `namespace: ${namespace}`);
+    writeFileSync(setup.configPath, text);
+    let first = await runCli(['setup', 'temporal', '--config', setup.configPath]);
+    for (let i = 0; i < 20 && first.code !== 0; i++) {
+      await new Promise((r) => setTimeout(r, 500)); // the new namespace becomes visible shortly
+      first = await runCli(['setup', 'temporal', '--config', setup.configPath]);
+    }
+    expect(first.stdout.trim()).toBe(`search attributes on ${namespace}: added DbopsCluster, DbopsOperation, DbopsBackupType, DbopsAwaitingApproval; already there none`);
+    const second = await runCli(['setup', 'temporal', '--config', setup.configPath]);
+    expect(second.stdout.trim()).toBe(`search attributes on ${namespace}: added none; already there DbopsCluster, DbopsOperation, DbopsBackupType, DbopsAwaitingApproval`);
   } finally {
     await close();
   }
