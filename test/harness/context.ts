@@ -37,6 +37,7 @@ export function makeTestConfig(
     compression?: 'zstd' | 'gzip' | 'none';
     compressionLevel?: number;
     approval?: { timeout: string; escalateAfter: string[] };
+    cluster?: string;
   } = {},
 ): TestSetup {
   const h = harness();
@@ -50,7 +51,7 @@ export function makeTestConfig(
     },
     clusters: [
       {
-        name: 'test',
+        name: extra.cluster ?? 'test',
         host: h.mariadb.host,
         port: h.mariadb.port,
         user: h.mariadb.user,

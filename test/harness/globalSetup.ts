@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { bundleWorkflowCode } from '@temporalio/worker';
 import { createConnection } from 'mysql2/promise';
-import { startMariadbSandbox } from '../../src/sandbox/mariadb';
+import { freePort, startMariadbSandbox } from '../../src/sandbox/mariadb';
 import { createBackupUser, createRestoreUser } from '../../src/sandbox/sampleData';
 import { startTemporalDevServer } from '../../src/sandbox/temporal';
 import { WORKFLOWS_PATH } from '../../src/workers/worker';
@@ -32,7 +32,8 @@ export default async function globalSetup(): Promise<void> {
   writeFileSync(restorePasswordFile, password + '-r\n', { mode: 0o600 });
   await root.end();
 
-  const env = await startTemporalDevServer();
+  const uiPort = await freePort();
+  const env = await startTemporalDevServer({ ui: true, uiPort });
   handles.temporal = env;
 
   const bundle = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} } });
@@ -42,6 +43,7 @@ export default async function globalSetup(): Promise<void> {
   const state: HarnessState = {
     baseDir,
     temporalAddress: env.address,
+    uiUrl: `http://127.0.0.1:${uiPort}`,
     namespace: 'default',
     workflowBundlePath: bundlePath,
     mariadb: { host: mariadb.host, port: mariadb.port, socket: mariadb.socket, datadir: mariadb.datadir, user: 'dbops', passwordFile, restoreUser: 'dbops_restore', restorePasswordFile },

@@ -7,6 +7,8 @@ export const HARNESS_ENV = 'DBOPS_TEST_HARNESS';
 export interface HarnessState {
   baseDir: string;
   temporalAddress: string;
+  /** The dev server's Web UI (the browser test drives it). */
+  uiUrl: string;
   namespace: string;
   workflowBundlePath: string;
   mariadb: { host: string; port: number; socket: string; datadir: string; user: string; passwordFile: string; restoreUser: string; restorePasswordFile: string };
