@@ -18,8 +18,11 @@ import { binlogToolName, copyBinlogFiles } from './binlog';
 import { runDump, toolVersion, type DumpResult } from './dump';
 import { toFailure } from './errors';
 import { flushAndListBinlogsWith, inspectClusterWith, withConnection, type ClusterInspection } from './mysql';
-import { LocalRepository, readChainState, RepositoryLocks, writeChainState, type LockHolder, type VerifyDepth } from './repository';
+import { LocalRepository, readChainState, RepositoryLocks, writeChainState, writeFileAtomic, type LockHolder, type VerifyDepth } from './repository';
 import { findTool } from './tools';
+import * as path from 'node:path';
+import { provisionSandbox, sandboxCluster, sandboxDir, teardownSandbox, countObjects, type DrillSandbox } from './drill';
+import { drillMarkdown, type DrillReport } from '../domain/drill';
 import { findStatement, restoreAccount, restoreDatabase, targetState, verifyDatabase, type RestoreDatabaseResult, type StatementHit, type TableVerification } from './restore';
 import { planRestore, type PlanOutcome, type ResolvedTarget, type RestorePlan } from '../domain/restorePlan';
 import type { RestoreTarget } from '../domain/restoreTarget';
@@ -393,6 +396,68 @@ export function createActivities(config: DbopsConfig, logger: Logger) {
       const { workflowId } = currentRun();
       const level = input.severity === 'critical' ? 'error' : input.severity === 'warning' ? 'warn' : 'info';
       logger[level]({ alert: input.event, severity: input.severity, cluster: input.cluster, workflowId }, input.message);
+    },
+
+    /** The latest restorable point of every database in the newest full, and how old it is (RPO). */
+    async planDrill(input: { cluster: string }): Promise<{ plans: RestorePlan[]; rpoSeconds: number | null; expect: Record<string, Array<{ table: string; rows: number }>>; objects: { routines: number; triggers: number; events: number; views: number } | null }> {
+      const c = cluster(input.cluster);
+      const backups = await repository.list(c.name);
+      const fulls = backups.filter((b) => b.manifest.type === 'full');
+      const latest = fulls[fulls.length - 1]?.manifest;
+      if (!latest) throw ApplicationFailure.nonRetryable(`cluster ${c.name}: no full backup to drill with`, 'InvalidInput');
+      const chainState = await readChainState(repository, c.name);
+      const plans: RestorePlan[] = [];
+      for (const database of latest.databases) {
+        const outcome = planRestore({ cluster: c.name, database, target: { kind: 'latest' }, backups, chainState, now: new Date() });
+        if (!outcome.ok) throw ApplicationFailure.nonRetryable(outcome.reason, 'InvalidInput');
+        plans.push(outcome.plan);
+      }
+      const newest = plans[0]?.window.to ?? null;
+      const expect = Object.fromEntries(latest.databases.map((d) => [d, latest.tables.filter((t) => t.database === d).map((t) => ({ table: t.table, rows: t.rows }))]));
+      const objects = { routines: latest.objects.routines, triggers: latest.objects.triggers, events: latest.objects.events, views: latest.objects.views.length };
+      return { plans, rpoSeconds: newest ? Math.max(0, Math.round((Date.now() - Date.parse(newest)) / 1000)) : null, expect, objects };
+    },
+
+    async provisionSandbox(input: { drillId: string }): Promise<DrillSandbox> {
+      return provisionSandbox(input.drillId, 900 + Math.floor(Math.random() * 99));
+    },
+
+    async restoreIntoSandbox(input: { cluster: string; sandbox: DrillSandbox; plan: RestorePlan; expectRows: Array<{ table: string; rows: number }> }): Promise<RestoreDatabaseResult> {
+      const c = cluster(input.cluster);
+      const ctx = Context.current();
+      try {
+        return await restoreDatabase({
+          cluster: sandboxCluster(input.sandbox, c),
+          product: input.plan.full.product,
+          repositoryRoot: repository.root,
+          plan: input.plan,
+          into: input.plan.database,
+          marker: currentRun().workflowId,
+          expectRows: input.expectRows,
+          onProgress: (p) => ctx.heartbeat({ ...p, text: `${p.phase}: ${formatBytes(p.bytes)}` }),
+          signal: ctx.cancellationSignal,
+        });
+      } catch (error) {
+        throw toFailure(error, c.name);
+      }
+    },
+
+    async checkSandbox(input: { cluster: string; sandbox: DrillSandbox; databases: string[] }) {
+      const sc = sandboxCluster(input.sandbox, cluster(input.cluster));
+      const tables: Record<string, TableVerification[]> = {};
+      for (const d of input.databases) tables[d] = await verifyDatabase(sc, d);
+      return { tables, objects: await countObjects(sc, input.databases) };
+    },
+
+    async teardownSandbox(input: { drillId: string }): Promise<{ stopped: boolean }> {
+      return teardownSandbox(sandboxDir(input.drillId));
+    },
+
+    async storeDrillReport(input: { report: DrillReport }): Promise<{ json: string; markdown: string }> {
+      const dir = path.join(repository.clusterDir(input.report.cluster), 'drills', input.report.drillId);
+      await writeFileAtomic(path.join(dir, 'report.json'), JSON.stringify(input.report, null, 2) + '\n');
+      await writeFileAtomic(path.join(dir, 'report.md'), drillMarkdown(input.report));
+      return { json: path.join(dir, 'report.json'), markdown: path.join(dir, 'report.md') };
     },
 
     /** Removes a failed or cancelled backup's staging folder. */

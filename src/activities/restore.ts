@@ -49,6 +49,8 @@ export interface RestoreDatabaseResult {
   /** DDL lines (views, triggers, routines) whose qualified references to the source database were rewritten. */
   rewrittenReferences: number;
   durationMs: { load: number; replay: number };
+  /** With expectRows: tables checked at the snapshot, and what did not match. */
+  snapshotCheck: { tables: number; mismatches: string[] } | null;
 }
 
 /** Does the database exist, and did this run create it (retry) or someone else? */
@@ -95,6 +97,8 @@ export interface RestoreDatabaseRequest {
   marker: string;
   onProgress: (p: { phase: string; bytes: number }) => void;
   signal?: AbortSignal;
+  /** Row counts the full backup recorded: checked right after the load, before any replay. */
+  expectRows?: Array<{ table: string; rows: number }>;
 }
 
 export async function restoreDatabase(req: RestoreDatabaseRequest): Promise<RestoreDatabaseResult> {
@@ -152,6 +156,14 @@ export async function restoreDatabase(req: RestoreDatabaseRequest): Promise<Rest
     }
   });
   const loadMs = Date.now() - started;
+  let snapshotCheck: RestoreDatabaseResult['snapshotCheck'] = null;
+  if (req.expectRows) {
+    const loaded = new Map((await verifyDatabase(req.cluster, req.into)).map((v) => [v.table, v.rows]));
+    const mismatches = req.expectRows
+      .filter((e) => loaded.get(e.table) !== e.rows)
+      .map((e) => `${req.plan.database}.${e.table}: ${loaded.has(e.table) ? `${loaded.get(e.table)} rows` : 'missing'}, the backup recorded ${e.rows}`);
+    snapshotCheck = { tables: req.expectRows.length, mismatches };
+  }
 
   // 2. The binlogs: ONE mysqlbinlog over all files into ONE client session, TZ=UTC.
   const replayStarted = Date.now();
@@ -213,6 +225,7 @@ export async function restoreDatabase(req: RestoreDatabaseRequest): Promise<Rest
     loadedBytes,
     replay: reached,
     rewrittenReferences: filter.rewrittenReferences,
+    snapshotCheck,
     durationMs: { load: loadMs, replay: Date.now() - replayStarted },
   };
 }

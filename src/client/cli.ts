@@ -3,11 +3,14 @@
  * dbops: the operator's command line. Thin by design: it validates input, starts or
  * signals workflows, and reads the repository's catalog. It never talks to MySQL itself.
  */
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import * as path from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { ConfigError, loadConfig, resolveConfigPath } from '../config/load';
+import { ConfigError, findCluster, loadConfig, resolveConfigPath } from '../config/load';
 import type { DbopsConfig } from '../config/schema';
 import { BackupTypeSchema, spaceSaving, totalStoredBytes, type BackupType, type Manifest } from '../domain/manifest';
 import { formatBytes } from '../domain/naming';
+import { SA_CLUSTER, SA_OPERATION } from '../domain/searchAttributes';
 import { LocalRepository } from '../activities/repository';
 import { createLogger, type Level } from '../logging/logger';
 import { runWorker } from '../workers/worker';
@@ -38,6 +41,7 @@ Usage:
   dbops restore pitr  --cluster C --database D (--to TARGET | --before-matching REGEX [--after TIME]) --into NEW_DB [--wait] [--json]
   dbops restore table --cluster C --database D --table T [--table T2 …] (--to TARGET | --before-matching …) [--swap] [--wait] [--json]
   dbops status [--json]
+  dbops drill run --cluster C [--rto 4h] [--rpo 10m] [--wait] [--json] | list --cluster C [--json] | show ID --cluster C [--json]
   dbops setup temporal           register the search attributes on the configured namespace
   dbops schedules apply [--dry-run] [--json] | list [--json] | describe ID | pause ID [--reason TEXT] | resume ID | trigger ID
   dbops approvals list [--json]
@@ -375,6 +379,54 @@ async function status(argv: string[]): Promise<number> {
   }
 }
 
+async function drill(sub: string | undefined, argv: string[]): Promise<number> {
+  const { values, positionals } = parse(argv, { cluster: { type: 'string' }, rto: { type: 'string' }, rpo: { type: 'string' }, wait: { type: 'boolean' }, json: { type: 'boolean' }, as: { type: 'string' } });
+  const cfg = config(values);
+  const cluster = requireString(values.cluster, '--cluster');
+  findCluster(cfg, cluster);
+  const dir = path.join(cfg.repository.path, cluster, 'drills');
+  if (sub === 'list') {
+    const ids = existsSync(dir) ? readdirSync(dir).sort() : [];
+    const reports = ids.map((id) => JSON.parse(readFileSync(path.join(dir, id, 'report.json'), 'utf8')) as { drillId: string; passed: boolean; startedAt: string; rto: { seconds: number }; rpo: { seconds: number | null } });
+    if (values.json) out(JSON.stringify(reports, null, 2));
+    else if (reports.length === 0) out(`no drills of ${cluster} yet (dbops drill run --cluster ${cluster})`);
+    else for (const r of reports) out(`${r.drillId}  ${r.passed ? 'passed' : 'FAILED'}  ${r.startedAt}  RTO ${r.rto.seconds.toFixed(1)} s  RPO ${r.rpo.seconds ?? '?'} s`);
+    return 0;
+  }
+  if (sub === 'show') {
+    const id = requireString(positionals[0], 'the drill ID');
+    const file = path.join(dir, id, values.json ? 'report.json' : 'report.md');
+    if (!existsSync(file)) throw new ConfigError(`no drill ${id} of ${cluster} (dbops drill list --cluster ${cluster})`);
+    out(readFileSync(file, 'utf8').trimEnd());
+    return 0;
+  }
+  if (sub !== 'run') throw new UsageError(`unknown drill command "${sub ?? ''}": expected run, list or show`);
+  const { client, close } = await connectClient(cfg);
+  try {
+    const handle = await client.workflow.start('disasterRecoveryDrillWorkflow', {
+      taskQueue: cfg.temporal.taskQueue,
+      workflowId: `drill/${cluster}/${new Date().toISOString().replace(/[-:]/g, '')}`,
+      args: [{ cluster, rtoTarget: typeof values.rto === 'string' ? values.rto : cfg.drills.rtoTarget, rpoTarget: typeof values.rpo === 'string' ? values.rpo : cfg.drills.rpoTarget, requestedBy: typeof values.as === 'string' ? values.as : process.env.USER ?? 'cli' }],
+      typedSearchAttributes: [
+        { key: SA_CLUSTER, value: cluster },
+        { key: SA_OPERATION, value: 'drill' },
+      ],
+      staticSummary: `DR drill of ${cluster}`,
+      staticDetails: 'Restores the latest restorable point into a throwaway server, verifies it, measures RTO and RPO, removes the server, files a report.',
+    });
+    if (!values.wait) {
+      out(values.json ? JSON.stringify({ workflowId: handle.workflowId }) : `started ${handle.workflowId}`);
+      return 0;
+    }
+    if (!values.json) out(`started ${handle.workflowId}; waiting`);
+    const result = await resultWithProgress<{ report: { passed: boolean; rto: { seconds: number }; rpo: { seconds: number | null } }; files: { markdown: string } }>(handle, progressWanted(values.json === true));
+    out(values.json ? JSON.stringify(result, null, 2) : `passed: RTO ${result.report.rto.seconds.toFixed(1)} s, RPO ${result.report.rpo.seconds ?? '?'} s; report ${result.files.markdown}`);
+    return 0;
+  } finally {
+    await close();
+  }
+}
+
 async function worker(argv: string[]): Promise<number> {
   const { values } = parse(argv, {});
   const cfg = config(values);
@@ -431,6 +483,8 @@ export async function main(argv: string[]): Promise<number> {
       return schedules(sub, rest);
     case 'status':
       return status(argv.slice(1));
+    case 'drill':
+      return drill(sub, rest);
     case 'setup': {
       if (sub !== 'temporal') throw new UsageError(`unknown setup command "${sub ?? ''}": expected temporal`);
       const { values } = parse(rest, {});

@@ -108,6 +108,12 @@ export const SchedulesSchema = z.strictObject({
 });
 export type SchedulesConfig = z.infer<typeof SchedulesSchema>;
 
+/** DR drill targets (seed 000: RTO under 4 hours, RPO under 10 minutes). */
+export const DrillsSchema = z.strictObject({
+  rtoTarget: duration.default('4h'),
+  rpoTarget: duration.default('10m'),
+});
+
 export const LoggingSchema = z.strictObject({
   level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info'),
 });
@@ -120,6 +126,7 @@ export const ConfigSchema = z
     logging: LoggingSchema.default({ level: 'info' }),
     approval: ApprovalSchema.default({ timeout: '60m', escalateAfter: ['15m', '30m'] }),
     schedules: SchedulesSchema.default({ timezone: 'UTC', catchupWindow: '10m', defaultsFor: [], entries: [] }),
+    drills: DrillsSchema.default({ rtoTarget: '4h', rpoTarget: '10m' }),
   })
   .superRefine((config, ctx) => {
     const names = new Set(config.clusters.map((c) => c.name));

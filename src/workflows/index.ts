@@ -9,3 +9,5 @@ export {
 export type { BackupInput } from './backup';
 export { pointInTimeRestoreWorkflow, restorePlanWorkflow, tableRestoreWorkflow } from './restore';
 export type { PitrInput, RestoreInput, TableRestoreInput } from './restore';
+export { disasterRecoveryDrillWorkflow } from './drill';
+export type { DrillInput, DrillResult } from './drill';

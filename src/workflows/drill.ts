@@ -1,0 +1,144 @@
+/**
+ * The DR drill, as the quarterly runbook goes: pick the latest restorable point, bring up
+ * a throwaway server, restore every database into it (full + chain), check it against what
+ * the backup recorded, measure RTO and RPO against the targets, tear the server down
+ * (also on failure or cancellation), and file a report. A failed drill fails loudly.
+ */
+import {
+  ActivityCancellationType,
+  ApplicationFailure,
+  CancellationScope,
+  isCancellation,
+  proxyActivities,
+  setCurrentDetails,
+  upsertSearchAttributes,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { Activities } from '../activities';
+import type { DrillSandbox } from '../activities/drill';
+import { durationSeconds, type DrillPhase, type DrillReport } from '../domain/drill';
+import { compactUtc } from '../domain/naming';
+import { SA_CLUSTER, SA_OPERATION } from '../domain/searchAttributes';
+
+const NON_RETRYABLE = ['ConfigError', 'AuthError', 'PrivilegeError', 'InvalidInput', 'ReplayError'];
+const quick = proxyActivities<Activities>({ startToCloseTimeout: '10 minutes', retry: { maximumAttempts: 3, nonRetryableErrorTypes: NON_RETRYABLE } });
+// Cancelling a drill must not outrun its server: wait for these activities to really stop.
+const careful = proxyActivities<Activities>({
+  startToCloseTimeout: '12 hours',
+  heartbeatTimeout: '2 minutes',
+  cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+  retry: { maximumAttempts: 2, nonRetryableErrorTypes: NON_RETRYABLE },
+});
+
+export interface DrillInput {
+  cluster: string;
+  /** Seed 000: RTO under 4 hours, RPO under 10 minutes. */
+  rtoTarget?: string;
+  rpoTarget?: string;
+  requestedBy?: string;
+}
+
+export interface DrillResult {
+  report: DrillReport;
+  files: { json: string; markdown: string };
+}
+
+function message(error: unknown): string {
+  let e: unknown = error;
+  while (e instanceof Error && (e as { cause?: unknown }).cause instanceof Error) e = (e as { cause?: unknown }).cause;
+  return e instanceof Error ? e.message : String(error);
+}
+
+export async function disasterRecoveryDrillWorkflow(input: DrillInput): Promise<DrillResult> {
+  const info = workflowInfo();
+  upsertSearchAttributes([
+    { key: SA_CLUSTER, value: input.cluster },
+    { key: SA_OPERATION, value: 'drill' },
+  ]);
+  const started = Date.now();
+  const drillId = `drill-${compactUtc(new Date())}`;
+  const rtoTarget = durationSeconds(input.rtoTarget ?? '4h');
+  const rpoTarget = durationSeconds(input.rpoTarget ?? '10m');
+  const problems: string[] = [];
+  const checks: DrillReport['checks'] = [];
+  const phases: DrillPhase[] = [];
+  const phase = async <T>(name: string, fn: () => Promise<T>): Promise<T> => {
+    const t = Date.now();
+    try {
+      return await fn();
+    } finally {
+      phases.push({ name, seconds: (Date.now() - t) / 1000 });
+    }
+  };
+
+  setCurrentDetails(`**DR drill ${drillId}** of \`${input.cluster}\`: planning the latest restorable point`);
+  const plan = await phase('plan', () => quick.planDrill({ cluster: input.cluster }));
+  const databases = plan.plans.map((p) => p.database);
+  let sandbox: DrillSandbox | null = null;
+  try {
+    setCurrentDetails(`**DR drill ${drillId}**: provisioning a throwaway server`);
+    sandbox = await phase('provision server', () => careful.provisionSandbox({ drillId }));
+    for (const p of plan.plans) {
+      setCurrentDetails(`**DR drill ${drillId}**: restoring \`${p.database}\` (full ${p.full.id} + ${p.chain.length} binlog backup(s))`);
+      const r = await phase(`restore ${p.database}`, () =>
+        careful.restoreIntoSandbox({ cluster: input.cluster, sandbox: sandbox as DrillSandbox, plan: p, expectRows: plan.expect[p.database] ?? [] }),
+      );
+      const check = r.snapshotCheck;
+      checks.push({
+        what: `${p.database}: row counts at the snapshot`,
+        ok: (check?.mismatches.length ?? 1) === 0,
+        detail: check ? (check.mismatches.length ? check.mismatches.join('; ') : `${check.tables} table(s) match the backup`) : 'not checked',
+      });
+      problems.push(...(check?.mismatches ?? []));
+      checks.push({ what: `${p.database}: replay`, ok: true, detail: `reached ${r.replay.file}:${r.replay.position}${r.replay.gtid ? ` (GTID ${r.replay.gtid})` : ''}, ${r.replay.transactions} transaction(s)` });
+    }
+    setCurrentDetails(`**DR drill ${drillId}**: checking tables and schema objects`);
+    const seen = await phase('verify', () => quick.checkSandbox({ cluster: input.cluster, sandbox: sandbox as DrillSandbox, databases }));
+    for (const d of databases) {
+      const tables = seen.tables[d] ?? [];
+      checks.push({ what: `${d}: tables readable with checksums`, ok: tables.length > 0, detail: tables.map((t) => `${t.table} ${t.rows} rows`).join(', ') });
+    }
+    if (plan.objects) {
+      const want = plan.objects;
+      const ok = seen.objects.routines === want.routines && seen.objects.triggers === want.triggers && seen.objects.events === want.events && seen.objects.views === want.views;
+      checks.push({ what: 'schema objects', ok, detail: `routines ${seen.objects.routines}/${want.routines}, triggers ${seen.objects.triggers}/${want.triggers}, events ${seen.objects.events}/${want.events}, views ${seen.objects.views}/${want.views}` });
+      if (!ok) problems.push(`schema objects differ from the backup: ${JSON.stringify(seen.objects)} restored, ${JSON.stringify(want)} recorded`);
+    }
+  } catch (error) {
+    if (isCancellation(error)) throw error;
+    problems.push(`restore failed: ${message(error)}`);
+  } finally {
+    // Always, by drill id: also when the server came up while the run was being cancelled.
+    await CancellationScope.nonCancellable(() => phase('tear down', () => quick.teardownSandbox({ drillId })));
+  }
+
+  const rto = phases.filter((p) => p.name !== 'tear down').reduce((n, p) => n + p.seconds, 0);
+  if (rto > rtoTarget) problems.push(`RTO ${rto.toFixed(0)} s is over the target ${rtoTarget} s`);
+  if (plan.rpoSeconds !== null && plan.rpoSeconds > rpoTarget) problems.push(`RPO ${plan.rpoSeconds} s is over the target ${rpoTarget} s: the newest restorable point is too old`);
+  const report: DrillReport = {
+    formatVersion: 1,
+    drillId,
+    cluster: input.cluster,
+    startedAt: new Date(started).toISOString(),
+    finishedAt: new Date().toISOString(),
+    passed: problems.length === 0,
+    problems,
+    restoredPoint: plan.plans[0]?.window.to ?? null,
+    fullId: plan.plans[0]?.full.id ?? null,
+    chain: plan.plans[0]?.chain.map((c) => c.id) ?? [],
+    databases,
+    rto: { seconds: rto, targetSeconds: rtoTarget },
+    rpo: { seconds: plan.rpoSeconds, targetSeconds: rpoTarget },
+    phases,
+    checks,
+    workflow: { workflowId: info.workflowId, runId: info.runId },
+  };
+  const files = await quick.storeDrillReport({ report });
+  if (!report.passed) {
+    await quick.notify({ severity: 'critical', event: 'dr-drill-failed', cluster: input.cluster, message: `DR drill ${drillId} of ${input.cluster} FAILED: ${problems.join('; ')} (report ${files.markdown})` });
+    setCurrentDetails(`**DR drill ${drillId} FAILED**: ${problems.join('; ')}\n\nreport: ${files.markdown}`);
+    throw ApplicationFailure.nonRetryable(`DR drill ${drillId} of ${input.cluster} failed: ${problems.join('; ')}; report ${files.markdown}`, 'DrillFailed');
+  }
+  setCurrentDetails(`**DR drill ${drillId} passed**: RTO ${rto.toFixed(1)} s, RPO ${plan.rpoSeconds ?? '?'} s; report ${files.markdown}`);
+  return { report, files };
+}

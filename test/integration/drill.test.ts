@@ -1,0 +1,106 @@
+/**
+ * DR drills against the real servers: a passing drill with RTO and RPO in its result; a
+ * drill over a corrupted artifact fails with that reason; failure and cancellation both
+ * leave no server process or datadir behind.
+ */
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { WorkflowFailedError, type Client } from '@temporalio/client';
+import { startBackup, waitForManifest } from '../../src/client/backups';
+import { seedSampleDatabase } from '../../src/sandbox/sampleData';
+import type { Manifest } from '../../src/domain/manifest';
+import { harness, makeTestConfig, rootConnection, runCli, temporalClient, withWorker, type TestSetup } from '../harness/context';
+
+const DB = 'drilltest';
+let setup: TestSetup;
+let client: Client;
+let close: () => Promise<void>;
+let incremental: Manifest;
+const drillDir = () => path.join(process.env.DBOPS_DRILL_DIR!, 'dbops-drills');
+
+function mariadbdRunningIn(dir: string): boolean {
+  for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
+    try {
+      if (readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(dir)) return true;
+    } catch {
+      // gone
+    }
+  }
+  return false;
+}
+
+beforeAll(async () => {
+  process.env.DBOPS_DRILL_DIR = mkdtempSync(path.join(harness().baseDir, 'drills-'));
+  const conn = await rootConnection();
+  await conn.query(`DROP DATABASE IF EXISTS ${DB}`);
+  await seedSampleDatabase(conn, { database: DB, customers: 30, orders: 400 });
+  await conn.end();
+  setup = makeTestConfig('drill', { databases: [DB] });
+  ({ client, close } = await temporalClient());
+  await withWorker(setup.config, async () => {
+    await waitForManifest(await startBackup(client, setup.config, 'full', { cluster: 'test' }));
+    const c = await rootConnection();
+    await c.query(`INSERT INTO ${DB}.orders (customer_id, status, total, created_at) VALUES (1, 'paid', 5, NOW()), (2, 'new', 6, NOW())`);
+    await c.end();
+    incremental = await waitForManifest(await startBackup(client, setup.config, 'incremental', { cluster: 'test' }, new Date(Date.now() + 1000)));
+  });
+});
+
+afterAll(async () => {
+  await close();
+});
+
+test('a passing drill: latest point restored into a throwaway server, checked, RTO and RPO measured, report filed, server gone', async () => {
+  await withWorker(setup.config, async () => {
+    const run = await runCli(['drill', 'run', '--cluster', 'test', '--rpo', '1h', '--wait', '--json', '--config', setup.configPath]);
+    expect(run.stderr).toBe('');
+    const { report, files } = JSON.parse(run.stdout);
+    expect(report).toMatchObject({ passed: true, problems: [], databases: [DB], chain: [incremental.id] });
+    expect(report.rto.seconds).toBeGreaterThan(0);
+    expect(report.rto.targetSeconds).toBe(4 * 3600);
+    expect(report.rpo.seconds).toBeGreaterThanOrEqual(0);
+    expect(report.rpo.targetSeconds).toBe(3600);
+    expect(report.phases.map((p: { name: string }) => p.name)).toEqual(['plan', 'provision server', `restore ${DB}`, 'verify', 'tear down']);
+    expect(report.checks.find((c: { what: string }) => c.what === `${DB}: row counts at the snapshot`)).toMatchObject({ ok: true });
+    expect(report.checks.find((c: { what: string }) => c.what === 'schema objects')).toMatchObject({ ok: true, detail: 'routines 2/2, triggers 1/1, events 1/1, views 1/1' });
+    expect(readFileSync(files.markdown, 'utf8')).toMatch(/^# DR drill drill-\d{8}T\d{6}Z of test: PASSED/);
+    expect(readdirSync(drillDir())).toEqual([]);
+    const list = await runCli(['drill', 'list', '--cluster', 'test', '--config', setup.configPath]);
+    expect(list.stdout).toMatch(new RegExp(`${report.drillId}\\s+passed`));
+  });
+});
+
+test('a drill over a corrupted artifact fails loudly with the reason; no server or datadir is left', async () => {
+  const file = path.join(setup.config.repository.path, 'test', 'incremental', incremental.startedAt.slice(0, 10), incremental.id, incremental.artifacts[0]!.name);
+  const original = readFileSync(file);
+  const bad = Buffer.from(original);
+  bad[bad.length >> 1]! ^= 0xff;
+  writeFileSync(file, bad);
+  try {
+    await withWorker(setup.config, async () => {
+      const handle = await client.workflow.start('disasterRecoveryDrillWorkflow', { taskQueue: setup.config.temporal.taskQueue, workflowId: `drill/test/corrupt-${Date.now()}`, args: [{ cluster: 'test', rpoTarget: '1h' }] });
+      const error = await handle.result().then(() => null, (e: unknown) => e);
+      expect(error).toBeInstanceOf(WorkflowFailedError);
+      expect(String((error as WorkflowFailedError).cause?.message)).toMatch(/DR drill drill-\S+ of test failed: restore failed: .*(zstd|decompress|Corrupted|checksum)/i);
+    });
+    expect(readdirSync(drillDir())).toEqual([]);
+    expect(mariadbdRunningIn(drillDir())).toBe(false);
+    const reports = readdirSync(path.join(setup.config.repository.path, 'test', 'drills'));
+    const latest = JSON.parse(readFileSync(path.join(setup.config.repository.path, 'test', 'drills', reports.sort().pop()!, 'report.json'), 'utf8'));
+    expect(latest.passed).toBe(false);
+  } finally {
+    writeFileSync(file, original);
+  }
+});
+
+test('a cancelled drill removes its server and datadir', async () => {
+  await withWorker(setup.config, async () => {
+    const handle = await client.workflow.start('disasterRecoveryDrillWorkflow', { taskQueue: setup.config.temporal.taskQueue, workflowId: `drill/test/cancel-${Date.now()}`, args: [{ cluster: 'test' }] });
+    for (let i = 0; i < 200 && !(existsSync(drillDir()) && readdirSync(drillDir()).length > 0); i++) await new Promise((r) => setTimeout(r, 25));
+    expect(readdirSync(drillDir()).length).toBe(1); // the server is up
+    await handle.cancel();
+    await expect(handle.result()).rejects.toThrow();
+    expect(readdirSync(drillDir())).toEqual([]);
+    expect(mariadbdRunningIn(drillDir())).toBe(false);
+  });
+});
