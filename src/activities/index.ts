@@ -449,6 +449,30 @@ export function createActivities(config: DbopsConfig, logger: Logger) {
       return { tables, objects: await countObjects(sc, input.databases) };
     },
 
+    /** Read-only sample queries on the restored server, each in a read-only transaction. */
+    async runSampleQueries(input: { cluster: string; sandbox: DrillSandbox; queries: Array<{ database: string; sql: string; minRows: number }> }) {
+      const sc = sandboxCluster(input.sandbox, cluster(input.cluster));
+      const answers: Array<{ database: string; sql: string; minRows: number; rows: number; error: string | null }> = [];
+      for (const q of input.queries) {
+        try {
+          const rows = await withConnection(sc, async (conn) => {
+            await conn.query(`USE ${quoteIdentifier(q.database)}`);
+            await conn.query('START TRANSACTION READ ONLY');
+            try {
+              const [result] = await conn.query(q.sql);
+              return Array.isArray(result) ? result.length : 0;
+            } finally {
+              await conn.query('ROLLBACK');
+            }
+          });
+          answers.push({ ...q, rows, error: null });
+        } catch (error) {
+          answers.push({ ...q, rows: 0, error: (error as Error).message });
+        }
+      }
+      return answers;
+    },
+
     async teardownSandbox(input: { drillId: string }): Promise<{ stopped: boolean }> {
       return teardownSandbox(sandboxDir(input.drillId));
     },

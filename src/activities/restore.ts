@@ -147,7 +147,8 @@ export async function restoreDatabase(req: RestoreDatabaseRequest): Promise<Rest
         }),
         session.stdin,
       );
-      const [fed, loaded, result] = await Promise.allSettled([feeding, loading, session.done]);
+      const [decoded, fed, loaded, result] = await Promise.allSettled([codec.done, feeding, loading, session.done]);
+      if (decoded.status === 'rejected') throw new Error(`${req.plan.full.id}/${req.plan.full.artifact}: ${(decoded.reason as Error)?.message ?? String(decoded.reason)}`);
       const r = result.status === 'fulfilled' ? result.value : { code: -1, stderr: String(result.reason) };
       if (r.code !== 0) throw failure(`loading full backup ${req.plan.full.id} into ${req.into}`, r, req.cluster.name);
       for (const x of [fed, loaded]) if (x.status === 'rejected') throw x.reason instanceof Error ? x.reason : new Error(String(x.reason));
@@ -236,11 +237,14 @@ async function unpackBinlogs(plan: RestorePlan, root: string, work: string, onFi
   for (const b of plan.binlogs) {
     const out = path.join(work, b.file);
     const codec = await decompressor(compressionOf(b.artifact));
-    await Promise.all([
+    const results = await Promise.allSettled([
+      codec.done,
       pipeline(createReadStream(path.join(root, b.path, b.artifact)), codec.input),
       pipeline(codec.output, createWriteStream(out, { mode: 0o600 })),
-      codec.done,
     ]);
+    // The codec's own complaint (corrupt data) says more than the EPIPE it causes upstream.
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw new Error(`${b.backupId}/${b.artifact}: ${(failed.reason as Error)?.message ?? String(failed.reason)}`);
     files.push(out);
     onFile(b.file);
   }

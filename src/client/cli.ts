@@ -325,7 +325,7 @@ async function schedules(sub: string | undefined, argv: string[]): Promise<numbe
   try {
     if (sub === 'apply') {
       const plan = values['dry-run']
-        ? planReconcile(desiredSchedules(cfg.schedules), await existingSchedules(client))
+        ? planReconcile(desiredSchedules(cfg.schedules, cfg.drills), await existingSchedules(client))
         : await applySchedules(client, cfg);
       const summary = { create: plan.create.map((d) => d.id), update: plan.update.map((d) => d.id), remove: plan.remove, unchanged: plan.unchanged };
       if (values.json) out(JSON.stringify(summary, null, 2));
@@ -406,7 +406,7 @@ async function drill(sub: string | undefined, argv: string[]): Promise<number> {
     const handle = await client.workflow.start('disasterRecoveryDrillWorkflow', {
       taskQueue: cfg.temporal.taskQueue,
       workflowId: `drill/${cluster}/${new Date().toISOString().replace(/[-:]/g, '')}`,
-      args: [{ cluster, rtoTarget: typeof values.rto === 'string' ? values.rto : cfg.drills.rtoTarget, rpoTarget: typeof values.rpo === 'string' ? values.rpo : cfg.drills.rpoTarget, requestedBy: typeof values.as === 'string' ? values.as : process.env.USER ?? 'cli' }],
+      args: [{ cluster, rtoTarget: typeof values.rto === 'string' ? values.rto : cfg.drills.rtoTarget, rpoTarget: typeof values.rpo === 'string' ? values.rpo : cfg.drills.rpoTarget, sampleQueries: cfg.drills.sampleQueries, requestedBy: typeof values.as === 'string' ? values.as : process.env.USER ?? 'cli' }],
       typedSearchAttributes: [
         { key: SA_CLUSTER, value: cluster },
         { key: SA_OPERATION, value: 'drill' },

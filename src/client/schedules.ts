@@ -12,14 +12,26 @@ import { BACKUP_WORKFLOWS } from './backups';
 const HASH_KEY = 'dbopsScheduleHash';
 
 function action(config: DbopsConfig, d: DesiredSchedule) {
+  const common = { type: 'startWorkflow' as const, taskQueue: config.temporal.taskQueue, memo: { [HASH_KEY]: d.hash } };
+  if (d.backupType === null) {
+    return {
+      ...common,
+      workflowType: 'disasterRecoveryDrillWorkflow',
+      workflowId: `drill/${d.cluster}/scheduled`,
+      args: [{ cluster: d.cluster, rtoTarget: config.drills.rtoTarget, rpoTarget: config.drills.rpoTarget, sampleQueries: config.drills.sampleQueries, requestedBy: `schedule ${d.id}` }],
+      typedSearchAttributes: [
+        { key: SA_CLUSTER, value: d.cluster },
+        { key: SA_OPERATION, value: 'drill' },
+      ],
+      staticSummary: `Scheduled DR drill of ${d.cluster}`,
+    };
+  }
   return {
-    type: 'startWorkflow' as const,
+    ...common,
     workflowType: BACKUP_WORKFLOWS[d.backupType].workflow,
     // Temporal appends the scheduled time: backup-full/shop/scheduled-2026-11-22T02:00:00Z
     workflowId: `backup-${d.backupType}/${d.cluster}/scheduled`,
-    taskQueue: config.temporal.taskQueue,
     args: [{ cluster: d.cluster, requestedBy: `schedule ${d.id}` }],
-    memo: { [HASH_KEY]: d.hash },
     typedSearchAttributes: [
       { key: SA_CLUSTER, value: d.cluster },
       { key: SA_OPERATION, value: 'backup' },
@@ -51,7 +63,7 @@ export async function existingSchedules(client: Client): Promise<Array<{ id: str
 }
 
 export async function applySchedules(client: Client, config: DbopsConfig): Promise<ReconcilePlan> {
-  const desired = desiredSchedules(config.schedules);
+  const desired = desiredSchedules(config.schedules, config.drills);
   const existing = await existingSchedules(client);
   const plan = planReconcile(desired, existing);
   for (const d of plan.create) {

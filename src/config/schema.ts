@@ -85,7 +85,7 @@ export const ApprovalSchema = z.strictObject({
   escalateAfter: z.array(duration).default(['15m', '30m']),
 });
 
-export const SCHEDULED_ACTIONS = ['backup-full', 'backup-incremental', 'backup-differential'] as const;
+export const SCHEDULED_ACTIONS = ['backup-full', 'backup-incremental', 'backup-differential', 'drill'] as const;
 
 /** One routine job: a cron expression (in schedules.timezone) or a fixed interval. */
 export const ScheduleEntrySchema = z
@@ -112,6 +112,10 @@ export type SchedulesConfig = z.infer<typeof SchedulesSchema>;
 export const DrillsSchema = z.strictObject({
   rtoTarget: duration.default('4h'),
   rpoTarget: duration.default('10m'),
+  /** Read-only queries run on the restored server; each must return at least minRows rows. */
+  sampleQueries: z
+    .array(z.strictObject({ database: z.string().regex(SQL_IDENTIFIER_PATTERN, SQL_IDENTIFIER_RULE), sql: z.string().regex(/^\s*(SELECT|WITH|SHOW)\b/i, 'a read-only query (SELECT, WITH or SHOW)'), minRows: z.number().int().nonnegative().default(1) }))
+    .default([]),
 });
 
 export const LoggingSchema = z.strictObject({
@@ -126,7 +130,7 @@ export const ConfigSchema = z
     logging: LoggingSchema.default({ level: 'info' }),
     approval: ApprovalSchema.default({ timeout: '60m', escalateAfter: ['15m', '30m'] }),
     schedules: SchedulesSchema.default({ timezone: 'UTC', catchupWindow: '10m', defaultsFor: [], entries: [] }),
-    drills: DrillsSchema.default({ rtoTarget: '4h', rpoTarget: '10m' }),
+    drills: DrillsSchema.default({ rtoTarget: '4h', rpoTarget: '10m', sampleQueries: [] }),
   })
   .superRefine((config, ctx) => {
     const names = new Set(config.clusters.map((c) => c.name));

@@ -7,20 +7,23 @@ import type { BackupType } from './manifest';
 
 export const SCHEDULE_PREFIX = 'dbops/';
 
-export type ScheduledAction = 'backup-full' | 'backup-incremental' | 'backup-differential';
+export type ScheduledAction = 'backup-full' | 'backup-incremental' | 'backup-differential' | 'drill';
 
 /** Seed 000/001 defaults (seed 000 asks hourly incrementals; 4-hourly is the issue's default). */
 export const SEED_DEFAULTS: ReadonlyArray<{ action: ScheduledAction; cron: string }> = [
   { action: 'backup-full', cron: '0 2 * * *' },
   { action: 'backup-incremental', cron: '0 */4 * * *' },
   { action: 'backup-differential', cron: '0 10,16 * * *' },
+  // Seed 000: a monthly restore test (the drill), first of the month, after the nightly full.
+  { action: 'drill', cron: '0 4 1 * *' },
 ];
 
 export interface DesiredSchedule {
   id: string;
   cluster: string;
   action: ScheduledAction;
-  backupType: BackupType;
+  /** For backup actions; null for drills. */
+  backupType: BackupType | null;
   cron: string | null;
   every: string | null;
   timezone: string;
@@ -50,16 +53,17 @@ export function scheduleId(cluster: string, action: ScheduledAction): string {
   return `${SCHEDULE_PREFIX}${cluster}/${action}`;
 }
 
-export function desiredSchedules(source: ScheduleSource): DesiredSchedule[] {
+/** `context`: whatever else the started workflows receive (e.g. drill targets); a change to it updates the schedules. */
+export function desiredSchedules(source: ScheduleSource, context: unknown = null): DesiredSchedule[] {
   const byId = new Map<string, DesiredSchedule>();
   const add = (cluster: string, action: ScheduledAction, cron: string | null, every: string | null) => {
     const id = scheduleId(cluster, action);
-    const shape = { id, cron, every, timezone: source.timezone, catchupWindow: source.catchupWindow };
+    const shape = { id, cron, every, timezone: source.timezone, catchupWindow: source.catchupWindow, context: action === 'drill' ? context : null };
     byId.set(id, {
       id,
       cluster,
       action,
-      backupType: action.slice('backup-'.length) as BackupType,
+      backupType: action.startsWith('backup-') ? (action.slice('backup-'.length) as BackupType) : null,
       cron,
       every,
       timezone: source.timezone,

@@ -35,6 +35,8 @@ export interface DrillInput {
   /** Seed 000: RTO under 4 hours, RPO under 10 minutes. */
   rtoTarget?: string;
   rpoTarget?: string;
+  /** Read-only queries to run on the restored server (config drills.sampleQueries). */
+  sampleQueries?: Array<{ database: string; sql: string; minRows: number }>;
   requestedBy?: string;
 }
 
@@ -97,6 +99,14 @@ export async function disasterRecoveryDrillWorkflow(input: DrillInput): Promise<
     for (const d of databases) {
       const tables = seen.tables[d] ?? [];
       checks.push({ what: `${d}: tables readable with checksums`, ok: tables.length > 0, detail: tables.map((t) => `${t.table} ${t.rows} rows`).join(', ') });
+    }
+    if (input.sampleQueries && input.sampleQueries.length > 0) {
+      const answers = await phase('sample queries', () => quick.runSampleQueries({ cluster: input.cluster, sandbox: sandbox as DrillSandbox, queries: input.sampleQueries ?? [] }));
+      for (const a of answers) {
+        const ok = a.error === null && a.rows >= a.minRows;
+        checks.push({ what: `sample query on ${a.database}: ${a.sql}`, ok, detail: a.error ?? `${a.rows} row(s), at least ${a.minRows} expected` });
+        if (!ok) problems.push(`sample query on ${a.database} (${a.sql}): ${a.error ?? `${a.rows} row(s), expected at least ${a.minRows}`}`);
+      }
     }
     if (plan.objects) {
       const want = plan.objects;

@@ -9,6 +9,7 @@ import { WorkflowFailedError, type Client } from '@temporalio/client';
 import { startBackup, waitForManifest } from '../../src/client/backups';
 import { seedSampleDatabase } from '../../src/sandbox/sampleData';
 import type { Manifest } from '../../src/domain/manifest';
+import { parseConfig } from '../../src/config/load';
 import { harness, makeTestConfig, rootConnection, runCli, temporalClient, withWorker, type TestSetup } from '../harness/context';
 
 const DB = 'drilltest';
@@ -36,6 +37,9 @@ beforeAll(async () => {
   await seedSampleDatabase(conn, { database: DB, customers: 30, orders: 400 });
   await conn.end();
   setup = makeTestConfig('drill', { databases: [DB] });
+  const text = readFileSync(setup.configPath, 'utf8') + `drills:\n  sampleQueries:\n    - { database: ${DB}, sql: "SELECT id FROM orders WHERE status = 'paid'", minRows: 1 }\n`;
+  writeFileSync(setup.configPath, text);
+  setup = { ...setup, config: parseConfig(text, setup.configPath, setup.dir) };
   ({ client, close } = await temporalClient());
   await withWorker(setup.config, async () => {
     await waitForManifest(await startBackup(client, setup.config, 'full', { cluster: 'test' }));
@@ -60,7 +64,8 @@ test('a passing drill: latest point restored into a throwaway server, checked, R
     expect(report.rto.targetSeconds).toBe(4 * 3600);
     expect(report.rpo.seconds).toBeGreaterThanOrEqual(0);
     expect(report.rpo.targetSeconds).toBe(3600);
-    expect(report.phases.map((p: { name: string }) => p.name)).toEqual(['plan', 'provision server', `restore ${DB}`, 'verify', 'tear down']);
+    expect(report.phases.map((p: { name: string }) => p.name)).toEqual(['plan', 'provision server', `restore ${DB}`, 'verify', 'sample queries', 'tear down']);
+    expect(report.checks.find((c: { what: string }) => c.what.startsWith('sample query'))).toMatchObject({ ok: true, detail: expect.stringMatching(/^\d+ row\(s\), at least 1 expected$/) });
     expect(report.checks.find((c: { what: string }) => c.what === `${DB}: row counts at the snapshot`)).toMatchObject({ ok: true });
     expect(report.checks.find((c: { what: string }) => c.what === 'schema objects')).toMatchObject({ ok: true, detail: 'routines 2/2, triggers 1/1, events 1/1, views 1/1' });
     expect(readFileSync(files.markdown, 'utf8')).toMatch(/^# DR drill drill-\d{8}T\d{6}Z of test: PASSED/);

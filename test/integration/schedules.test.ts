@@ -44,14 +44,16 @@ test('apply is idempotent, updates what changed, deletes what the config dropped
   let setup = withSchedules(makeTestConfig('sched'), { defaultsFor: ['test'], timezone: 'Europe/Zurich', catchupWindow: '15m' });
   const first = await runCli(['schedules', 'apply', '--json', '--config', setup.configPath]);
   expect(JSON.parse(first.stdout)).toEqual({
-    create: ['dbops/test/backup-differential', 'dbops/test/backup-full', 'dbops/test/backup-incremental'],
+    create: ['dbops/test/backup-differential', 'dbops/test/backup-full', 'dbops/test/backup-incremental', 'dbops/test/drill'],
     update: [],
     remove: [],
     unchanged: [],
   });
   const second = await applySchedules(client, setup.config);
   expect(second.create.concat(second.update).map((d) => d.id)).toEqual([]);
-  expect(second.unchanged.sort()).toEqual(['dbops/test/backup-differential', 'dbops/test/backup-full', 'dbops/test/backup-incremental']);
+  expect(second.unchanged.sort()).toEqual(['dbops/test/backup-differential', 'dbops/test/backup-full', 'dbops/test/backup-incremental', 'dbops/test/drill']);
+  const drill = await client.schedule.getHandle('dbops/test/drill').describe();
+  expect(drill.action).toMatchObject({ workflowType: 'disasterRecoveryDrillWorkflow', workflowId: 'drill/test/scheduled' });
   const full = await client.schedule.getHandle('dbops/test/backup-full').describe();
   expect(full.spec.timezone).toBe('Europe/Zurich');
   expect(full.policies).toMatchObject({ overlap: 'SKIP', catchupWindow: 15 * 60 * 1000 });
@@ -65,11 +67,16 @@ test('apply is idempotent, updates what changed, deletes what the config dropped
 
   setup = withSchedules(setup, { entries: [{ cluster: 'test', action: 'backup-full', cron: '30 3 * * *' }] });
   const dry = await runCli(['schedules', 'apply', '--dry-run', '--config', setup.configPath]);
-  expect(dry.stdout.split('\n').filter(Boolean).sort()).toEqual(['would remove dbops/test/backup-differential', 'would remove dbops/test/backup-incremental', 'would update dbops/test/backup-full']);
+  expect(dry.stdout.split('\n').filter(Boolean).sort()).toEqual([
+    'would remove dbops/test/backup-differential',
+    'would remove dbops/test/backup-incremental',
+    'would remove dbops/test/drill',
+    'would update dbops/test/backup-full',
+  ]);
   const third = await applySchedules(client, setup.config);
   expect({ update: third.update.map((d) => d.id), remove: third.remove.sort() }).toEqual({
     update: ['dbops/test/backup-full'],
-    remove: ['dbops/test/backup-differential', 'dbops/test/backup-incremental'],
+    remove: ['dbops/test/backup-differential', 'dbops/test/backup-incremental', 'dbops/test/drill'],
   });
   const after = await client.schedule.getHandle('dbops/test/backup-full').describe();
   expect(after.state).toMatchObject({ paused: true, note: 'maintenance window' });
