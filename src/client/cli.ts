@@ -17,7 +17,7 @@ import { runWorker } from '../workers/worker';
 import { connectClient, explainFailure, startBackup } from './backups';
 import { findBackup, storageReport, validateBackup } from './catalog';
 import { approvalState, decide, listPendingApprovals, startPitr, startRestorePlan, startTableRestore } from './restores';
-import { applySchedules, existingSchedules } from './schedules';
+import { applySchedules, drillInput, existingSchedules } from './schedules';
 import { formatStatus, statusReport } from './status';
 import { progressWanted, resultWithProgress } from './progress';
 import { registerSearchAttributes } from './setupTemporal';
@@ -41,7 +41,7 @@ Usage:
   dbops restore pitr  --cluster C --database D (--to TARGET | --before-matching REGEX [--after TIME]) --into NEW_DB [--wait] [--json]
   dbops restore table --cluster C --database D --table T [--table T2 …] (--to TARGET | --before-matching …) [--swap] [--wait] [--json]
   dbops status [--json]
-  dbops drill run --cluster C [--rto 4h] [--rpo 10m] [--wait] [--json] | list --cluster C [--json] | show ID --cluster C [--json]
+  dbops drill run --cluster C [--full] [--rto 4h] [--rpo 10m] [--wait] [--json] | list --cluster C [--json] | show ID --cluster C [--json]
   dbops setup temporal           register the search attributes on the configured namespace
   dbops schedules apply [--dry-run] [--json] | list [--json] | describe ID | pause ID [--reason TEXT] | resume ID | trigger ID
   dbops approvals list [--json]
@@ -380,7 +380,7 @@ async function status(argv: string[]): Promise<number> {
 }
 
 async function drill(sub: string | undefined, argv: string[]): Promise<number> {
-  const { values, positionals } = parse(argv, { cluster: { type: 'string' }, rto: { type: 'string' }, rpo: { type: 'string' }, wait: { type: 'boolean' }, json: { type: 'boolean' }, as: { type: 'string' } });
+  const { values, positionals } = parse(argv, { cluster: { type: 'string' }, rto: { type: 'string' }, rpo: { type: 'string' }, full: { type: 'boolean' }, wait: { type: 'boolean' }, json: { type: 'boolean' }, as: { type: 'string' } });
   const cfg = config(values);
   const cluster = requireString(values.cluster, '--cluster');
   findCluster(cfg, cluster);
@@ -406,7 +406,13 @@ async function drill(sub: string | undefined, argv: string[]): Promise<number> {
     const handle = await client.workflow.start('disasterRecoveryDrillWorkflow', {
       taskQueue: cfg.temporal.taskQueue,
       workflowId: `drill/${cluster}/${new Date().toISOString().replace(/[-:]/g, '')}`,
-      args: [{ cluster, rtoTarget: typeof values.rto === 'string' ? values.rto : cfg.drills.rtoTarget, rpoTarget: typeof values.rpo === 'string' ? values.rpo : cfg.drills.rpoTarget, sampleQueries: cfg.drills.sampleQueries, requestedBy: typeof values.as === 'string' ? values.as : process.env.USER ?? 'cli' }],
+      args: [
+        {
+          ...drillInput(cfg, cluster, values.full === true, typeof values.as === 'string' ? values.as : process.env.USER ?? 'cli'),
+          ...(typeof values.rto === 'string' ? { rtoTarget: values.rto } : {}),
+          ...(typeof values.rpo === 'string' ? { rpoTarget: values.rpo } : {}),
+        },
+      ],
       typedSearchAttributes: [
         { key: SA_CLUSTER, value: cluster },
         { key: SA_OPERATION, value: 'drill' },

@@ -8,8 +8,26 @@ import type { DbopsConfig } from '../config/schema';
 import { desiredSchedules, planReconcile, SCHEDULE_PREFIX, type DesiredSchedule, type ReconcilePlan } from '../domain/schedules';
 import { SA_BACKUP_TYPE, SA_CLUSTER, SA_OPERATION } from '../domain/searchAttributes';
 import { BACKUP_WORKFLOWS } from './backups';
+import { findCluster } from '../config/load';
+import { approversFor } from '../domain/approval';
+import type { DrillInput } from '../workflows/drill';
 
 const HASH_KEY = 'dbopsScheduleHash';
+
+/** What a drill run receives: targets, sample queries and, for the full profile, the failover rehearsal. */
+export function drillInput(config: DbopsConfig, cluster: string, full: boolean, requestedBy: string): DrillInput {
+  const c = findCluster(config, cluster);
+  return {
+    cluster,
+    rtoTarget: config.drills.rtoTarget,
+    rpoTarget: config.drills.rpoTarget,
+    sampleQueries: config.drills.sampleQueries,
+    ...(full
+      ? { failover: { checks: config.drills.failoverChecks, approvers: approversFor(c.approvers, 'drill-failover'), timeout: config.approval.timeout, escalateAfter: config.approval.escalateAfter } }
+      : {}),
+    requestedBy,
+  };
+}
 
 function action(config: DbopsConfig, d: DesiredSchedule) {
   const common = { type: 'startWorkflow' as const, taskQueue: config.temporal.taskQueue, memo: { [HASH_KEY]: d.hash } };
@@ -17,13 +35,13 @@ function action(config: DbopsConfig, d: DesiredSchedule) {
     return {
       ...common,
       workflowType: 'disasterRecoveryDrillWorkflow',
-      workflowId: `drill/${d.cluster}/scheduled`,
-      args: [{ cluster: d.cluster, rtoTarget: config.drills.rtoTarget, rpoTarget: config.drills.rpoTarget, sampleQueries: config.drills.sampleQueries, requestedBy: `schedule ${d.id}` }],
+      workflowId: `${d.action}/${d.cluster}/scheduled`,
+      args: [drillInput(config, d.cluster, d.action === 'drill-full', `schedule ${d.id}`)],
       typedSearchAttributes: [
         { key: SA_CLUSTER, value: d.cluster },
         { key: SA_OPERATION, value: 'drill' },
       ],
-      staticSummary: `Scheduled DR drill of ${d.cluster}`,
+      staticSummary: `Scheduled ${d.action === 'drill-full' ? 'full DR drill (failover rehearsal)' : 'DR drill'} of ${d.cluster}`,
     };
   }
   return {

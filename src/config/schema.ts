@@ -85,7 +85,7 @@ export const ApprovalSchema = z.strictObject({
   escalateAfter: z.array(duration).default(['15m', '30m']),
 });
 
-export const SCHEDULED_ACTIONS = ['backup-full', 'backup-incremental', 'backup-differential', 'drill'] as const;
+export const SCHEDULED_ACTIONS = ['backup-full', 'backup-incremental', 'backup-differential', 'drill', 'drill-full'] as const;
 
 /** One routine job: a cron expression (in schedules.timezone) or a fixed interval. */
 export const ScheduleEntrySchema = z
@@ -109,13 +109,19 @@ export const SchedulesSchema = z.strictObject({
 export type SchedulesConfig = z.infer<typeof SchedulesSchema>;
 
 /** DR drill targets (seed 000: RTO under 4 hours, RPO under 10 minutes). */
+const ReadOnlyQuery = z.strictObject({
+  database: z.string().regex(SQL_IDENTIFIER_PATTERN, SQL_IDENTIFIER_RULE),
+  sql: z.string().regex(/^\s*(SELECT|WITH|SHOW)\b/i, 'a read-only query (SELECT, WITH or SHOW)'),
+  minRows: z.number().int().nonnegative().default(1),
+});
+
 export const DrillsSchema = z.strictObject({
   rtoTarget: duration.default('4h'),
   rpoTarget: duration.default('10m'),
   /** Read-only queries run on the restored server; each must return at least minRows rows. */
-  sampleQueries: z
-    .array(z.strictObject({ database: z.string().regex(SQL_IDENTIFIER_PATTERN, SQL_IDENTIFIER_RULE), sql: z.string().regex(/^\s*(SELECT|WITH|SHOW)\b/i, 'a read-only query (SELECT, WITH or SHOW)'), minRows: z.number().int().nonnegative().default(1) }))
-    .default([]),
+  sampleQueries: z.array(ReadOnlyQuery).default([]),
+  /** The quarterly full drill's failover rehearsal: checks run as the new primary, after approval (action drill-failover). */
+  failoverChecks: z.array(ReadOnlyQuery).default([]),
 });
 
 export const LoggingSchema = z.strictObject({
@@ -130,7 +136,7 @@ export const ConfigSchema = z
     logging: LoggingSchema.default({ level: 'info' }),
     approval: ApprovalSchema.default({ timeout: '60m', escalateAfter: ['15m', '30m'] }),
     schedules: SchedulesSchema.default({ timezone: 'UTC', catchupWindow: '10m', defaultsFor: [], entries: [] }),
-    drills: DrillsSchema.default({ rtoTarget: '4h', rpoTarget: '10m', sampleQueries: [] }),
+    drills: DrillsSchema.default({ rtoTarget: '4h', rpoTarget: '10m', sampleQueries: [], failoverChecks: [] }),
   })
   .superRefine((config, ctx) => {
     const names = new Set(config.clusters.map((c) => c.name));

@@ -7,7 +7,7 @@ import type { BackupType } from './manifest';
 
 export const SCHEDULE_PREFIX = 'dbops/';
 
-export type ScheduledAction = 'backup-full' | 'backup-incremental' | 'backup-differential' | 'drill';
+export type ScheduledAction = 'backup-full' | 'backup-incremental' | 'backup-differential' | 'drill' | 'drill-full';
 
 /** Seed 000/001 defaults (seed 000 asks hourly incrementals; 4-hourly is the default). */
 export const SEED_DEFAULTS: ReadonlyArray<{ action: ScheduledAction; cron: string }> = [
@@ -16,6 +16,8 @@ export const SEED_DEFAULTS: ReadonlyArray<{ action: ScheduledAction; cron: strin
   { action: 'backup-differential', cron: '0 10,16 * * *' },
   // Seed 000: a monthly restore test (the drill), first of the month, after the nightly full.
   { action: 'drill', cron: '0 4 1 * *' },
+  // Seed 000: a quarterly DR drill, the full profile with the failover rehearsal.
+  { action: 'drill-full', cron: '0 5 1 1,4,7,10 *' },
 ];
 
 export interface DesiredSchedule {
@@ -58,7 +60,7 @@ export function desiredSchedules(source: ScheduleSource, context: unknown = null
   const byId = new Map<string, DesiredSchedule>();
   const add = (cluster: string, action: ScheduledAction, cron: string | null, every: string | null) => {
     const id = scheduleId(cluster, action);
-    const shape = { id, cron, every, timezone: source.timezone, catchupWindow: source.catchupWindow, context: action === 'drill' ? context : null };
+    const shape = { id, cron, every, timezone: source.timezone, catchupWindow: source.catchupWindow, context: action.startsWith('drill') ? context : null };
     byId.set(id, {
       id,
       cluster,

@@ -19,6 +19,7 @@ import type { DrillSandbox } from '../activities/drill';
 import { durationSeconds, type DrillPhase, type DrillReport } from '../domain/drill';
 import { compactUtc } from '../domain/naming';
 import { SA_CLUSTER, SA_OPERATION } from '../domain/searchAttributes';
+import { installApprovalHandlers, requestApproval } from './approval';
 
 const NON_RETRYABLE = ['ConfigError', 'AuthError', 'PrivilegeError', 'InvalidInput', 'ReplayError'];
 const quick = proxyActivities<Activities>({ startToCloseTimeout: '10 minutes', retry: { maximumAttempts: 3, nonRetryableErrorTypes: NON_RETRYABLE } });
@@ -37,6 +38,11 @@ export interface DrillInput {
   rpoTarget?: string;
   /** Read-only queries to run on the restored server (config drills.sampleQueries). */
   sampleQueries?: Array<{ database: string; sql: string; minRows: number }>;
+  /**
+   * Failover rehearsal (quarterly full drill): after a person approves, run these read-only
+   * checks against the restored server as if it were the new primary.
+   */
+  failover?: { checks: Array<{ database: string; sql: string; minRows: number }>; approvers: string[]; timeout?: string; escalateAfter?: string[] };
   requestedBy?: string;
 }
 
@@ -52,6 +58,7 @@ function message(error: unknown): string {
 }
 
 export async function disasterRecoveryDrillWorkflow(input: DrillInput): Promise<DrillResult> {
+  installApprovalHandlers();
   const info = workflowInfo();
   upsertSearchAttributes([
     { key: SA_CLUSTER, value: input.cluster },
@@ -106,6 +113,28 @@ export async function disasterRecoveryDrillWorkflow(input: DrillInput): Promise<
         const ok = a.error === null && a.rows >= a.minRows;
         checks.push({ what: `sample query on ${a.database}: ${a.sql}`, ok, detail: a.error ?? `${a.rows} row(s), at least ${a.minRows} expected` });
         if (!ok) problems.push(`sample query on ${a.database} (${a.sql}): ${a.error ?? `${a.rows} row(s), expected at least ${a.minRows}`}`);
+      }
+    }
+    if (input.failover) {
+      const decision = await requestApproval({
+        action: 'drill-failover',
+        cluster: input.cluster,
+        summary: `failover rehearsal on the restored copy of ${input.cluster} (drill ${drillId}): ${input.failover.checks.length} read-only check(s) as the new primary`,
+        approvers: input.failover.approvers,
+        ...(input.failover.timeout ? { timeout: input.failover.timeout } : {}),
+        ...(input.failover.escalateAfter ? { escalateAfter: input.failover.escalateAfter } : {}),
+      });
+      if (decision.decision === 'approved') {
+        const answers = await phase('failover rehearsal', () =>
+          quick.runSampleQueries({ cluster: input.cluster, sandbox: sandbox as DrillSandbox, queries: input.failover?.checks ?? [] }),
+        );
+        for (const a of answers) {
+          const ok = a.error === null && a.rows >= a.minRows;
+          checks.push({ what: `failover check on ${a.database}: ${a.sql}`, ok, detail: a.error ?? `${a.rows} row(s), at least ${a.minRows} expected` });
+          if (!ok) problems.push(`failover check on ${a.database} (${a.sql}): ${a.error ?? `${a.rows} row(s)`}`);
+        }
+      } else {
+        checks.push({ what: 'failover rehearsal', ok: true, detail: `skipped: ${decision.decision}${decision.by ? ` by ${decision.by}` : ''}` });
       }
     }
     if (plan.objects) {

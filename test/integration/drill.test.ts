@@ -9,7 +9,9 @@ import { WorkflowFailedError, type Client } from '@temporalio/client';
 import { startBackup, waitForManifest } from '../../src/client/backups';
 import { seedSampleDatabase } from '../../src/sandbox/sampleData';
 import type { Manifest } from '../../src/domain/manifest';
+import { parse as parseYaml, stringify as toYaml } from 'yaml';
 import { parseConfig } from '../../src/config/load';
+import { approvalState, decide } from '../../src/client/restores';
 import { harness, makeTestConfig, rootConnection, runCli, temporalClient, withWorker, type TestSetup } from '../harness/context';
 
 const DB = 'drilltest';
@@ -37,7 +39,13 @@ beforeAll(async () => {
   await seedSampleDatabase(conn, { database: DB, customers: 30, orders: 400 });
   await conn.end();
   setup = makeTestConfig('drill', { databases: [DB] });
-  const text = readFileSync(setup.configPath, 'utf8') + `drills:\n  sampleQueries:\n    - { database: ${DB}, sql: "SELECT id FROM orders WHERE status = 'paid'", minRows: 1 }\n`;
+  const raw = parseYaml(readFileSync(setup.configPath, 'utf8')) as { clusters: Array<{ approvers: Record<string, string[]> }>; drills?: unknown };
+  raw.clusters[0]!.approvers['drill-failover'] = ['carol'];
+  raw.drills = {
+    sampleQueries: [{ database: DB, sql: "SELECT id FROM orders WHERE status = 'paid'", minRows: 1 }],
+    failoverChecks: [{ database: DB, sql: 'SELECT COUNT(*) AS n FROM customers', minRows: 1 }],
+  };
+  const text = toYaml(raw);
   writeFileSync(setup.configPath, text);
   setup = { ...setup, config: parseConfig(text, setup.configPath, setup.dir) };
   ({ client, close } = await temporalClient());
@@ -72,6 +80,21 @@ test('a passing drill: latest point restored into a throwaway server, checked, R
     expect(readdirSync(drillDir())).toEqual([]);
     const list = await runCli(['drill', 'list', '--cluster', 'test', '--config', setup.configPath]);
     expect(list.stdout).toMatch(new RegExp(`${report.drillId}\\s+passed`));
+  });
+});
+
+test('the full drill profile: a failover rehearsal runs its checks only after a person approves', async () => {
+  await withWorker(setup.config, async () => {
+    const started = await runCli(['drill', 'run', '--cluster', 'test', '--full', '--rpo', '1h', '--json', '--config', setup.configPath]);
+    const { workflowId } = JSON.parse(started.stdout);
+    for (let i = 0; i < 300 && (await approvalState(client, workflowId).catch(() => null))?.status !== 'pending'; i++) await new Promise((r) => setTimeout(r, 100));
+    await expect(decide(client, workflowId, 'approve', 'alice', 'not mine')).rejects.toThrow(/alice is not an approver for drill-failover on test \(approvers: carol\)/);
+    await decide(client, workflowId, 'approve', 'carol', 'quarterly drill Q4');
+    const { report } = (await client.workflow.getHandle(workflowId).result()) as { report: { passed: boolean; phases: Array<{ name: string }>; checks: Array<{ what: string; ok: boolean }> } };
+    expect(report.passed).toBe(true);
+    expect(report.phases.map((p) => p.name)).toContain('failover rehearsal');
+    expect(report.checks.find((c) => c.what.startsWith('failover check on drilltest'))).toMatchObject({ ok: true });
+    expect(readdirSync(drillDir())).toEqual([]);
   });
 });
 
