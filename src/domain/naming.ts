@@ -17,9 +17,13 @@ export function backupId(type: BackupType, startedAt: Date): string {
   return `${startedAt.toISOString().replace(/[-:]/g, '')}-${type}`;
 }
 
-/** Workflow ids that read well in the UI: backup-full/shop-prod/20261122T140307Z. */
+/**
+ * Workflow ids that read well in the UI: backup-full/shop-prod/20261122T140307.123Z.
+ * Milliseconds: the server refuses to reuse a workflow id within a second of its last
+ * close, and a retried or scripted start can come that fast.
+ */
 export function backupWorkflowId(type: BackupType, cluster: string, at: Date): string {
-  return `backup-${type}/${cluster}/${compactUtc(at)}`;
+  return `backup-${type}/${cluster}/${at.toISOString().replace(/[-:]/g, '')}`;
 }
 
 /** Where a backup lives inside the repository, relative to its root: shop-prod/full/2026-11-22/<id>. */

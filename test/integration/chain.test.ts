@@ -150,7 +150,9 @@ test('binlogs purged before they were copied: the gap fails the backup, is recor
     expect(chain?.reason).toMatch(/purged/);
     expect((await new LocalRepository(setup.config.repository.path).list('test', 'incremental')).length).toBe(2); // nothing published
 
-    const next = ManifestSchema.parse(JSON.parse((await runCli(['backup', 'incremental', '--cluster', 'test', '--wait', '--json', '--config', setup.configPath])).stdout));
+    const promoted = await runCli(['backup', 'incremental', '--cluster', 'test', '--wait', '--json', '--config', setup.configPath]);
+    expect(promoted.stderr).toBe('');
+    const next = ManifestSchema.parse(JSON.parse(promoted.stdout));
     expect(next.type).toBe('full');
     expect(next.reason).toMatch(/^instead of incremental: the chain is broken since/);
     await mark('p5', 2);

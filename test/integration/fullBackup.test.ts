@@ -66,7 +66,7 @@ describe('full backup workflow', () => {
     try {
       manifest = await withWorker(setup.config, async () => {
         const handle = await startFullBackup(client, setup.config, { cluster: 'test', requestedBy: 'jest' });
-        expect(handle.workflowId).toMatch(/^backup-full\/test\/\d{8}T\d{6}Z$/);
+        expect(handle.workflowId).toMatch(/^backup-full\/test\/\d{8}T\d{6}\.\d{3}Z$/);
         const result = await waitForManifest(handle);
         // Determinism guard: today's workflow code replays the recorded history.
         await Worker.runReplayHistory({ workflowBundle: { codePath: harness().workflowBundlePath } }, await handle.fetchHistory(), handle.workflowId);

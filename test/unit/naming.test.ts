@@ -5,7 +5,7 @@ test('ids and paths read well and sort by time', () => {
   const at = new Date('2026-11-22T14:03:07.123Z');
   expect(compactUtc(at)).toBe('20261122T140307Z');
   expect(backupId('full', at)).toBe('20261122T140307.123Z-full');
-  expect(backupWorkflowId('full', 'shop-prod', at)).toBe('backup-full/shop-prod/20261122T140307Z');
+  expect(backupWorkflowId('full', 'shop-prod', at)).toBe('backup-full/shop-prod/20261122T140307.123Z');
   expect(backupDirectory('shop-prod', 'full', '20261122T140307.123Z-full', at)).toBe('shop-prod/full/2026-11-22/20261122T140307.123Z-full');
   expect(formatBytes(1536)).toBe('1.5 KiB');
 });
