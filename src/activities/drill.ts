@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import type { RowDataPacket } from 'mysql2/promise';
 import type { ClusterConfig } from '../config/schema';
-import { startMariadbSandbox } from '../sandbox/mariadb';
+import { processAlive, startMariadbSandbox } from '../sandbox/mariadb';
 import { withConnection } from './mysql';
 
 export interface DrillSandbox {
@@ -34,27 +34,18 @@ export async function provisionSandbox(drillId: string, serverId: number): Promi
   return { baseDir, socket: server.socket, port: server.port, pid: server.pid };
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** Stops the server (SIGTERM, then SIGKILL) and removes its folder. Idempotent. */
 export async function teardownSandbox(baseDir: string): Promise<{ stopped: boolean }> {
   const pidFile = path.join(baseDir, 'mysqld.pid');
   let stopped = false;
   if (existsSync(pidFile)) {
     const pid = Number(readFileSync(pidFile, 'utf8').trim());
-    if (pid > 0 && alive(pid)) {
+    if (pid > 0 && processAlive(pid)) {
       process.kill(pid, 'SIGTERM');
       const deadline = Date.now() + 20_000;
-      while (alive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-      if (alive(pid)) process.kill(pid, 'SIGKILL');
-      while (alive(pid)) await new Promise((r) => setTimeout(r, 50));
+      while (processAlive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+      if (processAlive(pid)) process.kill(pid, 'SIGKILL');
+      while (processAlive(pid)) await new Promise((r) => setTimeout(r, 50));
       stopped = true;
     }
   }

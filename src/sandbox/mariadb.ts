@@ -60,6 +60,16 @@ function runToCompletion(command: string, args: string[], logFile: string): Prom
   });
 }
 
+/** Is a process with this pid alive (and ours to signal)? */
+export function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 const runningAsRoot = typeof process.getuid === 'function' && process.getuid() === 0;
 
 export async function startMariadbSandbox(options: MariadbSandboxOptions): Promise<MariadbSandbox> {
@@ -88,14 +98,8 @@ export async function startMariadbSandbox(options: MariadbSandboxOptions): Promi
   const pidFile = path.join(baseDir, 'mysqld.pid');
   if (existsSync(pidFile)) {
     const pid = Number(readFileSync(pidFile, 'utf8').trim());
-    let alive = false;
-    try {
-      process.kill(pid, 0);
-      alive = true;
-    } catch {
-      // stale pid file from a server that died
-    }
-    if (alive) throw new Error(`a MariaDB server (pid ${pid}) already runs on ${datadir}; stop it first (kill ${pid})`);
+    // A stale pid file from a server that died is fine; a live server is not.
+    if (processAlive(pid)) throw new Error(`a MariaDB server (pid ${pid}) already runs on ${datadir}; stop it first (kill ${pid})`);
   }
   const port = options.port ?? (await freePort());
   const args = [

@@ -107,14 +107,18 @@ export async function disasterRecoveryDrillWorkflow(input: DrillInput): Promise<
       const tables = seen.tables[d] ?? [];
       checks.push({ what: `${d}: tables readable with checksums`, ok: tables.length > 0, detail: tables.map((t) => `${t.table} ${t.rows} rows`).join(', ') });
     }
-    if (input.sampleQueries && input.sampleQueries.length > 0) {
-      const answers = await phase('sample queries', () => quick.runSampleQueries({ cluster: input.cluster, sandbox: sandbox as DrillSandbox, queries: input.sampleQueries ?? [] }));
+    const queryChecks = async (label: string, queries: NonNullable<DrillInput['sampleQueries']>) => {
+      const answers = await phase(label === 'sample query' ? 'sample queries' : 'failover rehearsal', () =>
+        quick.runSampleQueries({ cluster: input.cluster, sandbox: sandbox as DrillSandbox, queries }),
+      );
       for (const a of answers) {
         const ok = a.error === null && a.rows >= a.minRows;
-        checks.push({ what: `sample query on ${a.database}: ${a.sql}`, ok, detail: a.error ?? `${a.rows} row(s), at least ${a.minRows} expected` });
-        if (!ok) problems.push(`sample query on ${a.database} (${a.sql}): ${a.error ?? `${a.rows} row(s), expected at least ${a.minRows}`}`);
+        const detail = a.error ?? `${a.rows} row(s), at least ${a.minRows} expected`;
+        checks.push({ what: `${label} on ${a.database}: ${a.sql}`, ok, detail });
+        if (!ok) problems.push(`${label} on ${a.database} (${a.sql}): ${detail}`);
       }
-    }
+    };
+    if (input.sampleQueries && input.sampleQueries.length > 0) await queryChecks('sample query', input.sampleQueries);
     if (input.failover) {
       const decision = await requestApproval({
         action: 'drill-failover',
@@ -125,14 +129,7 @@ export async function disasterRecoveryDrillWorkflow(input: DrillInput): Promise<
         ...(input.failover.escalateAfter ? { escalateAfter: input.failover.escalateAfter } : {}),
       });
       if (decision.decision === 'approved') {
-        const answers = await phase('failover rehearsal', () =>
-          quick.runSampleQueries({ cluster: input.cluster, sandbox: sandbox as DrillSandbox, queries: input.failover?.checks ?? [] }),
-        );
-        for (const a of answers) {
-          const ok = a.error === null && a.rows >= a.minRows;
-          checks.push({ what: `failover check on ${a.database}: ${a.sql}`, ok, detail: a.error ?? `${a.rows} row(s), at least ${a.minRows} expected` });
-          if (!ok) problems.push(`failover check on ${a.database} (${a.sql}): ${a.error ?? `${a.rows} row(s)`}`);
-        }
+        await queryChecks('failover check', input.failover.checks);
       } else {
         checks.push({ what: 'failover rehearsal', ok: true, detail: `skipped: ${decision.decision}${decision.by ? ` by ${decision.by}` : ''}` });
       }

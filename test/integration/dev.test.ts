@@ -9,16 +9,8 @@ import * as path from 'node:path';
 import { createConnection } from 'mysql2/promise';
 import { loadConfig } from '../../src/config/load';
 import { resolveSecret } from '../../src/config/secrets';
+import { processAlive } from '../../src/sandbox/mariadb';
 import { CLI, harness } from '../harness/context';
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 test('dbops dev --demo: sandbox + dev server + worker, demo backup, clean stop on SIGTERM', async () => {
   const stateDir = mkdtempSync(path.join(harness().baseDir, 'dev-'));
@@ -59,11 +51,11 @@ test('dbops dev --demo: sandbox + dev server + worker, demo backup, clean stop o
     await conn.end();
     const pidFile = path.join(stateDir, 'mariadb', 'mysqld.pid');
     const mariadbPid = Number(readFileSync(pidFile, 'utf8').trim());
-    expect(alive(mariadbPid)).toBe(true);
+    expect(processAlive(mariadbPid)).toBe(true);
 
     child.kill('SIGTERM');
     expect(await exited).toBe(0);
-    expect(alive(mariadbPid)).toBe(false);
+    expect(processAlive(mariadbPid)).toBe(false);
     expect(existsSync(state.mysql.socket)).toBe(false);
   } finally {
     if (child.exitCode === null) child.kill('SIGKILL');
