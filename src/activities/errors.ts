@@ -5,7 +5,6 @@
 import { ApplicationFailure } from '@temporalio/common';
 import { ConfigError } from '../config/load';
 
-export const NON_RETRYABLE_TYPES = ['ConfigError', 'AuthError', 'PrivilegeError', 'InvalidInput'] as const;
 
 /** MySQL / MariaDB error numbers that retrying cannot fix. */
 const AUTH_CODES = new Set([1045, 1698, 1251, 2049]);

@@ -22,12 +22,12 @@ import {
 } from '@temporalio/workflow';
 import type { Duration } from '@temporalio/common';
 import type { Activities } from '../activities';
+import { NON_RETRYABLE_TYPES } from '../domain/failures';
 import { buildBinlogManifest, buildFullManifest } from '../domain/buildManifest';
 import { spaceSaving, totalRawBytes, totalStoredBytes, type BackupType, type Manifest, type ManifestDraft } from '../domain/manifest';
 import { backupDirectory, backupId, formatBytes } from '../domain/naming';
 import { SA_BACKUP_TYPE, SA_CLUSTER, SA_OPERATION } from '../domain/searchAttributes';
 
-export const NON_RETRYABLE = ['ConfigError', 'AuthError', 'PrivilegeError', 'InvalidInput', 'ArtifactCorrupt', 'ClusterBusy', 'ChainGap'];
 
 export interface BackupInput {
   cluster: string;
@@ -47,7 +47,7 @@ type DumpType = 'full' | 'emergency' | 'schema';
 type BinlogType = 'incremental' | 'differential';
 
 function activityOptions(input: BackupInput) {
-  const retry = { initialInterval: '2s', maximumInterval: '1 minute', maximumAttempts: 5, nonRetryableErrorTypes: NON_RETRYABLE };
+  const retry = { initialInterval: '2s', maximumInterval: '1 minute', maximumAttempts: 5, nonRetryableErrorTypes: NON_RETRYABLE_TYPES };
   const quick: ActivityOptions = { startToCloseTimeout: '2 minutes', retry };
   const transfer: ActivityOptions = {
     startToCloseTimeout: input.timeouts?.transfer ?? '6 hours',

@@ -15,20 +15,20 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
+import { NON_RETRYABLE_TYPES } from '../domain/failures';
 import type { DrillSandbox } from '../activities/drill';
 import { durationSeconds, type DrillPhase, type DrillReport } from '../domain/drill';
 import { compactUtc } from '../domain/naming';
 import { SA_CLUSTER, SA_OPERATION } from '../domain/searchAttributes';
 import { installApprovalHandlers, requestApproval } from './approval';
 
-const NON_RETRYABLE = ['ConfigError', 'AuthError', 'PrivilegeError', 'InvalidInput', 'ReplayError'];
-const quick = proxyActivities<Activities>({ startToCloseTimeout: '10 minutes', retry: { maximumAttempts: 3, nonRetryableErrorTypes: NON_RETRYABLE } });
+const quick = proxyActivities<Activities>({ startToCloseTimeout: '10 minutes', retry: { maximumAttempts: 3, nonRetryableErrorTypes: NON_RETRYABLE_TYPES } });
 // Cancelling a drill must not outrun its server: wait for these activities to really stop.
 const careful = proxyActivities<Activities>({
   startToCloseTimeout: '12 hours',
   heartbeatTimeout: '2 minutes',
   cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-  retry: { maximumAttempts: 2, nonRetryableErrorTypes: NON_RETRYABLE },
+  retry: { maximumAttempts: 2, nonRetryableErrorTypes: NON_RETRYABLE_TYPES },
 });
 
 export interface DrillInput {

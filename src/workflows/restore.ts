@@ -15,6 +15,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
+import { NON_RETRYABLE_TYPES } from '../domain/failures';
 import type { ApprovalDecision } from '../domain/approval';
 import { isValidSqlIdentifier, SQL_IDENTIFIER_RULE } from '../domain/identifiers';
 import { compactUtc } from '../domain/naming';
@@ -23,9 +24,8 @@ import { describeTarget, type RestoreTarget } from '../domain/restoreTarget';
 import { SA_CLUSTER, SA_OPERATION } from '../domain/searchAttributes';
 import { installApprovalHandlers, requestApproval } from './approval';
 
-const NON_RETRYABLE = ['ConfigError', 'AuthError', 'PrivilegeError', 'InvalidInput', 'ReplayError'];
-const quick = proxyActivities<Activities>({ startToCloseTimeout: '10 minutes', heartbeatTimeout: '2 minutes', retry: { maximumAttempts: 3, nonRetryableErrorTypes: NON_RETRYABLE } });
-const long = proxyActivities<Activities>({ startToCloseTimeout: '12 hours', heartbeatTimeout: '2 minutes', retry: { maximumAttempts: 3, nonRetryableErrorTypes: NON_RETRYABLE } });
+const quick = proxyActivities<Activities>({ startToCloseTimeout: '10 minutes', heartbeatTimeout: '2 minutes', retry: { maximumAttempts: 3, nonRetryableErrorTypes: NON_RETRYABLE_TYPES } });
+const long = proxyActivities<Activities>({ startToCloseTimeout: '12 hours', heartbeatTimeout: '2 minutes', retry: { maximumAttempts: 3, nonRetryableErrorTypes: NON_RETRYABLE_TYPES } });
 
 export interface RestoreInput {
   cluster: string;
@@ -63,7 +63,7 @@ function mark(cluster: string): void {
 async function plan(input: RestoreInput): Promise<RestorePlan & { hit?: unknown }> {
   setCurrentDetails(`planning a restore of \`${input.database}\` on \`${input.cluster}\` to ${describeTarget(input.target)}`);
   const outcome = await quick.planRestore.executeWithOptions(
-    { startToCloseTimeout: '1 hour', heartbeatTimeout: '2 minutes', retry: { maximumAttempts: 3, nonRetryableErrorTypes: NON_RETRYABLE }, summary: 'plan from the catalog' },
+    { startToCloseTimeout: '1 hour', heartbeatTimeout: '2 minutes', retry: { maximumAttempts: 3, nonRetryableErrorTypes: NON_RETRYABLE_TYPES }, summary: 'plan from the catalog' },
     [{ cluster: input.cluster, database: input.database, target: input.target }],
   );
   if (!outcome.ok) invalid(outcome.reason);
@@ -82,12 +82,12 @@ async function restoreInto(input: RestoreInput, p: RestorePlan, into: string) {
     `restoring \`${input.database}\` into \`${into}\`: full ${p.full.id} + ${p.chain.length} binlog backup(s), ${p.binlogs.length} file(s), stop at ${describeTarget(p.target)}`,
   );
   const restored = await long.restoreDatabase.executeWithOptions(
-    { startToCloseTimeout: '12 hours', heartbeatTimeout: '2 minutes', retry: { maximumAttempts: 3, nonRetryableErrorTypes: NON_RETRYABLE }, summary: `load ${p.full.id}, replay ${p.binlogs.length} binlog(s) into ${into}` },
+    { startToCloseTimeout: '12 hours', heartbeatTimeout: '2 minutes', retry: { maximumAttempts: 3, nonRetryableErrorTypes: NON_RETRYABLE_TYPES }, summary: `load ${p.full.id}, replay ${p.binlogs.length} binlog(s) into ${into}` },
     [{ cluster: input.cluster, plan: p, into }],
   );
   setCurrentDetails(`verifying \`${into}\` (row counts, CHECKSUM TABLE)`);
   const verification = await quick.verifyDatabase.executeWithOptions(
-    { startToCloseTimeout: '2 hours', retry: { maximumAttempts: 3, nonRetryableErrorTypes: NON_RETRYABLE }, summary: 'row counts and checksums' },
+    { startToCloseTimeout: '2 hours', retry: { maximumAttempts: 3, nonRetryableErrorTypes: NON_RETRYABLE_TYPES }, summary: 'row counts and checksums' },
     [{ cluster: input.cluster, database: into }],
   );
   return { restored, verification };

@@ -1,0 +1,15 @@
+/**
+ * Failure types that no retry can fix: the activity says what to fix and the workflow
+ * stops. One list for every workflow and activity, so they cannot drift apart.
+ * (ClusterBusy is raised retryable where a run should wait: emergency backups.)
+ */
+export const NON_RETRYABLE_TYPES = [
+  'ConfigError',
+  'AuthError',
+  'PrivilegeError',
+  'InvalidInput',
+  'ArtifactCorrupt',
+  'ClusterBusy',
+  'ChainGap',
+  'ReplayError',
+];
