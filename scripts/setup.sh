@@ -28,9 +28,11 @@ fi
 # --- MariaDB server, client, backup tool, zstd ------------------------------------
 need_pkgs=()
 # chromium: the browser test of the Temporal UI (driven by playwright-core, no browser download).
+# promtool (Debian package prometheus): the alert rules are checked and unit-tested with it.
+# pt-archiver (percona-toolkit): the peer the archive benchmark runs against.
 for pair in mariadbd:mariadb-server mariadb-install-db:mariadb-server mariadb:mariadb-client \
             mariadb-dump:mariadb-client mariadb-binlog:mariadb-client mariadb-backup:mariadb-backup zstd:zstd \
-            chromium:chromium; do
+            chromium:chromium promtool:prometheus pt-archiver:percona-toolkit; do
   bin=${pair%%:*}; pkg=${pair#*:}
   if ! command -v "$bin" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$bin" ]; then need_pkgs+=("$pkg"); fi
 done
@@ -47,7 +49,7 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then
 [setup] missing: ${need_pkgs[*]}
 [setup] dbops needs the MariaDB server, client and mariadb-backup (10.11 or newer) and zstd;
 [setup] its tests also drive chromium (headless) through the Temporal UI.
-[setup]   Debian/Ubuntu:  sudo apt-get install mariadb-server mariadb-client mariadb-backup zstd chromium
+[setup]   Debian/Ubuntu:  sudo apt-get install mariadb-server mariadb-client mariadb-backup zstd chromium prometheus percona-toolkit
 [setup]   macOS:          brew install mariadb zstd
 [setup] or run the whole stack with Docker instead:  docker compose up
 MSG
