@@ -28,6 +28,7 @@ import { planRestore, type PlanOutcome, type ResolvedTarget, type RestorePlan } 
 import type { RestoreTarget } from '../domain/restoreTarget';
 import { quoteIdentifier } from '../domain/identifiers';
 import type { RowDataPacket } from 'mysql2/promise';
+import { createArchiveActivities } from './archiveActivities';
 
 export interface DumpFullInput {
   cluster: string;
@@ -116,6 +117,8 @@ export function createActivities(config: DbopsConfig, logger: Logger) {
   }
 
   return {
+    ...createArchiveActivities(config, logger),
+
     /** Who is the server, what will a backup cover. Read-only. */
     async inspectCluster(input: { cluster: string }): Promise<ClusterInspection> {
       const c = cluster(input.cluster);

@@ -12,4 +12,6 @@ export const NON_RETRYABLE_TYPES = [
   'ClusterBusy',
   'ChainGap',
   'ReplayError',
+  'InvalidArchiveJob',
+  'ThrottleAbort',
 ];

@@ -11,3 +11,5 @@ export { pointInTimeRestoreWorkflow, restorePlanWorkflow, tableRestoreWorkflow }
 export type { PitrInput, RestoreInput, TableRestoreInput } from './restore';
 export { disasterRecoveryDrillWorkflow } from './drill';
 export type { DrillInput, DrillResult } from './drill';
+export { archiveWorkflow } from './archive';
+export type { ArchiveInput, ArchiveResult, ArchiveStatus } from './archive';

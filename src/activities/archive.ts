@@ -1,0 +1,317 @@
+/**
+ * The archive's SQL side: plan a job (refusing bad ones before any row moves), create the
+ * destination, move key ranges exactly once, verify by checksums. Archiving writes, so it
+ * connects with the cluster's write account (restoreUser), never the read-only backup one.
+ */
+import { ApplicationFailure } from '@temporalio/common';
+import type { Connection, ResultSetHeader, RowDataPacket } from 'mysql2/promise';
+import {
+  archiveSql,
+  checksumSelect,
+  EMPTY_CHECKSUM,
+  sameChecksum,
+  shapeMismatch,
+  throttleDecision,
+  walkProblem,
+  type ArchiveCursor,
+  type ArchiveJob,
+  type ArchivePlan,
+  type Destination,
+  type LoadSample,
+  type RowChecksum,
+  type TableShape,
+  type ThrottleDecision,
+} from '../domain/archive';
+import { durationSeconds } from '../domain/drill';
+import { quoteIdentifier } from '../domain/identifiers';
+
+export function invalidJob(message: string): ApplicationFailure {
+  return ApplicationFailure.nonRetryable(message, 'InvalidArchiveJob');
+}
+
+async function rows(conn: Connection, sql: string, params: unknown[] = []): Promise<RowDataPacket[]> {
+  const [r] = await conn.query<RowDataPacket[]>(sql, params);
+  return r;
+}
+
+function toChecksum(r: RowDataPacket | undefined): RowChecksum {
+  if (!r) return EMPTY_CHECKSUM;
+  return { rows: Number(r.n ?? 0), sum: String(r.s ?? '0'), xor: String(r.x ?? '0') };
+}
+
+const TRANSACTIONAL = new Set(['innodb', 'aria']);
+
+export interface TableFacts {
+  shape: TableShape;
+  /** Columns we copy: generated columns are recomputed by the destination. */
+  copyColumns: string[];
+  engine: string;
+  deleteTriggers: string[];
+  referencedBy: string[];
+}
+
+export async function tableFacts(conn: Connection, database: string, table: string): Promise<TableFacts | null> {
+  const [t] = await rows(conn, 'SELECT ENGINE AS engine, TABLE_TYPE AS type FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?', [database, table]);
+  if (!t) return null;
+  const cols = await rows(
+    conn,
+    `SELECT COLUMN_NAME AS name, COLUMN_TYPE AS type, IS_NULLABLE AS nullable, EXTRA AS extra
+       FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION`,
+    [database, table],
+  );
+  const pk = await rows(
+    conn,
+    `SELECT COLUMN_NAME AS name FROM information_schema.STATISTICS
+      WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND INDEX_NAME = 'PRIMARY' ORDER BY SEQ_IN_INDEX`,
+    [database, table],
+  );
+  const triggers = await rows(
+    conn,
+    `SELECT TRIGGER_NAME AS name FROM information_schema.TRIGGERS
+      WHERE EVENT_OBJECT_SCHEMA = ? AND EVENT_OBJECT_TABLE = ? AND EVENT_MANIPULATION = 'DELETE'`,
+    [database, table],
+  );
+  const refs = await rows(
+    conn,
+    `SELECT CONSTRAINT_SCHEMA AS db, TABLE_NAME AS tbl, CONSTRAINT_NAME AS name FROM information_schema.REFERENTIAL_CONSTRAINTS
+      WHERE UNIQUE_CONSTRAINT_SCHEMA = ? AND REFERENCED_TABLE_NAME = ?`,
+    [database, table],
+  );
+  const columns = cols.map((c) => ({ name: String(c.name), type: String(c.type), nullable: c.nullable === 'YES' }));
+  return {
+    shape: { columns, primaryKey: pk.map((p) => String(p.name)) },
+    copyColumns: cols.filter((c) => !/GENERATED|VIRTUAL|PERSISTENT|STORED/i.test(String(c.extra ?? ''))).map((c) => String(c.name)),
+    engine: String(t.engine ?? t.type ?? ''),
+    deleteTriggers: triggers.map((r) => String(r.name)),
+    referencedBy: refs.map((r) => `${String(r.name)} on ${String(r.db)}.${String(r.tbl)}`),
+  };
+}
+
+/** Fix NOW() and the isolation level for a session of this run. */
+export async function prepareSession(conn: Connection, plan: Pick<ArchivePlan, 'sql'>): Promise<void> {
+  for (const statement of plan.sql.session) await conn.query(statement);
+}
+
+export interface PlanContext {
+  source: Connection;
+  dest: Connection;
+  job: ArchiveJob;
+  destination: Destination;
+  asOf: number;
+}
+
+/** Everything a run needs to know, read-only. Throws InvalidArchiveJob for a job that must not run. */
+export async function planArchiveWith(ctx: PlanContext): Promise<ArchivePlan & { warnings: string[] }> {
+  const { source, dest, job, asOf } = ctx;
+  const d = ctx.destination;
+  const sameServer = d.cluster === job.cluster;
+  const where = `${job.cluster}:${job.database}.${job.table}`;
+  const facts = await tableFacts(source, job.database, job.table);
+  if (!facts) throw invalidJob(`table: ${where} does not exist (or the write account cannot see it)`);
+  if (!TRANSACTIONAL.has(facts.engine.toLowerCase())) {
+    throw invalidJob(`table: ${where} uses ${facts.engine}, which has no transactions; exactly-once archiving needs InnoDB (ALTER TABLE … ENGINE=InnoDB)`);
+  }
+  const walk = walkProblem(facts.shape);
+  if (walk) throw invalidJob(`table: ${where} ${walk}`);
+  if (facts.referencedBy.length > 0) {
+    throw invalidJob(`table: ${where} is referenced by foreign keys (${facts.referencedBy.join(', ')}); deleting its rows would cascade or fail: archive the child tables first`);
+  }
+  const key = facts.shape.primaryKey[0] as string;
+  for (const c of facts.copyColumns) quoteIdentifier(c);
+  const sql = archiveSql({
+    source: { database: job.database, table: job.table },
+    dest: { database: d.database, table: d.table },
+    columns: facts.copyColumns,
+    key,
+    where: job.where,
+    batchSize: job.batchSize,
+    asOf,
+  });
+  await prepareSession(source, { sql });
+
+  // The server parses the predicate; EXPLAIN tells whether an index can serve it.
+  let explain: RowDataPacket[];
+  try {
+    explain = await rows(source, `EXPLAIN SELECT ${quoteIdentifier(key)} FROM ${quoteIdentifier(job.database)}.${quoteIdentifier(job.table)} WHERE (${job.where})`);
+  } catch (error) {
+    const e = error as { errno?: number; sqlMessage?: string; message?: string };
+    if (e.errno === 1064 || e.errno === 1054 || e.errno === 1305 || e.errno === 1582) {
+      throw invalidJob(`where: the predicate does not parse on ${job.cluster}: ${e.sqlMessage ?? e.message}`);
+    }
+    throw error;
+  }
+  const row = explain[0];
+  const impossible = /impossible where|no matching row/i.test(String(row?.Extra ?? ''));
+  const possible = row?.possible_keys ? String(row.possible_keys) : null;
+  if (!impossible && !possible) {
+    throw invalidJob(
+      `where: no index can serve the predicate on ${where} (EXPLAIN: full table scan); archive by an indexed column (the primary key ${key}, or add an index on the column you filter by)`,
+    );
+  }
+
+  const [counted] = await rows(source, sql.count);
+  const planned = toChecksum(counted);
+  const keyMin = counted?.lo === null || counted?.lo === undefined ? null : String(counted.lo);
+  const keyMax = counted?.hi === null || counted?.hi === undefined ? null : String(counted.hi);
+
+  const destFacts = await tableFacts(dest, d.database, d.table);
+  let createDest: string | null = null;
+  let destBefore = EMPTY_CHECKSUM;
+  const destName = `${d.cluster}:${d.database}.${d.table}`;
+  if (destFacts) {
+    const mismatch = shapeMismatch(facts.shape, destFacts.shape);
+    if (mismatch) throw invalidJob(`to: ${destName} cannot take the rows of ${where}: ${mismatch}`);
+    if (!TRANSACTIONAL.has(destFacts.engine.toLowerCase())) throw invalidJob(`to: ${destName} uses ${destFacts.engine}; the destination must be transactional (InnoDB)`);
+    if (keyMin !== null) {
+      const [b] = await rows(dest, sql.checksum, [keyMin, keyMax]);
+      destBefore = toChecksum(b);
+    }
+  } else {
+    const [db] = await rows(dest, 'SELECT SCHEMA_NAME AS name FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?', [d.database]);
+    if (!db) throw invalidJob(`to: database ${d.database} does not exist on ${d.cluster}; create it first (CREATE DATABASE ${quoteIdentifier(d.database)})`);
+    const target = `${quoteIdentifier(d.database)}.${quoteIdentifier(d.table)}`;
+    if (sameServer) {
+      createDest = `CREATE TABLE IF NOT EXISTS ${target} LIKE ${quoteIdentifier(job.database)}.${quoteIdentifier(job.table)}`;
+    } else {
+      const [show] = await rows(source, `SHOW CREATE TABLE ${quoteIdentifier(job.database)}.${quoteIdentifier(job.table)}`);
+      const ddl = String(show?.['Create Table'] ?? '');
+      createDest = ddl.replace(/^CREATE TABLE `[^`]+`/, `CREATE TABLE IF NOT EXISTS ${target}`).replace(/\sAUTO_INCREMENT=\d+/, '');
+    }
+  }
+
+  const warnings: string[] = [];
+  if (facts.deleteTriggers.length > 0) warnings.push(`DELETE triggers on ${where} fire for every archived row: ${facts.deleteTriggers.join(', ')}`);
+  return {
+    job,
+    dest: d,
+    sameServer,
+    asOf,
+    key,
+    columns: facts.copyColumns,
+    keyMin,
+    keyMax,
+    planned,
+    destBefore,
+    destExists: destFacts !== null,
+    createDest,
+    index: impossible ? 'none needed (no row matches)' : `${String(row?.key ?? possible)} (possible: ${possible})`,
+    estimatedBatches: Math.ceil(planned.rows / job.batchSize),
+    sql,
+    warnings,
+  };
+}
+
+export async function sampleLoad(source: Connection, replicas: Array<{ cluster: string; conn: () => Promise<Connection> }>): Promise<LoadSample> {
+  const [t] = await rows(source, "SHOW GLOBAL STATUS LIKE 'Threads_running'");
+  const sample: LoadSample = { threadsRunning: Number(t?.Value ?? 0), replicas: [] };
+  for (const r of replicas) {
+    const conn = await r.conn();
+    try {
+      const [status] = await rows(conn, 'SHOW REPLICA STATUS').catch(() => rows(conn, 'SHOW SLAVE STATUS'));
+      const lag = status?.Seconds_Behind_Master ?? status?.Seconds_Behind_Source;
+      sample.replicas.push({ cluster: r.cluster, lagSeconds: lag === null || lag === undefined ? null : Number(lag) });
+    } finally {
+      await conn.end().catch(() => undefined);
+    }
+  }
+  return sample;
+}
+
+export interface BatchOutcome {
+  cursor: ArchiveCursor;
+  moved: number;
+  done: boolean;
+}
+
+/** The next key range: up to batchSize matching keys after the cursor, inside the plan's range. */
+async function nextRange(source: Connection, plan: ArchivePlan, cursor: ArchiveCursor): Promise<{ lo: string; hi: string; n: number } | null> {
+  const [r] = cursor.after === null ? await rows(source, plan.sql.nextRangeFromStart, [plan.keyMin, plan.keyMax]) : await rows(source, plan.sql.nextRange, [cursor.after, plan.keyMax]);
+  if (!r || Number(r.n) === 0) return null;
+  return { lo: String(r.lo), hi: String(r.hi), n: Number(r.n) };
+}
+
+/**
+ * Same server: one transaction locks the range's matching rows, copies and deletes them
+ * with the identical predicate. The three counts must agree or nothing is committed.
+ */
+export async function moveRangeSameServer(source: Connection, plan: ArchivePlan, cursor: ArchiveCursor): Promise<BatchOutcome> {
+  const range = await nextRange(source, plan, cursor);
+  if (!range) return { cursor, moved: 0, done: true };
+  await source.beginTransaction();
+  try {
+    const [locked] = await rows(source, plan.sql.lock, [range.lo, range.hi]);
+    const n = Number(locked?.n ?? 0);
+    const [copied] = await source.query<ResultSetHeader>(plan.sql.copy, [range.lo, range.hi]);
+    const [deleted] = await source.query<ResultSetHeader>(plan.sql.delete, [range.lo, range.hi]);
+    if (copied.affectedRows !== n || deleted.affectedRows !== n) {
+      throw new Error(`range ${range.lo}..${range.hi}: locked ${n}, copied ${copied.affectedRows}, deleted ${deleted.affectedRows}; rolled back`);
+    }
+    await source.commit();
+    return { cursor: { after: range.hi }, moved: n, done: false };
+  } catch (error) {
+    await source.rollback().catch(() => undefined);
+    throw error;
+  }
+}
+
+/**
+ * Across servers: upsert the range's rows into the destination (idempotent), then in one
+ * source transaction lock exactly those keys, compare checksums, delete exactly those keys.
+ */
+export async function moveRangeAcross(source: Connection, dest: Connection, plan: ArchivePlan, cursor: ArchiveCursor): Promise<BatchOutcome> {
+  const range = await nextRange(source, plan, cursor);
+  if (!range) return { cursor, moved: 0, done: true };
+  const data = await rows(source, plan.sql.read, [range.lo, range.hi]);
+  if (data.length === 0) return { cursor: { after: range.hi }, moved: 0, done: false };
+  const cols = plan.columns.map(quoteIdentifier).join(', ');
+  const k = quoteIdentifier(plan.key);
+  const target = `${quoteIdentifier(plan.dest.database)}.${quoteIdentifier(plan.dest.table)}`;
+  const updates = plan.columns.filter((c) => c !== plan.key).map((c) => `${quoteIdentifier(c)} = VALUES(${quoteIdentifier(c)})`);
+  const tuple = `(${plan.columns.map(() => '?').join(', ')})`;
+  const keys = data.map((r) => r[plan.key] as unknown);
+  await dest.beginTransaction();
+  try {
+    await dest.query(
+      `INSERT INTO ${target} (${cols}) VALUES ${data.map(() => tuple).join(', ')} ON DUPLICATE KEY UPDATE ${updates.length ? updates.join(', ') : `${k} = ${k}`}`,
+      data.flatMap((r) => plan.columns.map((c) => r[c] as unknown)),
+    );
+    await dest.commit();
+  } catch (error) {
+    await dest.rollback().catch(() => undefined);
+    throw error;
+  }
+  const inList = keys.map(() => '?').join(', ');
+  const [copied] = await rows(dest, `SELECT ${checksumSelect(plan.columns)} FROM ${target} WHERE ${k} IN (${inList})`, keys);
+  const src = `${quoteIdentifier(plan.job.database)}.${quoteIdentifier(plan.job.table)}`;
+  await source.beginTransaction();
+  try {
+    const [held] = await rows(source, `SELECT ${checksumSelect(plan.columns)} FROM ${src} WHERE ${k} IN (${inList}) AND (${plan.job.where}) FOR UPDATE`, keys);
+    if (!sameChecksum(toChecksum(held), toChecksum(copied))) {
+      throw new Error(`range ${range.lo}..${range.hi}: rows changed between the copy and the delete; the range will be copied again`);
+    }
+    const [deleted] = await source.query<ResultSetHeader>(`DELETE FROM ${src} WHERE ${k} IN (${inList}) AND (${plan.job.where})`, keys);
+    if (deleted.affectedRows !== data.length) throw new Error(`range ${range.lo}..${range.hi}: deleted ${deleted.affectedRows} of ${data.length}; rolled back`);
+    await source.commit();
+    return { cursor: { after: range.hi }, moved: data.length, done: false };
+  } catch (error) {
+    await source.rollback().catch(() => undefined);
+    throw error;
+  }
+}
+
+/** What the destination holds over the plan's key range, and what still matches in the source. */
+export async function measureArchive(source: Connection, dest: Connection, plan: ArchivePlan): Promise<{ destAfter: RowChecksum; remaining: RowChecksum }> {
+  if (plan.keyMin === null) return { destAfter: plan.destBefore, remaining: EMPTY_CHECKSUM };
+  const [after] = await rows(dest, plan.sql.checksum, [plan.keyMin, plan.keyMax]);
+  const k = quoteIdentifier(plan.key);
+  const [left] = await rows(
+    source,
+    `SELECT ${checksumSelect(plan.columns)} FROM ${quoteIdentifier(plan.job.database)}.${quoteIdentifier(plan.job.table)} WHERE ${k} >= ? AND ${k} <= ? AND (${plan.job.where})`,
+    [plan.keyMin, plan.keyMax],
+  );
+  return { destAfter: toChecksum(after), remaining: toChecksum(left) };
+}
+
+export function decideThrottle(sample: LoadSample, job: ArchiveJob): ThrottleDecision {
+  return throttleDecision(sample, job.throttle, durationSeconds(job.throttle.maxReplicaLag));
+}

@@ -1,0 +1,167 @@
+/**
+ * Archive activities. Each one opens its own connections (write account), fixes the run's
+ * NOW() in the session, and is safe to retry: planning and measuring read only, creating
+ * the destination is IF NOT EXISTS, and moving a range that already moved is a no-op.
+ */
+import { Context } from '@temporalio/activity';
+import { createConnection, type Connection } from 'mysql2/promise';
+import * as path from 'node:path';
+import type { Logger } from 'pino';
+import { findCluster } from '../config/load';
+import type { DbopsConfig } from '../config/schema';
+import {
+  ArchiveJobSchema,
+  archiveJobName,
+  parseDestination,
+  verifyArchive,
+  type ArchiveCursor,
+  type ArchiveJobInput,
+  type ArchivePlan,
+  type ArchiveVerification,
+  type ThrottleDecision,
+} from '../domain/archive';
+import { durationSeconds } from '../domain/drill';
+import { formatConfigIssues } from '../config/schema';
+import { decideThrottle, invalidJob, measureArchive, moveRangeAcross, moveRangeSameServer, planArchiveWith, prepareSession, sampleLoad } from './archive';
+import { toFailure } from './errors';
+import { connectionOptions } from './mysql';
+import { LocalRepository, writeFileAtomic } from './repository';
+import { restoreAccount } from './restore';
+
+export interface MoveBatchesInput {
+  plan: ArchivePlan;
+  cursor: ArchiveCursor;
+  maxBatches: number;
+  /** Return to the workflow at least this often, so signals and throttles take effect. */
+  maxSeconds: number;
+}
+
+export interface MoveBatchesResult {
+  cursor: ArchiveCursor;
+  moved: number;
+  batches: number;
+  done: boolean;
+  /** Set when the load check said pause or abort before a batch. */
+  throttle: Exclude<ThrottleDecision, { action: 'go' }> | null;
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+export function createArchiveActivities(config: DbopsConfig, logger: Logger) {
+  const repository = new LocalRepository(config.repository.path);
+  const connect = async (clusterName: string): Promise<Connection> => {
+    const c = findCluster(config, clusterName);
+    try {
+      return await createConnection(connectionOptions(restoreAccount(c)));
+    } catch (error) {
+      throw toFailure(error, clusterName);
+    }
+  };
+  /** Source and destination connections for a job (one connection when they are the same server). */
+  const withConnections = async <T>(
+    job: { cluster: string },
+    destCluster: string,
+    fn: (source: Connection, dest: Connection) => Promise<T>,
+  ): Promise<T> => {
+    const source = await connect(job.cluster);
+    let dest: Connection | null = null;
+    try {
+      dest = destCluster === job.cluster ? source : await connect(destCluster);
+      return await fn(source, dest);
+    } catch (error) {
+      throw toFailure(error, job.cluster);
+    } finally {
+      await source.end().catch(() => undefined);
+      if (dest && dest !== source) await dest.end().catch(() => undefined);
+    }
+  };
+
+  return {
+    /** Validates the job and reads everything a run needs; refuses bad jobs before any row moves. */
+    async planArchive(input: { job: ArchiveJobInput; asOf: number }): Promise<ArchivePlan & { warnings: string[] }> {
+      const parsed = ArchiveJobSchema.safeParse(input.job);
+      if (!parsed.success) throw invalidJob(formatConfigIssues(parsed.error).join('; '));
+      const job = parsed.data;
+      const destination = parseDestination(job.to, job);
+      if (!destination) throw invalidJob(`to: ${job.to} is not a table, database.table or cluster:database.table`);
+      for (const name of [job.cluster, destination.cluster, ...job.throttle.replicas]) {
+        try {
+          findCluster(config, name);
+        } catch (error) {
+          throw invalidJob((error as Error).message);
+        }
+      }
+      const plan = await withConnections(job, destination.cluster, async (source, dest) => {
+        if (dest !== source) await dest.query(`SET SESSION timestamp = ${input.asOf}`);
+        return planArchiveWith({ source, dest, job, destination, asOf: input.asOf });
+      });
+      logger.info({ cluster: job.cluster, job: archiveJobName(job), rows: plan.planned.rows, keyMin: plan.keyMin, keyMax: plan.keyMax }, 'archive planned');
+      return plan;
+    },
+
+    /** CREATE TABLE IF NOT EXISTS … (LIKE the source, or its DDL on another server). */
+    async ensureArchiveDestination(input: { plan: ArchivePlan }): Promise<void> {
+      const { plan } = input;
+      if (!plan.createDest) return;
+      const ddl = plan.createDest;
+      await withConnections(plan.job, plan.dest.cluster, async (_source, dest) => {
+        await dest.query(ddl);
+      });
+    },
+
+    /**
+     * Moves up to maxBatches key ranges (or for maxSeconds), checking the load before each.
+     * Heartbeats the cursor; a retry resumes from the last heartbeat (and a range that
+     * committed after it is found empty, so it moves nothing twice).
+     */
+    async moveArchiveBatches(input: MoveBatchesInput): Promise<MoveBatchesResult> {
+      const ctx = Context.current();
+      const { plan } = input;
+      const resumed = (ctx.info.heartbeatDetails as { cursor?: ArchiveCursor } | undefined)?.cursor;
+      let cursor = resumed ?? input.cursor;
+      let moved = 0;
+      let batches = 0;
+      const started = Date.now();
+      const sleepMs = durationSeconds(plan.job.throttle.sleep) * 1000;
+      const replicas = plan.job.throttle.replicas.map((cluster) => ({ cluster, conn: () => connect(cluster) }));
+      return withConnections(plan.job, plan.dest.cluster, async (source, dest) => {
+        await prepareSession(source, plan);
+        if (dest !== source) await prepareSession(dest, plan);
+        while (batches < input.maxBatches && (batches === 0 || Date.now() - started < input.maxSeconds * 1000)) {
+          const decision = decideThrottle(await sampleLoad(source, replicas), plan.job);
+          if (decision.action !== 'go') return { cursor, moved, batches, done: false, throttle: decision };
+          const outcome = plan.sameServer ? await moveRangeSameServer(source, plan, cursor) : await moveRangeAcross(source, dest, plan, cursor);
+          if (outcome.done) return { cursor, moved, batches, done: true, throttle: null };
+          cursor = outcome.cursor;
+          moved += outcome.moved;
+          batches++;
+          ctx.heartbeat({ cursor, moved, batches });
+          if (ctx.cancellationSignal.aborted) break;
+          if (sleepMs > 0) await sleep(sleepMs);
+        }
+        return { cursor, moved, batches, done: false, throttle: null };
+      });
+    },
+
+    /** Recomputes what moved from the tables themselves (not from batch reports). */
+    async verifyArchive(input: { plan: ArchivePlan; expectComplete: boolean }): Promise<ArchiveVerification> {
+      const { plan } = input;
+      return withConnections(plan.job, plan.dest.cluster, async (source, dest) => {
+        await prepareSession(source, plan);
+        if (dest !== source) await prepareSession(dest, plan);
+        const measured = await measureArchive(source, dest, plan);
+        return verifyArchive(plan, measured.destAfter, measured.remaining, input.expectComplete);
+      });
+    },
+
+    /** Keeps the run's report next to the backups: `<cluster>/archives/<job>/<run>.json`. */
+    async storeArchiveReport(input: { cluster: string; job: string; runKey: string; report: unknown }): Promise<string> {
+      const file = path.join(repository.clusterDir(input.cluster), 'archives', input.job, `${input.runKey}.json`);
+      await writeFileAtomic(file, JSON.stringify(input.report, null, 2) + '\n');
+      return file;
+    },
+  };
+}
+
+export type ArchiveActivities = ReturnType<typeof createArchiveActivities>;
+

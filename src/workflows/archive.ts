@@ -1,0 +1,260 @@
+/**
+ * Batched history archiving, as the seed-002 runbook goes: plan (count, key range, what
+ * it will run), ask a person before deleting, create the history table, then copy and
+ * delete in primary-key ranges while watching the server's load, and finally prove by
+ * checksums that every planned row is in exactly one place. Long runs continue as new
+ * with the same workflow id; operators pause, resume and cancel with signals.
+ */
+import {
+  ApplicationFailure,
+  CancellationScope,
+  condition,
+  continueAsNew,
+  defineQuery,
+  defineSignal,
+  isCancellation,
+  proxyActivities,
+  setCurrentDetails,
+  setHandler,
+  allHandlersFinished,
+  upsertSearchAttributes,
+  workflowInfo,
+} from '@temporalio/workflow';
+import { msToNumber } from '@temporalio/common/lib/time';
+import type { Activities } from '../activities';
+import {
+  archiveJobName,
+  describeProgress,
+  rowsPerSecond,
+  type ArchiveJobInput,
+  type ArchivePlan,
+  type ArchiveProgress,
+  type ArchiveVerification,
+} from '../domain/archive';
+import type { ApprovalDecision } from '../domain/approval';
+import { NON_RETRYABLE_TYPES } from '../domain/failures';
+import { compactUtc } from '../domain/naming';
+import { SA_CLUSTER, SA_OPERATION } from '../domain/searchAttributes';
+import { installApprovalHandlers, requestApproval } from './approval';
+
+const quick = proxyActivities<Activities>({
+  startToCloseTimeout: '30 minutes',
+  heartbeatTimeout: '2 minutes',
+  retry: { maximumAttempts: 5, nonRetryableErrorTypes: NON_RETRYABLE_TYPES },
+});
+// Moving rows: retried without limit while the server is reachable (each range is
+// idempotent); a short heartbeat timeout notices a dead worker quickly.
+const moverFor = (heartbeatTimeout: string) =>
+  proxyActivities<Activities>({
+    startToCloseTimeout: '10 minutes',
+    heartbeatTimeout,
+    retry: { initialInterval: '1 second', maximumInterval: '30 seconds', nonRetryableErrorTypes: NON_RETRYABLE_TYPES },
+  });
+
+/**
+ * One activity moves batches for at most this long, then reports: signals (pause, cancel)
+ * and progress take effect within seconds, at a batch boundary, at ~3 history events per chunk.
+ */
+const CHUNK_SECONDS = 3;
+
+export type PlannedArchive = ArchivePlan & { warnings: string[] };
+
+export interface OperatorAction {
+  operator: string;
+  reason?: string;
+}
+
+export const pauseArchiveSignal = defineSignal<[OperatorAction]>('pause');
+export const resumeArchiveSignal = defineSignal<[OperatorAction]>('resume');
+export const cancelArchiveSignal = defineSignal<[OperatorAction]>('cancel');
+export const archiveProgressQuery = defineQuery<ArchiveStatus>('progress');
+
+export interface ArchiveStatus {
+  job: string;
+  cluster: string;
+  progress: ArchiveProgress | null;
+  rowsPerSecond: number;
+  text: string;
+}
+
+export interface ArchiveInput {
+  job: ArchiveJobInput;
+  /** Plan only: count, key range and the SQL it would run; touches nothing. */
+  dryRun?: boolean;
+  /** `--yes`: the operator approved the delete phase when starting this run. */
+  preApproved?: { by: string; reason: string } | null;
+  approvers: string[];
+  approval?: { timeout?: string; escalateAfter?: string[] };
+  requestedBy?: string;
+  /** How soon a dead worker's batch is handed to another (default 30 seconds). */
+  timeouts?: { heartbeat?: string };
+  /** Carried across continue-as-new; never set by callers. */
+  carried?: { plan: PlannedArchive; progress: ArchiveProgress; approval: ApprovalDecision | null; log: string[] };
+}
+
+export interface ArchiveResult {
+  status: 'dry-run' | 'nothing-to-do' | 'rejected' | 'done' | 'cancelled';
+  plan: PlannedArchive;
+  progress: ArchiveProgress;
+  approval: ApprovalDecision | null;
+  verification: ArchiveVerification | null;
+  /** Operator actions and throttling, in order (who paused, why it waited). */
+  log: string[];
+  report: string | null;
+}
+
+export async function archiveWorkflow(input: ArchiveInput): Promise<ArchiveResult> {
+  installApprovalHandlers();
+  const jobName = archiveJobName({ name: input.job.name, database: input.job.database, table: input.job.table });
+  upsertSearchAttributes([
+    { key: SA_CLUSTER, value: input.job.cluster },
+    { key: SA_OPERATION, value: 'archive' },
+  ]);
+  const now = () => new Date().toISOString();
+  const log: string[] = [...(input.carried?.log ?? [])];
+  const note = (line: string) => log.push(`${now()} ${line}`);
+  let progress: ArchiveProgress = input.carried?.progress ?? {
+    phase: 'plan',
+    planned: 0,
+    moved: 0,
+    batches: 0,
+    cursor: { after: null },
+    throttled: null,
+    pausedBy: null,
+    runs: 0,
+    startedAt: now(),
+    updatedAt: now(),
+  };
+  progress = { ...progress, runs: progress.runs + 1 };
+  let cancelRequested: OperatorAction | null = null;
+  const update = (patch: Partial<ArchiveProgress>) => {
+    progress = { ...progress, ...patch, updatedAt: now() };
+    setCurrentDetails(`**archive ${jobName}** on \`${input.job.cluster}\`: ${describeProgress(progress)}\n\n${log.slice(-5).join('\n\n')}`);
+  };
+  setHandler(archiveProgressQuery, () => ({
+    job: jobName,
+    cluster: input.job.cluster,
+    progress,
+    rowsPerSecond: rowsPerSecond(progress.moved, progress.startedAt, now()),
+    text: describeProgress(progress),
+  }));
+  setHandler(pauseArchiveSignal, (a) => {
+    note(`paused by ${a.operator}${a.reason ? `: ${a.reason}` : ''}`);
+    update({ pausedBy: a.operator });
+  });
+  setHandler(resumeArchiveSignal, (a) => {
+    note(`resumed by ${a.operator}${a.reason ? `: ${a.reason}` : ''}`);
+    update({ pausedBy: null });
+  });
+  setHandler(cancelArchiveSignal, (a) => {
+    note(`cancel requested by ${a.operator}${a.reason ? `: ${a.reason}` : ''}`);
+    cancelRequested = a;
+  });
+
+  // --- plan ---------------------------------------------------------------------------
+  let plan: PlannedArchive;
+  let approval: ApprovalDecision | null = input.carried?.approval ?? null;
+  if (input.carried) {
+    plan = input.carried.plan;
+  } else {
+    update({ phase: 'plan' });
+    plan = await quick.planArchive({ job: input.job, asOf: Math.floor(Date.now() / 1000) });
+    update({ planned: plan.planned.rows });
+    note(`planned ${plan.planned.rows} row(s), keys ${plan.keyMin ?? '-'}..${plan.keyMax ?? '-'}, ${plan.estimatedBatches} batch(es) via ${plan.index}`);
+    const result = (status: ArchiveResult['status']): ArchiveResult => ({ status, plan, progress, approval, verification: null, log, report: null });
+    if (input.dryRun) return result('dry-run');
+    if (plan.planned.rows === 0) {
+      update({ phase: 'done' });
+      return result('nothing-to-do');
+    }
+
+    // --- approval before anything is written ------------------------------------------
+    const destName = `${plan.dest.cluster}:${plan.dest.database}.${plan.dest.table}`;
+    if (input.preApproved) {
+      approval = { decision: 'approved', by: input.preApproved.by, at: now(), reason: input.preApproved.reason };
+      note(`delete phase pre-approved by ${input.preApproved.by} (--yes)`);
+    } else if (plan.job.approval) {
+      update({ phase: 'approval' });
+      approval = await requestApproval({
+        action: 'archive-delete',
+        cluster: plan.job.cluster,
+        summary: `move ${plan.planned.rows} row(s) of ${plan.job.database}.${plan.job.table} WHERE ${plan.job.where} into ${destName} and delete them from the source`,
+        approvers: input.approvers,
+        ...(input.approval?.timeout ? { timeout: input.approval.timeout } : {}),
+        ...(input.approval?.escalateAfter ? { escalateAfter: input.approval.escalateAfter } : {}),
+      });
+      note(`delete phase ${approval.decision}${approval.by ? ` by ${approval.by}` : ''}${approval.reason ? `: ${approval.reason}` : ''}`);
+      if (approval.decision !== 'approved') {
+        update({ phase: 'cancelled' });
+        return result('rejected');
+      }
+    }
+    update({ phase: 'destination' });
+    await quick.ensureArchiveDestination({ plan });
+  }
+
+  // --- move ---------------------------------------------------------------------------
+  const mover = moverFor(input.timeouts?.heartbeat ?? '30 seconds');
+  const recheckMs = msToNumber(plan.job.throttle.recheckAfter as Parameters<typeof msToNumber>[0]);
+  let batchesThisRun = 0;
+  const finish = async (status: 'done' | 'cancelled', expectComplete: boolean): Promise<ArchiveResult> => {
+    update({ phase: 'verify' });
+    const verification = await quick.verifyArchive({ plan, expectComplete });
+    update({ phase: verification.ok ? status : 'failed', throttled: null });
+    const report: Omit<ArchiveResult, 'report'> = { status, plan, progress, approval, verification, log };
+    const file = await quick.storeArchiveReport({ cluster: plan.job.cluster, job: jobName, runKey: compactUtc(new Date(progress.startedAt)), report });
+    if (!verification.ok) {
+      await quick.notify({ severity: 'critical', event: 'archive-verification-failed', cluster: plan.job.cluster, message: `archive ${jobName}: ${verification.problems.join('; ')}` });
+      throw ApplicationFailure.nonRetryable(`archive ${jobName} failed verification: ${verification.problems.join('; ')} (report: ${file})`, 'ArchiveVerificationFailed');
+    }
+    return { ...report, report: file };
+  };
+
+  try {
+    for (;;) {
+      if (cancelRequested) {
+        const by: OperatorAction = cancelRequested;
+        note(`stopped after ${progress.moved} row(s) at the request of ${by.operator}`);
+        return await finish('cancelled', false);
+      }
+      if (progress.pausedBy) {
+        update({ phase: 'paused' });
+        await condition(() => progress.pausedBy === null || cancelRequested !== null);
+        continue;
+      }
+      if (batchesThisRun >= plan.job.continueAsNewEvery || workflowInfo().continueAsNewSuggested) {
+        await condition(allHandlersFinished);
+        await continueAsNew<typeof archiveWorkflow>({ ...input, carried: { plan, progress, approval, log: log.slice(-50) } });
+      }
+      update({ phase: 'moving' });
+      const r = await mover.moveArchiveBatches({
+        plan,
+        cursor: progress.cursor,
+        maxBatches: plan.job.continueAsNewEvery - batchesThisRun,
+        maxSeconds: CHUNK_SECONDS,
+      });
+      batchesThisRun += r.batches;
+      update({ cursor: r.cursor, moved: progress.moved + r.moved, batches: progress.batches + r.batches, throttled: r.throttle?.reason ?? null });
+      if (r.done) return await finish('done', true);
+      if (r.throttle?.action === 'abort') {
+        note(`aborted: ${r.throttle.reason}`);
+        await quick.notify({ severity: 'critical', event: 'archive-aborted', cluster: plan.job.cluster, message: `archive ${jobName} aborted: ${r.throttle.reason}` });
+        const v = await quick.verifyArchive({ plan, expectComplete: false });
+        throw ApplicationFailure.nonRetryable(
+          `archive ${jobName} aborted: ${r.throttle.reason}; moved ${v.moved.rows} of ${plan.planned.rows} row(s), ${v.conserved ? 'nothing lost or duplicated (verified)' : v.problems.join('; ')}; run the job again to continue`,
+          'ThrottleAbort',
+        );
+      }
+      if (r.throttle?.action === 'pause') {
+        if (!log[log.length - 1]?.endsWith(r.throttle.reason)) note(`throttled: ${r.throttle.reason}`);
+        await condition(() => cancelRequested !== null, recheckMs);
+      }
+    }
+  } catch (error) {
+    if (!isCancellation(error)) throw error;
+    // Cancelled from the UI or `temporal workflow cancel`: still prove nothing was lost.
+    note('workflow cancelled');
+    await CancellationScope.nonCancellable(() => finish('cancelled', false));
+    throw error;
+  }
+}
