@@ -17,14 +17,16 @@ import { runWorker } from '../workers/worker';
 import { connectClient, explainFailure, startBackup } from './backups';
 import { findBackup, storageReport, validateBackup } from './catalog';
 import { approvalState, decide, listPendingApprovals, startPitr, startRestorePlan, startTableRestore } from './restores';
-import { applySchedules, drillInput, existingSchedules } from './schedules';
+import { applySchedules, desiredFromConfig, drillInput, existingSchedules } from './schedules';
 import { formatStatus, statusReport } from './status';
 import { progressWanted, resultWithProgress } from './progress';
 import { registerSearchAttributes } from './setupTemporal';
-import { desiredSchedules, planReconcile } from '../domain/schedules';
+import { planReconcile } from '../domain/schedules';
 import { beforeMatching, describeTarget, parseTarget, TargetError, type RestoreTarget } from '../domain/restoreTarget';
 import type { RestorePlan } from '../domain/restorePlan';
 import { runDev } from './dev';
+import { archiveInput, resolveArchiveJob, startArchive } from './archives';
+import { archiveProgressQuery, cancelArchiveSignal, pauseArchiveSignal, resumeArchiveSignal, type ArchiveResult, type PlannedArchive } from '../workflows/archive';
 
 const USAGE = `dbops: durable MySQL / MariaDB operations on Temporal
 
@@ -42,6 +44,9 @@ Usage:
   dbops restore table --cluster C --database D --table T [--table T2 …] (--to TARGET | --before-matching …) [--swap] [--wait] [--json]
   dbops status [--json]
   dbops drill run --cluster C [--full] [--rto 4h] [--rpo 10m] [--wait] [--json] | list --cluster C [--json] | show ID --cluster C [--json]
+  dbops archive plan|run (--job NAME | --cluster C --database D --table T --where PRED --to DEST) [--batch-size N]
+                [--yes --as NAME] [--wait] [--json]
+  dbops archive status ID [--json] | pause ID | resume ID | cancel ID  [--as NAME] [--reason TEXT]
   dbops setup temporal           register the search attributes on the configured namespace
   dbops schedules apply [--dry-run] [--json] | list [--json] | describe ID | pause ID [--reason TEXT] | resume ID | trigger ID
   dbops approvals list [--json]
@@ -325,7 +330,7 @@ async function schedules(sub: string | undefined, argv: string[]): Promise<numbe
   try {
     if (sub === 'apply') {
       const plan = values['dry-run']
-        ? planReconcile(desiredSchedules(cfg.schedules, cfg.drills), await existingSchedules(client))
+        ? planReconcile(desiredFromConfig(cfg), await existingSchedules(client))
         : await applySchedules(client, cfg);
       const summary = { create: plan.create.map((d) => d.id), update: plan.update.map((d) => d.id), remove: plan.remove, unchanged: plan.unchanged };
       if (values.json) out(JSON.stringify(summary, null, 2));
@@ -433,6 +438,123 @@ async function drill(sub: string | undefined, argv: string[]): Promise<number> {
   }
 }
 
+function planLines(plan: PlannedArchive): string[] {
+  const j = plan.job;
+  const lines = [
+    `archive ${j.cluster}:${j.database}.${j.table} WHERE ${j.where}`,
+    `  into        ${plan.dest.cluster}:${plan.dest.database}.${plan.dest.table}${plan.destExists ? ' (exists, columns match)' : ' (will be created)'}${plan.sameServer ? '' : ' (another server: upsert, verify, delete)'}`,
+    `  rows        ${plan.planned.rows} in keys ${plan.keyMin ?? '-'}..${plan.keyMax ?? '-'} (${plan.key})`,
+    `  batches     ${plan.estimatedBatches} of up to ${j.batchSize} rows; NOW() fixed at ${new Date(plan.asOf * 1000).toISOString()}`,
+    `  index       ${plan.index}`,
+    `  throttle    pause above ${j.throttle.maxThreadsRunning} running threads, abort at ${j.throttle.abortThreadsRunning}${j.throttle.replicas.length ? `, replicas ${j.throttle.replicas.join(', ')} under ${j.throttle.maxReplicaLag}` : ''}`,
+    `  approval    ${j.approval ? 'a person approves before the first delete (archive-delete)' : 'not required'}`,
+    ...plan.warnings.map((w) => `  warning     ${w}`),
+    'SQL per run:',
+    ...(plan.createDest ? [`  ${plan.createDest};`] : []),
+    ...plan.sql.session.map((q) => `  ${q};`),
+    'SQL per batch (one transaction; ? are the batch\'s first and last key):',
+    ...(plan.sameServer
+      ? [plan.sql.nextRange, 'START TRANSACTION', plan.sql.lock, plan.sql.copy, plan.sql.delete, 'COMMIT']
+      : [plan.sql.nextRange, plan.sql.read, plan.sql.upsert, 'START TRANSACTION', `${plan.sql.deleteKeys} -- after comparing checksums FOR UPDATE`, 'COMMIT']
+    ).map((q) => `  ${q};`),
+  ];
+  return lines;
+}
+
+function archiveResultLine(r: ArchiveResult): string {
+  const v = r.verification;
+  if (r.status === 'nothing-to-do') return 'nothing to archive: no row matches the predicate';
+  if (r.status === 'rejected') return `not archived: the delete phase was ${r.approval?.decision ?? 'refused'}${r.approval?.by ? ` by ${r.approval.by}` : ''}`;
+  const verified = v ? (v.ok ? `verified: ${v.moved.rows} row(s) moved, ${v.remaining.rows} left, checksums add up` : `VERIFICATION FAILED: ${v.problems.join('; ')}`) : '';
+  return `${r.status}: ${r.progress.moved} row(s) in ${r.progress.batches} batch(es) over ${r.progress.runs} run(s); ${verified}${r.report ? `; report ${r.report}` : ''}`;
+}
+
+async function archive(sub: string | undefined, argv: string[]): Promise<number> {
+  const { values, positionals } = parse(argv, {
+    job: { type: 'string' },
+    cluster: { type: 'string' },
+    database: { type: 'string' },
+    table: { type: 'string' },
+    where: { type: 'string' },
+    to: { type: 'string' },
+    'batch-size': { type: 'string' },
+    yes: { type: 'boolean' },
+    wait: { type: 'boolean' },
+    json: { type: 'boolean' },
+    as: { type: 'string' },
+    reason: { type: 'string' },
+  });
+  const cfg = config(values);
+  const operator = typeof values.as === 'string' ? values.as : process.env.USER ?? 'cli';
+  if (sub === 'plan' || sub === 'run') {
+    const str = (v: unknown) => (typeof v === 'string' ? v : undefined);
+    const batch = str(values['batch-size']);
+    if (batch !== undefined && !/^\d+$/.test(batch)) throw new ConfigError(`--batch-size: ${JSON.stringify(batch)} is not a whole number of rows`);
+    let job = resolveArchiveJob(cfg, {
+      ...(str(values.job) ? { job: str(values.job) as string } : {}),
+      fields: {
+        cluster: str(values.cluster) ?? '',
+        database: str(values.database) ?? '',
+        table: str(values.table) ?? '',
+        where: str(values.where) ?? '',
+        to: str(values.to) ?? '',
+        ...(batch !== undefined ? { batchSize: Number(batch) } : {}),
+      },
+    });
+    if (values.job && batch !== undefined) job = { ...job, batchSize: Number(batch) };
+    const input = archiveInput(cfg, job, {
+      dryRun: sub === 'plan',
+      yes: values.yes ? { by: operator, reason: typeof values.reason === 'string' ? values.reason : 'pre-approved with --yes' } : null,
+      requestedBy: operator,
+    });
+    const { client, close } = await connectClient(cfg);
+    try {
+      const handle = await startArchive(client, cfg, { ...input, job });
+      if (sub === 'run' && !values.wait) {
+        out(values.json ? JSON.stringify({ workflowId: handle.workflowId, runId: handle.firstExecutionRunId }) : `started ${handle.workflowId}${job.approval && !values.yes ? ' (waits for approval before deleting: dbops approvals approve …)' : ''}`);
+        return 0;
+      }
+      if (sub === 'run' && !values.json) out(`started ${handle.workflowId}; waiting`);
+      const result = await resultWithProgress<ArchiveResult>(handle, progressWanted(values.json === true));
+      if (values.json) out(JSON.stringify(result, null, 2));
+      else if (sub === 'plan') for (const line of planLines(result.plan)) out(line);
+      else out(archiveResultLine(result));
+      return result.status === 'rejected' ? 1 : 0;
+    } finally {
+      await close();
+    }
+  }
+  if (sub !== 'status' && sub !== 'pause' && sub !== 'resume' && sub !== 'cancel') {
+    throw new UsageError(`unknown archive command "${sub ?? ''}": expected plan, run, status, pause, resume or cancel`);
+  }
+  const id = requireString(positionals[0], 'the archive workflow ID (archive/CLUSTER/JOB)');
+  const { client, close } = await connectClient(cfg);
+  try {
+    const handle = client.workflow.getHandle(id);
+    const action = { operator, ...(typeof values.reason === 'string' ? { reason: values.reason } : {}) };
+    if (sub === 'pause') await handle.signal(pauseArchiveSignal, action);
+    if (sub === 'resume') await handle.signal(resumeArchiveSignal, action);
+    if (sub === 'cancel') await handle.signal(cancelArchiveSignal, action);
+    if (sub !== 'status') {
+      out(`${sub === 'cancel' ? 'cancel requested for' : sub === 'pause' ? 'paused' : 'resumed'} ${id}`);
+      return 0;
+    }
+    const d = await handle.describe();
+    if (d.status.name === 'RUNNING') {
+      const p = await handle.query(archiveProgressQuery);
+      out(values.json ? JSON.stringify({ status: d.status.name, ...p }, null, 2) : `${id}: running; ${p.text}`);
+    } else if (d.status.name === 'COMPLETED') {
+      const r = (await handle.result()) as ArchiveResult;
+      out(values.json ? JSON.stringify({ status: d.status.name, result: r }, null, 2) : `${id}: ${archiveResultLine(r)}`);
+    } else {
+      out(values.json ? JSON.stringify({ status: d.status.name }) : `${id}: ${d.status.name.toLowerCase()} (details in the Temporal UI)`);
+    }
+    return 0;
+  } finally {
+    await close();
+  }
+}
+
 async function worker(argv: string[]): Promise<number> {
   const { values } = parse(argv, {});
   const cfg = config(values);
@@ -491,6 +613,8 @@ export async function main(argv: string[]): Promise<number> {
       return status(argv.slice(1));
     case 'drill':
       return drill(sub, rest);
+    case 'archive':
+      return archive(sub, rest);
     case 'setup': {
       if (sub !== 'temporal') throw new UsageError(`unknown setup command "${sub ?? ''}": expected temporal`);
       const { values } = parse(rest, {});

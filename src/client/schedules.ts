@@ -11,6 +11,8 @@ import { BACKUP_WORKFLOWS } from './backups';
 import { findCluster } from '../config/load';
 import { approversFor } from '../domain/approval';
 import type { DrillInput } from '../workflows/drill';
+import { archiveWorkflowId } from '../domain/archive';
+import { archiveInput, archiveSummary, resolveArchiveJob } from './archives';
 
 const HASH_KEY = 'dbopsScheduleHash';
 
@@ -31,6 +33,20 @@ export function drillInput(config: DbopsConfig, cluster: string, full: boolean, 
 
 function action(config: DbopsConfig, d: DesiredSchedule) {
   const common = { type: 'startWorkflow' as const, taskQueue: config.temporal.taskQueue, memo: { [HASH_KEY]: d.hash } };
+  if (d.action === 'archive' && d.job) {
+    const job = resolveArchiveJob(config, { job: d.job });
+    return {
+      ...common,
+      workflowType: 'archiveWorkflow',
+      workflowId: `${archiveWorkflowId(job)}/scheduled`,
+      args: [archiveInput(config, job, { requestedBy: `schedule ${d.id}` })],
+      typedSearchAttributes: [
+        { key: SA_CLUSTER, value: d.cluster },
+        { key: SA_OPERATION, value: 'archive' },
+      ],
+      staticSummary: `Scheduled ${archiveSummary(job)}`,
+    };
+  }
   if (d.backupType === null) {
     return {
       ...common,
@@ -80,8 +96,13 @@ export async function existingSchedules(client: Client): Promise<Array<{ id: str
   return out;
 }
 
+/** What the config asks for: drills get their targets, archive jobs their definitions (a change updates the schedule). */
+export function desiredFromConfig(config: DbopsConfig): DesiredSchedule[] {
+  return desiredSchedules(config.schedules, config.drills, Object.fromEntries(config.archive.jobs.map((j) => [j.name ?? '', j])));
+}
+
 export async function applySchedules(client: Client, config: DbopsConfig): Promise<ReconcilePlan> {
-  const desired = desiredSchedules(config.schedules, config.drills);
+  const desired = desiredFromConfig(config);
   const existing = await existingSchedules(client);
   const plan = planReconcile(desired, existing);
   for (const d of plan.create) {

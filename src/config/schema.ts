@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import { CLUSTER_NAME_PATTERN, CLUSTER_NAME_RULE, SQL_IDENTIFIER_PATTERN, SQL_IDENTIFIER_RULE } from '../domain/identifiers';
 import { CompressionSchema } from '../domain/manifest';
+import { ArchiveJobSchema, parseDestination } from '../domain/archive';
 
 /**
  * A secret is a reference, never a value: the config file, logs and workflow histories
@@ -85,7 +86,7 @@ export const ApprovalSchema = z.strictObject({
   escalateAfter: z.array(duration).default(['15m', '30m']),
 });
 
-export const SCHEDULED_ACTIONS = ['backup-full', 'backup-incremental', 'backup-differential', 'drill', 'drill-full'] as const;
+export const SCHEDULED_ACTIONS = ['backup-full', 'backup-incremental', 'backup-differential', 'drill', 'drill-full', 'archive'] as const;
 
 /** One routine job: a cron expression (in schedules.timezone) or a fixed interval. */
 export const ScheduleEntrySchema = z
@@ -94,8 +95,11 @@ export const ScheduleEntrySchema = z
     action: z.enum(SCHEDULED_ACTIONS),
     cron: z.string().regex(/^\S+( \S+){4}$/, 'a 5-field cron expression such as "0 2 * * *"').optional(),
     every: duration.optional(),
+    /** For action archive: the name of a job in archive.jobs. */
+    job: z.string().min(1).optional(),
   })
-  .refine((e) => (e.cron === undefined) !== (e.every === undefined), { message: 'give exactly one of cron or every', path: ['cron'] });
+  .refine((e) => (e.cron === undefined) !== (e.every === undefined), { message: 'give exactly one of cron or every', path: ['cron'] })
+  .refine((e) => (e.action === 'archive') === (e.job !== undefined), { message: 'action archive needs job: NAME (a job in archive.jobs); other actions take no job', path: ['job'] });
 
 export const SchedulesSchema = z.strictObject({
   /** IANA zone for cron expressions (default UTC). */
@@ -124,6 +128,11 @@ export const DrillsSchema = z.strictObject({
   failoverChecks: z.array(ReadOnlyQuery).default([]),
 });
 
+/** Batched history archiving (seed 002): named jobs, run from schedules or `dbops archive run --job NAME`. */
+export const ArchiveSchema = z.strictObject({
+  jobs: z.array(ArchiveJobSchema).default([]),
+});
+
 export const LoggingSchema = z.strictObject({
   level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info'),
 });
@@ -137,6 +146,7 @@ export const ConfigSchema = z
     approval: ApprovalSchema.default({ timeout: '60m', escalateAfter: ['15m', '30m'] }),
     schedules: SchedulesSchema.default({ timezone: 'UTC', catchupWindow: '10m', defaultsFor: [], entries: [] }),
     drills: DrillsSchema.default({ rtoTarget: '4h', rpoTarget: '10m', sampleQueries: [], failoverChecks: [] }),
+    archive: ArchiveSchema.default({ jobs: [] }),
   })
   .superRefine((config, ctx) => {
     const names = new Set(config.clusters.map((c) => c.name));
@@ -147,6 +157,24 @@ export const ConfigSchema = z
     });
     config.schedules.defaultsFor.forEach((cluster, index) => {
       if (!names.has(cluster)) ctx.addIssue({ code: 'custom', path: ['schedules', 'defaultsFor', index], message: `unknown cluster "${cluster}"` });
+    });
+    const jobNames = new Map<string, number>();
+    config.archive.jobs.forEach((job, index) => {
+      const at = (...path: PropertyKey[]) => ['archive', 'jobs', index, ...path];
+      if (job.name === undefined) ctx.addIssue({ code: 'custom', path: at('name'), message: 'a configured job needs a name (schedules and `dbops archive run --job NAME` refer to it)' });
+      else if (jobNames.has(job.name)) ctx.addIssue({ code: 'custom', path: at('name'), message: `duplicate job name "${job.name}" (also archive.jobs[${jobNames.get(job.name)}])` });
+      else jobNames.set(job.name, index);
+      if (!names.has(job.cluster)) ctx.addIssue({ code: 'custom', path: at('cluster'), message: `unknown cluster "${job.cluster}"` });
+      const dest = parseDestination(job.to, job);
+      if (dest && !names.has(dest.cluster)) ctx.addIssue({ code: 'custom', path: at('to'), message: `unknown cluster "${dest.cluster}"` });
+      job.throttle.replicas.forEach((r, i) => {
+        if (!names.has(r)) ctx.addIssue({ code: 'custom', path: at('throttle', 'replicas', i), message: `unknown cluster "${r}"` });
+      });
+    });
+    config.schedules.entries.forEach((entry, index) => {
+      if (entry.job !== undefined && !jobNames.has(entry.job)) {
+        ctx.addIssue({ code: 'custom', path: ['schedules', 'entries', index, 'job'], message: `unknown archive job "${entry.job}" (archive.jobs[].name)` });
+      }
     });
     const seen = new Map<string, number>();
     config.clusters.forEach((cluster, index) => {

@@ -7,7 +7,7 @@ import type { BackupType } from './manifest';
 
 export const SCHEDULE_PREFIX = 'dbops/';
 
-export type ScheduledAction = 'backup-full' | 'backup-incremental' | 'backup-differential' | 'drill' | 'drill-full';
+export type ScheduledAction = 'backup-full' | 'backup-incremental' | 'backup-differential' | 'drill' | 'drill-full' | 'archive';
 
 /** Seed 000/001 defaults (seed 000 asks hourly incrementals; 4-hourly is the issue's default). */
 export const SEED_DEFAULTS: ReadonlyArray<{ action: ScheduledAction; cron: string }> = [
@@ -24,8 +24,10 @@ export interface DesiredSchedule {
   id: string;
   cluster: string;
   action: ScheduledAction;
-  /** For backup actions; null for drills. */
+  /** For backup actions; null for drills and archive jobs. */
   backupType: BackupType | null;
+  /** For archive: the job's name. */
+  job: string | null;
   cron: string | null;
   every: string | null;
   timezone: string;
@@ -38,7 +40,7 @@ export interface ScheduleSource {
   timezone: string;
   catchupWindow: string;
   defaultsFor: string[];
-  entries: Array<{ cluster: string; action: ScheduledAction; cron?: string | undefined; every?: string | undefined }>;
+  entries: Array<{ cluster: string; action: ScheduledAction; cron?: string | undefined; every?: string | undefined; job?: string | undefined }>;
 }
 
 /** Small, stable, dependency-free string hash (FNV-1a), enough to notice a changed spec. */
@@ -51,21 +53,26 @@ function fnv1a(text: string): string {
   return h.toString(16).padStart(8, '0');
 }
 
-export function scheduleId(cluster: string, action: ScheduledAction): string {
-  return `${SCHEDULE_PREFIX}${cluster}/${action}`;
+export function scheduleId(cluster: string, action: ScheduledAction, job: string | null = null): string {
+  return `${SCHEDULE_PREFIX}${cluster}/${action}${job ? `/${job}` : ''}`;
 }
 
-/** `context`: whatever else the started workflows receive (e.g. drill targets); a change to it updates the schedules. */
-export function desiredSchedules(source: ScheduleSource, context: unknown = null): DesiredSchedule[] {
+/**
+ * `context`: whatever else the started drills receive (targets, queries); `jobs`: the archive
+ * jobs by name. A change to either updates the schedules that use it.
+ */
+export function desiredSchedules(source: ScheduleSource, context: unknown = null, jobs: Record<string, unknown> = {}): DesiredSchedule[] {
   const byId = new Map<string, DesiredSchedule>();
-  const add = (cluster: string, action: ScheduledAction, cron: string | null, every: string | null) => {
-    const id = scheduleId(cluster, action);
-    const shape = { id, cron, every, timezone: source.timezone, catchupWindow: source.catchupWindow, context: action.startsWith('drill') ? context : null };
+  const add = (cluster: string, action: ScheduledAction, cron: string | null, every: string | null, job: string | null = null) => {
+    const id = scheduleId(cluster, action, job);
+    const uses = action.startsWith('drill') ? context : action === 'archive' && job ? (jobs[job] ?? null) : null;
+    const shape = { id, cron, every, timezone: source.timezone, catchupWindow: source.catchupWindow, context: uses };
     byId.set(id, {
       id,
       cluster,
       action,
       backupType: action.startsWith('backup-') ? (action.slice('backup-'.length) as BackupType) : null,
+      job,
       cron,
       every,
       timezone: source.timezone,
@@ -75,7 +82,7 @@ export function desiredSchedules(source: ScheduleSource, context: unknown = null
   };
   for (const cluster of source.defaultsFor) for (const d of SEED_DEFAULTS) add(cluster, d.action, d.cron, null);
   // Explicit entries override the defaults for the same cluster and action.
-  for (const e of source.entries) add(e.cluster, e.action, e.cron ?? null, e.every ?? null);
+  for (const e of source.entries) add(e.cluster, e.action, e.cron ?? null, e.every ?? null, e.job ?? null);
   return [...byId.values()].sort((a, b) => a.id.localeCompare(b.id));
 }
 
