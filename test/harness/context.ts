@@ -38,10 +38,24 @@ export function makeTestConfig(
     compressionLevel?: number;
     approval?: { timeout: string; escalateAfter: string[] };
     cluster?: string;
+    /** More cluster names for the same server (e.g. to exercise cross-cluster paths). */
+    aliases?: string[];
+    archiveJobs?: unknown[];
   } = {},
 ): TestSetup {
   const h = harness();
   const dir = mkdtempSync(path.join(h.baseDir, `${name}-`));
+  const clusterFor = (name: string) => ({
+    name,
+    host: h.mariadb.host,
+    port: h.mariadb.port,
+    user: h.mariadb.user,
+    password: { file: h.mariadb.passwordFile },
+    restoreUser: h.mariadb.restoreUser,
+    restorePassword: { file: h.mariadb.restorePasswordFile },
+    approvers: { 'restore-swap': ['alice', 'bob'], 'archive-delete': ['alice', 'bob'] },
+    ...(extra.databases ? { databases: extra.databases } : {}),
+  });
   const raw = {
     temporal: { address: h.temporalAddress, namespace: h.namespace, taskQueue: `dbops-test-${name}-${path.basename(dir)}` },
     repository: {
@@ -49,21 +63,10 @@ export function makeTestConfig(
       compression: extra.compression ?? 'zstd',
       ...(extra.compressionLevel ? { compressionLevel: extra.compressionLevel } : {}),
     },
-    clusters: [
-      {
-        name: extra.cluster ?? 'test',
-        host: h.mariadb.host,
-        port: h.mariadb.port,
-        user: h.mariadb.user,
-        password: { file: h.mariadb.passwordFile },
-        restoreUser: h.mariadb.restoreUser,
-        restorePassword: { file: h.mariadb.restorePasswordFile },
-        approvers: { 'restore-swap': ['alice', 'bob'] },
-        ...(extra.databases ? { databases: extra.databases } : {}),
-      },
-    ],
+    clusters: [clusterFor(extra.cluster ?? 'test'), ...(extra.aliases ?? []).map(clusterFor)],
     logging: { level: 'warn' },
     ...(extra.approval ? { approval: extra.approval } : {}),
+    ...(extra.archiveJobs ? { archive: { jobs: extra.archiveJobs } } : {}),
   };
   const configPath = path.join(dir, 'dbops.yaml');
   const text = toYaml(raw);

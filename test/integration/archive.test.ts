@@ -1,0 +1,297 @@
+/**
+ * Archiving against the real MariaDB and Temporal: what a DBA checks after moving history
+ * out of a live table. Every row is in exactly one place (counts, row checksums, no key in
+ * both tables), also when the worker is SIGKILLed mid-run; load pauses the run and it
+ * resumes; operators pause, resume and cancel; bad jobs are refused before a row moves.
+ */
+import type { Connection, RowDataPacket } from 'mysql2/promise';
+import * as path from 'node:path';
+import { archiveInput, resolveArchiveJob, startArchive } from '../../src/client/archives';
+import { checksumSelect, type ArchiveJobInput } from '../../src/domain/archive';
+import { archiveProgressQuery, cancelArchiveSignal, pauseArchiveSignal, resumeArchiveSignal, type ArchiveResult } from '../../src/workflows/archive';
+import { makeTestConfig, rootConnection, runCli, spawnCliWorker, temporalClient, withWorker } from '../harness/context';
+
+const DB = 'archtest';
+const COLUMNS = ['id', 'customer_id', 'status', 'total', 'note', 'created_at'];
+const PREDICATE = 'created_at < NOW() - INTERVAL 90 DAY';
+
+/** `rows` orders over 300 days; created_at is scattered over the keys, so old rows are not one contiguous range. */
+async function seedOrders(conn: Connection, table: string, rows: number): Promise<void> {
+  await conn.query(`DROP TABLE IF EXISTS ${DB}.${table}, ${DB}.${table}_history`);
+  await conn.query(
+    `CREATE TABLE ${DB}.${table} (
+       id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
+       customer_id INT NOT NULL,
+       status VARCHAR(16) NOT NULL,
+       total DECIMAL(10,2) NOT NULL,
+       note VARCHAR(64) NULL,
+       created_at DATETIME NOT NULL,
+       KEY created_at (created_at)
+     ) ENGINE=InnoDB`,
+  );
+  await conn.query(
+    `INSERT INTO ${DB}.${table} (id, customer_id, status, total, note, created_at)
+     SELECT seq, seq % 5000, ELT(1 + seq % 4, 'paid', 'shipped', 'cancelled', 'refunded'), (seq % 100000) / 100,
+            IF(seq % 7 = 0, NULL, CONCAT('note ', seq, IF(seq % 11 = 0, ' ünïcødé ☕', ''))),
+            NOW() - INTERVAL 300 DAY + INTERVAL ((seq * 7919) % 432000) MINUTE
+       FROM ${DB}.seq_1_to_${rows}`,
+  );
+}
+
+interface Totals {
+  rows: number;
+  sum: bigint;
+  xor: bigint;
+}
+
+async function totals(conn: Connection, table: string, where = '1'): Promise<Totals> {
+  const [[r]] = (await conn.query(`SELECT ${checksumSelect(COLUMNS)} FROM ${DB}.${table} WHERE ${where}`)) as unknown as [[RowDataPacket]];
+  return { rows: Number(r?.n), sum: BigInt(String(r?.s)), xor: BigInt(String(r?.x)) };
+}
+
+async function tableExists(conn: Connection, table: string): Promise<boolean> {
+  const [rows] = await conn.query<RowDataPacket[]>('SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?', [DB, table]);
+  return rows.length > 0;
+}
+
+/** history ∪ remaining = original, row for row, and no key in both tables. */
+async function expectConserved(conn: Connection, table: string, original: Totals): Promise<{ moved: number; left: number }> {
+  const left = await totals(conn, table);
+  const moved = await totals(conn, `${table}_history`);
+  expect(left.rows + moved.rows).toBe(original.rows);
+  expect(left.sum + moved.sum).toBe(original.sum);
+  expect(left.xor ^ moved.xor).toBe(original.xor);
+  const [[both]] = (await conn.query(`SELECT COUNT(*) AS n FROM ${DB}.${table} t JOIN ${DB}.${table}_history h USING (id)`)) as unknown as [[RowDataPacket]];
+  expect(Number(both?.n)).toBe(0);
+  return { moved: moved.rows, left: left.rows };
+}
+
+function job(table: string, extra: Partial<ArchiveJobInput> = {}): ArchiveJobInput {
+  return { cluster: 'test', database: DB, table, where: PREDICATE, to: `${table}_history`, ...extra };
+}
+
+let conn: Connection;
+beforeAll(async () => {
+  conn = await rootConnection();
+  await conn.query(`CREATE DATABASE IF NOT EXISTS ${DB}`);
+});
+afterAll(async () => {
+  await conn.query(`DROP DATABASE IF EXISTS ${DB}`);
+  await conn.end();
+});
+
+test('a million rows archived with the worker SIGKILLed mid-run: nothing lost, nothing duplicated', async () => {
+  await seedOrders(conn, 'orders', 1_000_000);
+  const original = await totals(conn, 'orders');
+  const old = await totals(conn, 'orders', PREDICATE);
+  expect(old.rows).toBeGreaterThan(700_000);
+
+  const setup = makeTestConfig('archive-crash');
+  const first = spawnCliWorker(setup.configPath, path.join(setup.dir, 'worker-1.log'));
+  const { client, close } = await temporalClient();
+  try {
+    const config = setup.config;
+    const j = resolveArchiveJob(config, { fields: job('orders', { batchSize: 2000 }) });
+    const handle = await startArchive(client, config, {
+      ...archiveInput(config, j, { yes: { by: 'alice', reason: 'INC-7 history cleanup' }, requestedBy: 'jest' }),
+      job: j,
+      timeouts: { heartbeat: '3 seconds' },
+    });
+    // Kill the worker once a good part has moved (mid-run, likely mid-transaction).
+    const deadline = Date.now() + 120_000;
+    for (;;) {
+      if (Date.now() > deadline) throw new Error(`the archive never got going; see ${setup.dir}/worker-1.log`);
+      if ((await tableExists(conn, 'orders_history')) && (await totals(conn, 'orders_history')).rows > 150_000) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    first.kill('SIGKILL');
+    await new Promise((r) => first.once('exit', r));
+    const atKill = await expectConserved(conn, 'orders', original);
+    expect(atKill.moved).toBeLessThan(old.rows);
+
+    const result = await withWorker(config, () => handle.result() as Promise<ArchiveResult>);
+    expect(result.status).toBe('done');
+    expect(result.verification?.ok).toBe(true);
+    expect(result.verification?.moved.rows).toBe(old.rows);
+    expect(result.approval).toMatchObject({ decision: 'approved', by: 'alice' });
+
+    const after = await expectConserved(conn, 'orders', original);
+    expect(after.moved).toBe(old.rows);
+    expect((await totals(conn, 'orders', PREDICATE)).rows).toBe(0);
+    expect(await totals(conn, 'orders_history')).toEqual(old);
+
+    const history = await handle.fetchHistory();
+    const attempts = (history.events ?? []).map((e) => e.activityTaskStartedEventAttributes?.attempt).filter((a): a is number => typeof a === 'number');
+    expect(Math.max(...attempts)).toBeGreaterThanOrEqual(2);
+  } finally {
+    if (first.exitCode === null) first.kill('SIGKILL');
+    await close();
+  }
+}, 300_000);
+
+describe('with one worker', () => {
+  const setup = makeTestConfig('archive', { aliases: ['other'] });
+  const config = setup.config;
+  const cli = (args: string[]) => runCli([...args, '--config', setup.configPath]);
+  let client: Awaited<ReturnType<typeof temporalClient>>['client'];
+  let closeClient: () => Promise<void>;
+  beforeAll(async () => {
+    ({ client, close: closeClient } = await temporalClient());
+  });
+  afterAll(async () => closeClient());
+
+  const start = (j: ArchiveJobInput, options: { yes?: boolean } = {}) => {
+    const resolved = resolveArchiveJob(config, { fields: j });
+    return startArchive(client, config, {
+      ...archiveInput(config, resolved, { yes: options.yes ? { by: 'alice', reason: 'test' } : null, requestedBy: 'jest' }),
+      job: resolved,
+    });
+  };
+
+  test('plan is a dry run: it prints the SQL and touches nothing', async () => {
+    await seedOrders(conn, 'plan_orders', 5000);
+    const before = await totals(conn, 'plan_orders');
+    const r = await withWorker(config, () =>
+      cli(['archive', 'plan', '--cluster', 'test', '--database', DB, '--table', 'plan_orders', '--where', PREDICATE, '--to', 'plan_orders_history', '--batch-size', '500']),
+    );
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain(`into        test:${DB}.plan_orders_history (will be created)`);
+    expect(r.stdout).toContain(`CREATE TABLE IF NOT EXISTS \`${DB}\`.\`plan_orders_history\` LIKE \`${DB}\`.\`plan_orders\``);
+    expect(r.stdout).toContain(`INSERT INTO \`${DB}\`.\`plan_orders_history\``);
+    expect(r.stdout).toContain(`DELETE FROM \`${DB}\`.\`plan_orders\` WHERE \`id\` >= ? AND \`id\` <= ? AND (${PREDICATE})`);
+    expect(r.stdout).toMatch(/index\s+created_at/);
+    const rows = (await totals(conn, 'plan_orders', PREDICATE)).rows;
+    expect(r.stdout).toContain(`rows        ${rows} in keys`);
+    expect(await totals(conn, 'plan_orders')).toEqual(before);
+    expect(await tableExists(conn, 'plan_orders_history')).toBe(false);
+  }, 60_000);
+
+  test('bad jobs are refused before any row moves, each naming what to fix', async () => {
+    await seedOrders(conn, 'bad_orders', 2000);
+    await conn.query(`DROP TABLE IF EXISTS ${DB}.nopk, ${DB}.bad_dest`);
+    await conn.query(`CREATE TABLE ${DB}.nopk (v INT, created_at DATETIME, KEY (created_at)) ENGINE=InnoDB`);
+    await conn.query(`INSERT INTO ${DB}.nopk VALUES (1, '2020-01-01')`);
+    await conn.query(`CREATE TABLE ${DB}.bad_dest (id BIGINT UNSIGNED NOT NULL PRIMARY KEY, status VARCHAR(16)) ENGINE=InnoDB`);
+    const before = await totals(conn, 'bad_orders');
+    const plan = (table: string, where: string, to: string) =>
+      cli(['archive', 'run', '--yes', '--as', 'alice', '--wait', '--cluster', 'test', '--database', DB, '--table', table, '--where', where, '--to', to]);
+    const cases: Array<[string, string, string, RegExp]> = [
+      ['bad_orders', 'note LIKE "note 1%"', 'x_history', /no index can serve the predicate/],
+      ['bad_orders', 'created_at <<< 3', 'x_history', /where: the predicate does not parse/],
+      ['bad_orders', 'created_at < NOW(); DROP TABLE bad_orders', 'x_history', /--where: the predicate contains ";"/],
+      ['bad_orders', 'no_such_column < 3', 'x_history', /where: the predicate does not parse.*no_such_column/],
+      ['nopk', 'created_at < NOW()', 'nopk_history', /has no primary key/],
+      ['bad_orders', PREDICATE, 'bad_dest', /to: test:archtest.bad_dest cannot take the rows.*column customer_id is missing/],
+      ['bad_orders', PREDICATE, 'nowhere.x', /to: database nowhere does not exist/],
+    ];
+    await withWorker(config, async () => {
+      for (const [table, where, to, message] of cases) {
+        const r = await plan(table, where, to);
+        expect({ where, to, code: r.code, stderr: r.stderr }).toEqual({ where, to, code: 1, stderr: expect.stringMatching(message) });
+      }
+    });
+    expect(await totals(conn, 'bad_orders')).toEqual(before);
+    expect(await tableExists(conn, 'x_history')).toBe(false);
+    expect(await tableExists(conn, 'nopk_history')).toBe(false);
+  }, 120_000);
+
+  test('waits for approval; pause, resume and continue-as-new keep every row in one place', async () => {
+    await seedOrders(conn, 'ops_orders', 20_000);
+    const original = await totals(conn, 'ops_orders');
+    const old = await totals(conn, 'ops_orders', PREDICATE);
+    await withWorker(config, async () => {
+      const handle = await start(job('ops_orders', { batchSize: 200, continueAsNewEvery: 15, throttle: { sleep: '20ms' } }));
+      // Nothing moves before a person approves.
+      for (let i = 0; i < 50 && !(await cli(['approvals', 'list', '--json'])).stdout.includes(handle.workflowId); i++) await new Promise((r) => setTimeout(r, 200));
+      expect(await tableExists(conn, 'ops_orders_history')).toBe(false);
+      const refused = await cli(['approvals', 'approve', handle.workflowId, '--as', 'mallory', '--reason', 'me']);
+      expect(refused.code).toBe(1);
+      expect(refused.stderr).toMatch(/mallory is not an approver for archive-delete/);
+      const ok = await cli(['approvals', 'approve', handle.workflowId, '--as', 'bob', '--reason', 'CHG-9 approved']);
+      expect(ok.code).toBe(0);
+
+      // Pause once rows are moving; nothing moves while paused.
+      for (let i = 0; i < 100 && (await handle.query(archiveProgressQuery)).progress?.moved === 0; i++) await new Promise((r) => setTimeout(r, 100));
+      const paused = await cli(['archive', 'pause', handle.workflowId, '--as', 'carol', '--reason', 'month-end close']);
+      expect(paused.stdout).toContain('paused');
+      await new Promise((r) => setTimeout(r, 1500));
+      const during = (await handle.query(archiveProgressQuery)).progress;
+      expect(during?.pausedBy).toBe('carol');
+      const status = await cli(['archive', 'status', handle.workflowId]);
+      expect(status.stdout).toMatch(/paused by carol/);
+      await new Promise((r) => setTimeout(r, 1000));
+      expect((await totals(conn, 'ops_orders_history')).rows).toBe((await handle.query(archiveProgressQuery)).progress?.moved);
+      expect((await handle.query(archiveProgressQuery)).progress?.moved).toBe(during?.moved);
+      await cli(['archive', 'resume', handle.workflowId, '--as', 'carol']);
+
+      const result = (await handle.result()) as ArchiveResult;
+      expect(result.status).toBe('done');
+      expect(result.verification?.ok).toBe(true);
+      expect(result.approval).toMatchObject({ decision: 'approved', by: 'bob', reason: 'CHG-9 approved' });
+      expect(result.progress.runs).toBeGreaterThan(1); // continued as new
+      expect(result.log.join('\n')).toMatch(/paused by carol: month-end close[\s\S]*resumed by carol/);
+      const done = await cli(['archive', 'status', handle.workflowId]);
+      expect(done.stdout).toMatch(/done: \d+ row\(s\).*verified/);
+    });
+    const after = await expectConserved(conn, 'ops_orders', original);
+    expect(after.moved).toBe(old.rows);
+  }, 120_000);
+
+  test('Threads_running above the threshold pauses the run; it resumes when the load goes', async () => {
+    await seedOrders(conn, 'busy_orders', 10_000);
+    const original = await totals(conn, 'busy_orders');
+    const sleepers: Connection[] = [];
+    for (let i = 0; i < 4; i++) sleepers.push(await rootConnection());
+    await withWorker(config, async () => {
+      const busy = Promise.all(sleepers.map((s) => s.query('SELECT SLEEP(4)')));
+      await new Promise((r) => setTimeout(r, 300));
+      const handle = await start(job('busy_orders', { batchSize: 500, throttle: { maxThreadsRunning: 3, abortThreadsRunning: 50, recheckAfter: '1s' } }), { yes: true });
+      let throttled: string | null = null;
+      for (let i = 0; i < 40 && !throttled; i++) {
+        throttled = (await handle.query(archiveProgressQuery)).progress?.throttled ?? null;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(throttled).toMatch(/Threads_running \d+ is above 3/);
+      expect((await handle.query(archiveProgressQuery)).progress?.moved).toBe(0);
+      await busy;
+      const result = (await handle.result()) as ArchiveResult;
+      expect(result.status).toBe('done');
+      expect(result.log.join('\n')).toMatch(/throttled: Threads_running/);
+    });
+    for (const s of sleepers) await s.end();
+    await expectConserved(conn, 'busy_orders', original);
+  }, 60_000);
+
+  test('cancel stops within seconds at a batch boundary and proves the rows moved so far', async () => {
+    await seedOrders(conn, 'stop_orders', 40_000);
+    const original = await totals(conn, 'stop_orders');
+    await withWorker(config, async () => {
+      const handle = await start(job('stop_orders', { batchSize: 100, throttle: { sleep: '50ms' } }), { yes: true });
+      for (let i = 0; i < 100 && ((await handle.query(archiveProgressQuery)).progress?.moved ?? 0) < 500; i++) await new Promise((r) => setTimeout(r, 100));
+      await handle.signal(cancelArchiveSignal, { operator: 'dave', reason: 'wrong window' });
+      const result = (await handle.result()) as ArchiveResult;
+      expect(result.status).toBe('cancelled');
+      expect(result.verification).toMatchObject({ ok: true, conserved: true, complete: false });
+      expect(result.verification?.remaining.rows).toBeGreaterThan(0);
+      const { moved } = await expectConserved(conn, 'stop_orders', original);
+      expect(moved).toBe(result.verification?.moved.rows);
+    });
+  }, 60_000);
+
+  test('to another cluster: upsert, verify, delete exactly those keys', async () => {
+    await seedOrders(conn, 'far_orders', 8000);
+    const original = await totals(conn, 'far_orders');
+    const old = await totals(conn, 'far_orders', PREDICATE);
+    const result = await withWorker(config, async () => {
+      const handle = await start(job('far_orders', { batchSize: 700, to: `other:${DB}.far_orders_history` }), { yes: true });
+      await handle.signal(pauseArchiveSignal, { operator: 'x' }); // harmless before moving; resumed at once
+      await handle.signal(resumeArchiveSignal, { operator: 'x' });
+      return (await handle.result()) as ArchiveResult;
+    });
+    expect(result.plan.sameServer).toBe(false);
+    expect(result.verification?.ok).toBe(true);
+    const { moved } = await expectConserved(conn, 'far_orders', original);
+    expect(moved).toBe(old.rows);
+  }, 60_000);
+});
