@@ -231,23 +231,29 @@ async function nextRange(source: Connection, plan: ArchivePlan, cursor: ArchiveC
 }
 
 /**
- * Same server: one transaction locks the range's matching rows, copies and deletes them
- * with the identical predicate. The three counts must agree or nothing is committed.
+ * Same server: one transaction locks the next batch's rows (a locking read in REPEATABLE
+ * READ also locks the gaps, so nothing can change or appear in the range), copies and
+ * deletes them with the identical predicate. The three counts must agree or nothing is
+ * committed. A retried batch after a commit finds nothing left: a no-op.
  */
 export async function moveRangeSameServer(source: Connection, plan: ArchivePlan, cursor: ArchiveCursor): Promise<BatchOutcome> {
-  const range = await nextRange(source, plan, cursor);
-  if (!range) return { cursor, moved: 0, done: true };
   await source.beginTransaction();
   try {
-    const [locked] = await rows(source, plan.sql.lock, [range.lo, range.hi]);
-    const n = Number(locked?.n ?? 0);
-    const [copied] = await source.query<ResultSetHeader>(plan.sql.copy, [range.lo, range.hi]);
-    const [deleted] = await source.query<ResultSetHeader>(plan.sql.delete, [range.lo, range.hi]);
+    const keys = cursor.after === null ? await rows(source, plan.sql.takeFromStart, [plan.keyMin, plan.keyMax]) : await rows(source, plan.sql.take, [cursor.after, plan.keyMax]);
+    if (keys.length === 0) {
+      await source.commit();
+      return { cursor, moved: 0, done: true };
+    }
+    const lo = String(keys[0]?.k);
+    const hi = String(keys[keys.length - 1]?.k);
+    const n = keys.length;
+    const [copied] = await source.query<ResultSetHeader>(plan.sql.copy, [lo, hi]);
+    const [deleted] = await source.query<ResultSetHeader>(plan.sql.delete, [lo, hi]);
     if (copied.affectedRows !== n || deleted.affectedRows !== n) {
-      throw new Error(`range ${range.lo}..${range.hi}: locked ${n}, copied ${copied.affectedRows}, deleted ${deleted.affectedRows}; rolled back`);
+      throw new Error(`range ${lo}..${hi}: locked ${n}, copied ${copied.affectedRows}, deleted ${deleted.affectedRows}; rolled back`);
     }
     await source.commit();
-    return { cursor: { after: range.hi }, moved: n, done: false };
+    return { cursor: { after: hi }, moved: n, done: false };
   } catch (error) {
     await source.rollback().catch(() => undefined);
     throw error;

@@ -200,9 +200,12 @@ export interface ArchiveSql {
   /** Fixes NOW() for the whole run (the predicate means the same thing in every batch). */
   session: string[];
   count: string;
+  /** Same server: lock the next batch's keys (up to batchSize matching rows after the cursor) and read them. */
+  take: string;
+  takeFromStart: string;
+  /** Across servers: the next batch's key range, without locking. */
   nextRange: string;
   nextRangeFromStart: string;
-  lock: string;
   copy: string;
   delete: string;
   checksum: string;
@@ -240,13 +243,15 @@ export function archiveSql(input: {
   const range = `${k} >= ? AND ${k} <= ? AND ${pred}`;
   const next = (op: '>' | '>=') =>
     `SELECT MIN(k) AS lo, MAX(k) AS hi, COUNT(*) AS n FROM (SELECT ${k} AS k FROM ${src} WHERE ${k} ${op} ? AND ${k} <= ? AND ${pred} ORDER BY ${k} LIMIT ${input.batchSize}) AS batch`;
+  const take = (op: '>' | '>=') => `SELECT ${k} AS k FROM ${src} WHERE ${k} ${op} ? AND ${k} <= ? AND ${pred} ORDER BY ${k} LIMIT ${input.batchSize} FOR UPDATE`;
   const updates = input.columns.filter((c) => c !== input.key).map((c) => `${quoteIdentifier(c)} = VALUES(${quoteIdentifier(c)})`);
   return {
     session: [`SET SESSION timestamp = ${input.asOf}`, 'SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ'],
     count: `SELECT MIN(${k}) AS lo, MAX(${k}) AS hi, ${checksumSelect(input.columns)} FROM ${src} WHERE ${pred}`,
+    take: take('>'),
+    takeFromStart: take('>='),
     nextRange: next('>'),
     nextRangeFromStart: next('>='),
-    lock: `SELECT COUNT(*) AS n FROM ${src} WHERE ${range} FOR UPDATE`,
     copy: `INSERT INTO ${dst} (${cols}) SELECT ${cols} FROM ${src} WHERE ${range}`,
     delete: `DELETE FROM ${src} WHERE ${range}`,
     checksum: `SELECT ${checksumSelect(input.columns)} FROM ${dst} WHERE ${k} >= ? AND ${k} <= ?`,

@@ -55,10 +55,10 @@ describe('jobs', () => {
   });
 });
 
-test('each range: the same predicate and bounds in lock, copy and delete; never OFFSET', () => {
+test('each range: locked, copied and deleted with the same predicate and bounds; never OFFSET', () => {
   const sql = archiveSql({ source: { database: 's', table: 'o' }, dest: { database: 's', table: 'h' }, columns: ['id', 'v'], key: 'id', where: 'v < 3', batchSize: 500, asOf: 1_790_000_000 });
   const range = '`id` >= ? AND `id` <= ? AND (v < 3)';
-  expect(sql.lock).toBe(`SELECT COUNT(*) AS n FROM \`s\`.\`o\` WHERE ${range} FOR UPDATE`);
+  expect(sql.take).toBe('SELECT `id` AS k FROM `s`.`o` WHERE `id` > ? AND `id` <= ? AND (v < 3) ORDER BY `id` LIMIT 500 FOR UPDATE');
   expect(sql.copy).toBe(`INSERT INTO \`s\`.\`h\` (\`id\`, \`v\`) SELECT \`id\`, \`v\` FROM \`s\`.\`o\` WHERE ${range}`);
   expect(sql.delete).toBe(`DELETE FROM \`s\`.\`o\` WHERE ${range}`);
   expect(sql.nextRange).toContain('WHERE `id` > ? AND `id` <= ? AND (v < 3) ORDER BY `id` LIMIT 500');

@@ -1,0 +1,114 @@
+/**
+ * The worker's Prometheus metrics. Two kinds:
+ * - events counted as they happen in this process (runs, failures, checksum mismatches,
+ *   archived rows, retention deletions): counters, exported at 0 for every cluster from
+ *   the start so that increase() sees the first event;
+ * - state read from the repository at scrape time (last success per type, its duration,
+ *   size and compression, storage used, the latest drill's RTO and RPO): right after a
+ *   worker restart, and the same whichever worker took the backup.
+ * The names are the contract with monitoring/prometheus/dbops-rules.yml and the Grafana
+ * dashboard (test/unit/dashboard.test.ts checks both).
+ */
+import { readdir, readFile } from 'node:fs/promises';
+import * as path from 'node:path';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { BACKUP_TYPES, spaceSaving, totalStoredBytes, type BackupType, type Manifest } from '../domain/manifest';
+
+export const DURATION_BUCKETS = [30, 60, 120, 300, 600, 1200, 1800, 3600];
+
+export class DbopsMetrics {
+  readonly registry = new Registry();
+  private readonly r = [this.registry];
+  readonly backupRuns = new Counter({ name: 'dbops_backup_runs_total', help: 'Backup runs by outcome', labelNames: ['cluster', 'type', 'outcome'], registers: this.r });
+  readonly backupDuration = new Histogram({ name: 'dbops_backup_duration_seconds', help: 'Duration of successful backups', labelNames: ['cluster', 'type'], buckets: DURATION_BUCKETS, registers: this.r });
+  readonly lastDuration = new Gauge({ name: 'dbops_backup_last_duration_seconds', help: 'Duration of the newest verified backup', labelNames: ['cluster', 'type'], registers: this.r });
+  readonly lastSuccess = new Gauge({ name: 'dbops_backup_last_success_timestamp_seconds', help: 'When the newest verified backup finished (unix seconds)', labelNames: ['cluster', 'type'], registers: this.r });
+  readonly size = new Gauge({ name: 'dbops_backup_size_bytes', help: 'Stored bytes of the newest verified backup', labelNames: ['cluster', 'type'], registers: this.r });
+  readonly saving = new Gauge({ name: 'dbops_backup_compression_saving_ratio', help: 'Space saved by compression in the newest verified backup (0..1)', labelNames: ['cluster', 'type'], registers: this.r });
+  readonly checksumMismatch = new Counter({ name: 'dbops_backup_checksum_mismatch_total', help: 'Artifacts that failed verification', labelNames: ['cluster'], registers: this.r });
+  readonly repoUsed = new Gauge({ name: 'dbops_repository_used_bytes', help: 'Stored bytes of all verified backups of the cluster', labelNames: ['cluster'], registers: this.r });
+  readonly repoLimit = new Gauge({ name: 'dbops_repository_limit_bytes', help: 'retention.maxBytes (absent when unlimited)', labelNames: ['cluster'], registers: this.r });
+  readonly drillRto = new Gauge({ name: 'dbops_drill_rto_seconds', help: 'RTO measured by the latest drill', labelNames: ['cluster'], registers: this.r });
+  readonly drillRpo = new Gauge({ name: 'dbops_drill_rpo_seconds', help: 'RPO measured by the latest drill', labelNames: ['cluster'], registers: this.r });
+  readonly drillLastSuccess = new Gauge({ name: 'dbops_drill_last_success_timestamp_seconds', help: 'When the latest passed drill finished', labelNames: ['cluster'], registers: this.r });
+  readonly archivedRows = new Counter({ name: 'dbops_archive_rows_total', help: 'Rows moved by archive jobs', labelNames: ['cluster', 'database', 'table'], registers: this.r });
+  readonly retentionDeleted = new Counter({ name: 'dbops_retention_deleted_total', help: 'Backups deleted by retention', labelNames: ['cluster', 'type'], registers: this.r });
+  readonly approvalsWaiting = new Gauge({ name: 'dbops_approvals_waiting', help: 'Runs waiting for a person', labelNames: ['cluster'], registers: this.r });
+
+  /** Series at 0 from the start, so the first failure is an increase. */
+  initialise(clusters: readonly string[]): void {
+    for (const cluster of clusters) {
+      for (const type of BACKUP_TYPES) for (const outcome of ['success', 'failure']) this.backupRuns.labels(cluster, type, outcome).inc(0);
+      this.checksumMismatch.labels(cluster).inc(0);
+      for (const type of BACKUP_TYPES) this.retentionDeleted.labels(cluster, type).inc(0);
+      this.approvalsWaiting.labels(cluster).set(0);
+    }
+  }
+
+  backupFinished(cluster: string, type: BackupType, outcome: 'success' | 'failure', seconds: number | null): void {
+    this.backupRuns.labels(cluster, type, outcome).inc();
+    if (outcome === 'success' && seconds !== null) this.backupDuration.labels(cluster, type).observe(seconds);
+  }
+
+  /** Gauges from the catalog: what is in the repository now. */
+  fromCatalog(cluster: string, manifests: readonly Manifest[], limitBytes: number | undefined): void {
+    let used = 0;
+    const newest = new Map<BackupType, Manifest>();
+    for (const m of manifests) {
+      used += totalStoredBytes(m);
+      const seen = newest.get(m.type);
+      if (!seen || m.finishedAt > seen.finishedAt) newest.set(m.type, m);
+    }
+    for (const [type, m] of newest) {
+      this.lastSuccess.labels(cluster, type).set(Date.parse(m.finishedAt) / 1000);
+      this.lastDuration.labels(cluster, type).set(m.durationMs / 1000);
+      this.size.labels(cluster, type).set(totalStoredBytes(m));
+      this.saving.labels(cluster, type).set(spaceSaving(m));
+    }
+    this.repoUsed.labels(cluster).set(used);
+    if (limitBytes !== undefined) this.repoLimit.labels(cluster).set(limitBytes);
+  }
+
+  fromDrill(cluster: string, report: { passed: boolean; finishedAt?: string; rto: { seconds: number }; rpo: { seconds: number | null } } | null, lastPassedAt: string | null): void {
+    if (report) {
+      this.drillRto.labels(cluster).set(report.rto.seconds);
+      if (report.rpo.seconds !== null) this.drillRpo.labels(cluster).set(report.rpo.seconds);
+    }
+    if (lastPassedAt) this.drillLastSuccess.labels(cluster).set(Date.parse(lastPassedAt) / 1000);
+  }
+}
+
+/** One per process: activities count into it, the worker's /metrics serves it. */
+export const metrics = new DbopsMetrics();
+
+interface DrillReportFile {
+  drillId: string;
+  passed: boolean;
+  startedAt: string;
+  finishedAt?: string;
+  rto: { seconds: number };
+  rpo: { seconds: number | null };
+}
+
+/** The latest drill report of a cluster and when the latest passed one ended. */
+export async function latestDrills(repositoryRoot: string, cluster: string): Promise<{ latest: DrillReportFile | null; lastPassedAt: string | null }> {
+  const dir = path.join(repositoryRoot, cluster, 'drills');
+  let ids: string[];
+  try {
+    ids = (await readdir(dir)).sort();
+  } catch {
+    return { latest: null, lastPassedAt: null };
+  }
+  let latest: DrillReportFile | null = null;
+  let lastPassedAt: string | null = null;
+  for (const id of ids) {
+    try {
+      const report = JSON.parse(await readFile(path.join(dir, id, 'report.json'), 'utf8')) as DrillReportFile;
+      latest = report;
+      if (report.passed) lastPassedAt = report.finishedAt ?? report.startedAt;
+    } catch {
+      // a drill still being written, or not ours: skip
+    }
+  }
+  return { latest, lastPassedAt };
+}

@@ -1,0 +1,88 @@
+/**
+ * Retention, as the seed-001 cleanup runbook goes: list what each backup type keeps and
+ * why, never delete what a kept backup or the point-in-time window needs, raise the
+ * storage alerts, ask a person when a run would delete more than the configured amount,
+ * then delete under the cluster's backup lock (so no backup builds on a parent that is
+ * going away). A dry run lists what would go and why, and touches nothing.
+ */
+import { proxyActivities, setCurrentDetails, upsertSearchAttributes } from '@temporalio/workflow';
+import type { Activities } from '../activities';
+import type { RetentionDeleteResult } from '../activities/retentionActivities';
+import type { ApprovalDecision } from '../domain/approval';
+import { NON_RETRYABLE_TYPES } from '../domain/failures';
+import { formatBytes } from '../domain/naming';
+import type { RetentionPlan } from '../domain/retention';
+import { SA_CLUSTER, SA_OPERATION } from '../domain/searchAttributes';
+import { installApprovalHandlers, requestApproval } from './approval';
+import { withClusterLock } from './backup';
+
+const quick = proxyActivities<Activities>({ startToCloseTimeout: '10 minutes', retry: { maximumAttempts: 5, nonRetryableErrorTypes: NON_RETRYABLE_TYPES } });
+
+export interface RetentionInput {
+  cluster: string;
+  dryRun?: boolean;
+  requestedBy?: string;
+}
+
+export interface RetentionResult {
+  status: 'dry-run' | 'nothing-to-do' | 'rejected' | 'done';
+  plan: RetentionPlan;
+  approval: ApprovalDecision | null;
+  deleted: RetentionDeleteResult['deleted'];
+  skipped: RetentionDeleteResult['skipped'];
+  freedBytes: number;
+}
+
+export async function retentionWorkflow(input: RetentionInput): Promise<RetentionResult> {
+  installApprovalHandlers();
+  upsertSearchAttributes([
+    { key: SA_CLUSTER, value: input.cluster },
+    { key: SA_OPERATION, value: 'retention' },
+  ]);
+  setCurrentDetails(`**retention** of \`${input.cluster}\`: planning from the catalog`);
+  const { plan, approvers, approval: gate } = await quick.planRetention({ cluster: input.cluster });
+  const bytes = plan.delete.reduce((n, d) => n + d.bytes, 0);
+  const result = (status: RetentionResult['status'], extra: Partial<RetentionResult> = {}): RetentionResult => ({
+    status,
+    plan,
+    approval: null,
+    deleted: [],
+    skipped: [],
+    freedBytes: 0,
+    ...extra,
+  });
+  setCurrentDetails(
+    `**retention** of \`${input.cluster}\`: ${plan.delete.length} backup(s) to delete (${formatBytes(bytes)}), ${plan.keep.length} kept; storage ${plan.storage.level}` +
+      (plan.warnings.length ? `\n\n${plan.warnings.join('\n\n')}` : ''),
+  );
+
+  const s = plan.storage;
+  if (s.level === 'warning' || s.level === 'cleanup' || s.level === 'over') {
+    await quick.notify({
+      severity: s.level === 'warning' ? 'warning' : 'critical',
+      event: 'storage-high',
+      cluster: input.cluster,
+      message: `backups of ${input.cluster} use ${formatBytes(s.usedBytes)} of ${formatBytes(s.maxBytes ?? 0)} (${Math.round((s.usedFraction ?? 0) * 100)} %); after retention: ${formatBytes(s.bytesAfter)}${plan.warnings.length ? `; ${plan.warnings.join('; ')}` : ''}`,
+    });
+  }
+  if (input.dryRun) return result('dry-run');
+  if (plan.delete.length === 0) return result('nothing-to-do');
+
+  let approval: ApprovalDecision | null = null;
+  if (plan.needsApproval) {
+    approval = await requestApproval({
+      action: 'retention-delete',
+      cluster: input.cluster,
+      summary: `delete ${plan.delete.length} backup(s) (${formatBytes(bytes)}) of ${input.cluster}: ${plan.delete.map((d) => d.id).join(', ')}`,
+      approvers,
+      timeout: gate.timeout,
+      escalateAfter: gate.escalateAfter,
+    });
+    if (approval.decision !== 'approved') return result('rejected', { approval });
+  }
+  setCurrentDetails(`**retention** of \`${input.cluster}\`: deleting ${plan.delete.length} backup(s) under the cluster lock`);
+  const done = await withClusterLock({ cluster: input.cluster }, 'retention', true, () => quick.deleteBackups({ cluster: input.cluster, ids: plan.delete.map((d) => d.id) }));
+  const freedBytes = done.deleted.reduce((n, d) => n + d.bytes, 0);
+  setCurrentDetails(`**retention** of \`${input.cluster}\`: deleted ${done.deleted.length} backup(s), freed ${formatBytes(freedBytes)}; ${done.skipped.length} skipped`);
+  return result('done', { approval, deleted: done.deleted, skipped: done.skipped, freedBytes });
+}
