@@ -27,6 +27,7 @@ import { toFailure } from './errors';
 import { connectionOptions } from './mysql';
 import { LocalRepository, writeFileAtomic } from './repository';
 import { restoreAccount } from './restore';
+import { metrics } from '../metrics/metrics';
 
 export interface MoveBatchesInput {
   plan: ArchivePlan;
@@ -121,6 +122,7 @@ export function createArchiveActivities(config: DbopsConfig, logger: Logger) {
       let cursor = resumed ?? input.cursor;
       let moved = 0;
       let batches = 0;
+      let lockConflicts = 0;
       const started = Date.now();
       const sleepMs = durationSeconds(plan.job.throttle.sleep) * 1000;
       const replicas = plan.job.throttle.replicas.map((cluster) => ({ cluster, conn: () => connect(cluster) }));
@@ -130,10 +132,25 @@ export function createArchiveActivities(config: DbopsConfig, logger: Logger) {
         while (batches < input.maxBatches && (batches === 0 || Date.now() - started < input.maxSeconds * 1000)) {
           const decision = decideThrottle(await sampleLoad(source, replicas), plan.job);
           if (decision.action !== 'go') return { cursor, moved, batches, done: false, throttle: decision };
-          const outcome = plan.sameServer ? await moveRangeSameServer(source, plan, cursor) : await moveRangeAcross(source, dest, plan, cursor);
+          let outcome;
+          try {
+            outcome = plan.sameServer ? await moveRangeSameServer(source, plan, cursor) : await moveRangeAcross(source, dest, plan, cursor);
+          } catch (error) {
+            // A deadlock or lock wait with the application's own transactions: the batch was
+            // rolled back; take it again after a breath (the activity's retry covers the rest).
+            const errno = (error as { errno?: number }).errno;
+            if ((errno === 1213 || errno === 1205) && ++lockConflicts <= 5) {
+              logger.warn({ cluster: plan.job.cluster, errno, cursor }, 'archive batch hit a lock conflict; retrying it');
+              await sleep(200 * lockConflicts);
+              continue;
+            }
+            throw error;
+          }
+          lockConflicts = 0;
           if (outcome.done) return { cursor, moved, batches, done: true, throttle: null };
           cursor = outcome.cursor;
           moved += outcome.moved;
+          metrics.archivedRows.labels(plan.job.cluster, plan.job.database, plan.job.table).inc(outcome.moved);
           batches++;
           ctx.heartbeat({ cursor, moved, batches });
           if (ctx.cancellationSignal.aborted) break;

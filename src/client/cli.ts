@@ -26,6 +26,7 @@ import { beforeMatching, describeTarget, parseTarget, TargetError, type RestoreT
 import type { RestorePlan } from '../domain/restorePlan';
 import { runDev } from './dev';
 import { archiveInput, resolveArchiveJob, startArchive } from './archives';
+import type { RetentionInput, RetentionResult } from '../workflows/retention';
 import { archiveProgressQuery, cancelArchiveSignal, pauseArchiveSignal, resumeArchiveSignal, type ArchiveResult, type PlannedArchive } from '../workflows/archive';
 
 const USAGE = `dbops: durable MySQL / MariaDB operations on Temporal
@@ -47,6 +48,7 @@ Usage:
   dbops archive plan|run (--job NAME | --cluster C --database D --table T --where PRED --to DEST) [--batch-size N]
                 [--yes --as NAME] [--wait] [--json]
   dbops archive status ID [--json] | pause ID | resume ID | cancel ID  [--as NAME] [--reason TEXT]
+  dbops retention run --cluster C [--dry-run] [--wait] [--json] [--as NAME]
   dbops setup temporal           register the search attributes on the configured namespace
   dbops schedules apply [--dry-run] [--json] | list [--json] | describe ID | pause ID [--reason TEXT] | resume ID | trigger ID
   dbops approvals list [--json]
@@ -452,9 +454,9 @@ function planLines(plan: PlannedArchive): string[] {
     'SQL per run:',
     ...(plan.createDest ? [`  ${plan.createDest};`] : []),
     ...plan.sql.session.map((q) => `  ${q};`),
-    'SQL per batch (one transaction; ? are the batch\'s first and last key):',
+    'SQL per batch (one transaction; the first ? is where the last batch ended, then the batch\'s first and last key):',
     ...(plan.sameServer
-      ? [plan.sql.nextRange, 'START TRANSACTION', plan.sql.lock, plan.sql.copy, plan.sql.delete, 'COMMIT']
+      ? ['START TRANSACTION', plan.sql.take, plan.sql.copy, plan.sql.delete, 'COMMIT']
       : [plan.sql.nextRange, plan.sql.read, plan.sql.upsert, 'START TRANSACTION', `${plan.sql.deleteKeys} -- after comparing checksums FOR UPDATE`, 'COMMIT']
     ).map((q) => `  ${q};`),
   ];
@@ -555,6 +557,49 @@ async function archive(sub: string | undefined, argv: string[]): Promise<number>
   }
 }
 
+async function retention(sub: string | undefined, argv: string[]): Promise<number> {
+  if (sub !== 'run') throw new UsageError(`unknown retention command "${sub ?? ''}": expected run`);
+  const { values } = parse(argv, { cluster: { type: 'string' }, 'dry-run': { type: 'boolean' }, wait: { type: 'boolean' }, json: { type: 'boolean' }, as: { type: 'string' } });
+  const cfg = config(values);
+  const cluster = requireString(values.cluster, '--cluster');
+  findCluster(cfg, cluster);
+  const dryRun = values['dry-run'] === true;
+  const { client, close } = await connectClient(cfg);
+  try {
+    const input: RetentionInput = { cluster, dryRun, requestedBy: typeof values.as === 'string' ? values.as : process.env.USER ?? 'cli' };
+    const handle = await client.workflow.start('retentionWorkflow', {
+      taskQueue: cfg.temporal.taskQueue,
+      workflowId: `retention/${cluster}/${dryRun ? 'dry-run-' : ''}${new Date().toISOString().replace(/[-:]/g, '')}`,
+      args: [input],
+      typedSearchAttributes: [
+        { key: SA_CLUSTER, value: cluster },
+        { key: SA_OPERATION, value: 'retention' },
+      ],
+      staticSummary: `${dryRun ? 'Dry run: ' : ''}retention of ${cluster}`,
+      staticDetails: 'Deletes backups past their policy, never one a kept backup or the point-in-time window needs.',
+    });
+    if (!dryRun && !values.wait) {
+      out(values.json ? JSON.stringify({ workflowId: handle.workflowId }) : `started ${handle.workflowId}`);
+      return 0;
+    }
+    const r = await resultWithProgress<RetentionResult>(handle, progressWanted(values.json === true));
+    if (values.json) {
+      out(JSON.stringify(r, null, 2));
+      return r.status === 'rejected' ? 1 : 0;
+    }
+    const s = r.plan.storage;
+    out(`storage: ${formatBytes(s.usedBytes)}${s.maxBytes ? ` of ${formatBytes(s.maxBytes)} (${Math.round((s.usedFraction ?? 0) * 100)} %, ${s.level})` : ' (no limit)'}; after: ${formatBytes(s.bytesAfter)}`);
+    for (const d of r.plan.delete) out(`${dryRun ? 'would delete' : 'delete'}  ${d.id.padEnd(32)} ${d.type.padEnd(12)} ${formatBytes(d.bytes).padStart(10)}  ${d.reason}`);
+    for (const k of r.plan.keep) out(`keep          ${k.id.padEnd(32)} ${k.type.padEnd(12)} ${''.padStart(10)}  ${k.reasons.join('; ')}`);
+    for (const w of r.plan.warnings) out(`warning: ${w}`);
+    if (r.status === 'done') out(`deleted ${r.deleted.length} backup(s), freed ${formatBytes(r.freedBytes)}${r.skipped.length ? `; skipped ${r.skipped.map((x) => `${x.id} (${x.why})`).join(', ')}` : ''}`);
+    if (r.status === 'rejected') out(`nothing deleted: ${r.approval?.decision ?? 'refused'}${r.approval?.by ? ` by ${r.approval.by}` : ''}`);
+    return r.status === 'rejected' ? 1 : 0;
+  } finally {
+    await close();
+  }
+}
+
 async function worker(argv: string[]): Promise<number> {
   const { values } = parse(argv, {});
   const cfg = config(values);
@@ -615,6 +660,8 @@ export async function main(argv: string[]): Promise<number> {
       return drill(sub, rest);
     case 'archive':
       return archive(sub, rest);
+    case 'retention':
+      return retention(sub, rest);
     case 'setup': {
       if (sub !== 'temporal') throw new UsageError(`unknown setup command "${sub ?? ''}": expected temporal`);
       const { values } = parse(rest, {});

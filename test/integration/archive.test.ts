@@ -7,6 +7,7 @@
 import type { Connection, RowDataPacket } from 'mysql2/promise';
 import * as path from 'node:path';
 import { archiveInput, resolveArchiveJob, startArchive } from '../../src/client/archives';
+import { applySchedules } from '../../src/client/schedules';
 import { checksumSelect, type ArchiveJobInput } from '../../src/domain/archive';
 import { archiveProgressQuery, cancelArchiveSignal, pauseArchiveSignal, resumeArchiveSignal, type ArchiveResult } from '../../src/workflows/archive';
 import { makeTestConfig, rootConnection, runCli, spawnCliWorker, temporalClient, withWorker } from '../harness/context';
@@ -293,5 +294,39 @@ describe('with one worker', () => {
     expect(result.verification?.ok).toBe(true);
     const { moved } = await expectConserved(conn, 'far_orders', original);
     expect(moved).toBe(old.rows);
+  }, 60_000);
+
+  test('a configured job on a schedule: triggered, it runs the job as configured', async () => {
+    await seedOrders(conn, 'sched_orders', 3000);
+    const original = await totals(conn, 'sched_orders');
+    const scheduled = makeTestConfig('archive-sched', {
+      archiveJobs: [{ name: 'sched-orders', cluster: 'test', database: DB, table: 'sched_orders', where: PREDICATE, to: 'sched_orders_history', batchSize: 400, approval: false }],
+      mutate: (raw) => {
+        raw.schedules = { entries: [{ cluster: 'test', action: 'archive', job: 'sched-orders', cron: '30 3 * * *' }] };
+      },
+    });
+    const plan = await applySchedules(client, scheduled.config);
+    expect(plan.create.map((d) => d.id)).toEqual(['dbops/test/archive/sched-orders']);
+    const handle = client.schedule.getHandle('dbops/test/archive/sched-orders');
+    try {
+      const result = await withWorker(scheduled.config, async () => {
+        await handle.trigger();
+        let workflowId: string | null = null;
+        for (let i = 0; i < 100 && !workflowId; i++) {
+          const recent = (await handle.describe()).info.recentActions;
+          const action = recent[recent.length - 1]?.action;
+          workflowId = action?.type === 'startWorkflow' ? action.workflow.workflowId : null;
+          if (!workflowId) await new Promise((r) => setTimeout(r, 100));
+        }
+        expect(workflowId).toMatch(/^archive\/test\/sched-orders\/scheduled/);
+        return (await client.workflow.getHandle(workflowId as string).result()) as ArchiveResult;
+      });
+      expect(result.status).toBe('done');
+      expect(result.plan.job.batchSize).toBe(400);
+      expect(result.approval).toBeNull();
+      await expectConserved(conn, 'sched_orders', original);
+    } finally {
+      await handle.delete();
+    }
   }, 60_000);
 });
