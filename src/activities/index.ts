@@ -29,6 +29,10 @@ import type { RestoreTarget } from '../domain/restoreTarget';
 import { quoteIdentifier } from '../domain/identifiers';
 import type { RowDataPacket } from 'mysql2/promise';
 import { createArchiveActivities } from './archiveActivities';
+import { Notifier } from './notifier';
+import { createRetentionActivities } from './retentionActivities';
+import { metrics } from '../metrics/metrics';
+import type { BackupType } from '../domain/manifest';
 
 export interface DumpFullInput {
   cluster: string;
@@ -90,6 +94,7 @@ function currentRun(): { workflowId: string; runId: string } {
 export function createActivities(config: DbopsConfig, logger: Logger) {
   const repository = new LocalRepository(config.repository.path);
   const locks = new RepositoryLocks(repository);
+  const notifier = new Notifier(config, logger);
   const cluster = (name: string) => {
     try {
       return findCluster(config, name);
@@ -118,6 +123,7 @@ export function createActivities(config: DbopsConfig, logger: Logger) {
 
   return {
     ...createArchiveActivities(config, logger),
+    ...createRetentionActivities(config, logger),
 
     /** Who is the server, what will a backup cover. Read-only. */
     async inspectCluster(input: { cluster: string }): Promise<ClusterInspection> {
@@ -214,7 +220,13 @@ export function createActivities(config: DbopsConfig, logger: Logger) {
       const { workflowId } = currentRun();
       const state = { brokenAt: new Date().toISOString(), reason: input.reason, detectedBy: workflowId, lastGoodBackupId: input.lastGoodBackupId };
       await writeChainState(repository, input.cluster, state);
-      logger.error({ alert: 'backup-chain-broken', severity: 'critical', cluster: input.cluster, ...state }, `backup chain of ${input.cluster} is broken: ${input.reason}`);
+      await notifier.send({
+        severity: 'critical',
+        event: 'backup-chain-broken',
+        cluster: input.cluster,
+        workflowId,
+        message: `backup chain of ${input.cluster} is broken: ${input.reason}; the next backup will be a full (last good: ${input.lastGoodBackupId ?? 'none'})`,
+      });
     },
 
     /**
@@ -262,7 +274,10 @@ export function createActivities(config: DbopsConfig, logger: Logger) {
       const { manifest, problems } = await repository.publish(stagingDir, input.relativePath, draft, input.verify);
       if (!manifest) {
         await repository.removeStaging(draft.cluster, draft.id);
-        logger.error({ alert: 'backup-verification-failed', severity: 'critical', cluster: draft.cluster, backupId: draft.id, problems }, 'backup failed verification');
+        metrics.checksumMismatch.labels(draft.cluster).inc();
+        await notifier
+          .send({ severity: 'critical', event: 'backup-verification-failed', cluster: draft.cluster, workflowId: currentRun().workflowId, message: `backup ${draft.id} failed verification: ${problems.join('; ')}` })
+          .catch((error: unknown) => logger.error({ err: error }, 'could not deliver the verification alert'));
         throw ApplicationFailure.nonRetryable(`backup ${draft.id} failed verification: ${problems.join('; ')}`, 'ArtifactCorrupt');
       }
       logger.info({ cluster: draft.cluster, backupId: draft.id, path: input.relativePath }, 'backup published');
@@ -395,10 +410,24 @@ export function createActivities(config: DbopsConfig, logger: Logger) {
     },
 
     /** Alerts and escalations: a structured log line for now (webhooks come with the alerting work). */
+    /** A log line always; webhooks per config (severity filter, cooldown). Failed deliveries are retried. */
     async notify(input: { severity: 'info' | 'warning' | 'critical'; event: string; cluster: string; message: string }): Promise<void> {
       const { workflowId } = currentRun();
-      const level = input.severity === 'critical' ? 'error' : input.severity === 'warning' ? 'warn' : 'info';
-      logger[level]({ alert: input.event, severity: input.severity, cluster: input.cluster, workflowId }, input.message);
+      await notifier.send({ ...input, workflowId });
+    },
+
+    /** Counts a finished backup run (metrics) and alerts on failure. */
+    async recordBackupOutcome(input: { cluster: string; type: BackupType; outcome: 'success' | 'failure'; seconds: number | null; message?: string }): Promise<void> {
+      metrics.backupFinished(input.cluster, input.type, input.outcome, input.seconds);
+      if (input.outcome === 'failure') {
+        await notifier.send({
+          severity: 'critical',
+          event: 'backup-failed',
+          cluster: input.cluster,
+          workflowId: currentRun().workflowId,
+          message: `${input.type} backup of ${input.cluster} failed: ${input.message ?? 'see the workflow'}`,
+        });
+      }
     },
 
     /** The latest restorable point of every database in the newest full, and how old it is (RPO). */

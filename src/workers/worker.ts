@@ -9,14 +9,19 @@ import type { Logger } from 'pino';
 import { createActivities } from '../activities';
 import type { DbopsConfig } from '../config/schema';
 import { PinoTemporalLogger } from '../logging/logger';
+import { startMetricsServer } from '../metrics/server';
+import { freePort } from '../sandbox/mariadb';
 
 let runtimeInstalled = false;
 
 /** Route the Temporal runtime's logs into pino; once per process, before any connection. */
-export function installRuntimeLogger(logger: Logger): void {
+export function installRuntimeLogger(logger: Logger, sdkMetricsBindAddress?: string): void {
   if (runtimeInstalled) return;
   try {
-    Runtime.install({ logger: new PinoTemporalLogger(logger.child({ component: 'temporal' })) });
+    Runtime.install({
+      logger: new PinoTemporalLogger(logger.child({ component: 'temporal' })),
+      ...(sdkMetricsBindAddress ? { telemetryOptions: { metrics: { prometheus: { bindAddress: sdkMetricsBindAddress } } } } : {}),
+    });
   } catch {
     // A runtime already exists in this process (tests): keep it.
   }
@@ -64,7 +69,16 @@ export async function createWorker(setup: WorkerSetup): Promise<CreatedWorker> {
 
 /** Runs until SIGINT/SIGTERM (or the signal's abort), then drains and closes. */
 export async function runWorker(setup: WorkerSetup, stop?: AbortSignal): Promise<void> {
+  // With metrics on, the SDK runtime serves its own on a private loopback port that
+  // /metrics reads and appends (one endpoint to scrape).
+  let sdkMetricsUrl: string | null = null;
+  if (setup.config.metrics) {
+    const port = await freePort();
+    installRuntimeLogger(setup.logger, `127.0.0.1:${port}`);
+    sdkMetricsUrl = `http://127.0.0.1:${port}/metrics`;
+  }
   const { worker, close } = await createWorker(setup);
+  const metricsServer = await startMetricsServer(setup.config, setup.logger.child({ component: 'metrics' }), sdkMetricsUrl);
   setup.logger.info(
     { address: setup.config.temporal.address, namespace: setup.config.temporal.namespace, taskQueue: setup.config.temporal.taskQueue },
     'worker started',
@@ -75,6 +89,7 @@ export async function runWorker(setup: WorkerSetup, stop?: AbortSignal): Promise
     await worker.run();
   } finally {
     stop?.removeEventListener('abort', onStop);
+    await metricsServer?.close();
     await close();
     setup.logger.info('worker stopped');
   }

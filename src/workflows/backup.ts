@@ -14,6 +14,7 @@ import {
   CancellationScope,
   isCancellation,
   log,
+  patched,
   proxyActivities,
   setCurrentDetails,
   upsertSearchAttributes,
@@ -84,7 +85,7 @@ function markSearchAttributes(cluster: string, type: BackupType): void {
 }
 
 /** One backup operation per cluster at a time; the lock is released whatever happens. */
-async function withClusterLock<T>(input: BackupInput, operation: string, wait: boolean, fn: () => Promise<T>): Promise<T> {
+export async function withClusterLock<T>(input: BackupInput, operation: string, wait: boolean, fn: () => Promise<T>): Promise<T> {
   const a = activities(input);
   const acquire = wait ? a.lockWaiting.acquireBackupLock : a.quick.acquireBackupLock;
   setCurrentDetails(`waiting for the backup lock of \`${input.cluster}\``);
@@ -256,13 +257,43 @@ async function takeBinlogBackup(input: BackupInput, type: BinlogType): Promise<M
   }
 }
 
+/**
+ * Counts the run for /metrics and alerts on failure (webhooks). Runs recorded before this
+ * existed replay without it (patched).
+ */
+async function recorded(input: BackupInput, type: BackupType, fn: () => Promise<Manifest>): Promise<Manifest> {
+  const started = Date.now();
+  const record = patched('dbops-record-backup-outcome');
+  const a = activities(input);
+  try {
+    const manifest = await fn();
+    if (record) {
+      await a.quick.recordBackupOutcome.executeWithOptions({ ...a.options.quick, summary: 'count the run (metrics)' }, [
+        { cluster: input.cluster, type: manifest.type, outcome: 'success', seconds: manifest.durationMs / 1000 },
+      ]);
+    }
+    return manifest;
+  } catch (error) {
+    if (record && !isCancellation(error)) {
+      let cause: unknown = error;
+      while (cause instanceof Error && (cause as { cause?: unknown }).cause instanceof Error) cause = (cause as { cause?: unknown }).cause;
+      await CancellationScope.nonCancellable(() =>
+        a.quick.recordBackupOutcome.executeWithOptions({ ...a.options.quick, summary: 'count the failure, alert' }, [
+          { cluster: input.cluster, type, outcome: 'failure', seconds: (Date.now() - started) / 1000, message: cause instanceof Error ? cause.message : String(error) },
+        ]),
+      ).catch((alertError: unknown) => log.error('could not record the failure or deliver its alert', { error: String(alertError) })); // the backup's own failure is what the caller must see
+    }
+    throw error;
+  }
+}
+
 export async function fullBackupWorkflow(input: BackupInput): Promise<Manifest> {
-  return withClusterLock(input, 'full backup', false, () => takeDumpBackup(input, 'full'));
+  return recorded(input, 'full', () => withClusterLock(input, 'full backup', false, () => takeDumpBackup(input, 'full')));
 }
 
 /** A full on demand (before a risky change, during an incident): waits for routine work, its own retention. */
 export async function emergencyBackupWorkflow(input: BackupInput): Promise<Manifest> {
-  return withClusterLock(input, 'emergency backup', true, () => takeDumpBackup(input, 'emergency'));
+  return recorded(input, 'emergency', () => withClusterLock(input, 'emergency backup', true, () => takeDumpBackup(input, 'emergency')));
 }
 
 /** Schema only (tables, views, routines, events, triggers), e.g. before a migration; a reason is required. */
@@ -270,15 +301,15 @@ export async function schemaBackupWorkflow(input: BackupInput): Promise<Manifest
   if (!input.reason || input.reason.trim() === '') {
     throw ApplicationFailure.nonRetryable('a schema backup needs a reason, such as the migration id (--reason)', 'InvalidInput');
   }
-  return withClusterLock(input, 'schema backup', false, () => takeDumpBackup(input, 'schema'));
+  return recorded(input, 'schema', () => withClusterLock(input, 'schema backup', false, () => takeDumpBackup(input, 'schema')));
 }
 
 /** Everything since the previous backup of the chain. */
 export async function incrementalBackupWorkflow(input: BackupInput): Promise<Manifest> {
-  return withClusterLock(input, 'incremental backup', false, () => takeBinlogBackup(input, 'incremental'));
+  return recorded(input, 'incremental', () => withClusterLock(input, 'incremental backup', false, () => takeBinlogBackup(input, 'incremental')));
 }
 
 /** Everything since the last full (cumulative). */
 export async function differentialBackupWorkflow(input: BackupInput): Promise<Manifest> {
-  return withClusterLock(input, 'differential backup', false, () => takeBinlogBackup(input, 'differential'));
+  return recorded(input, 'differential', () => withClusterLock(input, 'differential backup', false, () => takeBinlogBackup(input, 'differential')));
 }
