@@ -10,7 +10,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, rm, rmdir, stat } from 'node:fs/promises';
 import * as path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Writable } from 'node:stream';
@@ -203,6 +203,26 @@ export class LocalRepository {
       if (hit) return hit;
     }
     return null;
+  }
+
+  /**
+   * Removes a published backup: one rename out of the catalog (it disappears from every
+   * listing at once), then the files, then the type's index. Idempotent: a backup already
+   * gone returns null.
+   */
+  async remove(cluster: string, id: string): Promise<Manifest | null> {
+    const found = (await this.list(cluster)).find((b) => b.manifest.id === id);
+    const trash = path.join(this.root, cluster, '.trash', id);
+    if (found) {
+      await mkdir(path.dirname(trash), { recursive: true });
+      await rm(trash, { recursive: true, force: true });
+      await rename(found.dir, trash);
+      await fsyncPath(path.dirname(found.dir));
+      await rmdir(path.dirname(found.dir)).catch(() => undefined); // the day's folder, once empty
+    }
+    await rm(trash, { recursive: true, force: true });
+    if (found) await this.rebuildIndex(cluster, found.manifest.type, new Date());
+    return found?.manifest ?? null;
   }
 
   async rebuildIndex(cluster: string, type: BackupType, now: Date): Promise<BackupIndex> {

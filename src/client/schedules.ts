@@ -33,6 +33,19 @@ export function drillInput(config: DbopsConfig, cluster: string, full: boolean, 
 
 function action(config: DbopsConfig, d: DesiredSchedule) {
   const common = { type: 'startWorkflow' as const, taskQueue: config.temporal.taskQueue, memo: { [HASH_KEY]: d.hash } };
+  if (d.action === 'retention') {
+    return {
+      ...common,
+      workflowType: 'retentionWorkflow',
+      workflowId: `retention/${d.cluster}/scheduled`,
+      args: [{ cluster: d.cluster, requestedBy: `schedule ${d.id}` }],
+      typedSearchAttributes: [
+        { key: SA_CLUSTER, value: d.cluster },
+        { key: SA_OPERATION, value: 'retention' },
+      ],
+      staticSummary: `Scheduled retention of ${d.cluster}`,
+    };
+  }
   if (d.action === 'archive' && d.job) {
     const job = resolveArchiveJob(config, { job: d.job });
     return {

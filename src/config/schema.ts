@@ -6,6 +6,8 @@ import { z } from 'zod';
 import { CLUSTER_NAME_PATTERN, CLUSTER_NAME_RULE, SQL_IDENTIFIER_PATTERN, SQL_IDENTIFIER_RULE } from '../domain/identifiers';
 import { CompressionSchema } from '../domain/manifest';
 import { ArchiveJobSchema, parseDestination } from '../domain/archive';
+import { RetentionConfigSchema } from '../domain/retention';
+import { NotificationsConfigSchema } from '../domain/notifications';
 
 /**
  * A secret is a reference, never a value: the config file, logs and workflow histories
@@ -86,7 +88,7 @@ export const ApprovalSchema = z.strictObject({
   escalateAfter: z.array(duration).default(['15m', '30m']),
 });
 
-export const SCHEDULED_ACTIONS = ['backup-full', 'backup-incremental', 'backup-differential', 'drill', 'drill-full', 'archive'] as const;
+export const SCHEDULED_ACTIONS = ['backup-full', 'backup-incremental', 'backup-differential', 'drill', 'drill-full', 'archive', 'retention'] as const;
 
 /** One routine job: a cron expression (in schedules.timezone) or a fixed interval. */
 export const ScheduleEntrySchema = z
@@ -133,6 +135,11 @@ export const ArchiveSchema = z.strictObject({
   jobs: z.array(ArchiveJobSchema).default([]),
 });
 
+/** The worker's Prometheus endpoint: GET http://<listen>/metrics (dbops metrics and the Temporal SDK's). */
+export const MetricsSchema = z.strictObject({
+  listen: z.string().regex(/^[^:\s]+:\d{1,5}$/, 'host:port, e.g. 127.0.0.1:9464 or 0.0.0.0:9464'),
+});
+
 export const LoggingSchema = z.strictObject({
   level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info'),
 });
@@ -147,6 +154,11 @@ export const ConfigSchema = z
     schedules: SchedulesSchema.default({ timezone: 'UTC', catchupWindow: '10m', defaultsFor: [], entries: [] }),
     drills: DrillsSchema.default({ rtoTarget: '4h', rpoTarget: '10m', sampleQueries: [], failoverChecks: [] }),
     archive: ArchiveSchema.default({ jobs: [] }),
+    /** Seed 001: per-type days + minimum counts, the point-in-time window, storage limits. */
+    retention: RetentionConfigSchema.default(RetentionConfigSchema.parse({})),
+    /** Webhooks (generic JSON, Slack) with severity and cooldown; alerts are also log lines. */
+    notifications: NotificationsConfigSchema.default({ webhooks: [], cooldown: '15m' }),
+    metrics: MetricsSchema.optional(),
   })
   .superRefine((config, ctx) => {
     const names = new Set(config.clusters.map((c) => c.name));

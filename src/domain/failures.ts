@@ -14,4 +14,5 @@ export const NON_RETRYABLE_TYPES = [
   'ReplayError',
   'InvalidArchiveJob',
   'ThrottleAbort',
+  'RetentionUnsafe',
 ];

@@ -7,7 +7,7 @@ import type { BackupType } from './manifest';
 
 export const SCHEDULE_PREFIX = 'dbops/';
 
-export type ScheduledAction = 'backup-full' | 'backup-incremental' | 'backup-differential' | 'drill' | 'drill-full' | 'archive';
+export type ScheduledAction = 'backup-full' | 'backup-incremental' | 'backup-differential' | 'drill' | 'drill-full' | 'archive' | 'retention';
 
 /** Seed 000/001 defaults (seed 000 asks hourly incrementals; 4-hourly is the issue's default). */
 export const SEED_DEFAULTS: ReadonlyArray<{ action: ScheduledAction; cron: string }> = [
@@ -18,6 +18,8 @@ export const SEED_DEFAULTS: ReadonlyArray<{ action: ScheduledAction; cron: strin
   { action: 'drill', cron: '0 4 1 * *' },
   // Seed 000: a quarterly DR drill, the full profile with the failover rehearsal.
   { action: 'drill-full', cron: '0 5 1 1,4,7,10 *' },
+  // Seed 001 / issue 8: retention daily at 03:00, after the nightly full.
+  { action: 'retention', cron: '0 3 * * *' },
 ];
 
 export interface DesiredSchedule {

@@ -13,3 +13,5 @@ export { disasterRecoveryDrillWorkflow } from './drill';
 export type { DrillInput, DrillResult } from './drill';
 export { archiveWorkflow } from './archive';
 export type { ArchiveInput, ArchiveResult, ArchiveStatus } from './archive';
+export { retentionWorkflow } from './retention';
+export type { RetentionInput, RetentionResult } from './retention';

@@ -41,6 +41,8 @@ export function makeTestConfig(
     /** More cluster names for the same server (e.g. to exercise cross-cluster paths). */
     aliases?: string[];
     archiveJobs?: unknown[];
+    /** Last word on the raw YAML document (top-level sections, broken clusters, ...). */
+    mutate?: (raw: Record<string, unknown>) => void;
   } = {},
 ): TestSetup {
   const h = harness();
@@ -68,6 +70,7 @@ export function makeTestConfig(
     ...(extra.approval ? { approval: extra.approval } : {}),
     ...(extra.archiveJobs ? { archive: { jobs: extra.archiveJobs } } : {}),
   };
+  extra.mutate?.(raw);
   const configPath = path.join(dir, 'dbops.yaml');
   const text = toYaml(raw);
   writeFileSync(configPath, text);

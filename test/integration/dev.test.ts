@@ -27,7 +27,7 @@ test('dbops dev --demo: sandbox + dev server + worker, demo backup, clean stop o
     }
     expect(stdout).toMatch(/demo: backup \d{8}T\d{6}\.\d{3}Z-full verified: 3 tables, 2200 rows/);
     expect(stdout).toMatch(/Web UI: http:\/\/localhost:\d+/);
-    expect(stdout).toContain('schedules: dbops/sandbox/backup-differential, dbops/sandbox/backup-full, dbops/sandbox/backup-incremental, dbops/sandbox/drill, dbops/sandbox/drill-full');
+    expect(stdout).toContain('schedules: dbops/sandbox/backup-differential, dbops/sandbox/backup-full, dbops/sandbox/backup-incremental, dbops/sandbox/drill, dbops/sandbox/drill-full, dbops/sandbox/retention');
 
     const state = JSON.parse(readFileSync(path.join(stateDir, 'dev.json'), 'utf8')) as {
       configPath: string;
