@@ -25,7 +25,8 @@ import type { Duration } from '@temporalio/common';
 import type { Activities } from '../activities';
 import { NON_RETRYABLE_TYPES } from '../domain/failures';
 import { buildBinlogManifest, buildFullManifest } from '../domain/buildManifest';
-import { spaceSaving, totalRawBytes, totalStoredBytes, type BackupType, type Manifest, type ManifestDraft } from '../domain/manifest';
+import { spaceSaving, totalRawBytes, totalStoredBytes, type BackupType, type Manifest, type ManifestDraft, type ServerIdentity } from '../domain/manifest';
+import type { BinlogPlan } from '../domain/chain';
 import { backupDirectory, backupId, formatBytes } from '../domain/naming';
 import { SA_BACKUP_TYPE, SA_CLUSTER, SA_OPERATION } from '../domain/searchAttributes';
 
@@ -178,6 +179,7 @@ async function takeDumpBackup(input: BackupInput, type: DumpType): Promise<Manif
       requestedBy: input.requestedBy ?? null,
       reason: input.reason ?? null,
     });
+    if (type === 'full' && patched('dbops-close-chain-before-full')) await closeChain(input, id);
     // The dump activity already decompressed the staged file end to end from disk.
     return await publish(input, draft, startedAt, 'stored');
   } catch (error) {
@@ -197,7 +199,6 @@ async function discard(input: BackupInput, id: string, error: unknown): Promise<
 
 /** Binary logs since the parent (incremental) or since the full (differential). */
 async function takeBinlogBackup(input: BackupInput, type: BinlogType): Promise<Manifest> {
-  const info = workflowInfo();
   const startedAt = new Date();
   const a = activities(input);
   markSearchAttributes(input.cluster, type);
@@ -221,6 +222,46 @@ async function takeBinlogBackup(input: BackupInput, type: BinlogType): Promise<M
     throw ApplicationFailure.nonRetryable(`cluster ${input.cluster}: gap in the backup chain: ${plan.reason}; the next backup will be a full`, 'ChainGap');
   }
 
+  return copyAndPublish(input, type, plan, server, startedAt);
+}
+
+/**
+ * Before a new full becomes the chain's base, copy the binlogs since the old chain's last
+ * backup. The FLUSH happens now, after the new full's snapshot, so every second up to that
+ * snapshot stays restorable from the old chain. Without this, the writes between the last
+ * incremental and the new snapshot would belong to no backup: a daily full after a
+ * 4-hourly incremental would leave up to four hours a day that no restore can reach.
+ * A failure here does not fail the full (the gap is then what it was before).
+ */
+async function closeChain(input: BackupInput, fullId: string): Promise<void> {
+  const a = activities(input);
+  try {
+    setCurrentDetails(`**full backup ${fullId}**: closing the previous chain (copying the binlogs up to the new snapshot)`);
+    const { plan, server } = await a.quick.planBinlogBackup.executeWithOptions(
+      { ...a.options.quick, summary: 'close the previous chain: FLUSH BINARY LOGS, plan from the catalog' },
+      [{ cluster: input.cluster, type: 'incremental' }],
+    );
+    if (plan.action !== 'copy') {
+      log.info(`no chain to close before full ${fullId}: ${plan.reason}`);
+      return;
+    }
+    await copyAndPublish({ ...input, reason: `closes the chain before full ${fullId}` }, 'incremental', plan, server, new Date());
+  } catch (error) {
+    if (isCancellation(error)) throw error;
+    log.warn(`could not close the previous chain before full ${fullId}; the writes since its last backup are only in the new full`, { error: String(error) });
+  }
+}
+
+/** Copies the planned binlogs into staging and publishes them as one binlog backup. */
+async function copyAndPublish(
+  input: BackupInput,
+  type: BinlogType,
+  plan: Extract<BinlogPlan, { action: 'copy' }>,
+  server: ServerIdentity,
+  startedAt: Date,
+): Promise<Manifest> {
+  const info = workflowInfo();
+  const a = activities(input);
   const id = backupId(type, startedAt);
   try {
     setCurrentDetails(

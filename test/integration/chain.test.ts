@@ -126,6 +126,39 @@ test('full → incremental → differential → incremental: each holds exactly 
   });
 });
 
+test('a new full first closes the previous chain: every second up to its snapshot stays restorable', async () => {
+  const own = makeTestConfig('chain-close', { databases: [DB] });
+  const take = async (type: BackupType) => {
+    tick += 1;
+    return waitForManifest(await startBackup(client, own.config, type, { cluster: 'test', requestedBy: 'jest' }, new Date(Date.now() + tick * 1000)));
+  };
+  await withWorker(own.config, async () => {
+    const full1 = await take('full');
+    await mark('c1', 2);
+    const incr = await take('incremental');
+    await mark('c2', 3); // after the last incremental, before the next full: the old gap
+    await new Promise((r) => setTimeout(r, 1100));
+    const inGap = new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
+    await new Promise((r) => setTimeout(r, 1100));
+    const full2 = await take('full');
+
+    const all = (await new LocalRepository(own.config.repository.path).list('test')).map((b) => b.manifest);
+    const closing = all.find((m) => m.type === 'incremental' && m.parentId === incr.id);
+    expect(closing).toMatchObject({ baseFullId: full1.id, reason: `closes the chain before full ${full2.id}` });
+    expect(closing!.binlogs!.endFile >= full2.snapshot!.file).toBe(true); // it reaches past the new snapshot
+    expect(closing!.binlogs!.transactions).toBeGreaterThanOrEqual(4); // c2's 3 inserts and its update
+
+    const plan = await runCli(['restore', 'plan', '--cluster', 'test', '--database', DB, '--to', inGap, '--json', '--config', own.configPath]);
+    expect(plan.stderr).toBe('');
+    expect(plan.code).toBe(0);
+    expect(plan.stdout).toContain(full1.id);
+    expect(plan.stdout).toContain(closing!.id);
+
+    const next = await take('incremental');
+    expect(next).toMatchObject({ parentId: full2.id, baseFullId: full2.id });
+  });
+});
+
 test('binlogs purged before they were copied: the gap fails the backup, is recorded, and the next run takes a full', async () => {
   await withWorker(setup.config, async () => {
     await mark('p4', 2);

@@ -12,7 +12,7 @@ import { writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import * as path from 'node:path';
 import type { Client } from '@temporalio/client';
-import { startBackup, waitForManifest } from '../../src/client/backups';
+import { explainFailure, startBackup, waitForManifest } from '../../src/client/backups';
 import { LocalRepository } from '../../src/activities/repository';
 import type { BackupType, Manifest } from '../../src/domain/manifest';
 import { freePort } from '../../src/sandbox/mariadb';
@@ -92,7 +92,9 @@ test('a worker process serves /metrics; failures and approvals reach webhooks on
     const scrape = async () => (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
     await until('the metrics endpoint', () => scrape().then(() => true, () => false));
 
-    const manifest = await waitForManifest(await startBackup(client, setup.config, 'full', { cluster: 'test', requestedBy: 'jest' }));
+    const manifest = await waitForManifest(await startBackup(client, setup.config, 'full', { cluster: 'test', requestedBy: 'jest' })).catch((error: unknown) => {
+      throw new Error(`the full backup failed: ${explainFailure(error)} (worker log: ${setup.dir}/worker.log)`);
+    });
     for (let i = 0; i < 2; i++) {
       const failed = await startBackup(client, setup.config, 'full', { cluster: 'broken', requestedBy: 'jest' }, new Date(Date.now() + (i + 1) * 1000));
       await expect(failed.result()).rejects.toThrow();
@@ -170,31 +172,36 @@ describe('retention on a real repository', () => {
       const full1 = await backup('full');
       await write('after full1');
       const inc1 = await backup('incremental');
+      await write('before full2');
       const full2 = await backup('full');
       await write('after full2');
       const inc2 = await backup('incremental');
       const repo = new LocalRepository(setup.config.repository.path);
       const ids = async () => (await repo.list('test')).map((b) => b.manifest.id);
-      expect(await ids()).toEqual([full1.id, inc1.id, full2.id, inc2.id]);
+      // full2 first closed full1's chain with an incremental up to its snapshot.
+      const closing = (await repo.list('test')).map((b) => b.manifest).find((m) => m.parentId === inc1.id)!;
+      expect(closing.reason).toBe(`closes the chain before full ${full2.id}`);
+      expect(await ids()).toEqual([full1.id, inc1.id, full2.id, closing.id, inc2.id]); // by start time
 
       const dry = await runCli(['retention', 'run', '--cluster', 'test', '--dry-run', '--config', setup.configPath]);
       expect(dry.code).toBe(0);
       expect(dry.stdout).toMatch(new RegExp(`would delete  ${full1.id}\\s+full`));
       expect(dry.stdout).toMatch(new RegExp(`would delete  ${inc1.id}\\s+incremental`));
+      expect(dry.stdout).toMatch(new RegExp(`would delete  ${closing.id}\\s+incremental`));
       expect(dry.stdout).toMatch(new RegExp(`keep\\s+${full2.id}\\s+full`));
       expect(dry.stdout).toMatch(new RegExp(`keep\\s+${inc2.id}\\s+incremental`));
-      expect(await ids()).toEqual([full1.id, inc1.id, full2.id, inc2.id]);
+      expect(await ids()).toEqual([full1.id, inc1.id, full2.id, closing.id, inc2.id]); // by start time
 
-      // Two deletions > approvalAbove 1: a person decides.
+      // Three deletions > approvalAbove 1: a person decides.
       const started = await runCli(['retention', 'run', '--cluster', 'test', '--json', '--config', setup.configPath]);
       const { workflowId } = JSON.parse(started.stdout) as { workflowId: string };
       const handle = client.workflow.getHandle(workflowId);
       await until('the approval request', async () => (await runCli(['approvals', 'show', workflowId, '--json', '--config', setup.configPath])).stdout.includes('"pending"'));
-      expect(await ids()).toHaveLength(4);
+      expect(await ids()).toHaveLength(5);
       expect((await runCli(['approvals', 'approve', workflowId, '--as', 'alice', '--reason', 'CHG-1', '--config', setup.configPath])).code).toBe(0);
       const result = (await handle.result()) as { status: string; deleted: Array<{ id: string }> };
       expect(result.status).toBe('done');
-      expect(result.deleted.map((d) => d.id)).toEqual([inc1.id, full1.id]); // dependents first
+      expect(result.deleted.map((d) => d.id)).toEqual([closing.id, inc1.id, full1.id]); // dependents first
 
       expect(await ids()).toEqual([full2.id, inc2.id]);
       const index = JSON.parse((await import('node:fs')).readFileSync(path.join(setup.config.repository.path, 'test', 'full', 'index.json'), 'utf8')) as { backups: Array<{ id: string }> };
