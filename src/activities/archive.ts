@@ -9,6 +9,7 @@ import {
   archiveSql,
   checksumSelect,
   EMPTY_CHECKSUM,
+  rowCrcExpression,
   sameChecksum,
   shapeMismatch,
   throttleDecision,
@@ -39,7 +40,8 @@ function toChecksum(r: RowDataPacket | undefined): RowChecksum {
   return { rows: Number(r.n ?? 0), sum: String(r.s ?? '0'), xor: String(r.x ?? '0') };
 }
 
-const TRANSACTIONAL = new Set(['innodb', 'aria']);
+// Aria is crash-safe but has no rollback or row locks: a failed batch could leave rows in both tables.
+const TRANSACTIONAL = new Set(['innodb']);
 
 export interface TableFacts {
   shape: TableShape;
@@ -55,7 +57,8 @@ export async function tableFacts(conn: Connection, database: string, table: stri
   if (!t) return null;
   const cols = await rows(
     conn,
-    `SELECT COLUMN_NAME AS name, COLUMN_TYPE AS type, IS_NULLABLE AS nullable, EXTRA AS extra
+    `SELECT COLUMN_NAME AS name, COLUMN_TYPE AS type, IS_NULLABLE AS nullable, CHARACTER_SET_NAME AS charset, COLLATION_NAME AS collation,
+            IFNULL(GENERATION_EXPRESSION, '') AS gen
        FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION`,
     [database, table],
   );
@@ -77,19 +80,79 @@ export async function tableFacts(conn: Connection, database: string, table: stri
       WHERE UNIQUE_CONSTRAINT_SCHEMA = ? AND REFERENCED_TABLE_NAME = ?`,
     [database, table],
   );
-  const columns = cols.map((c) => ({ name: String(c.name), type: String(c.type), nullable: c.nullable === 'YES' }));
+  // Generated columns have an expression (EXTRA alone misleads: MySQL 8 marks DEFAULT CURRENT_TIMESTAMP columns DEFAULT_GENERATED).
+  const columns = cols.map((c) => ({
+    name: String(c.name),
+    type: String(c.type),
+    nullable: c.nullable === 'YES',
+    charset: c.charset === null || c.charset === undefined ? null : String(c.charset),
+    collation: c.collation === null || c.collation === undefined ? null : String(c.collation),
+    generated: String(c.gen ?? '') !== '',
+  }));
   return {
     shape: { columns, primaryKey: pk.map((p) => String(p.name)) },
-    copyColumns: cols.filter((c) => !/GENERATED|VIRTUAL|PERSISTENT|STORED/i.test(String(c.extra ?? ''))).map((c) => String(c.name)),
+    copyColumns: columns.filter((c) => !c.generated).map((c) => c.name),
     engine: String(t.engine ?? t.type ?? ''),
     deleteTriggers: triggers.map((r) => String(r.name)),
     referencedBy: refs.map((r) => `${String(r.name)} on ${String(r.db)}.${String(r.tbl)}`),
   };
 }
 
-/** Fix NOW() and the isolation level for a session of this run. */
-export async function prepareSession(conn: Connection, plan: Pick<ArchivePlan, 'sql'>): Promise<void> {
+/** Fix NOW(), the isolation level, strictness and lock waits for a session of this run (and, across servers, the time zone). */
+export async function prepareSession(conn: Connection, plan: Pick<ArchivePlan, 'sql'> & { timeZone?: string | null }): Promise<void> {
   for (const statement of plan.sql.session) await conn.query(statement);
+  if (plan.timeZone) await conn.query('SET SESSION time_zone = ?', [plan.timeZone]);
+}
+
+/** The session's current UTC offset as '+HH:MM' (what SYSTEM means right now). */
+async function fixedOffset(conn: Connection): Promise<string> {
+  const [r] = await rows(conn, 'SELECT TIMESTAMPDIFF(MINUTE, UTC_TIMESTAMP(), NOW()) AS m');
+  const minutes = Number(r?.m ?? 0);
+  const abs = Math.abs(minutes);
+  return `${minutes < 0 ? '-' : '+'}${String(Math.floor(abs / 60)).padStart(2, '0')}:${String(abs % 60).padStart(2, '0')}`;
+}
+
+/** MySQL error numbers a retry cannot fix while moving rows, with what to do. */
+const PERMANENT: Record<number, string> = {
+  1062: 'a key to archive already exists in the destination',
+  1093: 'the predicate reads the source table in a subquery, which DELETE does not allow',
+  1264: 'a value is out of range for the destination column',
+  1366: 'a value cannot be stored in the destination column (character set or type)',
+  1406: 'a value is too long for the destination column',
+  1153: 'a batch is larger than max_allowed_packet: lower batchSize',
+  3140: 'a JSON value is invalid in the destination',
+};
+
+export function permanentMoveError(error: unknown, job: ArchiveJob): ApplicationFailure | null {
+  const e = error as { errno?: number; sqlMessage?: string; message?: string };
+  const why = e.errno === undefined ? undefined : PERMANENT[e.errno];
+  if (!why) return null;
+  return invalidJob(`archive of ${job.cluster}:${job.database}.${job.table} stopped: ${why} (${e.errno}: ${e.sqlMessage ?? e.message}); nothing of the failed batch was committed`);
+}
+
+/**
+ * Keys to archive that the destination already holds (a duplicate in the making). Same
+ * server: one join. Across servers: the destination's keys in the range, checked against
+ * the source in chunks.
+ */
+async function clashingKeys(source: Connection, dest: Connection, sameServer: boolean, job: ArchiveJob, d: Destination, key: string, lo: string, hi: string): Promise<number> {
+  const k = quoteIdentifier(key);
+  const src = `${quoteIdentifier(job.database)}.${quoteIdentifier(job.table)}`;
+  const dst = `${quoteIdentifier(d.database)}.${quoteIdentifier(d.table)}`;
+  if (sameServer) {
+    const [r] = await rows(source, `SELECT COUNT(*) AS n FROM ${src} WHERE ${k} >= ? AND ${k} <= ? AND (${job.where}) AND ${k} IN (SELECT ${k} FROM ${dst} WHERE ${k} >= ? AND ${k} <= ?)`, [lo, hi, lo, hi]);
+    return Number(r?.n ?? 0);
+  }
+  let clash = 0;
+  let after: unknown = null;
+  for (;;) {
+    const chunk = after === null ? await rows(dest, `SELECT ${k} AS k FROM ${dst} WHERE ${k} >= ? AND ${k} <= ? ORDER BY ${k} LIMIT 10000`, [lo, hi]) : await rows(dest, `SELECT ${k} AS k FROM ${dst} WHERE ${k} > ? AND ${k} <= ? ORDER BY ${k} LIMIT 10000`, [after, hi]);
+    if (chunk.length === 0) return clash;
+    const keys = chunk.map((r) => r.k as unknown);
+    const [r] = await rows(source, `SELECT COUNT(*) AS n FROM ${src} WHERE ${k} IN (${keys.map(() => '?').join(', ')}) AND (${job.where})`, keys);
+    clash += Number(r?.n ?? 0);
+    after = keys[keys.length - 1];
+  }
 }
 
 export interface PlanContext {
@@ -140,6 +203,13 @@ export async function planArchiveWith(ctx: PlanContext): Promise<ArchivePlan & {
     }
     throw error;
   }
+  // DELETE has rules SELECT does not (no subquery on the same table): ask the server now, not in the first batch.
+  try {
+    await rows(source, `EXPLAIN ${sql.delete}`, ['0', '0']);
+  } catch (error) {
+    const e = error as { errno?: number; sqlMessage?: string; message?: string };
+    throw invalidJob(`where: the predicate cannot be used in DELETE on ${job.cluster}: ${e.sqlMessage ?? e.message}`);
+  }
   const row = explain[0];
   const impossible = /impossible where|no matching row/i.test(String(row?.Extra ?? ''));
   const possible = row?.possible_keys ? String(row.possible_keys) : null;
@@ -165,6 +235,14 @@ export async function planArchiveWith(ctx: PlanContext): Promise<ArchivePlan & {
     if (keyMin !== null) {
       const [b] = await rows(dest, sql.checksum, [keyMin, keyMax]);
       destBefore = toChecksum(b);
+      if (destBefore.rows > 0) {
+        const clash = await clashingKeys(source, dest, sameServer, job, d, key, keyMin, keyMax as string);
+        if (clash > 0) {
+          throw invalidJob(
+            `to: ${destName} already holds ${clash} of the keys about to be archived (archived before and restored since?); move or delete those rows in one table first, nothing was touched`,
+          );
+        }
+      }
     }
   } else {
     const [db] = await rows(dest, 'SELECT SCHEMA_NAME AS name FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?', [d.database]);
@@ -175,12 +253,19 @@ export async function planArchiveWith(ctx: PlanContext): Promise<ArchivePlan & {
     } else {
       const [show] = await rows(source, `SHOW CREATE TABLE ${quoteIdentifier(job.database)}.${quoteIdentifier(job.table)}`);
       const ddl = String(show?.['Create Table'] ?? '');
-      createDest = ddl.replace(/^CREATE TABLE `[^`]+`/, `CREATE TABLE IF NOT EXISTS ${target}`).replace(/\sAUTO_INCREMENT=\d+/, '');
+      // Foreign keys point at tables the archive server does not have: history keeps the rows, not the constraints.
+      createDest = ddl
+        .replace(/^CREATE TABLE `[^`]+`/, `CREATE TABLE IF NOT EXISTS ${target}`)
+        .replace(/\sAUTO_INCREMENT=\d+/, '')
+        .replace(/,\n\s*CONSTRAINT `[^`]+` FOREIGN KEY[^\n]*(?=\n)/g, '');
     }
   }
 
   const warnings: string[] = [];
-  if (facts.deleteTriggers.length > 0) warnings.push(`DELETE triggers on ${where} fire for every archived row: ${facts.deleteTriggers.join(', ')}`);
+  if (facts.deleteTriggers.length > 0) {
+    warnings.push(`DELETE triggers on ${where} fire for every archived row (and see NOW() fixed at the plan time): ${facts.deleteTriggers.join(', ')}`);
+  }
+  const timeZone = sameServer ? null : await fixedOffset(source);
   return {
     job,
     dest: d,
@@ -196,6 +281,7 @@ export async function planArchiveWith(ctx: PlanContext): Promise<ArchivePlan & {
     createDest,
     index: impossible ? 'none needed (no row matches)' : `${String(row?.key ?? possible)} (possible: ${possible})`,
     estimatedBatches: Math.ceil(planned.rows / job.batchSize),
+    timeZone,
     sql,
     warnings,
   };
@@ -261,39 +347,51 @@ export async function moveRangeSameServer(source: Connection, plan: ArchivePlan,
 }
 
 /**
- * Across servers: upsert the range's rows into the destination (idempotent), then in one
- * source transaction lock exactly those keys, compare checksums, delete exactly those keys.
+ * Across servers: insert the range's rows into the destination (keys an earlier attempt of
+ * this run already copied are compared: identical ones are left, stale ones replaced; the
+ * plan refused keys the destination held before), then in one source transaction lock
+ * exactly those keys, compare checksums with the destination, and delete exactly those
+ * keys. When the application changed a row in between, the copies of rows that no longer
+ * qualify are removed from the destination and the batch is taken again.
  */
 export async function moveRangeAcross(source: Connection, dest: Connection, plan: ArchivePlan, cursor: ArchiveCursor): Promise<BatchOutcome> {
   const range = await nextRange(source, plan, cursor);
   if (!range) return { cursor, moved: 0, done: true };
-  const data = await rows(source, plan.sql.read, [range.lo, range.hi]);
-  if (data.length === 0) return { cursor: { after: range.hi }, moved: 0, done: false };
-  const cols = plan.columns.map(quoteIdentifier).join(', ');
   const k = quoteIdentifier(plan.key);
+  const crc = rowCrcExpression(plan.columns);
+  const src = `${quoteIdentifier(plan.job.database)}.${quoteIdentifier(plan.job.table)}`;
   const target = `${quoteIdentifier(plan.dest.database)}.${quoteIdentifier(plan.dest.table)}`;
-  const updates = plan.columns.filter((c) => c !== plan.key).map((c) => `${quoteIdentifier(c)} = VALUES(${quoteIdentifier(c)})`);
-  const tuple = `(${plan.columns.map(() => '?').join(', ')})`;
+  const cols = plan.columns.map(quoteIdentifier).join(', ');
+  const data = await rows(source, `SELECT ${cols}, ${crc} AS dbops_crc FROM ${src} WHERE ${k} >= ? AND ${k} <= ? AND (${plan.job.where}) ORDER BY ${k}`, [range.lo, range.hi]);
+  if (data.length === 0) return { cursor: { after: range.hi }, moved: 0, done: false };
+  const keyOf = (r: RowDataPacket) => String(r[plan.key]);
   const keys = data.map((r) => r[plan.key] as unknown);
+  const inList = keys.map(() => '?').join(', ');
+  const held = new Map((await rows(dest, `SELECT ${k} AS k, ${crc} AS c FROM ${target} WHERE ${k} IN (${inList})`, keys)).map((r) => [String(r.k), String(r.c)]));
+  const stale = data.filter((r) => held.has(keyOf(r)) && held.get(keyOf(r)) !== String(r.dbops_crc));
+  const toInsert = data.filter((r) => !held.has(keyOf(r)) || held.get(keyOf(r)) !== String(r.dbops_crc));
+  const tuple = `(${plan.columns.map(() => '?').join(', ')})`;
   await dest.beginTransaction();
   try {
-    await dest.query(
-      `INSERT INTO ${target} (${cols}) VALUES ${data.map(() => tuple).join(', ')} ON DUPLICATE KEY UPDATE ${updates.length ? updates.join(', ') : `${k} = ${k}`}`,
-      data.flatMap((r) => plan.columns.map((c) => r[c] as unknown)),
-    );
+    if (stale.length > 0) await dest.query(`DELETE FROM ${target} WHERE ${k} IN (${stale.map(() => '?').join(', ')})`, stale.map((r) => r[plan.key] as unknown));
+    if (toInsert.length > 0) {
+      await dest.query(`INSERT INTO ${target} (${cols}) VALUES ${toInsert.map(() => tuple).join(', ')}`, toInsert.flatMap((r) => plan.columns.map((c) => r[c] as unknown)));
+    }
     await dest.commit();
   } catch (error) {
     await dest.rollback().catch(() => undefined);
     throw error;
   }
-  const inList = keys.map(() => '?').join(', ');
   const [copied] = await rows(dest, `SELECT ${checksumSelect(plan.columns)} FROM ${target} WHERE ${k} IN (${inList})`, keys);
-  const src = `${quoteIdentifier(plan.job.database)}.${quoteIdentifier(plan.job.table)}`;
   await source.beginTransaction();
   try {
-    const [held] = await rows(source, `SELECT ${checksumSelect(plan.columns)} FROM ${src} WHERE ${k} IN (${inList}) AND (${plan.job.where}) FOR UPDATE`, keys);
-    if (!sameChecksum(toChecksum(held), toChecksum(copied))) {
-      throw new Error(`range ${range.lo}..${range.hi}: rows changed between the copy and the delete; the range will be copied again`);
+    const [heldNow] = await rows(source, `SELECT ${checksumSelect(plan.columns)} FROM ${src} WHERE ${k} IN (${inList}) AND (${plan.job.where}) FOR UPDATE`, keys);
+    if (!sameChecksum(toChecksum(heldNow), toChecksum(copied))) {
+      const still = new Set((await rows(source, `SELECT ${k} AS k FROM ${src} WHERE ${k} IN (${inList}) AND (${plan.job.where})`, keys)).map((r) => String(r.k)));
+      await source.rollback();
+      const gone = keys.filter((key) => !still.has(String(key)));
+      if (gone.length > 0) await dest.query(`DELETE FROM ${target} WHERE ${k} IN (${gone.map(() => '?').join(', ')})`, gone);
+      throw new Error(`range ${range.lo}..${range.hi}: rows changed between the copy and the delete (${gone.length} no longer qualify, their copies removed); the range is taken again`);
     }
     const [deleted] = await source.query<ResultSetHeader>(`DELETE FROM ${src} WHERE ${k} IN (${inList}) AND (${plan.job.where})`, keys);
     if (deleted.affectedRows !== data.length) throw new Error(`range ${range.lo}..${range.hi}: deleted ${deleted.affectedRows} of ${data.length}; rolled back`);
@@ -308,6 +406,8 @@ export async function moveRangeAcross(source: Connection, dest: Connection, plan
 /** What the destination holds over the plan's key range, and what still matches in the source. */
 export async function measureArchive(source: Connection, dest: Connection, plan: ArchivePlan): Promise<{ destAfter: RowChecksum; remaining: RowChecksum }> {
   if (plan.keyMin === null) return { destAfter: plan.destBefore, remaining: EMPTY_CHECKSUM };
+  // Same server: both sides from one snapshot, so a batch committing in between cannot be missed or counted twice.
+  if (source === dest) await source.query('START TRANSACTION WITH CONSISTENT SNAPSHOT');
   const [after] = await rows(dest, plan.sql.checksum, [plan.keyMin, plan.keyMax]);
   const k = quoteIdentifier(plan.key);
   const [left] = await rows(
@@ -315,6 +415,7 @@ export async function measureArchive(source: Connection, dest: Connection, plan:
     `SELECT ${checksumSelect(plan.columns)} FROM ${quoteIdentifier(plan.job.database)}.${quoteIdentifier(plan.job.table)} WHERE ${k} >= ? AND ${k} <= ? AND (${plan.job.where})`,
     [plan.keyMin, plan.keyMax],
   );
+  if (source === dest) await source.query('COMMIT');
   return { destAfter: toChecksum(after), remaining: toChecksum(left) };
 }
 

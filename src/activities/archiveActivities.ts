@@ -4,6 +4,8 @@
  * the destination is IF NOT EXISTS, and moving a range that already moved is a no-op.
  */
 import { Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
+import { Client, Connection as TemporalConnection } from '@temporalio/client';
 import { createConnection, type Connection } from 'mysql2/promise';
 import * as path from 'node:path';
 import type { Logger } from 'pino';
@@ -12,6 +14,8 @@ import type { DbopsConfig } from '../config/schema';
 import {
   ArchiveJobSchema,
   archiveJobName,
+  archiveWorkflowId,
+  type ArchiveJob,
   parseDestination,
   verifyArchive,
   type ArchiveCursor,
@@ -22,7 +26,7 @@ import {
 } from '../domain/archive';
 import { durationSeconds } from '../domain/drill';
 import { formatConfigIssues } from '../config/schema';
-import { decideThrottle, invalidJob, measureArchive, moveRangeAcross, moveRangeSameServer, planArchiveWith, prepareSession, sampleLoad } from './archive';
+import { decideThrottle, invalidJob, measureArchive, moveRangeAcross, moveRangeSameServer, permanentMoveError, planArchiveWith, prepareSession, sampleLoad } from './archive';
 import { toFailure } from './errors';
 import { connectionOptions } from './mysql';
 import { LocalRepository, writeFileAtomic } from './repository';
@@ -46,6 +50,10 @@ export interface MoveBatchesResult {
   throttle: Exclude<ThrottleDecision, { action: 'go' }> | null;
 }
 
+function ctxWorkflowId(): string | null {
+  return Context.current().info.workflowExecution?.workflowId ?? null;
+}
+
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 export function createArchiveActivities(config: DbopsConfig, logger: Logger) {
@@ -53,33 +61,65 @@ export function createArchiveActivities(config: DbopsConfig, logger: Logger) {
   const connect = async (clusterName: string): Promise<Connection> => {
     const c = findCluster(config, clusterName);
     try {
-      return await createConnection(connectionOptions(restoreAccount(c)));
+      // JSON stays text: across servers it is copied, not parsed and re-serialised.
+      return await createConnection({ ...connectionOptions(restoreAccount(c)), jsonStrings: true });
     } catch (error) {
       throw toFailure(error, clusterName);
     }
   };
-  /** Source and destination connections for a job (one connection when they are the same server). */
+  /**
+   * Source and destination connections for a job (one connection when they are the same
+   * server). While it runs, the activity heartbeats (long plan and verification scans
+   * stay alive); when it is cancelled or times out, the connections are destroyed so the
+   * server rolls back at once instead of holding row locks for a dead attempt.
+   */
   const withConnections = async <T>(
     job: { cluster: string },
     destCluster: string,
     fn: (source: Connection, dest: Connection) => Promise<T>,
+    details: () => unknown = () => undefined,
   ): Promise<T> => {
+    const ctx = Context.current();
     const source = await connect(job.cluster);
     let dest: Connection | null = null;
+    const kill = () => {
+      source.destroy();
+      if (dest && dest !== source) dest.destroy();
+    };
+    ctx.cancellationSignal.addEventListener('abort', kill, { once: true });
+    const beat = setInterval(() => ctx.heartbeat(details()), 5000);
     try {
       dest = destCluster === job.cluster ? source : await connect(destCluster);
       return await fn(source, dest);
     } catch (error) {
       throw toFailure(error, job.cluster);
     } finally {
+      clearInterval(beat);
+      ctx.cancellationSignal.removeEventListener('abort', kill);
       await source.end().catch(() => undefined);
       if (dest && dest !== source) await dest.end().catch(() => undefined);
     }
   };
 
+  /** Another run of the same job still going (a schedule's and an operator's, say). */
+  const otherRun = async (job: ArchiveJob): Promise<string | null> => {
+    const self = ctxWorkflowId();
+    const prefix = archiveWorkflowId(job);
+    const connection = await TemporalConnection.connect({ address: config.temporal.address, connectTimeout: '10 seconds' });
+    try {
+      const client = new Client({ connection, namespace: config.temporal.namespace });
+      for await (const wf of client.workflow.list({ query: `DbopsOperation = 'archive' AND DbopsCluster = '${job.cluster}' AND ExecutionStatus = 'Running'` })) {
+        if (wf.workflowId !== self && (wf.workflowId === prefix || wf.workflowId.startsWith(`${prefix}/`)) && !wf.workflowId.includes('/plan-')) return wf.workflowId;
+      }
+      return null;
+    } finally {
+      await connection.close();
+    }
+  };
+
   return {
     /** Validates the job and reads everything a run needs; refuses bad jobs before any row moves. */
-    async planArchive(input: { job: ArchiveJobInput; asOf: number }): Promise<ArchivePlan & { warnings: string[] }> {
+    async planArchive(input: { job: ArchiveJobInput; asOf: number; dryRun?: boolean }): Promise<ArchivePlan & { warnings: string[] }> {
       const parsed = ArchiveJobSchema.safeParse(input.job);
       if (!parsed.success) throw invalidJob(formatConfigIssues(parsed.error).join('; '));
       const job = parsed.data;
@@ -91,6 +131,10 @@ export function createArchiveActivities(config: DbopsConfig, logger: Logger) {
         } catch (error) {
           throw invalidJob((error as Error).message);
         }
+      }
+      if (!input.dryRun) {
+        const running = await otherRun(job);
+        if (running) throw ApplicationFailure.nonRetryable(`archive job ${archiveJobName(job)} on ${job.cluster} is already running as ${running}; one run per job at a time`, 'ClusterBusy');
       }
       const plan = await withConnections(job, destination.cluster, async (source, dest) => {
         if (dest !== source) await dest.query(`SET SESSION timestamp = ${input.asOf}`);
@@ -136,6 +180,8 @@ export function createArchiveActivities(config: DbopsConfig, logger: Logger) {
           try {
             outcome = plan.sameServer ? await moveRangeSameServer(source, plan, cursor) : await moveRangeAcross(source, dest, plan, cursor);
           } catch (error) {
+            const permanent = permanentMoveError(error, plan.job);
+            if (permanent) throw permanent;
             // A deadlock or lock wait with the application's own transactions: the batch was
             // rolled back; take it again after a breath (the activity's retry covers the rest).
             const errno = (error as { errno?: number }).errno;
@@ -157,7 +203,7 @@ export function createArchiveActivities(config: DbopsConfig, logger: Logger) {
           if (sleepMs > 0) await sleep(sleepMs);
         }
         return { cursor, moved, batches, done: false, throttle: null };
-      });
+      }, () => ({ cursor, moved, batches }));
     },
 
     /** Recomputes what moved from the tables themselves (not from batch reports). */

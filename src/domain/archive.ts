@@ -166,7 +166,7 @@ export function sameChecksum(a: RowChecksum, b: RowChecksum): boolean {
 }
 
 export interface TableShape {
-  columns: Array<{ name: string; type: string; nullable: boolean }>;
+  columns: Array<{ name: string; type: string; nullable: boolean; charset?: string | null; collation?: string | null; generated?: boolean }>;
   primaryKey: string[];
 }
 
@@ -179,6 +179,9 @@ export function shapeMismatch(source: TableShape, dest: TableShape): string | nu
     if (!d) problems.push(`column ${c.name} is missing`);
     else if (d.type.toLowerCase() !== c.type.toLowerCase()) problems.push(`column ${c.name} is ${d.type}, the source has ${c.type}`);
     else if (!d.nullable && c.nullable) problems.push(`column ${c.name} is NOT NULL, the source allows NULL`);
+    else if ((d.charset ?? null) !== (c.charset ?? null) || (d.collation ?? null) !== (c.collation ?? null)) {
+      problems.push(`column ${c.name} is ${d.charset ?? 'binary'}/${d.collation ?? '-'}, the source has ${c.charset ?? 'binary'}/${c.collation ?? '-'} (text would be converted)`);
+    } else if ((d.generated ?? false) !== (c.generated ?? false)) problems.push(`column ${c.name} is ${d.generated ? '' : 'not '}generated in the destination, ${c.generated ? '' : 'not '}in the source`);
   }
   const sourceNames = new Set(source.columns.map((c) => c.name));
   for (const d of dest.columns) if (!sourceNames.has(d.name)) problems.push(`column ${d.name} is not in the source`);
@@ -192,6 +195,10 @@ export function shapeMismatch(source: TableShape, dest: TableShape): string | nu
 export function walkProblem(shape: TableShape): string | null {
   if (shape.primaryKey.length === 0) return 'has no primary key: archiving walks the primary key in ranges (never OFFSET); add one first';
   if (shape.primaryKey.length > 1) return `has a composite primary key (${shape.primaryKey.join(', ')}); only single-column keys are walked today`;
+  const key = shape.columns.find((c) => c.name === shape.primaryKey[0]);
+  if (key && /binary|blob|bit|json|geometry|point|polygon/i.test(key.type)) {
+    return `has a ${key.type} primary key; keys are walked as text, so only integer, decimal, date/time and character keys are supported`;
+  }
   return null;
 }
 
@@ -209,7 +216,7 @@ export interface ArchiveSql {
   copy: string;
   delete: string;
   checksum: string;
-  /** Across servers: read the range's rows, upsert them, delete exactly those keys. */
+  /** Across servers: read the range's rows, insert the missing ones, delete exactly those keys. */
   read: string;
   upsert: string;
   deleteKeys: string;
@@ -244,9 +251,15 @@ export function archiveSql(input: {
   const next = (op: '>' | '>=') =>
     `SELECT MIN(k) AS lo, MAX(k) AS hi, COUNT(*) AS n FROM (SELECT ${k} AS k FROM ${src} WHERE ${k} ${op} ? AND ${k} <= ? AND ${pred} ORDER BY ${k} LIMIT ${input.batchSize}) AS batch`;
   const take = (op: '>' | '>=') => `SELECT ${k} AS k FROM ${src} WHERE ${k} ${op} ? AND ${k} <= ? AND ${pred} ORDER BY ${k} LIMIT ${input.batchSize} FOR UPDATE`;
-  const updates = input.columns.filter((c) => c !== input.key).map((c) => `${quoteIdentifier(c)} = VALUES(${quoteIdentifier(c)})`);
   return {
-    session: [`SET SESSION timestamp = ${input.asOf}`, 'SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ'],
+    session: [
+      `SET SESSION timestamp = ${input.asOf}`,
+      'SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ',
+      // A value the destination cannot hold fails the batch instead of being changed.
+      "SET SESSION sql_mode = IF(@@SESSION.sql_mode = '', 'STRICT_ALL_TABLES', CONCAT(@@SESSION.sql_mode, ',STRICT_ALL_TABLES'))",
+      // Wait briefly for the application's locks, then step back and retry (never queue behind a DDL).
+      'SET SESSION innodb_lock_wait_timeout = 5, SESSION lock_wait_timeout = 30',
+    ],
     count: `SELECT MIN(${k}) AS lo, MAX(${k}) AS hi, ${checksumSelect(input.columns)} FROM ${src} WHERE ${pred}`,
     take: take('>'),
     takeFromStart: take('>='),
@@ -256,7 +269,7 @@ export function archiveSql(input: {
     delete: `DELETE FROM ${src} WHERE ${range}`,
     checksum: `SELECT ${checksumSelect(input.columns)} FROM ${dst} WHERE ${k} >= ? AND ${k} <= ?`,
     read: `SELECT ${cols} FROM ${src} WHERE ${range} ORDER BY ${k}`,
-    upsert: `INSERT INTO ${dst} (${cols}) VALUES … ON DUPLICATE KEY UPDATE ${updates.length ? updates.join(', ') : `${k} = ${k}`}`,
+    upsert: `INSERT INTO ${dst} (${cols}) VALUES … -- keys this run copied before are compared, not overwritten`,
     deleteKeys: `DELETE FROM ${src} WHERE ${k} IN (…) AND ${pred}`,
   };
 }
@@ -306,6 +319,8 @@ export interface ArchivePlan {
   createDest: string | null;
   index: string;
   estimatedBatches: number;
+  /** Across servers: both sessions use this fixed UTC offset, so TIMESTAMP values travel unchanged. */
+  timeZone: string | null;
   sql: ArchiveSql;
 }
 

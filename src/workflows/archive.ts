@@ -6,6 +6,7 @@
  * with the same workflow id; operators pause, resume and cancel with signals.
  */
 import {
+  ActivityCancellationType,
   ApplicationFailure,
   CancellationScope,
   condition,
@@ -37,9 +38,11 @@ import { compactUtc } from '../domain/naming';
 import { SA_CLUSTER, SA_OPERATION } from '../domain/searchAttributes';
 import { installApprovalHandlers, requestApproval } from './approval';
 
+// Planning and verification scan every row the predicate selects: hours on a big table,
+// heartbeating all along.
 const quick = proxyActivities<Activities>({
-  startToCloseTimeout: '30 minutes',
-  heartbeatTimeout: '2 minutes',
+  startToCloseTimeout: '12 hours',
+  heartbeatTimeout: '1 minute',
   retry: { maximumAttempts: 5, nonRetryableErrorTypes: NON_RETRYABLE_TYPES },
 });
 // Moving rows: retried without limit while the server is reachable (each range is
@@ -48,6 +51,8 @@ const moverFor = (heartbeatTimeout: string) =>
   proxyActivities<Activities>({
     startToCloseTimeout: '10 minutes',
     heartbeatTimeout,
+    // A cancelled run verifies only after the batch in flight has committed or rolled back.
+    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
     retry: { initialInterval: '1 second', maximumInterval: '30 seconds', nonRetryableErrorTypes: NON_RETRYABLE_TYPES },
   });
 
@@ -158,7 +163,7 @@ export async function archiveWorkflow(input: ArchiveInput): Promise<ArchiveResul
     plan = input.carried.plan;
   } else {
     update({ phase: 'plan' });
-    plan = await quick.planArchive({ job: input.job, asOf: Math.floor(Date.now() / 1000) });
+    plan = await quick.planArchive({ job: input.job, asOf: Math.floor(Date.now() / 1000), dryRun: input.dryRun === true });
     update({ planned: plan.planned.rows });
     note(`planned ${plan.planned.rows} row(s), keys ${plan.keyMin ?? '-'}..${plan.keyMax ?? '-'}, ${plan.estimatedBatches} batch(es) via ${plan.index}`);
     const result = (status: ArchiveResult['status']): ArchiveResult => ({ status, plan, progress, approval, verification: null, log, report: null });
@@ -187,6 +192,15 @@ export async function archiveWorkflow(input: ArchiveInput): Promise<ArchiveResul
       if (approval.decision !== 'approved') {
         update({ phase: 'cancelled' });
         return result('rejected');
+      }
+      // The approval may have taken hours: plan again (same NOW()) so the verification compares with the table as it is now.
+      const approvedRows = plan.planned.rows;
+      plan = await quick.planArchive({ job: input.job, asOf: plan.asOf });
+      update({ planned: plan.planned.rows });
+      if (plan.planned.rows !== approvedRows) note(`planned again after the approval: ${plan.planned.rows} row(s) (was ${approvedRows})`);
+      if (plan.planned.rows === 0) {
+        update({ phase: 'done' });
+        return result('nothing-to-do');
       }
     }
     update({ phase: 'destination' });

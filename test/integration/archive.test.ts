@@ -170,7 +170,13 @@ describe('with one worker', () => {
 
   test('bad jobs are refused before any row moves, each naming what to fix', async () => {
     await seedOrders(conn, 'bad_orders', 2000);
-    await conn.query(`DROP TABLE IF EXISTS ${DB}.nopk, ${DB}.bad_dest`);
+    await conn.query(`DROP TABLE IF EXISTS ${DB}.nopk, ${DB}.bad_dest, ${DB}.latin_dest, ${DB}.clash_dest, ${DB}.binpk, ${DB}.aria_t`);
+    await conn.query(`CREATE TABLE ${DB}.latin_dest LIKE ${DB}.bad_orders`);
+    await conn.query(`ALTER TABLE ${DB}.latin_dest MODIFY note VARCHAR(64) CHARACTER SET latin1 NULL`);
+    await conn.query(`CREATE TABLE ${DB}.clash_dest LIKE ${DB}.bad_orders`);
+    await conn.query(`INSERT INTO ${DB}.clash_dest SELECT * FROM ${DB}.bad_orders WHERE ${PREDICATE} ORDER BY id LIMIT 2`);
+    await conn.query(`CREATE TABLE ${DB}.binpk (id BINARY(16) PRIMARY KEY, created_at DATETIME, KEY (created_at)) ENGINE=InnoDB`);
+    await conn.query(`CREATE TABLE ${DB}.aria_t (id INT PRIMARY KEY, created_at DATETIME, KEY (created_at)) ENGINE=Aria`);
     await conn.query(`CREATE TABLE ${DB}.nopk (v INT, created_at DATETIME, KEY (created_at)) ENGINE=InnoDB`);
     await conn.query(`INSERT INTO ${DB}.nopk VALUES (1, '2020-01-01')`);
     await conn.query(`CREATE TABLE ${DB}.bad_dest (id BIGINT UNSIGNED NOT NULL PRIMARY KEY, status VARCHAR(16)) ENGINE=InnoDB`);
@@ -185,6 +191,10 @@ describe('with one worker', () => {
       ['nopk', 'created_at < NOW()', 'nopk_history', /has no primary key/],
       ['bad_orders', PREDICATE, 'bad_dest', /to: test:archtest.bad_dest cannot take the rows.*column customer_id is missing/],
       ['bad_orders', PREDICATE, 'nowhere.x', /to: database nowhere does not exist/],
+      ['bad_orders', PREDICATE, 'latin_dest', /column note is latin1\/latin1_swedish_ci, the source has utf8mb4/],
+      ['bad_orders', PREDICATE, 'clash_dest', /already holds 2 of the keys about to be archived/],
+      ['binpk', 'created_at < NOW()', 'binpk_history', /binary\(16\) primary key/],
+      ['aria_t', 'created_at < NOW()', 'aria_history', /uses Aria, which has no transactions/],
     ];
     await withWorker(config, async () => {
       for (const [table, where, to, message] of cases) {
@@ -282,6 +292,16 @@ describe('with one worker', () => {
 
   test('to another cluster: upsert, verify, delete exactly those keys', async () => {
     await seedOrders(conn, 'far_orders', 8000);
+    // A generated column (recomputed by the destination, never copied) and a TIMESTAMP (copied unchanged across sessions).
+    await conn.query(`ALTER TABLE ${DB}.far_orders ADD COLUMN cents BIGINT AS (total * 100) PERSISTENT, ADD COLUMN seen TIMESTAMP NOT NULL DEFAULT '2026-03-29 01:30:00'`);
+    await conn.query(`UPDATE ${DB}.far_orders SET seen = '2026-03-29 01:30:00' + INTERVAL (id % 7200) SECOND`);
+    const extra = async () => {
+      const [[r]] = (await conn.query(
+        `SELECT (SELECT SUM(UNIX_TIMESTAMP(seen)) + SUM(cents) FROM ${DB}.far_orders) AS l, (SELECT SUM(UNIX_TIMESTAMP(seen)) + SUM(cents) FROM ${DB}.far_orders_history) AS h`,
+      )) as unknown as [[RowDataPacket]];
+      return BigInt(String(r?.l ?? 0)) + BigInt(String(r?.h ?? 0));
+    };
+    const [[before]] = (await conn.query(`SELECT SUM(UNIX_TIMESTAMP(seen)) + SUM(cents) AS v FROM ${DB}.far_orders`)) as unknown as [[RowDataPacket]];
     const original = await totals(conn, 'far_orders');
     const old = await totals(conn, 'far_orders', PREDICATE);
     const result = await withWorker(config, async () => {
@@ -291,7 +311,9 @@ describe('with one worker', () => {
       return (await handle.result()) as ArchiveResult;
     });
     expect(result.plan.sameServer).toBe(false);
+    expect(result.plan.columns).not.toContain('cents');
     expect(result.verification?.ok).toBe(true);
+    expect(await extra()).toBe(BigInt(String(before?.v)));
     const { moved } = await expectConserved(conn, 'far_orders', original);
     expect(moved).toBe(old.rows);
   }, 60_000);

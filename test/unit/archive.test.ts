@@ -71,6 +71,9 @@ test('tables: a single-column primary key to walk; destinations must match colum
   expect(walkProblem(shape)).toBeNull();
   expect(walkProblem({ ...shape, primaryKey: [] })).toMatch(/no primary key/);
   expect(walkProblem({ ...shape, primaryKey: ['id', 'v'] })).toMatch(/composite primary key/);
+  expect(walkProblem({ columns: [{ name: 'id', type: 'binary(16)', nullable: false }], primaryKey: ['id'] })).toMatch(/binary\(16\) primary key/);
+  const text = (charset: string) => ({ columns: [{ name: 'id', type: 'int', nullable: false }, { name: 't', type: 'varchar(5)', nullable: true, charset, collation: `${charset}_bin` }], primaryKey: ['id'] });
+  expect(shapeMismatch(text('utf8mb4'), text('latin1'))).toBe('column t is latin1/latin1_bin, the source has utf8mb4/utf8mb4_bin (text would be converted)');
   expect(shapeMismatch(shape, shape)).toBeNull();
   expect(shapeMismatch(shape, { ...shape, columns: [shape.columns[0] as never, { name: 'v', type: 'varchar(5)', nullable: true }] })).toBe('column v is varchar(5), the source has int(11)');
   expect(shapeMismatch(shape, { columns: [{ name: 'id', type: 'bigint(20)', nullable: false }, { name: 'v', type: 'int(11)', nullable: false }, { name: 'w', type: 'int', nullable: true }], primaryKey: [] })).toBe(
