@@ -290,7 +290,7 @@ describe('with one worker', () => {
     });
   }, 60_000);
 
-  test('to another cluster: upsert, verify, delete exactly those keys', async () => {
+  test('to another cluster: insert, compare, delete exactly those keys; generated columns recomputed, TIMESTAMPs unchanged', async () => {
     await seedOrders(conn, 'far_orders', 8000);
     // A generated column (recomputed by the destination, never copied) and a TIMESTAMP (copied unchanged across sessions).
     await conn.query(`ALTER TABLE ${DB}.far_orders ADD COLUMN cents BIGINT AS (total * 100) PERSISTENT, ADD COLUMN seen TIMESTAMP NOT NULL DEFAULT '2026-03-29 01:30:00'`);
