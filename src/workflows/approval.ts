@@ -11,6 +11,8 @@ import {
   defineQuery,
   defineSignal,
   defineUpdate,
+  isCancellation,
+  log,
   proxyActivities,
   setCurrentDetails,
   setHandler,
@@ -76,7 +78,17 @@ export function installApprovalHandlers(): void {
 }
 
 export async function requestApproval(req: ApprovalRequest): Promise<ApprovalDecision> {
-  const { notify } = proxyActivities<Activities>({ startToCloseTimeout: '1 minute', retry: { maximumAttempts: 5 } });
+  const activities = proxyActivities<Activities>({ startToCloseTimeout: '1 minute', retry: { maximumAttempts: 5 } });
+  // Best-effort: a webhook that is down must not fail the gated run; the request stays
+  // visible (dbops approvals list, the search attribute) and expires into the safe outcome.
+  const notify = async (input: Parameters<Activities['notify']>[0]): Promise<void> => {
+    try {
+      await activities.notify(input);
+    } catch (error) {
+      if (isCancellation(error)) throw error;
+      log.warn(`could not deliver the ${input.event} notification; the approval gate goes on`, { cluster: input.cluster, error: String(error) });
+    }
+  };
   const timeoutMs = msToNumber((req.timeout ?? '60m') as Parameters<typeof msToNumber>[0]);
   const steps = (req.escalateAfter ?? ['15m', '30m']).map((d) => msToNumber(d as Parameters<typeof msToNumber>[0])).filter((ms) => ms < timeoutMs).sort((a, b) => a - b);
   const requestedAt = Date.now();
