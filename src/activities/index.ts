@@ -31,7 +31,7 @@ import type { RowDataPacket } from 'mysql2/promise';
 import { createArchiveActivities } from './archiveActivities';
 import { Notifier } from './notifier';
 import { createRetentionActivities } from './retentionActivities';
-import { metrics } from '../metrics/metrics';
+import { metrics, type BackupOutcome } from '../metrics/metrics';
 import type { BackupType } from '../domain/manifest';
 
 export interface DumpFullInput {
@@ -409,16 +409,28 @@ export function createActivities(config: DbopsConfig, logger: Logger) {
       await withConnection(restoreAccount(c), (conn) => conn.query(`DROP TABLE IF EXISTS ${input.tables.map(q).join(', ')}`));
     },
 
-    /** Alerts and escalations: a structured log line for now (webhooks come with the alerting work). */
-    /** A log line always; webhooks per config (severity filter, cooldown). Failed deliveries are retried. */
+    /** A log line always; webhooks per config (severity filter, cooldown per webhook). A failed delivery fails the attempt; the retry reaches only the webhooks still missing it. */
     async notify(input: { severity: 'info' | 'warning' | 'critical'; event: string; cluster: string; message: string }): Promise<void> {
       const { workflowId } = currentRun();
       await notifier.send({ ...input, workflowId });
     },
 
-    /** Counts a finished backup run (metrics) and alerts on failure. */
-    async recordBackupOutcome(input: { cluster: string; type: BackupType; outcome: 'success' | 'failure'; seconds: number | null; message?: string }): Promise<void> {
-      metrics.backupFinished(input.cluster, input.type, input.outcome, input.seconds);
+    /**
+     * Counts a finished backup run (metrics) and alerts on failure, or on a run skipped
+     * because the cluster was busy. Counted on the first attempt only: a retry (a webhook
+     * failed) must not count the run again.
+     */
+    async recordBackupOutcome(input: { cluster: string; type: BackupType; outcome: BackupOutcome; seconds: number | null; message?: string }): Promise<void> {
+      if (Context.current().info.attempt === 1) metrics.backupFinished(input.cluster, input.type, input.outcome, input.seconds);
+      if (input.outcome === 'skipped') {
+        await notifier.send({
+          severity: 'warning',
+          event: 'backup-skipped',
+          cluster: input.cluster,
+          workflowId: currentRun().workflowId,
+          message: `${input.type} backup of ${input.cluster} skipped: ${input.message ?? 'the cluster is busy with another backup operation'}`,
+        });
+      }
       if (input.outcome === 'failure') {
         await notifier.send({
           severity: 'critical',

@@ -14,6 +14,10 @@ import * as path from 'node:path';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { BACKUP_TYPES, spaceSaving, totalStoredBytes, type BackupType, type Manifest } from '../domain/manifest';
 
+/** How a backup run ended; `skipped`: refused because another operation held the cluster (not a failure). */
+export const BACKUP_OUTCOMES = ['success', 'failure', 'skipped'] as const;
+export type BackupOutcome = (typeof BACKUP_OUTCOMES)[number];
+
 export const DURATION_BUCKETS = [30, 60, 120, 300, 600, 1200, 1800, 3600];
 
 export class DbopsMetrics {
@@ -38,14 +42,14 @@ export class DbopsMetrics {
   /** Series at 0 from the start, so the first failure is an increase. */
   initialise(clusters: readonly string[]): void {
     for (const cluster of clusters) {
-      for (const type of BACKUP_TYPES) for (const outcome of ['success', 'failure']) this.backupRuns.labels(cluster, type, outcome).inc(0);
+      for (const type of BACKUP_TYPES) for (const outcome of BACKUP_OUTCOMES) this.backupRuns.labels(cluster, type, outcome).inc(0);
       this.checksumMismatch.labels(cluster).inc(0);
       for (const type of BACKUP_TYPES) this.retentionDeleted.labels(cluster, type).inc(0);
       this.approvalsWaiting.labels(cluster).set(0);
     }
   }
 
-  backupFinished(cluster: string, type: BackupType, outcome: 'success' | 'failure', seconds: number | null): void {
+  backupFinished(cluster: string, type: BackupType, outcome: BackupOutcome, seconds: number | null): void {
     this.backupRuns.labels(cluster, type, outcome).inc();
     if (outcome === 'success' && seconds !== null) this.backupDuration.labels(cluster, type).observe(seconds);
   }

@@ -10,6 +10,7 @@
  *   5. unlock (also on failure)          5. unlock (also on failure)
  */
 import {
+  ActivityFailure,
   ApplicationFailure,
   CancellationScope,
   isCancellation,
@@ -299,8 +300,19 @@ async function copyAndPublish(
 }
 
 /**
- * Counts the run for /metrics and alerts on failure (webhooks). Runs recorded before this
- * existed replay without it (patched).
+ * The refusal of acquireBackupLock when another operation holds the cluster (non-retryable
+ * for routine backups): thrown by the activity, or as the cause of its ActivityFailure. An
+ * emergency backup that gave up waiting ends in a timeout instead, which stays a failure.
+ */
+function clusterBusy(error: unknown): ApplicationFailure | null {
+  const candidate = error instanceof ActivityFailure ? error.cause : error;
+  return candidate instanceof ApplicationFailure && candidate.type === 'ClusterBusy' ? candidate : null;
+}
+
+/**
+ * Counts the run for /metrics and alerts on failure (webhooks). A run refused because the
+ * cluster was busy is counted as skipped (warning), not as a failed backup. Runs recorded
+ * before this existed replay without it (patched).
  */
 async function recorded(input: BackupInput, type: BackupType, fn: () => Promise<Manifest>): Promise<Manifest> {
   const started = Date.now();
@@ -316,13 +328,21 @@ async function recorded(input: BackupInput, type: BackupType, fn: () => Promise<
     return manifest;
   } catch (error) {
     if (record && !isCancellation(error)) {
+      const busy = clusterBusy(error);
       let cause: unknown = error;
       while (cause instanceof Error && (cause as { cause?: unknown }).cause instanceof Error) cause = (cause as { cause?: unknown }).cause;
+      const outcome = busy ? 'skipped' : 'failure';
       await CancellationScope.nonCancellable(() =>
-        a.quick.recordBackupOutcome.executeWithOptions({ ...a.options.quick, summary: 'count the failure, alert' }, [
-          { cluster: input.cluster, type, outcome: 'failure', seconds: (Date.now() - started) / 1000, message: cause instanceof Error ? cause.message : String(error) },
+        a.quick.recordBackupOutcome.executeWithOptions({ ...a.options.quick, summary: busy ? 'count the skipped run (cluster busy), alert' : 'count the failure, alert' }, [
+          {
+            cluster: input.cluster,
+            type,
+            outcome,
+            seconds: (Date.now() - started) / 1000,
+            message: busy ? busy.message : cause instanceof Error ? cause.message : String(error),
+          },
         ]),
-      ).catch((alertError: unknown) => log.error('could not record the failure or deliver its alert', { error: String(alertError) })); // the backup's own failure is what the caller must see
+      ).catch((alertError: unknown) => log.error(`could not record the ${outcome} or deliver its alert`, { error: String(alertError) })); // the backup's own failure is what the caller must see
     }
     throw error;
   }

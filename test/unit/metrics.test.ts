@@ -16,6 +16,7 @@ test('counters exist at 0 from the start; gauges come from the newest backup of 
   const text = await m.registry.metrics();
   expect(text).toContain('dbops_backup_runs_total{cluster="shop",type="full",outcome="success"} 1');
   expect(text).toContain('dbops_backup_runs_total{cluster="shop",type="differential",outcome="failure"} 0');
+  expect(text).toContain('dbops_backup_runs_total{cluster="shop",type="incremental",outcome="skipped"} 0');
   expect(text).toContain('dbops_backup_checksum_mismatch_total{cluster="shop"} 0');
   expect(text).toContain(`dbops_backup_last_success_timestamp_seconds{cluster="shop",type="full"} ${Date.parse('2026-11-21T02:04:00.000Z') / 1000}`);
   expect(text).toContain('dbops_backup_last_duration_seconds{cluster="shop",type="full"} 240');
