@@ -10,6 +10,7 @@ import { ConfigError, findCluster, loadConfig, resolveConfigPath } from '../conf
 import type { DbopsConfig } from '../config/schema';
 import { BackupTypeSchema, spaceSaving, totalStoredBytes, type BackupType, type Manifest } from '../domain/manifest';
 import { formatBytes } from '../domain/naming';
+import { displayWebhookUrl } from '../domain/notifications';
 import { SA_CLUSTER, SA_OPERATION } from '../domain/searchAttributes';
 import { LocalRepository } from '../activities/repository';
 import { createLogger, type Level } from '../logging/logger';
@@ -592,7 +593,14 @@ async function retention(sub: string | undefined, argv: string[]): Promise<numbe
     for (const d of r.plan.delete) out(`${dryRun ? 'would delete' : 'delete'}  ${d.id.padEnd(32)} ${d.type.padEnd(12)} ${formatBytes(d.bytes).padStart(10)}  ${d.reason}`);
     for (const k of r.plan.keep) out(`keep          ${k.id.padEnd(32)} ${k.type.padEnd(12)} ${''.padStart(10)}  ${k.reasons.join('; ')}`);
     for (const w of r.plan.warnings) out(`warning: ${w}`);
-    if (r.status === 'done') out(`deleted ${r.deleted.length} backup(s), freed ${formatBytes(r.freedBytes)}${r.skipped.length ? `; skipped ${r.skipped.map((x) => `${x.id} (${x.why})`).join(', ')}` : ''}`);
+    if (r.status === 'done') {
+      const a = r.storageAfter;
+      out(
+        `deleted ${r.deleted.length} backup(s), freed ${formatBytes(r.freedBytes)}${r.skipped.length ? `; skipped ${r.skipped.length}` : ''}` +
+          (a ? `; storage now ${formatBytes(a.usedBytes)}${a.maxBytes !== null ? ` of ${formatBytes(a.maxBytes)} (${Math.round((a.usedFraction ?? 0) * 100)} %, ${a.level})` : ''}` : ''),
+      );
+      for (const x of r.skipped) out(`skipped       ${x.id.padEnd(32)} ${x.why}`);
+    }
     if (r.status === 'rejected') out(`nothing deleted: ${r.approval?.decision ?? 'refused'}${r.approval?.by ? ` by ${r.approval.by}` : ''}`);
     return r.status === 'rejected' ? 1 : 0;
   } finally {
@@ -621,10 +629,15 @@ async function dev(argv: string[]): Promise<number> {
   return 0;
 }
 
+/** The configuration as it may be printed: literal webhook URLs (secrets) masked as scheme://host/…. */
+export function displayConfig(cfg: DbopsConfig): DbopsConfig {
+  return { ...cfg, notifications: { ...cfg.notifications, webhooks: cfg.notifications.webhooks.map((w) => ({ ...w, url: displayWebhookUrl(w.url) })) } };
+}
+
 async function configCheck(argv: string[]): Promise<number> {
   const { values } = parse(argv, { json: { type: 'boolean' } });
   const cfg = config(values);
-  if (values.json) out(JSON.stringify(cfg, null, 2));
+  if (values.json) out(JSON.stringify(displayConfig(cfg), null, 2));
   else out(`ok: ${cfg.clusters.length} cluster(s): ${cfg.clusters.map((c) => c.name).join(', ')}; repository ${cfg.repository.path}`);
   return 0;
 }

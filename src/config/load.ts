@@ -34,6 +34,9 @@ export function parseConfig(text: string, source: string, baseDir: string): Dbop
       cluster.password = { file: path.resolve(baseDir, cluster.password.file) };
     }
   }
+  for (const webhook of config.notifications.webhooks) {
+    if (typeof webhook.url !== 'string' && 'file' in webhook.url) webhook.url = { file: path.resolve(baseDir, webhook.url.file) };
+  }
   return config;
 }
 

@@ -3,8 +3,9 @@
  * a repeat is held back. Pure: an activity does the HTTP POST; the workflow decides.
  *
  * Cooldowns (seed 001): the same cluster + event + severity is sent at most once per
- * cooldown. Critical events obey the cooldown too, but an escalation (the last notification
- * sent for that cluster + event had a lower severity) is always sent at once.
+ * cooldown, to each webhook (each keeps its own state). Critical events obey the cooldown
+ * too, but an escalation (the last notification sent for that cluster + event had a lower
+ * severity) is always sent at once.
  */
 import { z } from 'zod';
 import { durationMs } from './retention';
@@ -146,9 +147,50 @@ export function cooldownDecision(lastSent: Readonly<Record<string, string>>, e: 
 
 const DURATION = /^\d+\s*(ms|s|m|h|d|seconds?|minutes?|hours?|days?)$/;
 
+/**
+ * A webhook URL is a secret (a Slack incoming-webhook URL carries its token): the config
+ * may name it by reference, resolved by the notifier when it sends. Same shape as the
+ * config's SecretRefSchema (the domain does not import the config).
+ */
+export const WebhookUrlRefSchema = z.union(
+  [
+    z.strictObject({ env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name') }),
+    z.strictObject({ file: z.string().min(1, 'a path to a file holding only the URL') }),
+  ],
+  { error: 'expected { env: VARIABLE } or { file: /path/to/secret }' },
+);
+export type WebhookUrlRef = z.infer<typeof WebhookUrlRefSchema>;
+
+export const WEBHOOK_URL_PROTOCOL = /^https?$/;
+
+export const WebhookUrlSchema = z.union([z.url({ protocol: WEBHOOK_URL_PROTOCOL, error: 'an http:// or https:// URL' }), WebhookUrlRefSchema], {
+  error: (issue) =>
+    typeof issue.input === 'string' ? 'an http:// or https:// URL' : 'an http:// or https:// URL, or a reference: { env: VARIABLE } or { file: /path/to/secret }',
+});
+export type WebhookUrl = z.infer<typeof WebhookUrlSchema>;
+
+/**
+ * A literal webhook URL as it may be shown (config check): scheme and host only, since the
+ * path and query of a Slack or similar URL are the secret. `<scheme>://<host>/…`
+ */
+export function maskWebhookUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    return `${u.protocol.replace(/:$/, '')}://${u.host}/…`;
+  } catch {
+    return '…';
+  }
+}
+
+/** The webhook's URL for display: a literal one masked, a reference as it is (it names no secret). */
+export function displayWebhookUrl(url: WebhookUrl): string | WebhookUrlRef {
+  return typeof url === 'string' ? maskWebhookUrl(url) : url;
+}
+
 export const WebhookSchema = z.strictObject({
   name: z.string().min(1),
-  url: z.url({ protocol: /^https?$/, error: 'an http:// or https:// URL' }),
+  /** A literal http(s) URL, or { env: VAR } / { file: PATH } holding it (preferred: the URL is a secret). */
+  url: WebhookUrlSchema,
   format: z.enum(['json', 'slack']).default('json'),
   /** Events below this severity are not sent to this webhook. */
   minSeverity: SeveritySchema.default('warning'),
@@ -182,6 +224,26 @@ export function webhooksFor(config: Pick<NotificationsConfig, 'webhooks'>, e: No
 /** The payload a webhook receives for an event, in its format. */
 export function payloadFor(webhook: Pick<WebhookConfig, 'format'>, e: NotificationEvent): GenericPayload | SlackPayload {
   return webhook.format === 'slack' ? slackPayload(e) : genericPayload(e);
+}
+
+/**
+ * Cooldown state is kept per webhook: a webhook that already got an event is not sent it
+ * again when another webhook failed and the notification is retried. The state file maps
+ * webhookStateKey(webhook, cooldownKey(...)) to when it was sent.
+ */
+export function webhookStateKey(webhook: string, key: string): string {
+  return `${webhook}/${key}`;
+}
+
+/** One webhook's view of the state, keyed like cooldownDecision expects (this cluster + event, every severity). */
+export function webhookLastSent(state: Readonly<Record<string, string>>, webhook: string, e: Pick<NotificationEvent, 'cluster' | 'event'>): Record<string, string> {
+  const view: Record<string, string> = {};
+  for (const severity of SEVERITIES) {
+    const key = cooldownKey(e.cluster, e.event, severity);
+    const at = state[webhookStateKey(webhook, key)];
+    if (at !== undefined) view[key] = at;
+  }
+  return view;
 }
 
 export function cooldownMsOf(config: Pick<NotificationsConfig, 'cooldown'>): number {

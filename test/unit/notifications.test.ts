@@ -5,9 +5,13 @@ import {
   cooldownDecision,
   cooldownKey,
   cooldownMsOf,
+  displayWebhookUrl,
   genericPayload,
+  maskWebhookUrl,
   payloadFor,
   slackPayload,
+  webhookLastSent,
+  webhookStateKey,
   webhooksFor,
   type NotificationEvent,
 } from '../../src/domain/notifications';
@@ -112,6 +116,24 @@ describe('cooldownDecision', () => {
     expect(cooldownDecision(down, event({ severity: 'critical' }), cooldown, now)).toMatchObject({ send: false, reason: 'cooldown' });
   });
 
+  test('per webhook: each webhook sees only its own deliveries, escalation included', () => {
+    const state = {
+      [webhookStateKey('ops', 'shop/backup-failed/critical')]: ago(1),
+      [webhookStateKey('chat', 'shop/backup-failed/warning')]: ago(2),
+      [webhookStateKey('ops', 'billing/backup-failed/critical')]: ago(1),
+      'shop/backup-failed/critical': ago(1), // an unprefixed (older) entry belongs to no webhook
+    };
+    expect(webhookStateKey('ops', 'shop/backup-failed/critical')).toBe('ops/shop/backup-failed/critical');
+    expect(webhookLastSent(state, 'ops', { cluster: 'shop', event: 'backup-failed' })).toEqual({ 'shop/backup-failed/critical': ago(1) });
+    expect(webhookLastSent(state, 'chat', { cluster: 'shop', event: 'backup-failed' })).toEqual({ 'shop/backup-failed/warning': ago(2) });
+    expect(webhookLastSent(state, 'pager', { cluster: 'shop', event: 'backup-failed' })).toEqual({});
+    const critical = event({ severity: 'critical' });
+    // ops already has it (a retry after another webhook failed): held back; chat escalates; pager never had it.
+    expect(cooldownDecision(webhookLastSent(state, 'ops', critical), critical, cooldown, now)).toMatchObject({ send: false, reason: 'cooldown' });
+    expect(cooldownDecision(webhookLastSent(state, 'chat', critical), critical, cooldown, now)).toMatchObject({ send: true, reason: 'escalation' });
+    expect(cooldownDecision(webhookLastSent(state, 'pager', critical), critical, cooldown, now)).toMatchObject({ send: true, reason: 'first' });
+  });
+
   test('an unreadable time counts as never sent; a zero cooldown always sends', () => {
     expect(cooldownDecision({ 'shop/backup-failed/warning': 'yesterday' }, event(), cooldown, now)).toMatchObject({ send: true, reason: 'first' });
     expect(cooldownDecision({ 'shop/backup-failed/warning': ago(0) }, event(), 0, now)).toMatchObject({ send: true, reason: 'cooldown over' });
@@ -141,6 +163,37 @@ describe('NotificationsConfigSchema', () => {
     expect(issues({ webhooks: [{ name: 'a', url: 'http://x.example', token: 'x' }] })[0]).toMatch(/Unrecognized key/);
     expect(issues({ cooldown: 'soon' })).toEqual(['cooldown: a duration such as 90s, 15m or 4h']);
     expect(issues({ webhooks: [{ name: 'a', url: 'http://x.example' }, { name: 'a', url: 'https://y.example' }] })).toEqual(['webhooks.1.name: duplicate webhook name "a"']);
+  });
+
+  test('a webhook URL is a literal http(s) URL or a reference to one: { env } or { file }', () => {
+    const c = NotificationsConfigSchema.parse({
+      webhooks: [
+        { name: 'env', url: { env: 'DBOPS_SLACK_URL' }, format: 'slack' },
+        { name: 'file', url: { file: '/run/secrets/ops-webhook' } },
+        { name: 'literal', url: 'https://alerts.internal/dbops' },
+      ],
+    });
+    expect(c.webhooks.map((w) => w.url)).toEqual([{ env: 'DBOPS_SLACK_URL' }, { file: '/run/secrets/ops-webhook' }, 'https://alerts.internal/dbops']);
+    const issues = (url: unknown): string[] => {
+      const r = NotificationsConfigSchema.safeParse({ webhooks: [{ name: 'a', url }] });
+      return r.success ? [] : r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
+    };
+    expect(issues({ env: '1-not-a-name' })).toEqual(['webhooks.0.url.env: an environment variable name']);
+    expect(issues({ file: '' })).toEqual(['webhooks.0.url.file: a path to a file holding only the URL']);
+    expect(issues({ token: 'x' })).toEqual(['webhooks.0.url: an http:// or https:// URL, or a reference: { env: VARIABLE } or { file: /path/to/secret }']);
+    expect(issues({ env: 'A', file: '/x' })).toHaveLength(1);
+    expect(issues(42)).toEqual(['webhooks.0.url: an http:// or https:// URL, or a reference: { env: VARIABLE } or { file: /path/to/secret }']);
+    expect(issues(undefined)).toHaveLength(1);
+  });
+
+  test('a literal URL is shown as scheme://host/… only (the path and query carry the token); a reference as it is', () => {
+    expect(maskWebhookUrl('https://hooks.slack.com/services/T000/B000/XXXXSECRET')).toBe('https://hooks.slack.com/…');
+    expect(maskWebhookUrl('http://user:pass@127.0.0.1:9000/hook?token=abc#x')).toBe('http://127.0.0.1:9000/…');
+    expect(maskWebhookUrl('HTTPS://Alerts.Internal')).toBe('https://alerts.internal/…');
+    expect(maskWebhookUrl('not a url')).toBe('…');
+    expect(displayWebhookUrl('https://hooks.slack.com/services/T000/B000/XXXXSECRET')).toBe('https://hooks.slack.com/…');
+    expect(displayWebhookUrl({ env: 'DBOPS_SLACK_URL' })).toEqual({ env: 'DBOPS_SLACK_URL' });
+    expect(displayWebhookUrl({ file: '/run/secrets/hook' })).toEqual({ file: '/run/secrets/hook' });
   });
 
   test('webhooksFor: severity at or above the webhook minimum, and its event list', () => {
