@@ -3,7 +3,12 @@
  * from the catalog as it is now and removes only what both plans agree on, newest first
  * (an incremental before the full it builds on), so a crash half-way never leaves a kept
  * backup without its base; a retry skips what is already gone.
+ *
+ * Restores and drills read backups without the cluster's backup lock, so before deleting
+ * anything, Temporal is asked whether one of them runs on the cluster; if one does, or if
+ * Temporal cannot answer, nothing is deleted and the next run tries again.
  */
+import { Client, Connection } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import type { Logger } from 'pino';
 import { findCluster } from '../config/load';
@@ -23,9 +28,24 @@ export interface RetentionPlanResult {
 export interface RetentionDeleteResult {
   deleted: Array<{ id: string; type: BackupType; bytes: number }>;
   skipped: Array<{ id: string; why: string }>;
+  /** A running restore or drill of the cluster (or no answer from Temporal) held every deletion back. */
+  blockedBy: string | null;
+  /** The cluster's storage as the catalog holds it after this run. */
+  storageAfter: RetentionPlan['storage'];
 }
 
-export function createRetentionActivities(config: DbopsConfig, logger: Logger) {
+/** Running workflows that may read this cluster's backups (visibility query). */
+export function readersQuery(cluster: string): string {
+  const quoted = cluster.replace(/\\/g, '\\\\').replace(/'/g, "\\'");
+  return `DbopsCluster = '${quoted}' AND DbopsOperation IN ('restore', 'drill') AND ExecutionStatus = 'Running'`;
+}
+
+export interface RetentionDeps {
+  /** Workflow ids of running restores and drills of the cluster; throws when Temporal cannot answer. */
+  runningReaders?: (cluster: string) => Promise<string[]>;
+}
+
+export function createRetentionActivities(config: DbopsConfig, logger: Logger, deps: RetentionDeps = {}) {
   const repository = new LocalRepository(config.repository.path);
   const planNow = async (cluster: string): Promise<RetentionPlan> => {
     const backups = (await repository.list(cluster)).map((b) => b.manifest);
@@ -39,6 +59,29 @@ export function createRetentionActivities(config: DbopsConfig, logger: Logger) {
     return plan;
   };
 
+  /** Asks Temporal; a short-lived connection (once per retention run). */
+  const runningReaders =
+    deps.runningReaders ??
+    (async (cluster: string): Promise<string[]> => {
+      const connection = await Connection.connect({ address: config.temporal.address, connectTimeout: '10 seconds' });
+      try {
+        const client = new Client({ connection, namespace: config.temporal.namespace });
+        const ids: string[] = [];
+        for await (const w of client.workflow.list({ query: readersQuery(cluster), pageSize: 20 })) {
+          ids.push(w.workflowId);
+          if (ids.length >= 20) break;
+        }
+        return ids;
+      } finally {
+        await connection.close();
+      }
+    });
+
+  const storageNow = async (cluster: string): Promise<RetentionPlan['storage']> => {
+    const backups = (await repository.list(cluster)).map((b) => b.manifest);
+    return planRetention({ backups, now: new Date(), config: config.retention }).storage;
+  };
+
   return {
     async planRetention(input: { cluster: string }): Promise<RetentionPlanResult> {
       const c = findCluster(config, input.cluster);
@@ -50,9 +93,23 @@ export function createRetentionActivities(config: DbopsConfig, logger: Logger) {
     },
 
     async deleteBackups(input: { cluster: string; ids: string[] }): Promise<RetentionDeleteResult> {
+      let blockedBy: string | null = null;
+      try {
+        const readers = await runningReaders(input.cluster);
+        if (readers.length > 0) blockedBy = `restore/drill ${readers.join(', ')} ${readers.length === 1 ? 'is' : 'are'} running; retention tries again on its next run`;
+      } catch (error) {
+        blockedBy =
+          `cannot ask Temporal at ${config.temporal.address} whether a restore or drill of ${input.cluster} is running ` +
+          `(${(error as Error).message}); nothing deleted, retention tries again on its next run`;
+      }
+      if (blockedBy !== null) {
+        logger.warn({ cluster: input.cluster, backups: input.ids.length, why: blockedBy }, 'retention deleted nothing');
+        return { deleted: [], skipped: input.ids.map((id) => ({ id, why: blockedBy as string })), blockedBy, storageAfter: await storageNow(input.cluster) };
+      }
+
       const fresh = await planNow(input.cluster);
       const deletable = new Map(fresh.delete.map((d) => [d.id, d]));
-      const result: RetentionDeleteResult = { deleted: [], skipped: [] };
+      const result: RetentionDeleteResult = { deleted: [], skipped: [], blockedBy: null, storageAfter: fresh.storage };
       const approved = new Set(input.ids);
       // Newest first: dependents go before what they depend on.
       const order = [...fresh.delete].reverse().filter((d) => approved.has(d.id));
@@ -69,6 +126,7 @@ export function createRetentionActivities(config: DbopsConfig, logger: Logger) {
         logger.info({ cluster: input.cluster, backupId: d.id, type: d.type, reason: d.reason }, 'retention deleted a backup');
         result.deleted.push({ id: d.id, type: d.type, bytes: d.bytes });
       }
+      result.storageAfter = await storageNow(input.cluster);
       return result;
     },
   };

@@ -5,18 +5,40 @@
  * then delete under the cluster's backup lock (so no backup builds on a parent that is
  * going away). A dry run lists what would go and why, and touches nothing.
  */
-import { proxyActivities, setCurrentDetails, upsertSearchAttributes } from '@temporalio/workflow';
+import { isCancellation, log, proxyActivities, setCurrentDetails, upsertSearchAttributes } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import type { RetentionDeleteResult } from '../activities/retentionActivities';
 import type { ApprovalDecision } from '../domain/approval';
 import { NON_RETRYABLE_TYPES } from '../domain/failures';
 import { formatBytes } from '../domain/naming';
-import type { RetentionPlan } from '../domain/retention';
+import type { RetentionPlan, StorageLevel } from '../domain/retention';
 import { SA_CLUSTER, SA_OPERATION } from '../domain/searchAttributes';
 import { installApprovalHandlers, requestApproval } from './approval';
 import { withClusterLock } from './backup';
 
 const quick = proxyActivities<Activities>({ startToCloseTimeout: '10 minutes', retry: { maximumAttempts: 5, nonRetryableErrorTypes: NON_RETRYABLE_TYPES } });
+/** Alerts are best-effort here: a webhook that is down must not keep the disk full. */
+const alerts = proxyActivities<Activities>({ startToCloseTimeout: '1 minute', retry: { maximumAttempts: 3, nonRetryableErrorTypes: NON_RETRYABLE_TYPES } });
+
+type Severity = 'info' | 'warning' | 'critical';
+
+function severityOf(level: StorageLevel): Severity {
+  return level === 'warning' ? 'warning' : level === 'cleanup' || level === 'over' ? 'critical' : 'info';
+}
+
+function usage(s: RetentionPlan['storage']): string {
+  return `${formatBytes(s.usedBytes)}${s.maxBytes !== null ? ` of ${formatBytes(s.maxBytes)} (${Math.round((s.usedFraction ?? 0) * 100)} %)` : ''}`;
+}
+
+/** Sends a notification; a failure to deliver is logged and the run goes on. */
+async function bestEffortNotify(input: { severity: Severity; event: string; cluster: string; message: string }): Promise<void> {
+  try {
+    await alerts.notify(input);
+  } catch (error) {
+    if (isCancellation(error)) throw error;
+    log.warn(`could not deliver the ${input.event} notification; retention goes on`, { cluster: input.cluster, error: String(error) });
+  }
+}
 
 export interface RetentionInput {
   cluster: string;
@@ -31,6 +53,8 @@ export interface RetentionResult {
   deleted: RetentionDeleteResult['deleted'];
   skipped: RetentionDeleteResult['skipped'];
   freedBytes: number;
+  /** Storage as the catalog holds it after deleting (status done). */
+  storageAfter: RetentionDeleteResult['storageAfter'] | null;
 }
 
 export async function retentionWorkflow(input: RetentionInput): Promise<RetentionResult> {
@@ -49,6 +73,7 @@ export async function retentionWorkflow(input: RetentionInput): Promise<Retentio
     deleted: [],
     skipped: [],
     freedBytes: 0,
+    storageAfter: null,
     ...extra,
   });
   setCurrentDetails(
@@ -57,12 +82,13 @@ export async function retentionWorkflow(input: RetentionInput): Promise<Retentio
   );
 
   const s = plan.storage;
-  if (s.level === 'warning' || s.level === 'cleanup' || s.level === 'over') {
-    await quick.notify({
-      severity: s.level === 'warning' ? 'warning' : 'critical',
+  const storageHigh = s.level === 'warning' || s.level === 'cleanup' || s.level === 'over';
+  if (storageHigh) {
+    await bestEffortNotify({
+      severity: severityOf(s.level),
       event: 'storage-high',
       cluster: input.cluster,
-      message: `backups of ${input.cluster} use ${formatBytes(s.usedBytes)} of ${formatBytes(s.maxBytes ?? 0)} (${Math.round((s.usedFraction ?? 0) * 100)} %); after retention: ${formatBytes(s.bytesAfter)}${plan.warnings.length ? `; ${plan.warnings.join('; ')}` : ''}`,
+      message: `backups of ${input.cluster} use ${usage(s)}; after retention: ${formatBytes(s.bytesAfter)}${plan.warnings.length ? `; ${plan.warnings.join('; ')}` : ''}`,
     });
   }
   if (input.dryRun) return result('dry-run');
@@ -83,6 +109,15 @@ export async function retentionWorkflow(input: RetentionInput): Promise<Retentio
   setCurrentDetails(`**retention** of \`${input.cluster}\`: deleting ${plan.delete.length} backup(s) under the cluster lock`);
   const done = await withClusterLock({ cluster: input.cluster }, 'retention', true, () => quick.deleteBackups({ cluster: input.cluster, ids: plan.delete.map((d) => d.id) }));
   const freedBytes = done.deleted.reduce((n, d) => n + d.bytes, 0);
-  setCurrentDetails(`**retention** of \`${input.cluster}\`: deleted ${done.deleted.length} backup(s), freed ${formatBytes(freedBytes)}; ${done.skipped.length} skipped`);
-  return result('done', { approval, deleted: done.deleted, skipped: done.skipped, freedBytes });
+  const after = done.storageAfter;
+  const outcome =
+    `retention of ${input.cluster} deleted ${done.deleted.length} of ${plan.delete.length} backup(s), freed ${formatBytes(freedBytes)}` +
+    (done.blockedBy !== null ? `; nothing deleted: ${done.blockedBy}` : done.skipped.length > 0 ? `; skipped ${done.skipped.map((x) => `${x.id} (${x.why})`).join(', ')}` : '') +
+    `; storage now ${usage(after)}`;
+  setCurrentDetails(`**retention** of \`${input.cluster}\`: ${outcome}`);
+  if (storageHigh) {
+    // The follow-up to storage-high: what retention actually freed, at the severity of the level now.
+    await bestEffortNotify({ severity: severityOf(after.level), event: 'storage-retention-result', cluster: input.cluster, message: outcome });
+  }
+  return result('done', { approval, deleted: done.deleted, skipped: done.skipped, freedBytes, storageAfter: after });
 }

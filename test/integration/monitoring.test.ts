@@ -3,7 +3,10 @@
  * - a `dbops worker` process serves /metrics: dbops's metrics after a backup and a failure,
  *   and the Temporal SDK runtime's;
  * - failures, approvals and their severities reach real HTTP receivers on loopback, in the
- *   generic and the Slack format, once per cooldown;
+ *   generic and the Slack format, once per cooldown; a backup refused because the cluster
+ *   is busy counts as skipped (not failed) and notifies a warning;
+ * - retention deletes nothing while a restore or drill of the cluster runs, and a webhook
+ *   that is down (its URL a secret reference) does not keep it from deleting;
  * - retention on a real repository: the dry run lists and touches nothing, the real run
  *   waits for approval, deletes old chains and keeps what the window needs, and what is
  *   left still validates and plans a restore.
@@ -14,9 +17,11 @@ import * as path from 'node:path';
 import type { Client } from '@temporalio/client';
 import { explainFailure, startBackup, waitForManifest } from '../../src/client/backups';
 import { LocalRepository } from '../../src/activities/repository';
+import { createRetentionActivities } from '../../src/activities/retentionActivities';
+import { SA_CLUSTER, SA_OPERATION } from '../../src/domain/searchAttributes';
 import type { BackupType, Manifest } from '../../src/domain/manifest';
 import { freePort } from '../../src/sandbox/mariadb';
-import { harness, makeTestConfig, rootConnection, runCli, spawnCliWorker, temporalClient, withWorker, type TestSetup } from '../harness/context';
+import { harness, makeTestConfig, quietLogger, rootConnection, runCli, spawnCliWorker, temporalClient, withWorker, type TestSetup } from '../harness/context';
 
 const DB = 'montest';
 
@@ -37,7 +42,8 @@ beforeAll(async () => {
     req.on('data', (d: Buffer) => (text += d.toString()));
     req.on('end', () => {
       received.push({ path: req.url ?? '', body: JSON.parse(text) as Record<string, unknown> });
-      res.writeHead(204).end();
+      // /down/… plays a webhook that is down: it sees the request and answers 500.
+      res.writeHead((req.url ?? '').startsWith('/down/') ? 500 : 204).end();
     });
   });
   await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', () => resolve()));
@@ -122,6 +128,25 @@ test('a worker process serves /metrics; failures and approvals reach webhooks on
     expect(slack.text).toMatch(/CRITICAL.*backup-failed on broken/);
     expect(slack.attachments[0]?.color).toBe('#e01e5a');
 
+    // Two fulls at once: one takes the cluster, the other is refused. That is a skipped run
+    // (warning to both webhooks, which name the run holding the cluster), not a failure.
+    received = [];
+    const both = await Promise.all([1, 2].map((i) => startBackup(client, setup.config, 'full', { cluster: 'test', requestedBy: 'jest' }, new Date(Date.now() + 10_000 + i * 1000))));
+    const outcomes = await Promise.allSettled(both.map((h) => h.result()));
+    expect(outcomes.map((o) => o.status).sort()).toEqual(['fulfilled', 'rejected']);
+    const refused = outcomes.find((o): o is PromiseRejectedResult => o.status === 'rejected');
+    expect(explainFailure(refused?.reason)).toMatch(/is busy/);
+    const busyText = await scrape();
+    expect(busyText).toContain('dbops_backup_runs_total{cluster="test",type="full",outcome="success"} 2');
+    expect(busyText).toContain('dbops_backup_runs_total{cluster="test",type="full",outcome="skipped"} 1');
+    expect(busyText).toContain('dbops_backup_runs_total{cluster="test",type="full",outcome="failure"} 0');
+    await until('the skipped notifications', () => received.filter((r) => JSON.stringify(r.body).includes('backup-skipped')).length >= 2);
+    const skipped = received.filter((r) => JSON.stringify(r.body).includes('backup-skipped'));
+    expect(skipped.map((r) => r.path).sort()).toEqual(['/ops', '/slack']);
+    const holder = both.find((h) => h.workflowId !== skipped.find((r) => r.path === '/ops')?.body.workflowId)?.workflowId ?? '?';
+    expect(skipped.find((r) => r.path === '/ops')?.body).toMatchObject({ severity: 'warning', event: 'backup-skipped', cluster: 'test' });
+    expect(String(skipped.find((r) => r.path === '/ops')?.body.message)).toContain(`full backup ${holder} has held it since`);
+
     // An approval request is info: the ops webhook gets it, the chat one (warning and up) does not.
     received = [];
     const start = await runCli(['archive', 'run', '--cluster', 'test', '--database', DB, '--table', 'events', '--where', 'id < 3', '--to', 'events_history', '--json', '--config', setup.configPath]);
@@ -166,8 +191,11 @@ describe('retention on a real repository', () => {
           approvalAbove: 1,
         };
         (raw.clusters as Array<Record<string, unknown>>)[0]!.approvers = { 'retention-delete': ['alice'] };
+        // The storage alerts go to a webhook that is down; its URL is a secret reference.
+        raw.notifications = { webhooks: [{ name: 'down', url: { env: 'DBOPS_TEST_DOWN_WEBHOOK' }, minSeverity: 'info', events: ['storage-high', 'storage-retention-result'] }] };
       },
     });
+    process.env.DBOPS_TEST_DOWN_WEBHOOK = `http://127.0.0.1:${receiverPort}/down/SECRET-TOKEN`;
     await withWorker(setup.config, async () => {
       const full1 = await backup('full');
       await write('after full1');
@@ -192,6 +220,43 @@ describe('retention on a real repository', () => {
       expect(dry.stdout).toMatch(new RegExp(`keep\\s+${inc2.id}\\s+incremental`));
       expect(await ids()).toEqual([full1.id, inc1.id, full2.id, closing.id, inc2.id]); // by start time
 
+      // A restore of the cluster is running (no worker polls its queue, so it stays running):
+      // retention deletes nothing and says why.
+      const reader = await client.workflow.start('pitrRestoreWorkflow', {
+        taskQueue: `nobody-${Date.now()}`,
+        workflowId: `restore-pitr/test/${DB}/retention-blocker-${Date.now()}`,
+        args: [],
+        typedSearchAttributes: [
+          { key: SA_CLUSTER, value: 'test' },
+          { key: SA_OPERATION, value: 'restore' },
+        ],
+      });
+      try {
+        const query = `DbopsCluster = 'test' AND DbopsOperation IN ('restore', 'drill') AND ExecutionStatus = 'Running'`;
+        await until('the running restore in visibility', async () => {
+          for await (const w of client.workflow.list({ query })) if (w.workflowId === reader.workflowId) return true;
+          return false;
+        });
+        const held = await createRetentionActivities(setup.config, quietLogger).deleteBackups({ cluster: 'test', ids: [closing.id, inc1.id, full1.id] });
+        const why = `restore/drill ${reader.workflowId} is running; retention tries again on its next run`;
+        expect(held.deleted).toEqual([]);
+        expect(held.skipped).toEqual([closing.id, inc1.id, full1.id].map((id) => ({ id, why })));
+        expect(await ids()).toEqual([full1.id, inc1.id, full2.id, closing.id, inc2.id]);
+      } finally {
+        await reader.terminate('test over');
+      }
+      await until('the restore to leave the running list', async () => {
+        for await (const w of client.workflow.list({ query: `WorkflowId = '${reader.workflowId}' AND ExecutionStatus = 'Running'` })) if (w) return false;
+        return true;
+      });
+
+      // From now on storage is at 85 % of a limit (warning): the storage alerts go out, to a
+      // webhook that answers 500, and retention deletes all the same. (The in-process worker
+      // reads this config object.)
+      const used = (await repo.list('test')).reduce((n, b) => n + b.manifest.artifacts.reduce((m, a) => m + a.size, 0), 0);
+      setup.config.retention.maxBytes = Math.ceil(used / 0.85);
+      received = [];
+
       // Three deletions > approvalAbove 1: a person decides.
       const started = await runCli(['retention', 'run', '--cluster', 'test', '--json', '--config', setup.configPath]);
       const { workflowId } = JSON.parse(started.stdout) as { workflowId: string };
@@ -199,9 +264,18 @@ describe('retention on a real repository', () => {
       await until('the approval request', async () => (await runCli(['approvals', 'show', workflowId, '--json', '--config', setup.configPath])).stdout.includes('"pending"'));
       expect(await ids()).toHaveLength(5);
       expect((await runCli(['approvals', 'approve', workflowId, '--as', 'alice', '--reason', 'CHG-1', '--config', setup.configPath])).code).toBe(0);
-      const result = (await handle.result()) as { status: string; deleted: Array<{ id: string }> };
+      const result = (await handle.result()) as { status: string; deleted: Array<{ id: string }>; storageAfter: { usedBytes: number; level: string } };
       expect(result.status).toBe('done');
       expect(result.deleted.map((d) => d.id)).toEqual([closing.id, inc1.id, full1.id]); // dependents first
+      expect(result.storageAfter.usedBytes).toBeLessThan(used);
+      // Both storage notifications were tried (and refused by the webhook), without stopping the run.
+      const tried = received.filter((r) => r.path === '/down/SECRET-TOKEN').map((r) => r.body.event);
+      expect(tried).toContain('storage-high');
+      expect(tried).toContain('storage-retention-result');
+      const outcome = received.find((r) => r.body.event === 'storage-retention-result')?.body;
+      expect(String(outcome?.message)).toMatch(new RegExp(`^retention of test deleted 3 of 3 backup\\(s\\), freed .*; storage now .* of .*`));
+      const history = JSON.stringify((await handle.fetchHistory()).events);
+      expect(history).not.toContain('SECRET-TOKEN');
 
       expect(await ids()).toEqual([full2.id, inc2.id]);
       const index = JSON.parse((await import('node:fs')).readFileSync(path.join(setup.config.repository.path, 'test', 'full', 'index.json'), 'utf8')) as { backups: Array<{ id: string }> };
