@@ -134,6 +134,21 @@ describe('docker-compose.yml', () => {
     }
   });
 
+  it('monitors the worker: Prometheus scrapes its /metrics with the dbops rules, Grafana has the dashboard', () => {
+    const prometheus = service('prometheus');
+    const mounts = mountsOf(prometheus).map((m) => `${m.source}:${m.target}`);
+    expect(mounts).toContain('./monitoring/prometheus/dbops-rules.yml:/etc/prometheus/rules/dbops-rules.yml');
+    const scrape = parse(read('docker/prometheus/prometheus.yml')) as { rule_files: string[]; scrape_configs: Array<{ static_configs: Array<{ targets: string[] }> }> };
+    expect(scrape.rule_files).toContain('/etc/prometheus/rules/dbops-rules.yml');
+    const listen = parseConfig(read('docker/dbops.docker.yaml'), path.join(ROOT, 'docker', 'dbops.docker.yaml')).metrics?.listen;
+    expect(listen).toBe('0.0.0.0:9464');
+    expect(scrape.scrape_configs[0]?.static_configs[0]?.targets).toEqual(['worker:9464']);
+    const grafana = mountsOf(service('grafana')).map((m) => `${m.source}:${m.target}`);
+    expect(grafana).toContain('./monitoring/grafana/dbops-dashboard.json:/var/lib/grafana/dashboards/dbops-dashboard.json');
+    const provider = parse(read('docker/grafana/provisioning/dashboards/dbops.yml')) as { providers: Array<{ options: { path: string } }> };
+    expect(provider.providers[0]?.options.path).toBe('/var/lib/grafana/dashboards');
+  });
+
   it('publishes 3306, 7233 and 8233', () => {
     const published = Object.values(services).flatMap((svc) => portsOf(dict(svc, 'service')));
     for (const port of ['3306', '7233', '8233']) {
