@@ -11,6 +11,7 @@
  *   waits for approval, deletes old chains and keeps what the window needs, and what is
  *   left still validates and plans a restore.
  */
+import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import * as path from 'node:path';
@@ -65,6 +66,37 @@ afterAll(async () => {
   await conn.end();
 });
 
+/** Runs Debian's prometheus (a private one) scraping the worker every second, with the dbops rules. */
+async function withPrometheus(
+  metricsPort: number,
+  dir: string,
+  fn: (query: (q: string) => Promise<string[]>, rules: () => Promise<Array<{ name: string; health: string; lastEvaluation: string }>>) => Promise<void>,
+): Promise<void> {
+  const port = await freePort();
+  const config = path.join(dir, 'prometheus.yml');
+  writeFileSync(
+    config,
+    [
+      'global: { scrape_interval: 1s, evaluation_interval: 1s }',
+      `rule_files: [${JSON.stringify(path.join(__dirname, '..', '..', 'monitoring', 'prometheus', 'dbops-rules.yml'))}]`,
+      'scrape_configs:',
+      `  - { job_name: dbops, static_configs: [{ targets: ["127.0.0.1:${metricsPort}"] }] }`,
+    ].join('\n') + '\n',
+  );
+  const child = spawn('prometheus', [`--config.file=${config}`, `--storage.tsdb.path=${path.join(dir, 'tsdb')}`, `--web.listen-address=127.0.0.1:${port}`], { stdio: 'ignore' });
+  const api = async (p: string) => (await (await fetch(`http://127.0.0.1:${port}${p}`)).json()) as { data: unknown };
+  try {
+    await until('prometheus', () => fetch(`http://127.0.0.1:${port}/-/ready`).then((r) => r.ok, () => false), 30_000);
+    await fn(
+      async (q) => ((await api(`/api/v1/query?query=${encodeURIComponent(q)}`)).data as { result: Array<{ value: [number, string] }> }).result.map((r) => r.value[1]),
+      async () => ((await api('/api/v1/rules')).data as { groups: Array<{ rules: Array<{ name: string; health: string; lastEvaluation: string }> }> }).groups.flatMap((g) => g.rules),
+    );
+  } finally {
+    child.kill('SIGTERM');
+    await new Promise((r) => child.once('exit', r));
+  }
+}
+
 const until = async (what: string, check: () => boolean | Promise<boolean>, ms = 20_000) => {
   const deadline = Date.now() + ms;
   while (!(await check())) {
@@ -115,6 +147,16 @@ test('a worker process serves /metrics; failures and approvals reach webhooks on
     expect(text).toMatch(/dbops_repository_used_bytes\{cluster="test"\} [1-9]\d*/);
     expect(text).toMatch(/dbops_backup_compression_saving_ratio\{cluster="test",type="full"\} 0\.\d+/);
     expect(text).toMatch(/^temporal_\w+/m); // the SDK runtime's own metrics, on the same endpoint
+
+    // A real Prometheus scrapes the endpoint and evaluates the alert rules on the live series.
+    await withPrometheus(metricsPort, setup.dir, async (query, rules) => {
+      await until('the first scrape', async () => (await query('dbops_backup_runs_total{cluster="test",type="full",outcome="success"}')).length > 0, 30_000);
+      expect(await query('sum(dbops_backup_runs_total{cluster="broken",outcome="failure"})')).toEqual(['2']);
+      await until('a rule evaluation', async () => (await rules()).every((r) => r.lastEvaluation !== '0001-01-01T00:00:00Z'), 30_000);
+      const evaluated = await rules();
+      expect(evaluated.length).toBeGreaterThanOrEqual(8);
+      expect(evaluated.filter((r) => r.health !== 'ok')).toEqual([]);
+    });
 
     // Two failures within the cooldown: one critical notification per webhook.
     await until('the failure notifications', () => received.filter((r) => JSON.stringify(r.body).includes('backup-failed')).length >= 2);
