@@ -3,6 +3,7 @@
  * type and cluster with its age, the next scheduled runs, the runs waiting for a person,
  * and the failures of the last 24 hours.
  */
+import { explainFailure } from './backups';
 import type { Client } from '@temporalio/client';
 import { LocalRepository } from '../activities/repository';
 import type { DbopsConfig } from '../config/schema';
@@ -15,7 +16,8 @@ export interface StatusReport {
   backups: Array<{ cluster: string; type: BackupType; id: string | null; finishedAt: string | null; ageSeconds: number | null }>;
   schedules: Array<{ id: string; paused: boolean; next: string | null }>;
   awaitingApproval: PendingApproval[];
-  failures: Array<{ workflowId: string; type: string; closedAt: string | null; cluster: string | null }>;
+  /** Failed, timed-out or terminated runs; `skipped` ones were refused because the cluster was busy (not a failed backup). */
+  failures: Array<{ workflowId: string; type: string; closedAt: string | null; cluster: string | null; reason: string; skipped: boolean }>;
 }
 
 export async function statusReport(client: Client, config: DbopsConfig, now = new Date()): Promise<StatusReport> {
@@ -44,7 +46,25 @@ export async function statusReport(client: Client, config: DbopsConfig, now = ne
   const query = `TaskQueue = '${config.temporal.taskQueue}' AND ExecutionStatus IN ('Failed', 'TimedOut', 'Terminated') AND CloseTime > '${since}'`;
   for await (const wf of client.workflow.list({ query })) {
     const cluster = wf.typedSearchAttributes.getAll().find((p) => p.key.name === 'DbopsCluster')?.value;
-    failures.push({ workflowId: wf.workflowId, type: wf.type, closedAt: wf.closeTime?.toISOString() ?? null, cluster: typeof cluster === 'string' ? cluster : null });
+    // The failure itself says why (and whether it was a refusal because the cluster was busy).
+    const outcome = await client.workflow
+      .getHandle(wf.workflowId, wf.runId)
+      .result()
+      .then(() => null, (error: unknown) => error);
+    let cause: unknown = outcome;
+    let skipped = false;
+    while (cause instanceof Error) {
+      if ((cause as { type?: unknown }).type === 'ClusterBusy') skipped = true;
+      cause = (cause as { cause?: unknown }).cause;
+    }
+    failures.push({
+      workflowId: wf.workflowId,
+      type: wf.type,
+      closedAt: wf.closeTime?.toISOString() ?? null,
+      cluster: typeof cluster === 'string' ? cluster : null,
+      reason: outcome ? explainFailure(outcome) : wf.status.name.toLowerCase(),
+      skipped,
+    });
   }
   return { generatedAt: now.toISOString(), backups, schedules, awaitingApproval: await listPendingApprovals(client), failures };
 }
@@ -68,6 +88,6 @@ export function formatStatus(r: StatusReport): string {
   for (const a of r.awaitingApproval) lines.push(`  ${a.workflowId}  ${a.state?.action ?? '?'}: ${a.state?.summary ?? ''} (deadline ${a.state?.deadline ?? '?'})`);
   lines.push('', 'failures in the last 24 hours:');
   if (r.failures.length === 0) lines.push('  none');
-  for (const f of r.failures) lines.push(`  ${f.closedAt ?? '?'}  ${f.workflowId}  (${f.type})`);
+  for (const f of r.failures) lines.push(`  ${f.closedAt ?? '?'}  ${f.skipped ? 'skipped' : 'FAILED '}  ${f.workflowId}: ${f.reason.replace(/\s+/g, ' ').slice(0, 160)}`);
   return lines.join('\n');
 }

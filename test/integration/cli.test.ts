@@ -127,7 +127,7 @@ test('dbops status: last verified backup per type with its age, and the failures
       expect(report.failures.map((f) => f.workflowId)).toContain(failing.workflowId);
       const human = await runCli(['status', '--config', setup.configPath]);
       expect(human.stdout).toMatch(new RegExp(`test\\s+full\\s+\\d+s ago\\s+${full.id.replace(/\./g, '\\.')}`));
-      expect(human.stdout).toContain(failing.workflowId);
+      expect(human.stdout).toMatch(new RegExp(`FAILED\\s+${failing.workflowId}: .*reason`));
     });
   } finally {
     await close();
