@@ -17,6 +17,7 @@ import { startMariadbSandbox, freePort } from '../sandbox/mariadb';
 import { createBackupUser, createRestoreUser, seedSampleDatabase } from '../sandbox/sampleData';
 import { startTemporalDevServer } from '../sandbox/temporal';
 import { createWorker, installRuntimeLogger } from '../workers/worker';
+import { startMetricsServer } from '../metrics/server';
 import { startFullBackup, waitForManifest } from './backups';
 import { applySchedules } from './schedules';
 
@@ -37,6 +38,8 @@ export interface DevState {
   namespace: string;
   taskQueue: string;
   uiUrl: string;
+  /** dbops's Prometheus metrics (the SDK runtime's are not served in the dev stack). */
+  metricsUrl: string;
   repository: string;
   mysql: { host: string; port: number; socket: string; user: string };
   pid: number;
@@ -85,6 +88,7 @@ export async function runDev(options: DevOptions): Promise<void> {
     const env = await startTemporalDevServer({ port: temporalPort, ui: true, uiPort, dbFilename: path.join(stateDir, 'temporal.db') });
     stops.push(() => env.teardown());
     const uiUrl = `http://localhost:${uiPort}`;
+    const metricsPort = await portOr(9464);
 
     const configPath = path.join(stateDir, 'dbops.yaml');
     const generated = {
@@ -105,6 +109,7 @@ export async function runDev(options: DevOptions): Promise<void> {
         },
       ],
       logging: { level: 'info' },
+      metrics: { listen: `127.0.0.1:${metricsPort}` },
       // The seed defaults (full 02:00, incremental every 4 h, differential 10:00 and 16:00).
       schedules: { timezone: 'UTC', defaultsFor: [DEV_CLUSTER] },
     };
@@ -118,6 +123,7 @@ export async function runDev(options: DevOptions): Promise<void> {
       namespace: config.temporal.namespace,
       taskQueue: config.temporal.taskQueue,
       uiUrl,
+      metricsUrl: `http://127.0.0.1:${metricsPort}/metrics`,
       repository: config.repository.path,
       mysql: { host: '127.0.0.1', port: mariadb.port, socket: mariadb.socket, user: 'dbops' },
       pid: process.pid,
@@ -132,9 +138,12 @@ export async function runDev(options: DevOptions): Promise<void> {
       await close();
     });
 
+    const metrics = await startMetricsServer(config, log.child({ component: 'metrics' }), null);
+    if (metrics) stops.push(() => metrics.close());
+
     const schedules = await applySchedules(env.client, config);
     options.out(`schedules: ${[...schedules.create.map((d) => d.id), ...schedules.update.map((d) => d.id), ...schedules.unchanged].sort().join(', ')}`);
-    options.out(`Temporal at ${env.address}; Web UI: ${uiUrl}`);
+    options.out(`Temporal at ${env.address}; Web UI: ${uiUrl}; metrics: ${state.metricsUrl}`);
     options.out(`config: ${configPath}   (try: dbops --config ${configPath} backup full --cluster ${DEV_CLUSTER} --wait)`);
 
     if (options.demo) {

@@ -34,12 +34,15 @@ test('dbops dev --demo: sandbox + dev server + worker, demo backup, clean stop o
       cluster: string;
       temporalAddress: string;
       uiUrl: string;
+      metricsUrl: string;
       mysql: { host: string; port: number; socket: string; user: string };
     };
     expect(state.cluster).toBe('sandbox');
     expect(state.uiUrl).toMatch(/^http:\/\/localhost:\d+$/);
     const ui = await fetch(state.uiUrl);
     expect(ui.status).toBe(200);
+    // The demo's backup shows in the metrics.
+    expect(await (await fetch(state.metricsUrl)).text()).toMatch(/dbops_backup_last_success_timestamp_seconds\{cluster="sandbox",type="full"\} \d+/);
 
     // The generated config works with the least-privileged user and a file secret.
     const config = loadConfig(state.configPath);
