@@ -218,6 +218,29 @@ export async function scanStoredDump(
   return { facts: scanner.finish(), rawSha256: rawHash.digest('hex'), rawSize };
 }
 
+/** The dump's lines about replication coordinates, for an error message. */
+async function positionLines(file: string, compression: Compression): Promise<string> {
+  const codec = await decompressor(compression);
+  const found: string[] = [];
+  let rest = '';
+  await Promise.all([
+    pipeline(createReadStream(file), codec.input),
+    pipeline(
+      codec.output,
+      new Writable({
+        write(chunk: Buffer, _enc, cb) {
+          const lines = (rest + chunk.toString('latin1')).split('\n');
+          rest = lines.pop() ?? '';
+          for (const line of lines) if (found.length < 8 && /MASTER_LOG|SOURCE_LOG|gtid_slave_pos|GTID_PURGED|binlog/i.test(line)) found.push(line.trim());
+          cb();
+        },
+      }),
+    ),
+    codec.done,
+  ]);
+  return found.join(' | ');
+}
+
 export async function runDump(req: DumpRequest): Promise<DumpResult> {
   const started = Date.now();
   const toolName = dumpToolName(req.cluster, req.product);
@@ -245,9 +268,12 @@ export async function runDump(req: DumpRequest): Promise<DumpResult> {
       throw new Error(`${toolName} output ends without "-- Dump completed": the dump is truncated`);
     }
     if (facts.binlogFile === null && !req.schemaOnly) {
-      throw ApplicationFailure.nonRetryable(
-        `cluster ${req.cluster.name}: the dump carries no binlog position; enable log_bin on the server (point-in-time restore needs it)`,
-        'ConfigError',
+      // The workflow checked log_bin before dumping, so this is not configuration: retry
+      // (a fresh dump), and say what the dump did write about its position.
+      const said = await positionLines(target, req.compression);
+      throw ApplicationFailure.retryable(
+        `cluster ${req.cluster.name}: the dump carries no binlog position (log_bin is on); the dump said: ${said || 'nothing about a position'}`,
+        'DumpPositionMissing',
       );
     }
     req.onProgress?.(progress);
