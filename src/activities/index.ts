@@ -146,7 +146,8 @@ export function createActivities(config: DbopsConfig, logger: Logger) {
       };
       const holder = await locks.tryAcquire(input.cluster, owner);
       if (!holder) return;
-      if (await holderIsGone(holder)) {
+      // An unreadable lock is never taken over: its holder cannot be asked about.
+      if (holder.workflowId !== '?' && (await holderIsGone(holder))) {
         logger.warn({ cluster: input.cluster, stale: holder }, 'taking over a backup lock whose run has ended');
         await locks.takeOver(input.cluster, owner);
         return;

@@ -10,7 +10,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, open, readdir, readFile, rename, rm, rmdir, stat } from 'node:fs/promises';
+import { link, mkdir, open, readdir, readFile, rename, rm, rmdir, stat } from 'node:fs/promises';
 import * as path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Writable } from 'node:stream';
@@ -296,23 +296,31 @@ export class RepositoryLocks {
     }
   }
 
-  /** Creates the lock file exclusively; returns the current holder when someone else has it. */
+  /**
+   * Creates the lock file exclusively, with its content already in place (written to a
+   * temporary file, then hard-linked: a link fails if the name exists), so a competitor
+   * never reads a half-written lock. Returns the current holder when someone else has it.
+   */
   async tryAcquire(cluster: string, owner: LockHolder): Promise<LockHolder | null> {
     await mkdir(this.repository.clusterDir(cluster), { recursive: true });
+    const temp = `${this.file(cluster)}.${process.pid}-${randomBytes(4).toString('hex')}`;
+    const handle = await open(temp, 'w', 0o640);
     try {
-      const handle = await open(this.file(cluster), 'wx', 0o640);
-      try {
-        await handle.writeFile(JSON.stringify(owner));
-        await handle.sync();
-      } finally {
-        await handle.close();
-      }
+      await handle.writeFile(JSON.stringify(owner));
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    try {
+      await link(temp, this.file(cluster));
       return null;
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
       const holder = await this.holder(cluster);
       if (holder && holder.workflowId === owner.workflowId && holder.runId === owner.runId) return null; // our own retry
-      return holder ?? { workflowId: '?', runId: '?', operation: '?', since: '?' };
+      return holder ?? { workflowId: '?', runId: '?', operation: 'an unreadable lock', since: '?' };
+    } finally {
+      await rm(temp, { force: true });
     }
   }
 
