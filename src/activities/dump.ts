@@ -198,47 +198,43 @@ export async function scanStoredDump(
   const scanner = new DumpScanner();
   const rawHash = createHash('sha256');
   let rawSize = 0;
-  const codec = await decompressor(compression);
-  await Promise.all([
-    pipeline(createReadStream(file), codec.input),
-    pipeline(
-      codec.output,
-      new Writable({
-        write(chunk: Buffer, _enc, cb) {
-          scanner.push(chunk);
-          rawHash.update(chunk);
-          rawSize += chunk.length;
-          onBytes(rawSize);
-          cb();
-        },
-      }),
-    ),
-    codec.done,
-  ]);
+  await readDecompressed(file, compression, (chunk) => {
+    scanner.push(chunk);
+    rawHash.update(chunk);
+    rawSize += chunk.length;
+    onBytes(rawSize);
+  });
   return { facts: scanner.finish(), rawSha256: rawHash.digest('hex'), rawSize };
 }
 
 /** The dump's lines about replication coordinates, for an error message. */
 async function positionLines(file: string, compression: Compression): Promise<string> {
-  const codec = await decompressor(compression);
   const found: string[] = [];
   let rest = '';
+  await readDecompressed(file, compression, (chunk) => {
+    const lines = (rest + chunk.toString('latin1')).split('\n');
+    rest = lines.pop() ?? '';
+    for (const line of lines) if (found.length < 8 && /MASTER_LOG|SOURCE_LOG|gtid_slave_pos|GTID_PURGED|binlog/i.test(line)) found.push(line.trim());
+  });
+  return found.join(' | ');
+}
+
+/** Streams a stored artifact, decompressed, chunk by chunk. */
+async function readDecompressed(file: string, compression: Compression, onChunk: (chunk: Buffer) => void): Promise<void> {
+  const codec = await decompressor(compression);
   await Promise.all([
     pipeline(createReadStream(file), codec.input),
     pipeline(
       codec.output,
       new Writable({
         write(chunk: Buffer, _enc, cb) {
-          const lines = (rest + chunk.toString('latin1')).split('\n');
-          rest = lines.pop() ?? '';
-          for (const line of lines) if (found.length < 8 && /MASTER_LOG|SOURCE_LOG|gtid_slave_pos|GTID_PURGED|binlog/i.test(line)) found.push(line.trim());
+          onChunk(chunk);
           cb();
         },
       }),
     ),
     codec.done,
   ]);
-  return found.join(' | ');
 }
 
 export async function runDump(req: DumpRequest): Promise<DumpResult> {
