@@ -231,6 +231,9 @@ describe('with one worker', () => {
       expect(during?.pausedBy).toBe('carol');
       const status = await cli(['archive', 'status', handle.workflowId]);
       expect(status.stdout).toMatch(/paused by carol/);
+      // What the Temporal UI shows as the run's current details.
+      const metadata = (await handle.query('__temporal_workflow_metadata')) as { currentDetails?: string };
+      expect(metadata.currentDetails).toMatch(/\*\*archive archtest\.ops_orders\*\* on `test`: \d+\/\d+ rows \(\d+ %\) in \d+ batch\(es\), \d+ rows\/s; paused by carol/);
       await new Promise((r) => setTimeout(r, 1000));
       expect((await totals(conn, 'ops_orders_history')).rows).toBe((await handle.query(archiveProgressQuery)).progress?.moved);
       expect((await handle.query(archiveProgressQuery)).progress?.moved).toBe(during?.moved);
