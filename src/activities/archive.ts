@@ -23,7 +23,7 @@ import {
   type TableShape,
   type ThrottleDecision,
 } from '../domain/archive';
-import { durationSeconds } from '../domain/drill';
+import { durationSeconds } from '../domain/duration';
 import { quoteIdentifier } from '../domain/identifiers';
 
 export function invalidJob(message: string): ApplicationFailure {

@@ -24,7 +24,7 @@ import {
   type ArchiveVerification,
   type ThrottleDecision,
 } from '../domain/archive';
-import { durationSeconds } from '../domain/drill';
+import { durationSeconds } from '../domain/duration';
 import { formatConfigIssues } from '../config/schema';
 import { decideThrottle, invalidJob, measureArchive, moveRangeAcross, moveRangeSameServer, permanentMoveError, planArchiveWith, prepareSession, sampleLoad } from './archive';
 import { toFailure } from './errors';

@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import { CLUSTER_NAME_PATTERN, CLUSTER_NAME_RULE, SQL_IDENTIFIER_PATTERN, SQL_IDENTIFIER_RULE } from '../domain/identifiers';
 import { CompressionSchema } from '../domain/manifest';
+import { durationSchema } from '../domain/duration';
 import { ArchiveJobSchema, parseDestination } from '../domain/archive';
 import { RetentionConfigSchema } from '../domain/retention';
 import { NotificationsConfigSchema } from '../domain/notifications';
@@ -80,7 +81,7 @@ export const TemporalSchema = z.strictObject({
   taskQueue: z.string().min(1).default('dbops'),
 });
 
-const duration = z.string().regex(/^\d+\s*(ms|s|m|h|d|seconds?|minutes?|hours?|days?)$/, 'a duration such as 90s, 15m or 4h');
+const duration = durationSchema();
 
 /** Approval gates: escalate while nobody decides, then take the safe outcome (abort). */
 export const ApprovalSchema = z.strictObject({

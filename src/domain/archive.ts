@@ -19,11 +19,12 @@
  * range" must equal "what the source held at plan time", and nothing matching may remain.
  */
 import { z } from 'zod';
+import { durationSchema } from './duration';
 import { CLUSTER_NAME_PATTERN, CLUSTER_NAME_RULE, quoteIdentifier, SQL_IDENTIFIER_PATTERN, SQL_IDENTIFIER_RULE } from './identifiers';
 
 const identifier = z.string().regex(SQL_IDENTIFIER_PATTERN, SQL_IDENTIFIER_RULE);
 const clusterName = z.string().regex(CLUSTER_NAME_PATTERN, CLUSTER_NAME_RULE);
-const duration = z.string().regex(/^\d+\s*(ms|s|m|h|d|seconds?|minutes?|hours?|days?)$/, 'a duration such as 500ms, 5s or 1m');
+const duration = durationSchema('a duration such as 500ms, 5s or 1m');
 
 /** Between batches (pt-online-schema-change's defaults: pause at 25 running threads, abort at 50). */
 export const ThrottleSchema = z

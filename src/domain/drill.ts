@@ -27,17 +27,6 @@ export interface DrillReport {
   workflow: { workflowId: string; runId: string };
 }
 
-export function durationSeconds(text: string): number {
-  const m = /^(\d+)\s*(ms|s|m|h|d|seconds?|minutes?|hours?|days?)$/.exec(text.trim());
-  if (!m) throw new Error(`not a duration: ${text}`);
-  const n = Number(m[1]);
-  const unit = m[2] as string;
-  if (unit === 'ms') return n / 1000;
-  if (unit.startsWith('s')) return n;
-  if (unit.startsWith('m')) return n * 60;
-  if (unit.startsWith('h')) return n * 3600;
-  return n * 86400;
-}
 
 function human(seconds: number | null): string {
   if (seconds === null) return 'unknown';

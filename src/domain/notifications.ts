@@ -8,7 +8,7 @@
  * severity) is always sent at once.
  */
 import { z } from 'zod';
-import { durationMs } from './retention';
+import { durationMs, durationSchema } from './duration';
 
 export const SEVERITIES = ['info', 'warning', 'critical'] as const;
 export const SeveritySchema = z.enum(SEVERITIES);
@@ -145,7 +145,6 @@ export function cooldownDecision(lastSent: Readonly<Record<string, string>>, e: 
   return { send: false, key, suppressedUntil: new Date(own + cooldownMs).toISOString(), reason: 'cooldown' };
 }
 
-const DURATION = /^\d+\s*(ms|s|m|h|d|seconds?|minutes?|hours?|days?)$/;
 
 /**
  * A webhook URL is a secret (a Slack incoming-webhook URL carries its token): the config
@@ -203,7 +202,7 @@ export const NotificationsConfigSchema = z
   .strictObject({
     webhooks: z.array(WebhookSchema).default([]),
     /** Seed 001: the same cluster + event + severity at most once per cooldown. */
-    cooldown: z.string().regex(DURATION, 'a duration such as 90s, 15m or 4h').default('15m'),
+    cooldown: durationSchema().default('15m'),
   })
   .superRefine((config, ctx) => {
     const seen = new Set<string>();

@@ -21,7 +21,7 @@
  * Schema and emergency backups are standalone: no chain depends on them.
  */
 import { z } from 'zod';
-import { durationSeconds } from './drill';
+import { durationMs, durationSchema } from './duration';
 import { BACKUP_TYPES, totalStoredBytes, type BackupType, type Manifest } from './manifest';
 import { formatBytes } from './naming';
 
@@ -44,13 +44,9 @@ export const DEFAULT_RETENTION: Readonly<Record<BackupType, RetentionPolicy>> = 
   emergency: { days: 7, minCount: 3 },
 };
 
-const DURATION = /^\d+\s*(ms|s|m|h|d|seconds?|minutes?|hours?|days?)$/;
-const duration = z.string().regex(DURATION, 'a duration such as 90s, 15m, 4h or 7d');
+const duration = durationSchema('a duration such as 90s, 15m, 4h or 7d');
 
-/** Milliseconds of a duration such as "15m" or "7d" (the config's duration syntax). */
-export function durationMs(text: string): number {
-  return Math.round(durationSeconds(text) * 1000);
-}
+export { durationMs } from './duration';
 
 const PolicyOverrideSchema = z.strictObject({
   days: z.number().int().nonnegative().optional(),

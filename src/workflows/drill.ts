@@ -17,7 +17,8 @@ import {
 import type { Activities } from '../activities';
 import { NON_RETRYABLE_TYPES } from '../domain/failures';
 import type { DrillSandbox } from '../activities/drill';
-import { durationSeconds, type DrillPhase, type DrillReport } from '../domain/drill';
+import { durationSeconds } from '../domain/duration';
+import type { DrillPhase, DrillReport } from '../domain/drill';
 import { compactUtc } from '../domain/naming';
 import { SA_CLUSTER, SA_OPERATION } from '../domain/searchAttributes';
 import { installApprovalHandlers, requestApproval } from './approval';
