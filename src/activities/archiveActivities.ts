@@ -5,7 +5,7 @@
  */
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
-import { Client, Connection as TemporalConnection } from '@temporalio/client';
+import { withTemporalClient } from './temporal';
 import { createConnection, type Connection } from 'mysql2/promise';
 import * as path from 'node:path';
 import type { Logger } from 'pino';
@@ -105,16 +105,12 @@ export function createArchiveActivities(config: DbopsConfig, logger: Logger) {
   const otherRun = async (job: ArchiveJob): Promise<string | null> => {
     const self = ctxWorkflowId();
     const prefix = archiveWorkflowId(job);
-    const connection = await TemporalConnection.connect({ address: config.temporal.address, connectTimeout: '10 seconds' });
-    try {
-      const client = new Client({ connection, namespace: config.temporal.namespace });
+    return withTemporalClient(config, async (client) => {
       for await (const wf of client.workflow.list({ query: `DbopsOperation = 'archive' AND DbopsCluster = '${job.cluster}' AND ExecutionStatus = 'Running'` })) {
         if (wf.workflowId !== self && (wf.workflowId === prefix || wf.workflowId.startsWith(`${prefix}/`)) && !wf.workflowId.includes('/plan-')) return wf.workflowId;
       }
       return null;
-    } finally {
-      await connection.close();
-    }
+    });
   };
 
   return {

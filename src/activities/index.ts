@@ -4,7 +4,7 @@
  * Each activity touches one resource and is safe to retry.
  */
 import { Context } from '@temporalio/activity';
-import { Client, Connection } from '@temporalio/client';
+import { withTemporalClient } from './temporal';
 import { ApplicationFailure } from '@temporalio/common';
 import type { Logger } from 'pino';
 import { findCluster } from '../config/load';
@@ -109,15 +109,11 @@ export function createActivities(config: DbopsConfig, logger: Logger) {
 
   /** Asks Temporal whether a lock's holder still runs (stale lock take-over); rare, so a short-lived connection. */
   async function holderIsGone(holder: LockHolder): Promise<boolean> {
-    const connection = await Connection.connect({ address: config.temporal.address, connectTimeout: '10 seconds' });
     try {
-      const client = new Client({ connection, namespace: config.temporal.namespace });
-      const description = await client.workflow.getHandle(holder.workflowId, holder.runId).describe();
+      const description = await withTemporalClient(config, (client) => client.workflow.getHandle(holder.workflowId, holder.runId).describe());
       return description.status.name !== 'RUNNING';
     } catch (error) {
       return (error as Error).name === 'WorkflowNotFoundError';
-    } finally {
-      await connection.close();
     }
   }
 

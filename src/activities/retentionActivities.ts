@@ -8,7 +8,7 @@
  * anything, Temporal is asked whether one of them runs on the cluster; if one does, or if
  * Temporal cannot answer, nothing is deleted and the next run tries again.
  */
-import { Client, Connection } from '@temporalio/client';
+import { withTemporalClient } from './temporal';
 import { ApplicationFailure } from '@temporalio/common';
 import type { Logger } from 'pino';
 import { findCluster } from '../config/load';
@@ -62,20 +62,15 @@ export function createRetentionActivities(config: DbopsConfig, logger: Logger, d
   /** Asks Temporal; a short-lived connection (once per retention run). */
   const runningReaders =
     deps.runningReaders ??
-    (async (cluster: string): Promise<string[]> => {
-      const connection = await Connection.connect({ address: config.temporal.address, connectTimeout: '10 seconds' });
-      try {
-        const client = new Client({ connection, namespace: config.temporal.namespace });
+    ((cluster: string): Promise<string[]> =>
+      withTemporalClient(config, async (client) => {
         const ids: string[] = [];
         for await (const w of client.workflow.list({ query: readersQuery(cluster), pageSize: 20 })) {
           ids.push(w.workflowId);
           if (ids.length >= 20) break;
         }
         return ids;
-      } finally {
-        await connection.close();
-      }
-    });
+      }));
 
   const storageNow = async (cluster: string): Promise<RetentionPlan['storage']> => {
     const backups = (await repository.list(cluster)).map((b) => b.manifest);
