@@ -16,3 +16,10 @@ export const NON_RETRYABLE_TYPES = [
   'ThrottleAbort',
   'RetentionUnsafe',
 ];
+
+/** The innermost cause's message: the one that says what went wrong (activity failures wrap it). */
+export function innermostMessage(error: unknown): string {
+  let e: unknown = error;
+  while (e instanceof Error && (e as { cause?: unknown }).cause instanceof Error) e = (e as { cause?: unknown }).cause;
+  return e instanceof Error ? e.message : String(error);
+}

@@ -11,15 +11,12 @@ import {
   defineQuery,
   defineSignal,
   defineUpdate,
-  isCancellation,
-  log,
-  proxyActivities,
   setCurrentDetails,
   setHandler,
   upsertSearchAttributes,
 } from '@temporalio/workflow';
 import { msToNumber } from '@temporalio/common/lib/time';
-import type { Activities } from '../activities';
+import { notify } from './notify';
 import { refuseDecision, type ApprovalDecision, type ApprovalState, type DecisionInput } from '../domain/approval';
 import { SA_AWAITING_APPROVAL } from '../domain/searchAttributes';
 
@@ -78,17 +75,6 @@ export function installApprovalHandlers(): void {
 }
 
 export async function requestApproval(req: ApprovalRequest): Promise<ApprovalDecision> {
-  const activities = proxyActivities<Activities>({ startToCloseTimeout: '1 minute', retry: { maximumAttempts: 5 } });
-  // Best-effort: a webhook that is down must not fail the gated run; the request stays
-  // visible (dbops approvals list, the search attribute) and expires into the safe outcome.
-  const notify = async (input: Parameters<Activities['notify']>[0]): Promise<void> => {
-    try {
-      await activities.notify(input);
-    } catch (error) {
-      if (isCancellation(error)) throw error;
-      log.warn(`could not deliver the ${input.event} notification; the approval gate goes on`, { cluster: input.cluster, error: String(error) });
-    }
-  };
   const timeoutMs = msToNumber((req.timeout ?? '60m') as Parameters<typeof msToNumber>[0]);
   const steps = (req.escalateAfter ?? ['15m', '30m']).map((d) => msToNumber(d as Parameters<typeof msToNumber>[0])).filter((ms) => ms < timeoutMs).sort((a, b) => a - b);
   const requestedAt = Date.now();

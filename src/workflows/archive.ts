@@ -37,6 +37,7 @@ import { NON_RETRYABLE_TYPES } from '../domain/failures';
 import { compactUtc } from '../domain/naming';
 import { SA_CLUSTER, SA_OPERATION } from '../domain/searchAttributes';
 import { installApprovalHandlers, requestApproval } from './approval';
+import { notify } from './notify';
 
 // Planning and verification scan every row the predicate selects: hours on a big table,
 // heartbeating all along.
@@ -218,7 +219,7 @@ export async function archiveWorkflow(input: ArchiveInput): Promise<ArchiveResul
     const report: Omit<ArchiveResult, 'report'> = { status, plan, progress, approval, verification, log };
     const file = await quick.storeArchiveReport({ cluster: plan.job.cluster, job: jobName, runKey: compactUtc(new Date(progress.startedAt)), report });
     if (!verification.ok) {
-      await quick.notify({ severity: 'critical', event: 'archive-verification-failed', cluster: plan.job.cluster, message: `archive ${jobName}: ${verification.problems.join('; ')}` });
+      await notify({ severity: 'critical', event: 'archive-verification-failed', cluster: plan.job.cluster, message: `archive ${jobName}: ${verification.problems.join('; ')}` });
       throw ApplicationFailure.nonRetryable(`archive ${jobName} failed verification: ${verification.problems.join('; ')} (report: ${file})`, 'ArchiveVerificationFailed');
     }
     return { ...report, report: file };
@@ -252,7 +253,7 @@ export async function archiveWorkflow(input: ArchiveInput): Promise<ArchiveResul
       if (r.done) return await finish('done', true);
       if (r.throttle?.action === 'abort') {
         note(`aborted: ${r.throttle.reason}`);
-        await quick.notify({ severity: 'critical', event: 'archive-aborted', cluster: plan.job.cluster, message: `archive ${jobName} aborted: ${r.throttle.reason}` });
+        await notify({ severity: 'critical', event: 'archive-aborted', cluster: plan.job.cluster, message: `archive ${jobName} aborted: ${r.throttle.reason}` });
         const v = await quick.verifyArchive({ plan, expectComplete: false });
         throw ApplicationFailure.nonRetryable(
           `archive ${jobName} aborted: ${r.throttle.reason}; moved ${v.moved.rows} of ${plan.planned.rows} row(s), ${v.conserved ? 'nothing lost or duplicated (verified)' : v.problems.join('; ')}; run the job again to continue`,

@@ -24,7 +24,7 @@ import {
 } from '@temporalio/workflow';
 import type { Duration } from '@temporalio/common';
 import type { Activities } from '../activities';
-import { NON_RETRYABLE_TYPES } from '../domain/failures';
+import { innermostMessage, NON_RETRYABLE_TYPES } from '../domain/failures';
 import { buildBinlogManifest, buildFullManifest } from '../domain/buildManifest';
 import { spaceSaving, totalRawBytes, totalStoredBytes, type BackupType, type Manifest, type ManifestDraft, type ServerIdentity } from '../domain/manifest';
 import type { BinlogPlan } from '../domain/chain';
@@ -329,8 +329,6 @@ async function recorded(input: BackupInput, type: BackupType, fn: () => Promise<
   } catch (error) {
     if (record && !isCancellation(error)) {
       const busy = clusterBusy(error);
-      let cause: unknown = error;
-      while (cause instanceof Error && (cause as { cause?: unknown }).cause instanceof Error) cause = (cause as { cause?: unknown }).cause;
       const outcome = busy ? 'skipped' : 'failure';
       await CancellationScope.nonCancellable(() =>
         a.quick.recordBackupOutcome.executeWithOptions({ ...a.options.quick, summary: busy ? 'count the skipped run (cluster busy), alert' : 'count the failure, alert' }, [
@@ -339,7 +337,7 @@ async function recorded(input: BackupInput, type: BackupType, fn: () => Promise<
             type,
             outcome,
             seconds: (Date.now() - started) / 1000,
-            message: busy ? busy.message : cause instanceof Error ? cause.message : String(error),
+            message: busy ? busy.message : innermostMessage(error),
           },
         ]),
       ).catch((alertError: unknown) => log.error(`could not record the ${outcome} or deliver its alert`, { error: String(alertError) })); // the backup's own failure is what the caller must see

@@ -15,13 +15,14 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
-import { NON_RETRYABLE_TYPES } from '../domain/failures';
+import { innermostMessage, NON_RETRYABLE_TYPES } from '../domain/failures';
 import type { DrillSandbox } from '../activities/drill';
 import { durationSeconds } from '../domain/duration';
 import type { DrillPhase, DrillReport } from '../domain/drill';
 import { compactUtc } from '../domain/naming';
 import { SA_CLUSTER, SA_OPERATION } from '../domain/searchAttributes';
 import { installApprovalHandlers, requestApproval } from './approval';
+import { notify } from './notify';
 
 const quick = proxyActivities<Activities>({ startToCloseTimeout: '10 minutes', retry: { maximumAttempts: 3, nonRetryableErrorTypes: NON_RETRYABLE_TYPES } });
 // Cancelling a drill must not outrun its server: wait for these activities to really stop.
@@ -52,11 +53,6 @@ export interface DrillResult {
   files: { json: string; markdown: string };
 }
 
-function message(error: unknown): string {
-  let e: unknown = error;
-  while (e instanceof Error && (e as { cause?: unknown }).cause instanceof Error) e = (e as { cause?: unknown }).cause;
-  return e instanceof Error ? e.message : String(error);
-}
 
 export async function disasterRecoveryDrillWorkflow(input: DrillInput): Promise<DrillResult> {
   installApprovalHandlers();
@@ -143,7 +139,7 @@ export async function disasterRecoveryDrillWorkflow(input: DrillInput): Promise<
     }
   } catch (error) {
     if (isCancellation(error)) throw error;
-    problems.push(`restore failed: ${message(error)}`);
+    problems.push(`restore failed: ${innermostMessage(error)}`);
   } finally {
     // Always, by drill id: also when the server came up while the run was being cancelled.
     await CancellationScope.nonCancellable(() => phase('tear down', () => quick.teardownSandbox({ drillId })));
@@ -172,7 +168,7 @@ export async function disasterRecoveryDrillWorkflow(input: DrillInput): Promise<
   };
   const files = await quick.storeDrillReport({ report });
   if (!report.passed) {
-    await quick.notify({ severity: 'critical', event: 'dr-drill-failed', cluster: input.cluster, message: `DR drill ${drillId} of ${input.cluster} FAILED: ${problems.join('; ')} (report ${files.markdown})` });
+    await notify({ severity: 'critical', event: 'dr-drill-failed', cluster: input.cluster, message: `DR drill ${drillId} of ${input.cluster} FAILED: ${problems.join('; ')} (report ${files.markdown})` });
     setCurrentDetails(`**DR drill ${drillId} FAILED**: ${problems.join('; ')}\n\nreport: ${files.markdown}`);
     throw ApplicationFailure.nonRetryable(`DR drill ${drillId} of ${input.cluster} failed: ${problems.join('; ')}; report ${files.markdown}`, 'DrillFailed');
   }

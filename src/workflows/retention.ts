@@ -5,7 +5,7 @@
  * then delete under the cluster's backup lock (so no backup builds on a parent that is
  * going away). A dry run lists what would go and why, and touches nothing.
  */
-import { isCancellation, log, proxyActivities, setCurrentDetails, upsertSearchAttributes } from '@temporalio/workflow';
+import { proxyActivities, setCurrentDetails, upsertSearchAttributes } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import type { RetentionDeleteResult } from '../activities/retentionActivities';
 import type { ApprovalDecision } from '../domain/approval';
@@ -14,11 +14,11 @@ import { formatBytes } from '../domain/naming';
 import type { RetentionPlan, StorageLevel } from '../domain/retention';
 import { SA_CLUSTER, SA_OPERATION } from '../domain/searchAttributes';
 import { installApprovalHandlers, requestApproval } from './approval';
+import { notify } from './notify';
 import { withClusterLock } from './backup';
 
 const quick = proxyActivities<Activities>({ startToCloseTimeout: '10 minutes', retry: { maximumAttempts: 5, nonRetryableErrorTypes: NON_RETRYABLE_TYPES } });
 /** Alerts are best-effort here: a webhook that is down must not keep the disk full. */
-const alerts = proxyActivities<Activities>({ startToCloseTimeout: '1 minute', retry: { maximumAttempts: 3, nonRetryableErrorTypes: NON_RETRYABLE_TYPES } });
 
 type Severity = 'info' | 'warning' | 'critical';
 
@@ -28,16 +28,6 @@ function severityOf(level: StorageLevel): Severity {
 
 function usage(s: RetentionPlan['storage']): string {
   return `${formatBytes(s.usedBytes)}${s.maxBytes !== null ? ` of ${formatBytes(s.maxBytes)} (${Math.round((s.usedFraction ?? 0) * 100)} %)` : ''}`;
-}
-
-/** Sends a notification; a failure to deliver is logged and the run goes on. */
-async function bestEffortNotify(input: { severity: Severity; event: string; cluster: string; message: string }): Promise<void> {
-  try {
-    await alerts.notify(input);
-  } catch (error) {
-    if (isCancellation(error)) throw error;
-    log.warn(`could not deliver the ${input.event} notification; retention goes on`, { cluster: input.cluster, error: String(error) });
-  }
 }
 
 export interface RetentionInput {
@@ -84,7 +74,7 @@ export async function retentionWorkflow(input: RetentionInput): Promise<Retentio
   const s = plan.storage;
   const storageHigh = s.level === 'warning' || s.level === 'cleanup' || s.level === 'over';
   if (storageHigh) {
-    await bestEffortNotify({
+    await notify({
       severity: severityOf(s.level),
       event: 'storage-high',
       cluster: input.cluster,
@@ -117,7 +107,7 @@ export async function retentionWorkflow(input: RetentionInput): Promise<Retentio
   setCurrentDetails(`**retention** of \`${input.cluster}\`: ${outcome}`);
   if (storageHigh) {
     // The follow-up to storage-high: what retention actually freed, at the severity of the level now.
-    await bestEffortNotify({ severity: severityOf(after.level), event: 'storage-retention-result', cluster: input.cluster, message: outcome });
+    await notify({ severity: severityOf(after.level), event: 'storage-retention-result', cluster: input.cluster, message: outcome });
   }
   return result('done', { approval, deleted: done.deleted, skipped: done.skipped, freedBytes, storageAfter: after });
 }
