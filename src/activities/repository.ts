@@ -27,6 +27,7 @@ import {
 } from '../domain/manifest';
 import { BACKUP_TYPES } from '../domain/manifest';
 import type { ChainState } from '../domain/chain';
+import type { DrillReport } from '../domain/drill';
 
 /** Who holds a cluster's backup lock (one backup operation per cluster at a time). */
 export interface LockHolder {
@@ -191,6 +192,20 @@ export class LocalRepository {
       }
     }
     return found.sort((a, b) => a.manifest.startedAt.localeCompare(b.manifest.startedAt) || a.manifest.id.localeCompare(b.manifest.id));
+  }
+
+  /** The drill reports of a cluster, oldest first; one still being written is skipped. */
+  async drillReports(cluster: string): Promise<DrillReport[]> {
+    const dir = path.join(this.root, cluster, 'drills');
+    const reports: DrillReport[] = [];
+    for (const id of (await safeReaddir(dir)).sort()) {
+      try {
+        reports.push(JSON.parse(await readFile(path.join(dir, id, 'report.json'), 'utf8')) as DrillReport);
+      } catch {
+        // not finished yet, or not ours
+      }
+    }
+    return reports;
   }
 
   async clusters(): Promise<string[]> {

@@ -3,7 +3,7 @@
  * dbops: the operator's command line. Thin by design: it validates input, starts or
  * signals workflows, and reads the repository's catalog. It never talks to MySQL itself.
  */
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { ConfigError, findCluster, loadConfig, resolveConfigPath } from '../config/load';
@@ -394,8 +394,7 @@ async function drill(sub: string | undefined, argv: string[]): Promise<number> {
   findCluster(cfg, cluster);
   const dir = path.join(cfg.repository.path, cluster, 'drills');
   if (sub === 'list') {
-    const ids = existsSync(dir) ? readdirSync(dir).sort() : [];
-    const reports = ids.map((id) => JSON.parse(readFileSync(path.join(dir, id, 'report.json'), 'utf8')) as { drillId: string; passed: boolean; startedAt: string; rto: { seconds: number }; rpo: { seconds: number | null } });
+    const reports = await new LocalRepository(cfg.repository.path).drillReports(cluster);
     if (values.json) out(JSON.stringify(reports, null, 2));
     else if (reports.length === 0) out(`no drills of ${cluster} yet (dbops drill run --cluster ${cluster})`);
     else for (const r of reports) out(`${r.drillId}  ${r.passed ? 'passed' : 'FAILED'}  ${r.startedAt}  RTO ${r.rto.seconds.toFixed(1)} s  RPO ${r.rpo.seconds ?? '?'} s`);

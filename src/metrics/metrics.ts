@@ -9,9 +9,9 @@
  * The names are the contract with monitoring/prometheus/dbops-rules.yml and the Grafana
  * dashboard (test/unit/dashboard.test.ts checks both).
  */
-import { readdir, readFile } from 'node:fs/promises';
-import * as path from 'node:path';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { LocalRepository } from '../activities/repository';
+import type { DrillReport } from '../domain/drill';
 import { BACKUP_TYPES, spaceSaving, totalStoredBytes, type BackupType, type Manifest } from '../domain/manifest';
 
 /** How a backup run ended; `skipped`: refused because another operation held the cluster (not a failure). */
@@ -85,34 +85,9 @@ export class DbopsMetrics {
 /** One per process: activities count into it, the worker's /metrics serves it. */
 export const metrics = new DbopsMetrics();
 
-interface DrillReportFile {
-  drillId: string;
-  passed: boolean;
-  startedAt: string;
-  finishedAt?: string;
-  rto: { seconds: number };
-  rpo: { seconds: number | null };
-}
-
 /** The latest drill report of a cluster and when the latest passed one ended. */
-export async function latestDrills(repositoryRoot: string, cluster: string): Promise<{ latest: DrillReportFile | null; lastPassedAt: string | null }> {
-  const dir = path.join(repositoryRoot, cluster, 'drills');
-  let ids: string[];
-  try {
-    ids = (await readdir(dir)).sort();
-  } catch {
-    return { latest: null, lastPassedAt: null };
-  }
-  let latest: DrillReportFile | null = null;
-  let lastPassedAt: string | null = null;
-  for (const id of ids) {
-    try {
-      const report = JSON.parse(await readFile(path.join(dir, id, 'report.json'), 'utf8')) as DrillReportFile;
-      latest = report;
-      if (report.passed) lastPassedAt = report.finishedAt ?? report.startedAt;
-    } catch {
-      // a drill still being written, or not ours: skip
-    }
-  }
-  return { latest, lastPassedAt };
+export async function latestDrills(repository: LocalRepository, cluster: string): Promise<{ latest: DrillReport | null; lastPassedAt: string | null }> {
+  const reports = await repository.drillReports(cluster);
+  const passed = reports.filter((r) => r.passed);
+  return { latest: reports[reports.length - 1] ?? null, lastPassedAt: passed[passed.length - 1]?.finishedAt ?? null };
 }

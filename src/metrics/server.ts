@@ -19,7 +19,7 @@ async function refresh(config: DbopsConfig, repository: LocalRepository, client:
   for (const c of config.clusters) {
     const backups = await repository.list(c.name);
     metrics.fromCatalog(c.name, backups.map((b) => b.manifest), config.retention.maxBytes);
-    const drills = await latestDrills(repository.root, c.name);
+    const drills = await latestDrills(repository, c.name);
     metrics.fromDrill(c.name, drills.latest, drills.lastPassedAt);
   }
   const temporal = await client();
