@@ -10,6 +10,7 @@ import { stringify as toYaml } from 'yaml';
 import { parseConfig } from '../../src/config/load';
 import type { DbopsConfig } from '../../src/config/schema';
 import { createWorker, installRuntimeLogger } from '../../src/workers/worker';
+import { LocalRepository, RepositoryLocks } from '../../src/activities/repository';
 import { HARNESS_ENV, type HarnessState } from './state';
 
 export const PROJECT_ROOT = path.resolve(__dirname, '..', '..');
@@ -155,4 +156,24 @@ export function loadDump(artifactPath: string, socket: string): void {
   const decompress = artifactPath.endsWith('.zst') ? `zstd -dc ${JSON.stringify(artifactPath)}` : artifactPath.endsWith('.gz') ? `gzip -dc ${JSON.stringify(artifactPath)}` : `cat ${JSON.stringify(artifactPath)}`;
   const result = spawnSync('bash', ['-o', 'pipefail', '-c', `${decompress} | mariadb --no-defaults -uroot -S ${JSON.stringify(socket)}`], { encoding: 'utf8' });
   if (result.status !== 0) throw new Error(`loading ${artifactPath} failed: ${result.stderr}`);
+}
+
+/**
+ * Makes the cluster busy for as long as the test wants: a workflow that runs (on a task queue
+ * nobody polls) holds the cluster's backup lock. Terminate the handle and the lock is stale.
+ */
+export async function holdClusterLock(client: Client, config: DbopsConfig, cluster: string, operation = 'full backup') {
+  const holder = await client.workflow.start('fullBackupWorkflow', {
+    taskQueue: 'nobody-polls-this-queue',
+    workflowId: `holder-${cluster}-${Date.now()}`,
+    args: [{ cluster }],
+  });
+  const held = await new RepositoryLocks(new LocalRepository(config.repository.path)).tryAcquire(cluster, {
+    workflowId: holder.workflowId,
+    runId: holder.firstExecutionRunId,
+    operation,
+    since: new Date().toISOString(),
+  });
+  if (held) throw new Error(`cluster ${cluster} is already locked by ${held.workflowId}`);
+  return holder;
 }

@@ -15,8 +15,15 @@ import { makeTestConfig, rootConnection, runCli, spawnCliWorker, temporalClient,
 const DB = 'archtest';
 const COLUMNS = ['id', 'customer_id', 'status', 'total', 'note', 'created_at'];
 const PREDICATE = 'created_at < NOW() - INTERVAL 90 DAY';
+/** Seeded minutes after NOW() - 300 days: no row within a day of the boundary (210 days in); those move two days later. */
+const GAP_FROM = (210 - 1) * 1440;
+const GAP_MINUTES = 2 * 1440;
 
-/** `rows` orders over 300 days; created_at is scattered over the keys, so old rows are not one contiguous range. */
+/**
+ * `rows` orders over 300 days; created_at is scattered over the keys, so old rows are not one
+ * contiguous range. No row lies within a day of the 90-day boundary, so the rows the predicate
+ * selects stay the same however long the test takes (up to a day).
+ */
 async function seedOrders(conn: Connection, table: string, rows: number): Promise<void> {
   await conn.query(`DROP TABLE IF EXISTS ${DB}.${table}, ${DB}.${table}_history`);
   await conn.query(
@@ -34,7 +41,7 @@ async function seedOrders(conn: Connection, table: string, rows: number): Promis
     `INSERT INTO ${DB}.${table} (id, customer_id, status, total, note, created_at)
      SELECT seq, seq % 5000, ELT(1 + seq % 4, 'paid', 'shipped', 'cancelled', 'refunded'), (seq % 100000) / 100,
             IF(seq % 7 = 0, NULL, CONCAT('note ', seq, IF(seq % 11 = 0, ' ünïcødé ☕', ''))),
-            NOW() - INTERVAL 300 DAY + INTERVAL ((seq * 7919) % 432000) MINUTE
+            NOW() - INTERVAL 300 DAY + INTERVAL (((seq * 7919) % 432000) + IF((seq * 7919) % 432000 BETWEEN ${GAP_FROM} AND ${GAP_FROM + GAP_MINUTES - 1}, ${GAP_MINUTES}, 0)) MINUTE
        FROM ${DB}.seq_1_to_${rows}`,
   );
 }
@@ -85,7 +92,7 @@ test('a million rows archived with the worker SIGKILLed mid-run: nothing lost, n
   await seedOrders(conn, 'orders', 1_000_000);
   const original = await totals(conn, 'orders');
   const old = await totals(conn, 'orders', PREDICATE);
-  expect(old.rows).toBeGreaterThan(700_000);
+  expect(old.rows).toBeGreaterThan(690_000);
 
   const setup = makeTestConfig('archive-crash');
   const first = spawnCliWorker(setup.configPath, path.join(setup.dir, 'worker-1.log'));
@@ -118,7 +125,8 @@ test('a million rows archived with the worker SIGKILLed mid-run: nothing lost, n
 
     const after = await expectConserved(conn, 'orders', original);
     expect(after.moved).toBe(old.rows);
-    expect((await totals(conn, 'orders', PREDICATE)).rows).toBe(0);
+    // The run fixed NOW() at plan time: what it left behind is judged at that time, not the wall clock's.
+    expect((await totals(conn, 'orders', `created_at < FROM_UNIXTIME(${result.plan.asOf}) - INTERVAL 90 DAY`)).rows).toBe(0);
     expect(await totals(conn, 'orders_history')).toEqual(old);
 
     const history = await handle.fetchHistory();
@@ -226,8 +234,10 @@ describe('with one worker', () => {
       for (let i = 0; i < 100 && (await handle.query(archiveProgressQuery)).progress?.moved === 0; i++) await new Promise((r) => setTimeout(r, 100));
       const paused = await cli(['archive', 'pause', handle.workflowId, '--as', 'carol', '--reason', 'month-end close']);
       expect(paused.stdout).toContain('paused');
-      await new Promise((r) => setTimeout(r, 1500));
+      // The batch in flight finishes first; then the run waits.
+      for (let i = 0; i < 300 && (await handle.query(archiveProgressQuery)).progress?.phase !== 'paused'; i++) await new Promise((r) => setTimeout(r, 100));
       const during = (await handle.query(archiveProgressQuery)).progress;
+      expect(during?.phase).toBe('paused');
       expect(during?.pausedBy).toBe('carol');
       const status = await cli(['archive', 'status', handle.workflowId]);
       expect(status.stdout).toMatch(/paused by carol/);
@@ -258,16 +268,18 @@ describe('with one worker', () => {
     const sleepers: Connection[] = [];
     for (let i = 0; i < 4; i++) sleepers.push(await rootConnection());
     await withWorker(config, async () => {
-      const busy = Promise.all(sleepers.map((s) => s.query('SELECT SLEEP(4)')));
-      await new Promise((r) => setTimeout(r, 300));
+      // The load lasts until the test ends it, whatever the machine's speed.
+      const busy = Promise.allSettled(sleepers.map((s) => s.query('SELECT SLEEP(600)')));
+      for (let i = 0; i < 100 && Number(((await conn.query("SHOW GLOBAL STATUS LIKE 'Threads_running'")) as unknown as [RowDataPacket[]])[0][0]?.Value) < 5; i++) await new Promise((r) => setTimeout(r, 100));
       const handle = await start(job('busy_orders', { batchSize: 500, throttle: { maxThreadsRunning: 3, abortThreadsRunning: 50, recheckAfter: '1s' } }), { yes: true });
       let throttled: string | null = null;
-      for (let i = 0; i < 40 && !throttled; i++) {
+      for (let i = 0; i < 600 && !throttled; i++) {
         throttled = (await handle.query(archiveProgressQuery)).progress?.throttled ?? null;
-        await new Promise((r) => setTimeout(r, 100));
+        if (!throttled) await new Promise((r) => setTimeout(r, 100));
       }
       expect(throttled).toMatch(/Threads_running \d+ is above 3/);
       expect((await handle.query(archiveProgressQuery)).progress?.moved).toBe(0);
+      for (const s of sleepers) await conn.query(`KILL QUERY ${s.threadId}`);
       await busy;
       const result = (await handle.result()) as ArchiveResult;
       expect(result.status).toBe('done');
@@ -282,7 +294,10 @@ describe('with one worker', () => {
     const original = await totals(conn, 'stop_orders');
     await withWorker(config, async () => {
       const handle = await start(job('stop_orders', { batchSize: 100, throttle: { sleep: '50ms' } }), { yes: true });
-      for (let i = 0; i < 100 && ((await handle.query(archiveProgressQuery)).progress?.moved ?? 0) < 500; i++) await new Promise((r) => setTimeout(r, 100));
+      for (let i = 0; i < 300 && ((await handle.query(archiveProgressQuery)).progress?.moved ?? 0) < 500; i++) await new Promise((r) => setTimeout(r, 100));
+      // Paused first, so the cancel lands mid-run however fast the machine moves rows.
+      await handle.signal(pauseArchiveSignal, { operator: 'dave' });
+      for (let i = 0; i < 300 && (await handle.query(archiveProgressQuery)).progress?.phase !== 'paused'; i++) await new Promise((r) => setTimeout(r, 100));
       await handle.signal(cancelArchiveSignal, { operator: 'dave', reason: 'wrong window' });
       const result = (await handle.result()) as ArchiveResult;
       expect(result.status).toBe('cancelled');

@@ -22,7 +22,7 @@ import { createRetentionActivities } from '../../src/activities/retentionActivit
 import { SA_CLUSTER, SA_OPERATION } from '../../src/domain/searchAttributes';
 import type { BackupType, Manifest } from '../../src/domain/manifest';
 import { freePort } from '../../src/sandbox/mariadb';
-import { harness, makeTestConfig, quietLogger, rootConnection, runCli, spawnCliWorker, temporalClient, withWorker, type TestSetup } from '../harness/context';
+import { harness, holdClusterLock, makeTestConfig, quietLogger, rootConnection, runCli, spawnCliWorker, temporalClient, withWorker, type TestSetup } from '../harness/context';
 
 const DB = 'montest';
 
@@ -170,14 +170,17 @@ test('a worker process serves /metrics; failures and approvals reach webhooks on
     expect(slack.text).toMatch(/CRITICAL.*backup-failed on broken/);
     expect(slack.attachments[0]?.color).toBe('#e01e5a');
 
-    // Two fulls at once: one takes the cluster, the other is refused. That is a skipped run
-    // (warning to both webhooks, which name the run holding the cluster), not a failure.
+    // A full while another operation holds the cluster is refused. That is a skipped run
+    // (warning to both webhooks, which name the run holding the cluster), not a failure;
+    // once the holder has ended, the next full takes the cluster over.
     received = [];
-    const both = await Promise.all([1, 2].map((i) => startBackup(client, setup.config, 'full', { cluster: 'test', requestedBy: 'jest' }, new Date(Date.now() + 10_000 + i * 1000))));
-    const outcomes = await Promise.allSettled(both.map((h) => h.result()));
-    expect(outcomes.map((o) => o.status).sort()).toEqual(['fulfilled', 'rejected']);
-    const refused = outcomes.find((o): o is PromiseRejectedResult => o.status === 'rejected');
-    expect(explainFailure(refused?.reason)).toMatch(/is busy/);
+    const holding = await holdClusterLock(client, setup.config, 'test');
+    const busyRun = await startBackup(client, setup.config, 'full', { cluster: 'test', requestedBy: 'jest' }, new Date(Date.now() + 11_000));
+    const refused = await busyRun.result().then(() => null, (error: unknown) => error);
+    expect(explainFailure(refused)).toMatch(/is busy/);
+    await holding.terminate('test: the holder ended');
+    await waitForManifest(await startBackup(client, setup.config, 'full', { cluster: 'test', requestedBy: 'jest' }, new Date(Date.now() + 12_000)));
+    const both = [busyRun, holding];
     const busyText = await scrape();
     expect(busyText).toContain('dbops_backup_runs_total{cluster="test",type="full",outcome="success"} 2');
     expect(busyText).toContain('dbops_backup_runs_total{cluster="test",type="full",outcome="skipped"} 1');
