@@ -5,22 +5,24 @@
  *   -- Current Database: `shop`        section start (every database has one or two)
  *   CREATE DATABASE ... `shop` ...;    dropped: the restore creates its target itself
  *   USE `shop`;                        rewritten to the new name
- *   `shop`.t / shop.t in DDL           views, triggers and routines written with qualified
- *                                      names: rewritten too, or a restored trigger would
- *                                      write into the live database (counted and reported)
+ *   DDL statements                     read whole (they span lines and DELIMITER blocks) and
+ *                                      confined like the binlog's statements: `shop`.t becomes
+ *                                      `shop_restored`.t (or a restored trigger would write into
+ *                                      the live database), DEFINERs become CURRENT_USER (the
+ *                                      originals are recorded to be put back), events DISABLED
  * Data lines (INSERT, and MariaDB's one-tuple-per-line rows) pass through untouched at
  * memchr speed; the other databases' sections are dropped. Pure.
  */
+import { confineStatement, type DefinerRecord } from './restore/confine';
+import { tokenize } from './sql/lexer';
+
 const NEWLINE = 0x0a;
 const HEAD = 16;
 const MAX_DDL_LINE = 64 * 1024 * 1024;
 const RE_SECTION = /^-- Current Database: `((?:[^`]|``)+)`/;
 const RE_CREATE = /^CREATE DATABASE /;
 const RE_USE = /^USE `((?:[^`]|``)+)`;/;
-
-function escapeRegExp(s: string): string {
-  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-}
+const RE_DELIMITER = /^DELIMITER\s+(\S+)\s*$/;
 
 export class DumpDatabaseFilter {
   private readonly encoder = new TextEncoder();
@@ -31,17 +33,22 @@ export class DumpDatabaseFilter {
   private lineLength = 0;
   /** Inside a data line already decided: pass (true) or drop (false) until the newline. */
   private streaming: boolean | null = null;
-  /** DDL lines whose references to the source database were rewritten to the target. */
+  /** DDL statements of the source section that were rewritten (names, definers, events). */
   rewrittenReferences = 0;
-  private readonly qualified: RegExp;
+  /** Objects whose DEFINER became CURRENT_USER, with the original. */
+  readonly definers: DefinerRecord[] = [];
+  /** DDL that names other databases (kept: the restore's account decides what it may read). */
+  readonly warnings: string[] = [];
+  /** Lines of a DDL statement not yet complete, and the statement delimiter in force. */
+  private pending: string[] = [];
+  private delimiter = ';';
 
   constructor(
     private readonly source: string,
     private readonly target: string,
-  ) {
-    // `shop`.  or  shop.  (not inside another identifier)
-    this.qualified = new RegExp('`' + escapeRegExp(source.replace(/`/g, '``')) + '`\\.|(?<![A-Za-z0-9_$`.])' + escapeRegExp(source) + '\\.(?=[A-Za-z_`$])', 'g');
-  }
+    /** Databases on the server the dump is loaded into (to tell db.table from alias.column). */
+    private readonly schemas: ReadonlySet<string> = new Set(),
+  ) {}
 
   private wanted(): boolean {
     return this.section === null || this.section === this.source;
@@ -101,7 +108,7 @@ export class DumpDatabaseFilter {
         i = end;
         continue;
       }
-      if (this.lineLength === 0 && chunk.length - i >= HEAD && DumpDatabaseFilter.dataAt(chunk, i)) {
+      if (this.lineLength === 0 && this.pending.length === 0 && chunk.length - i >= HEAD && DumpDatabaseFilter.dataAt(chunk, i)) {
         this.streaming = this.wanted();
         continue; // the streaming branch takes the line
       }
@@ -113,7 +120,7 @@ export class DumpDatabaseFilter {
         const take = Math.min(lineEnd - i, HEAD - this.lineLength);
         this.append(chunk.subarray(i, i + take));
         i += take;
-        if (this.lineLength === HEAD && this.isDataLine()) {
+        if (this.lineLength === HEAD && this.pending.length === 0 && this.isDataLine()) {
           const pass = this.wanted();
           if (pass) out.push(this.line.slice(0, this.lineLength));
           this.lineLength = 0;
@@ -136,7 +143,9 @@ export class DumpDatabaseFilter {
   }
 
   finish(): Uint8Array[] {
-    return this.lineLength > 0 ? this.endLine(false) : [];
+    const out = this.lineLength > 0 ? this.endLine(false) : [];
+    if (this.pending.length > 0) out.push(...this.endStatement());
+    return out;
   }
 
   private endLine(withNewline: boolean): Uint8Array[] {
@@ -144,22 +153,51 @@ export class DumpDatabaseFilter {
     const text = this.decoder.decode(this.line.subarray(0, this.lineLength));
     this.lineLength = 0;
     const nl = withNewline ? '\n' : '';
-    const section = RE_SECTION.exec(text);
-    if (section?.[1] !== undefined) {
-      this.section = section[1].replace(/``/g, '`');
-      return this.wanted() ? [this.encoder.encode(`-- Current Database: \`${this.target}\` (restored from \`${this.source}\`)${nl}`)] : [];
-    }
-    if (!this.wanted()) return [];
-    if (this.section !== null && RE_CREATE.test(text)) return [];
-    const use = RE_USE.exec(text);
-    if (use?.[1] !== undefined) return [this.encoder.encode(`USE \`${this.target.replace(/`/g, '``')}\`;${nl}`)];
-    if (!data && this.section === this.source) {
-      const rewritten = text.replace(this.qualified, (m) => (m.startsWith('`') ? '`' + this.target.replace(/`/g, '``') + '`.' : this.target + '.'));
-      if (rewritten !== text) {
-        this.rewrittenReferences += 1;
-        return [this.encoder.encode(rewritten + nl)];
+    if (this.pending.length === 0) {
+      const section = RE_SECTION.exec(text);
+      if (section?.[1] !== undefined) {
+        this.section = section[1].replace(/``/g, '`');
+        return this.wanted() ? [this.encoder.encode(`-- Current Database: \`${this.target}\` (restored from \`${this.source}\`)${nl}`)] : [];
       }
+      if (!this.wanted()) return [];
+      if (this.section !== null && RE_CREATE.test(text)) return [];
+      const use = RE_USE.exec(text);
+      if (use?.[1] !== undefined) return [this.encoder.encode(`USE \`${this.target.replace(/`/g, '``')}\`;${nl}`)];
+      const delimiter = RE_DELIMITER.exec(text);
+      if (delimiter?.[1]) this.delimiter = delimiter[1];
+      // Data, comments, delimiters, and everything outside the source's section pass as they are.
+      if (data || delimiter || this.section !== this.source || text.startsWith('--') || text.trim() === '') return [this.encoder.encode(text + nl)];
+    } else if (!this.wanted()) {
+      return [];
     }
-    return [this.encoder.encode(text + nl)];
+    this.pending.push(text + nl);
+    return text.trimEnd().endsWith(this.delimiter) && this.complete() ? this.endStatement() : [];
+  }
+
+  /** The delimiter ends the statement only outside quotes and comments. */
+  private complete(): boolean {
+    const statement = this.pending.join('');
+    try {
+      tokenize(statement.slice(0, statement.lastIndexOf(this.delimiter)));
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  private endStatement(): Uint8Array[] {
+    const statement = this.pending.join('');
+    this.pending = [];
+    const end = statement.lastIndexOf(this.delimiter);
+    const sql = end >= 0 && statement.slice(end + this.delimiter.length).trim() === '' ? statement.slice(0, end) : statement;
+    const tail = statement.slice(sql.length);
+    const outcome = confineStatement(sql, { source: this.source, target: this.target, schemas: this.schemas, otherDatabases: 'keep' });
+    if (outcome.action === 'rewrite') {
+      this.rewrittenReferences += 1;
+      for (const d of outcome.definers) this.definers.push(d);
+      return [this.encoder.encode(outcome.text + tail)];
+    }
+    if (outcome.action === 'refuse' && this.warnings.length < 50) this.warnings.push(`${outcome.reason}: ${sql.replace(/\s+/g, ' ').trim().slice(0, 200)}`);
+    return [this.encoder.encode(statement)];
   }
 }

@@ -101,7 +101,7 @@ describe('DumpDatabaseFilter', () => {
   ].join('\n');
 
   test.each([1, 5, 4096])('selects one database, renames it and its qualified references, leaves data alone (chunks of %i)', (size) => {
-    const filter = new DumpDatabaseFilter('shop', 'shop_restored');
+    const filter = new DumpDatabaseFilter('shop', 'shop_restored', new Set(['shop', 'shopping', 'other']));
     const bytes = new TextEncoder().encode(dump);
     const parts: Uint8Array[] = [];
     for (let i = 0; i < bytes.length; i += size) parts.push(...filter.push(bytes.subarray(i, i + size)));
@@ -116,13 +116,43 @@ describe('DumpDatabaseFilter', () => {
         'INSERT INTO `orders` VALUES',
         "(1,'shop.orders `shop`.x stays as data'),",
         "(2,'b');",
-        '/*!50003 CREATE*/ /*!50003 TRIGGER `shop_restored`.`audit` AFTER UPDATE ON `shop_restored`.`orders` FOR EACH ROW INSERT INTO shop_restored.audit_log VALUES (1) */;;',
+        '/*!50003 CREATE*/ /*!50003 TRIGGER `shop_restored`.`audit` AFTER UPDATE ON `shop_restored`.`orders` FOR EACH ROW INSERT INTO `shop_restored`.audit_log VALUES (1) */;;',
         '/*!50001 VIEW `v` AS select 1 AS `x` from `shopping`.`t` */;',
         '-- Dump completed',
         '',
       ].join('\n'),
     );
     expect(filter.rewrittenReferences).toBe(1);
+    expect(filter.warnings).toEqual([expect.stringMatching(/names database `shopping`.*VIEW `v`/)]);
+  });
+
+  test('DDL is read whole across lines and DELIMITER blocks: definers recorded and replaced, events disabled', () => {
+    const ddl = [
+      '-- Current Database: `shop`',
+      'USE `shop`;',
+      'DELIMITER ;;',
+      "/*!50003 CREATE*/ /*!50017 DEFINER=`root`@`localhost`*/ /*!50003 TRIGGER `shop`.orders_audit AFTER UPDATE ON `shop`.orders FOR EACH ROW",
+      "       INSERT INTO `shop`.audit_log (order_id, action) VALUES (NEW.id, CONCAT('status:;;', NEW.status)) ",
+      '*/;;',
+      '/*!50106 CREATE*/ /*!50117 DEFINER=`root`@`localhost`*/ /*!50106 EVENT `purge_audit` ON SCHEDULE EVERY 1 DAY STARTS \'2026-12-01 23:00:52\' ON COMPLETION NOT PRESERVE ENABLE DO DELETE FROM `shop`.audit_log WHERE at < NOW() - INTERVAL 90 DAY ',
+      '*/ ;;',
+      'DELIMITER ;',
+      'CREATE TABLE `t` (',
+      '  `id` int NOT NULL,',
+      '  PRIMARY KEY (`id`)',
+      ');',
+      '',
+    ].join('\n');
+    const filter = new DumpDatabaseFilter('shop', 'shop_x', new Set(['shop']));
+    const out = Buffer.concat([...filter.push(new TextEncoder().encode(ddl)), ...filter.finish()]).toString('utf8');
+    expect(out).toContain('/*!50017 DEFINER=CURRENT_USER*/ /*!50003 TRIGGER `shop_x`.orders_audit AFTER UPDATE ON `shop_x`.orders FOR EACH ROW\n');
+    expect(out).toContain("INSERT INTO `shop_x`.audit_log (order_id, action) VALUES (NEW.id, CONCAT('status:;;', NEW.status)) \n*/;;\n");
+    expect(out).toContain('ON COMPLETION NOT PRESERVE DISABLE DO DELETE FROM `shop_x`.audit_log');
+    expect(out).toContain('CREATE TABLE `t` (\n  `id` int NOT NULL,\n  PRIMARY KEY (`id`)\n);\n');
+    expect(filter.definers).toEqual([
+      { type: 'TRIGGER', name: 'orders_audit', definer: '`root`@`localhost`' },
+      { type: 'EVENT', name: 'purge_audit', definer: '`root`@`localhost`' },
+    ]);
   });
 });
 
