@@ -30,11 +30,13 @@ function optionValue(value: string): string {
  * Credentials reach client tools through a 0600 file in a private 0700 folder, never argv
  * or the environment (both visible to other local users). The folder is removed after use.
  */
-export async function withDefaultsFile<T>(cluster: ClusterConfig, fn: (file: string) => Promise<T>): Promise<T> {
-  const dir = await mkdtemp(path.join(tmpdir(), 'dbops-cred-'));
+export async function withDefaultsFile<T>(cluster: ClusterConfig, fn: (file: string) => Promise<T>, credentials?: { user: string; password: string }): Promise<T> {
+  // The pid in the name lets the worker sweep folders a killed process left behind.
+  const dir = await mkdtemp(path.join(tmpdir(), `dbops-cred-${process.pid}-`));
   const file = path.join(dir, 'client.cnf');
-  const lines = ['[client]', `user=${optionValue(cluster.user)}`];
-  if (cluster.password) lines.push(`password=${optionValue(resolveSecret(cluster.password, `clusters.${cluster.name}.password`))}`);
+  const lines = ['[client]', `user=${optionValue(credentials?.user ?? cluster.user)}`];
+  if (credentials) lines.push(`password=${optionValue(credentials.password)}`);
+  else if (cluster.password) lines.push(`password=${optionValue(resolveSecret(cluster.password, `clusters.${cluster.name}.password`))}`);
   if (cluster.socket) lines.push(`socket=${optionValue(cluster.socket)}`);
   else lines.push(`host=${optionValue(cluster.host ?? '127.0.0.1')}`, `port=${cluster.port}`, 'protocol=TCP');
   try {

@@ -23,7 +23,8 @@ import { findTool } from './tools';
 import * as path from 'node:path';
 import { provisionSandbox, sandboxCluster, sandboxDir, teardownSandbox, countObjects, type DrillSandbox } from './drill';
 import { drillMarkdown, type DrillReport } from '../domain/drill';
-import { findStatement, restoreAccount, restoreDatabase, targetState, verifyDatabase, type RestoreDatabaseResult, type StatementHit, type TableVerification } from './restore';
+import { findStatement, restoreAccount, restoreDatabase, scanReplayWindow, targetState, verifyDatabase, type RestoreDatabaseResult, type StatementHit, type TableVerification } from './restore';
+import type { ScanReport } from '../domain/restore/replayStream';
 import { planRestore, type PlanOutcome, type ResolvedTarget, type RestorePlan } from '../domain/restorePlan';
 import type { RestoreTarget } from '../domain/restoreTarget';
 import { quoteIdentifier } from '../domain/identifiers';
@@ -306,6 +307,20 @@ export function createActivities(config: DbopsConfig, logger: Logger) {
       return { ...plan({ kind: 'position', file: hit.file, position: hit.position }), hit };
     },
 
+    /**
+     * Reads the replay window before anything is written (see scanReplayWindow): what will be
+     * rewritten, skipped, or refused, with binlog positions. Read-only.
+     */
+    async scanRestoreWindow(input: { cluster: string; plan: RestorePlan; into: string }): Promise<ScanReport> {
+      const c = cluster(input.cluster);
+      const ctx = Context.current();
+      try {
+        return await scanReplayWindow({ cluster: c, product: input.plan.full.product, repositoryRoot: repository.root, plan: input.plan, into: input.into, onProgress: () => ctx.heartbeat('reading the replay window') });
+      } catch (error) {
+        throw toFailure(error, c.name);
+      }
+    },
+
     /** Is a restore target free? 'ours' means this run created it (a retry). */
     async checkRestoreTarget(input: { cluster: string; database: string }): Promise<'absent' | 'ours' | 'foreign'> {
       return targetState(cluster(input.cluster), input.database, currentRun().workflowId);
@@ -323,6 +338,7 @@ export function createActivities(config: DbopsConfig, logger: Logger) {
           plan: input.plan,
           into: input.into,
           marker: currentRun().workflowId,
+          confine: true,
           onProgress: (p) => ctx.heartbeat({ ...p, text: `${p.phase}: ${formatBytes(p.bytes)}` }),
           signal: ctx.cancellationSignal,
         });
@@ -474,6 +490,7 @@ export function createActivities(config: DbopsConfig, logger: Logger) {
           plan: input.plan,
           into: input.plan.database,
           marker: currentRun().workflowId,
+          confine: false,
           expectRows: input.expectRows,
           onProgress: (p) => ctx.heartbeat({ ...p, text: `${p.phase}: ${formatBytes(p.bytes)}` }),
           signal: ctx.cancellationSignal,

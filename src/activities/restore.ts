@@ -15,6 +15,9 @@ import { ApplicationFailure } from '@temporalio/common';
 import type { RowDataPacket } from 'mysql2/promise';
 import type { ClusterConfig } from '../config/schema';
 import { DumpDatabaseFilter } from '../domain/dumpRewrite';
+import { ReplayRefused, ReplayStream, type ScanReport } from '../domain/restore/replayStream';
+import { createScopedAccount, dropScopedAccount, type ScopedAccount } from '../mysql/restoreAccount';
+import { createRoutedObjects, currentDefiner, definerOf, disableEvents, originalsMap, restoreDefiners } from '../mysql/schemaObjects';
 import { quoteIdentifier } from '../domain/identifiers';
 import type { Product } from '../domain/manifest';
 import type { RestorePlan } from '../domain/restorePlan';
@@ -22,7 +25,7 @@ import { compressionOf, decompressor } from './compression';
 import { withDefaultsFile } from './dump';
 import { classifyToolStderr } from './errors';
 import { withConnection } from './mysql';
-import { findTool } from './tools';
+import { childEnv, findTool } from './tools';
 
 /** The account restores use (write privileges), falling back to the backup account. */
 export function restoreAccount(cluster: ClusterConfig): ClusterConfig {
@@ -48,6 +51,13 @@ export interface RestoreDatabaseResult {
   replay: ReplayReached;
   /** DDL lines (views, triggers, routines) whose qualified references to the source database were rewritten. */
   rewrittenReferences: number;
+  /** Replayed statements rewritten to the target, and statements left out (account management). */
+  rewrittenStatements: number;
+  skippedStatements: number;
+  /** Views, triggers, routines and events given their original DEFINER back. */
+  definersRestored: number;
+  /** DDL of the dump naming other databases (kept; the restore's account decides). */
+  warnings: string[];
   durationMs: { load: number; replay: number };
   /** With expectRows: tables checked at the snapshot, and what did not match. */
   snapshotCheck: { tables: number; mismatches: string[] } | null;
@@ -99,28 +109,97 @@ export interface RestoreDatabaseRequest {
   signal?: AbortSignal;
   /** Row counts the full backup recorded: checked right after the load, before any replay. */
   expectRows?: Array<{ table: string; rows: number }>;
+  /**
+   * A restore on a live server: load and replay as an account of this restore that can write
+   * only `into`, objects created by the administrator, definers put back at the end. Off for
+   * the drill's private server, where the restore is the only thing on it.
+   */
+  confine: boolean;
+}
+
+/** The mysqlbinlog arguments of a replay of `plan` into `into` (also what the window scan reads). */
+export function replayArguments(product: Product, plan: RestorePlan, into: string | null): string[] {
+  // MariaDB filters --database on the name before --rewrite-db, MySQL on the name after it.
+  const args = ['--no-defaults'];
+  if (into !== null) {
+    args.push(`--database=${product === 'mariadb' || into === plan.database ? plan.database : into}`);
+    if (into !== plan.database) args.push(`--rewrite-db=${plan.database}->${into}`);
+  }
+  // MySQL: the copy's transactions get new GTIDs (the source's are already executed on this server).
+  if (product === 'mysql') args.push('--skip-gtids');
+  const stop = plan.stop;
+  if (stop.kind === 'gtid') {
+    args.push(`--start-position=${plan.start.gtidSet ?? ''}`, `--stop-position=${stop.gtid}`);
+  } else {
+    args.push(`--start-position=${plan.start.position}`);
+    if (stop.kind === 'datetime') args.push(`--stop-datetime=${stop.value}`);
+    if (stop.kind === 'position') args.push(`--stop-position=${stop.position}`);
+  }
+  return args;
+}
+
+function binlogToolOf(cluster: ClusterConfig, product: Product): string {
+  return cluster.tools.binlog ?? (product === 'mariadb' ? 'mariadb-binlog' : 'mysqlbinlog');
+}
+
+/** Every database on the server (to tell db.table from alias.column in statements). */
+async function serverSchemas(cluster: ClusterConfig): Promise<Set<string>> {
+  return withConnection(restoreAccount(cluster), async (conn) => {
+    const [rows] = await conn.query<RowDataPacket[]>('SELECT SCHEMA_NAME AS name FROM information_schema.SCHEMATA');
+    return new Set(rows.map((r) => String(r.name)));
+  });
+}
+
+/** "ERROR 1142 (42000) at line 39: …" of the client, with the binlog position and statement of line 39. */
+function replayFailure(stream: ReplayStream, into: string, result: { code: number | null; stderr: string }, cluster: string): Error {
+  const line = /ERROR \d+ \([0-9A-Z]+\) at line (\d+)/.exec(result.stderr);
+  const at = line?.[1] ? stream.positionAtLine(Number(line[1])) : null;
+  const message = result.stderr.trim().split('\n').slice(-3).join(' ');
+  if (/ERROR 1105 .*Unknown error/.test(message) && at?.statement === 'BINLOG row event') {
+    // MySQL reports a row event refused by table privileges this way (the reason goes to the error log).
+    return ApplicationFailure.nonRetryable(`replaying into ${into} stopped at ${at.file}:${at.position}: a row event was refused by the server (privileges of the restore account: it may write only ${into})`, 'ReplayError');
+  }
+  const where = at ? ` at ${at.file}:${at.position} (${at.statement})` : '';
+  return ApplicationFailure.nonRetryable(`replaying into ${into} stopped${where}: ${message.replace(/^.*?ERROR/, 'ERROR')}`, 'ReplayError');
+  void cluster;
 }
 
 export async function restoreDatabase(req: RestoreDatabaseRequest): Promise<RestoreDatabaseResult> {
-  const account = restoreAccount(req.cluster);
+  const admin = restoreAccount(req.cluster);
   const into = quoteIdentifier(req.into);
   // Idempotent: a retry drops what this run created; anything else is never touched.
   const state = await targetState(req.cluster, req.into, req.marker);
   if (state === 'foreign') {
     throw ApplicationFailure.nonRetryable(`database ${req.into} already exists on ${req.cluster.name}; restore into a new name (--into)`, 'InvalidInput');
   }
-  await withConnection(account, async (conn) => {
+  await withConnection(admin, async (conn) => {
     if (state === 'ours') await conn.query(`DROP DATABASE ${into}`);
     await conn.query(`CREATE DATABASE ${into} CHARACTER SET utf8mb4 COMMENT ${conn.escape(MARKER_PREFIX + req.marker)}`);
   });
+  const schemas = await serverSchemas(req.cluster);
+  const scoped = req.confine ? await withConnection(admin, (conn) => createScopedAccount(conn, req.product, req.into, req.marker)) : null;
+  const credentials = scoped ? { user: scoped.user, password: scoped.password } : undefined;
+  try {
+    return await loadAndReplay(req, schemas, scoped, credentials);
+  } finally {
+    if (scoped) await withConnection(admin, (conn) => dropScopedAccount(conn, scoped));
+  }
+}
 
+async function loadAndReplay(
+  req: RestoreDatabaseRequest,
+  schemas: Set<string>,
+  scoped: ScopedAccount | null,
+  credentials: { user: string; password: string } | undefined,
+): Promise<RestoreDatabaseResult> {
+  const admin = restoreAccount(req.cluster);
   const client = await findTool(clientTool(req.cluster, req.product));
   const started = Date.now();
   let loadedBytes = 0;
-  const filter = new DumpDatabaseFilter(req.plan.database, req.into);
+  const filter = new DumpDatabaseFilter(req.plan.database, req.into, schemas, { routeObjects: scoped !== null });
 
-  // 1. The full: decompress -> select + rename -> one client session.
-  await withDefaultsFile(account, async (defaultsFile) => {
+  // 1. The full: decompress -> select + rename + confine -> one client session.
+  await withDefaultsFile(admin, async (defaultsFile) => {
     const session = clientSession(client, defaultsFile);
     const codec = await decompressor(compressionOf(req.plan.full.artifact));
     const abort = () => {
@@ -155,7 +234,11 @@ export async function restoreDatabase(req: RestoreDatabaseRequest): Promise<Rest
     } finally {
       req.signal?.removeEventListener('abort', abort);
     }
-  });
+  }, credentials);
+  if (scoped) {
+    // Views, triggers, routines and events: created by the administrator, run as the restore's account.
+    await withConnection(admin, (conn) => createRoutedObjects(conn, req.into, filter.objects, definerOf(scoped)));
+  }
   const loadMs = Date.now() - started;
   let snapshotCheck: RestoreDatabaseResult['snapshotCheck'] = null;
   if (req.expectRows) {
@@ -166,69 +249,169 @@ export async function restoreDatabase(req: RestoreDatabaseRequest): Promise<Rest
     snapshotCheck = { tables: req.expectRows.length, mismatches };
   }
 
-  // 2. The binlogs: ONE mysqlbinlog over all files into ONE client session, TZ=UTC.
+  // 2. The binlogs: ONE mysqlbinlog over all files, confined, into ONE client session, TZ=UTC.
   const replayStarted = Date.now();
   const reached: ReplayReached = { file: req.plan.start.file, position: req.plan.start.position, gtid: null, transactions: 0 };
+  const stream = new ReplayStream({ mode: 'replay', context: { source: req.plan.database, target: req.into, schemas }, firstFile: req.plan.binlogs[0]?.file ?? req.plan.start.file });
   if (req.plan.binlogs.length > 0) {
-    const work = await mkdtemp(path.join(tmpdir(), 'dbops-replay-'));
+    const work = await mkdtemp(path.join(tmpdir(), `dbops-replay-${process.pid}-`));
     try {
       const files = await unpackBinlogs(req.plan, req.repositoryRoot, work, (file) => req.onProgress({ phase: `unpack ${file}`, bytes: loadedBytes }));
-      const args = ['--no-defaults', `--database=${req.plan.database}`, `--rewrite-db=${req.plan.database}->${req.into}`];
-      const stop = req.plan.stop;
-      if (stop.kind === 'gtid') {
-        args.push(`--start-position=${req.plan.start.gtidSet ?? ''}`, `--stop-position=${stop.gtid}`);
-      } else {
-        args.push(`--start-position=${req.plan.start.position}`);
-        if (stop.kind === 'datetime') args.push(`--stop-datetime=${stop.value}`);
-        if (stop.kind === 'position') args.push(`--stop-position=${stop.position}`);
-      }
-      const binlogTool = await findTool(req.cluster.tools.binlog ?? (req.product === 'mariadb' ? 'mariadb-binlog' : 'mysqlbinlog'));
-      await withDefaultsFile(account, async (defaultsFile) => {
+      const args = replayArguments(req.product, req.plan, req.into);
+      const binlogTool = await findTool(binlogToolOf(req.cluster, req.product));
+      await withDefaultsFile(admin, async (defaultsFile) => {
         const session = clientSession(client, defaultsFile);
-        const decoder = spawn(binlogTool, [...args, ...files], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, TZ: 'UTC' } });
+        const decoder = spawn(binlogTool, [...args, ...files], { stdio: ['ignore', 'pipe', 'pipe'], env: childEnv({ TZ: 'UTC' }) });
         let decodeErr = '';
         decoder.stderr.on('data', (d: Buffer) => (decodeErr += d.toString()));
         const decoded = new Promise<number | null>((resolve) => decoder.on('close', resolve));
+        const abort = () => {
+          decoder.kill('SIGKILL');
+          session.kill();
+        };
+        req.signal?.addEventListener('abort', abort, { once: true });
         let tail = '';
-        const track = new Transform({
+        const guard = new Transform({
           transform(chunk: Buffer, _e, cb) {
+            let out: string[];
+            try {
+              out = stream.push(chunk.toString('utf8'));
+            } catch (error) {
+              // Stop the client before it can see the end of its input (it would run a partial statement).
+              abort();
+              cb(error as Error);
+              return;
+            }
             // Follow "end_log_pos N", "GTID d-s-n" and "Rotate to F" in the headers.
-            const text = tail + chunk.toString('latin1');
+            const text = tail + out.join('');
             const lines = text.split('\n');
             tail = lines.pop() ?? '';
             for (const line of lines) {
               if (line.charCodeAt(0) !== 0x23 /* # */) continue;
               const pos = /end_log_pos (\d+)/.exec(line);
               if (pos?.[1]) reached.position = Number(pos[1]);
-              const gtid = /\sGTID (\d+-\d+-\d+)/.exec(line);
-              if (gtid?.[1]) {
-                reached.gtid = gtid[1];
+              const gtid = /\sGTID (\d+-\d+-\d+)/.exec(line) ?? /\sGTID\s+last_committed=\S+\s+sequence_number=\S+/.exec(line);
+              if (gtid) {
+                if (gtid[1]) reached.gtid = gtid[1];
                 reached.transactions += 1;
               }
               const rotate = /Rotate to (\S+)\s+pos: (\d+)/.exec(line);
               if (rotate?.[1]) reached.file = rotate[1];
             }
-            cb(null, chunk);
+            cb(null, out.join(''));
+          },
+          flush(cb) {
+            try {
+              cb(null, stream.finish().join(''));
+            } catch (error) {
+              abort();
+              cb(error as Error);
+            }
           },
         });
-        const piping = pipeline(decoder.stdout, track, session.stdin);
-        const [code, r, piped] = await Promise.all([decoded, session.done, piping.then(() => null, (e: unknown) => e)]);
-        if (code !== 0) throw failure(`mysqlbinlog over ${files.length} binlog(s)`, { code, stderr: decodeErr }, req.cluster.name);
-        if (r.code !== 0) throw failure(`replaying binlogs into ${req.into}`, r, req.cluster.name);
-        if (piped) throw piped instanceof Error ? piped : new Error(String(piped));
-      });
+        try {
+          const piping = pipeline(decoder.stdout, guard, session.stdin);
+          const [code, r, piped] = await Promise.all([decoded, session.done, piping.then(() => null, (e: unknown) => e)]);
+          if (piped instanceof ReplayRefused) throw ApplicationFailure.nonRetryable(`replay into ${req.into} refused before writing it: ${piped.message}`, 'ReplayError');
+          if (code !== 0) throw failure(`mysqlbinlog over ${files.length} binlog(s)`, { code, stderr: decodeErr }, req.cluster.name);
+          if (r.code !== 0) throw replayFailure(stream, req.into, r, req.cluster.name);
+          if (piped) throw piped instanceof Error ? piped : new Error(String(piped));
+        } finally {
+          req.signal?.removeEventListener('abort', abort);
+        }
+      }, credentials);
     } finally {
       await rm(work, { recursive: true, force: true });
     }
+  }
+
+  // 3. Definers back to the originals; every restored event disabled.
+  let definersRestored = 0;
+  if (scoped) {
+    const originals = originalsMap([...filter.objects, ...stream.report.definers]);
+    definersRestored = await withConnection(admin, async (conn) => {
+      const fixed = await restoreDefiners(conn, req.into, scoped, originals, await currentDefiner(conn));
+      await disableEvents(conn, req.into);
+      return fixed.length;
+    });
   }
   return {
     into: req.into,
     loadedBytes,
     replay: reached,
     rewrittenReferences: filter.rewrittenReferences,
+    rewrittenStatements: stream.report.rewritten.length,
+    skippedStatements: stream.report.skipped.length,
+    definersRestored,
+    warnings: filter.warnings,
     snapshotCheck,
     durationMs: { load: loadMs, replay: Date.now() - replayStarted },
   };
+}
+
+/**
+ * Reads the replay window before anything is written: the statements it would send, as the
+ * replay will (filtered and renamed), and the whole window (every database) for statements
+ * on the source that the filter would drop. Returns what would be rewritten, skipped and
+ * refused, each with its binlog position.
+ */
+export async function scanReplayWindow(req: { cluster: ClusterConfig; product: Product; repositoryRoot: string; plan: RestorePlan; into: string; onProgress?: () => void }): Promise<ScanReport> {
+  const schemas = await serverSchemas(req.cluster);
+  const context = { source: req.plan.database, target: req.into, schemas };
+  const firstFile = req.plan.binlogs[0]?.file ?? req.plan.start.file;
+  const filtered = new ReplayStream({ mode: 'scan', context, firstFile });
+  const whole = new ReplayStream({ mode: 'crossScan', context, firstFile });
+  if (req.plan.binlogs.length === 0) return filtered.report;
+  const work = await mkdtemp(path.join(tmpdir(), `dbops-scan-${process.pid}-`));
+  try {
+    const files = await unpackBinlogs(req.plan, req.repositoryRoot, work, () => req.onProgress?.());
+    const tool = await findTool(binlogToolOf(req.cluster, req.product));
+    const read = async (args: string[], stream: ReplayStream) => {
+      const decoder = spawn(tool, [...args, ...files], { stdio: ['ignore', 'pipe', 'pipe'], env: childEnv({ TZ: 'UTC' }) });
+      let stderr = '';
+      decoder.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      const closed = new Promise<number | null>((resolve) => decoder.on('close', resolve));
+      let bytes = 0;
+      for await (const chunk of decoder.stdout as AsyncIterable<Buffer>) {
+        stream.push(chunk.toString('utf8'));
+        bytes += chunk.length;
+        if (bytes > 64 << 20) {
+          bytes = 0;
+          req.onProgress?.();
+        }
+      }
+      stream.finish();
+      const code = await closed;
+      if (code !== 0) throw new Error(`mysqlbinlog could not read the window (exit ${code}): ${stderr.trim().split('\n').slice(-2).join(' ')}`);
+    };
+    await read(replayArguments(req.product, req.plan, req.into), filtered);
+    await read(replayArguments(req.product, req.plan, null).filter((a) => a !== '--skip-gtids'), whole);
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+  const report = filtered.report;
+  report.refused.push(...whole.report.refused);
+  report.refused.sort((a, b) => a.file.localeCompare(b.file) || a.position - b.position);
+  // A server with binary logging lets only SUPER create triggers and stored routines; a restore's account has no SUPER.
+  const routines = report.objectsCreated.filter((o) => o.type === 'TRIGGER' || o.type === 'PROCEDURE' || o.type === 'FUNCTION');
+  if (routines.length > 0) {
+    const trusted = await withConnection(restoreAccount(req.cluster), async (conn) => {
+      const [rows] = await conn.query<RowDataPacket[]>('SELECT @@log_bin AS logBin, @@log_bin_trust_function_creators AS trust');
+      return Number(rows[0]?.logBin) === 0 || Number(rows[0]?.trust) === 1;
+    });
+    if (!trusted) {
+      for (const o of routines) {
+        report.refused.push({
+          file: o.file,
+          position: o.position,
+          statement: `CREATE ${o.type} ${o.name}`,
+          reason: `the window creates ${o.type.toLowerCase()} ${o.name}; with binary logging on, the server lets only SUPER create triggers and stored routines, and a restore's account has no SUPER`,
+          fix: 'restore to a point before it, or set log_bin_trust_function_creators=1 on the server for the restore',
+        });
+      }
+    }
+  }
+  return report;
 }
 
 /** Decompresses the plan's binlogs into a private folder (mysqlbinlog reads files). */
@@ -289,7 +472,7 @@ export async function findStatement(
     const decoder = spawn(
       tool,
       ['--no-defaults', '--base64-output=DECODE-ROWS', '--verbose', `--database=${plan.database}`, `--start-position=${plan.start.position}`, ...files],
-      { stdio: ['ignore', 'pipe', 'ignore'], env: { ...process.env, TZ: 'UTC' } },
+      { stdio: ['ignore', 'pipe', 'ignore'], env: childEnv({ TZ: 'UTC' }) },
     );
     let file = plan.binlogs[0]!.file;
     let at = plan.start.position;

@@ -22,3 +22,16 @@ export async function findTool(name: string): Promise<string> {
   }
   throw new Error(`${name} not found on PATH: run scripts/setup.sh or install it`);
 }
+
+/**
+ * The environment of every child process: only what the tools need to run (PATH, locale,
+ * temp folder, time zone). Never the worker's own environment, which may hold a password
+ * that a config's `{ env: VAR }` reference points at.
+ */
+const CHILD_ENV_KEYS = ['PATH', 'HOME', 'LANG', 'LC_ALL', 'LC_CTYPE', 'TMPDIR', 'TZ', 'DBOPS_MYSQL_BIN_DIR'];
+
+export function childEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const key of CHILD_ENV_KEYS) if (process.env[key] !== undefined) env[key] = process.env[key];
+  return { ...env, ...extra };
+}

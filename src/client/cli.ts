@@ -25,6 +25,7 @@ import { registerSearchAttributes } from './setupTemporal';
 import { planReconcile } from '../domain/schedules';
 import { beforeMatching, describeTarget, parseTarget, TargetError, type RestoreTarget } from '../domain/restoreTarget';
 import type { RestorePlan } from '../domain/restorePlan';
+import type { ScanReport } from '../domain/restore/replayStream';
 import { runDev } from './dev';
 import { archiveInput, resolveArchiveJob, startArchive } from './archives';
 import type { RetentionInput, RetentionResult } from '../workflows/retention';
@@ -287,6 +288,13 @@ function describeRestoreResult(sub: string, r: Record<string, unknown>): string 
     `  window      ${plan.window.from ?? '?'} … ${plan.window.to ?? '?'}`,
   ];
   if (plan.hit) lines.push(`  statement   ${plan.hit.statement} (at ${plan.hit.time}, ${plan.hit.file}:${plan.hit.position})`);
+  const scan = (sub === 'plan' ? r.scan : null) as ScanReport | null;
+  if (scan) {
+    lines.push(`  window      ${scan.statements} statement(s) and ${scan.rowEvents} row event(s); ${scan.rewritten.length} rewritten to the target, ${scan.skipped.length} skipped${scan.statementDml ? `; ${scan.statementDml} DML logged as statements (binlog_format ROW is safer)` : ''}`);
+    for (const x of scan.rewritten.slice(0, 10)) lines.push(`  rewrite     ${x.file}:${x.position} ${x.statement} (${x.changes.join(', ')})`);
+    for (const x of scan.skipped.slice(0, 10)) lines.push(`  skip        ${x.file}:${x.position} ${x.statement} (${x.reason})`);
+    for (const x of scan.refused) lines.push(`  REFUSED     ${x.file}:${x.position} ${x.statement}: ${x.reason}; ${x.fix}`);
+  }
   if (sub !== 'plan') {
     const reached = r.reached as { file: string | null; position: number | null; gtid: string | null };
     lines.push(`  reached     ${reached.file}:${reached.position}${reached.gtid ? ` (GTID ${reached.gtid})` : ''}`);

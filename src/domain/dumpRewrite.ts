@@ -13,8 +13,38 @@
  * Data lines (INSERT, and MariaDB's one-tuple-per-line rows) pass through untouched at
  * memchr speed; the other databases' sections are dropped. Pure.
  */
-import { confineStatement, type DefinerRecord } from './restore/confine';
-import { tokenize } from './sql/lexer';
+import { confineStatement, createdObject, type DefinedObjectType, type DefinerRecord } from './restore/confine';
+import { codeTokens, identifierName, stringValue, tokenize } from './sql/lexer';
+
+/** Session settings a routine, trigger, view or event was dumped under (and must be created under). */
+export interface ObjectSession {
+  sqlMode?: string;
+  characterSetClient?: string;
+  collationConnection?: string;
+  timeZone?: string;
+}
+
+/**
+ * A schema object taken out of the load stream: created afterwards by the restore's
+ * administrator account (which may set DEFINERs and create triggers and routines while
+ * binary logging is on), renamed to the target, events disabled.
+ */
+export interface RoutedObject {
+  type: DefinedObjectType;
+  name: string;
+  /** As the dump wrote it (null: none, the creator's account). */
+  definer: string | null;
+  /** The statement confined to the target, with DEFINER=CURRENT_USER where it had one. */
+  sql: string;
+  session: ObjectSession;
+}
+
+const TRACKED: Record<string, keyof ObjectSession> = {
+  sql_mode: 'sqlMode',
+  character_set_client: 'characterSetClient',
+  collation_connection: 'collationConnection',
+  time_zone: 'timeZone',
+};
 
 const NEWLINE = 0x0a;
 const HEAD = 16;
@@ -39,16 +69,56 @@ export class DumpDatabaseFilter {
   readonly definers: DefinerRecord[] = [];
   /** DDL that names other databases (kept: the restore's account decides what it may read). */
   readonly warnings: string[] = [];
+  /** With routeObjects: views, triggers, routines and events taken out of the stream, in dump order. */
+  readonly objects: RoutedObject[] = [];
   /** Lines of a DDL statement not yet complete, and the statement delimiter in force. */
   private pending: string[] = [];
   private delimiter = ';';
+  private session: ObjectSession = {};
+  private readonly saved = new Map<string, string | undefined>();
 
   constructor(
     private readonly source: string,
     private readonly target: string,
     /** Databases on the server the dump is loaded into (to tell db.table from alias.column). */
     private readonly schemas: ReadonlySet<string> = new Set(),
+    private readonly options: { routeObjects?: boolean } = {},
   ) {}
+
+  /** Follows the dump's SET statements for sql_mode, character sets and time zone. */
+  private trackSession(sql: string): void {
+    if (!/\bSET\b/i.test(sql)) return;
+    let code;
+    try {
+      code = codeTokens(tokenize(sql));
+    } catch {
+      return;
+    }
+    if (code[0]?.text.toUpperCase() !== 'SET') return;
+    for (let i = 1; i + 2 < code.length + 1; ) {
+      const name = code[i];
+      const value = code[i + 2];
+      if (!name || code[i + 1]?.text !== '=' || !value) break;
+      const variable = name.kind === 'variable' ? name.text.toLowerCase() : (identifierName(name) ?? '').toLowerCase();
+      if (variable.startsWith('@') && !variable.startsWith('@@') && value.kind === 'variable' && value.text.startsWith('@@')) {
+        const key = TRACKED[value.text.slice(2).toLowerCase().replace(/^session\./, '')];
+        if (key) this.saved.set(variable, this.session[key]);
+      } else {
+        const key = TRACKED[variable.replace(/^@@(session\.)?/, '')];
+        if (key && value.kind === 'string') this.session = { ...this.session, [key]: stringValue(value) };
+        else if (key && value.kind === 'variable' && !value.text.startsWith('@@')) {
+          const restored = this.saved.get(value.text.toLowerCase());
+          const next = { ...this.session };
+          if (restored === undefined) delete next[key];
+          else next[key] = restored;
+          this.session = next;
+        }
+      }
+      i += 3;
+      if (code[i]?.text !== ',') break;
+      i += 1;
+    }
+  }
 
   private wanted(): boolean {
     return this.section === null || this.section === this.source;
@@ -166,6 +236,7 @@ export class DumpDatabaseFilter {
       const delimiter = RE_DELIMITER.exec(text);
       if (delimiter?.[1]) this.delimiter = delimiter[1];
       // Data, comments, delimiters, and everything outside the source's section pass as they are.
+      if (!data && !delimiter) this.trackSession(text);
       if (data || delimiter || this.section !== this.source || text.startsWith('--') || text.trim() === '') return [this.encoder.encode(text + nl)];
     } else if (!this.wanted()) {
       return [];
@@ -191,7 +262,16 @@ export class DumpDatabaseFilter {
     const end = statement.lastIndexOf(this.delimiter);
     const sql = end >= 0 && statement.slice(end + this.delimiter.length).trim() === '' ? statement.slice(0, end) : statement;
     const tail = statement.slice(sql.length);
+    this.trackSession(sql);
     const outcome = confineStatement(sql, { source: this.source, target: this.target, schemas: this.schemas, otherDatabases: 'keep' });
+    const created = this.options.routeObjects ? createdObject(sql) : null;
+    // Views are routed only in their final form (the early placeholder has no DEFINER).
+    if (created && (created.type !== 'VIEW' || created.definer !== null)) {
+      const confined = outcome.action === 'rewrite' || outcome.action === 'keep' ? outcome.text : sql;
+      if (outcome.action === 'refuse' && this.warnings.length < 50) this.warnings.push(`${outcome.reason}: ${sql.replace(/\s+/g, ' ').trim().slice(0, 200)}`);
+      this.objects.push({ type: created.type, name: created.name, definer: created.definer, sql: confined.trim(), session: { ...this.session } });
+      return [];
+    }
     if (outcome.action === 'rewrite') {
       this.rewrittenReferences += 1;
       for (const d of outcome.definers) this.definers.push(d);

@@ -107,12 +107,14 @@ export async function createBackupUser(conn: Connection, user: string, password:
 }
 
 /**
- * The account restores use: it creates and drops its own target databases, loads dumps
- * whose routines carry DEFINER clauses, and renames tables for a swap, so it needs broad
- * write privileges. Keep it separate from the read-only backup account.
+ * The restore administrator: it creates and drops its own target databases, creates for each
+ * restore an account that can write only that restore's target (and grants it what a binlog
+ * replay needs, hence WITH GRANT OPTION), creates views, triggers and routines with their
+ * original DEFINERs, and renames tables for a swap. Keep it separate from the read-only
+ * backup account.
  */
 export async function createRestoreUser(conn: Connection, user: string, password: string, host = '%'): Promise<void> {
   await conn.query('CREATE USER IF NOT EXISTS ?@? IDENTIFIED BY ?', [user, host, password]);
   await conn.query('ALTER USER ?@? IDENTIFIED BY ?', [user, host, password]);
-  await conn.query('GRANT ALL PRIVILEGES ON *.* TO ?@?', [user, host]);
+  await conn.query('GRANT ALL PRIVILEGES ON *.* TO ?@? WITH GRANT OPTION', [user, host]);
 }

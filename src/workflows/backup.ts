@@ -30,6 +30,7 @@ import { spaceSaving, totalRawBytes, totalStoredBytes, type BackupType, type Man
 import type { BinlogPlan } from '../domain/chain';
 import { backupDirectory, backupId, formatBytes } from '../domain/naming';
 import { SA_BACKUP_TYPE, SA_CLUSTER, SA_OPERATION } from '../domain/searchAttributes';
+import { notify } from './notify';
 
 
 export interface BackupInput {
@@ -140,6 +141,7 @@ async function takeDumpBackup(input: BackupInput, type: DumpType): Promise<Manif
       'ConfigError',
     );
   }
+  await warnIfNotRow(input.cluster, inspection.server);
   if (inspection.databases.length === 0) {
     throw ApplicationFailure.nonRetryable(`cluster ${input.cluster}: no user databases to back up`, 'ConfigError');
   }
@@ -189,6 +191,24 @@ async function takeDumpBackup(input: BackupInput, type: DumpType): Promise<Manif
   }
 }
 
+/**
+ * Restores into another name replay statements; only row events are renamed exactly. A
+ * server whose binlog_format is not ROW gets a warning with every backup (the manifest
+ * records the format), and `dbops restore plan` shows what such a window would do.
+ */
+async function warnIfNotRow(cluster: string, server: ServerIdentity): Promise<void> {
+  if (server.binlogFormat === null || server.binlogFormat.toUpperCase() === 'ROW') return;
+  log.warn(`cluster ${cluster}: binlog_format is ${server.binlogFormat}, not ROW`);
+  await notify({
+    severity: 'warning',
+    event: 'binlog-format-not-row',
+    cluster,
+    message:
+      `cluster ${cluster} logs binlog_format=${server.binlogFormat}: point-in-time restores into another name must rewrite or refuse statement-logged changes; ` +
+      'set binlog_format=ROW (and binlog_row_image=FULL) on the server',
+  });
+}
+
 /** Never leave half a backup behind, also when the run is cancelled. */
 async function discard(input: BackupInput, id: string, error: unknown): Promise<void> {
   const a = activities(input);
@@ -210,6 +230,7 @@ async function takeBinlogBackup(input: BackupInput, type: BinlogType): Promise<M
     [{ cluster: input.cluster, type }],
   );
 
+  await warnIfNotRow(input.cluster, server);
   if (plan.action === 'full') {
     log.warn(`${type} backup of ${input.cluster} becomes a full backup: ${plan.reason}`);
     setCurrentDetails(`**${type} backup** of \`${input.cluster}\` cannot build on the chain (${plan.reason}): taking a full backup instead`);

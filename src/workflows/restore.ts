@@ -20,6 +20,7 @@ import type { ApprovalDecision } from '../domain/approval';
 import { isValidSqlIdentifier, SQL_IDENTIFIER_RULE } from '../domain/identifiers';
 import { compactUtc } from '../domain/naming';
 import type { RestorePlan } from '../domain/restorePlan';
+import type { ScanReport } from '../domain/restore/replayStream';
 import { describeTarget, type RestoreTarget } from '../domain/restoreTarget';
 import { SA_CLUSTER, SA_OPERATION } from '../domain/searchAttributes';
 import { installApprovalHandlers, requestApproval } from './approval';
@@ -70,11 +71,36 @@ async function plan(input: RestoreInput): Promise<RestorePlan & { hit?: unknown 
   return { ...outcome.plan, ...(outcome.hit ? { hit: outcome.hit } : {}) };
 }
 
-/** `dbops restore plan`: what a restore would use; touches nothing. */
-export async function restorePlanWorkflow(input: RestoreInput): Promise<RestorePlan> {
+/**
+ * Reads the window the restore would replay, before anything is written: statements on the
+ * live database are rewritten to the target, anything that cannot be confined refuses the
+ * whole restore here, each refusal with its binlog position and what to do.
+ */
+async function scan(input: RestoreInput, p: RestorePlan, into: string): Promise<ScanReport> {
+  if (p.binlogs.length === 0) return emptyScan();
+  setCurrentDetails(`reading the replay window (${p.binlogs.length} binlog file(s)) before anything is written`);
+  return quick.scanRestoreWindow.executeWithOptions(
+    { startToCloseTimeout: '2 hours', heartbeatTimeout: '2 minutes', retry: { maximumAttempts: 3, nonRetryableErrorTypes: NON_RETRYABLE_TYPES }, summary: 'scan the replay window: rewrite, skip or refuse each statement' },
+    [{ cluster: input.cluster, plan: p, into }],
+  );
+}
+
+function emptyScan(): ScanReport {
+  return { statements: 0, rewritten: [], skipped: [], refused: [], statementDml: 0, rowEvents: 0, definers: [], objectsCreated: [] };
+}
+
+function refuseWindow(report: ScanReport): void {
+  if (report.refused.length === 0) return;
+  const lines = report.refused.slice(0, 5).map((r) => `${r.file}:${r.position} \`${r.statement}\`: ${r.reason}; ${r.fix}`);
+  invalid(`restore refused before writing anything: ${report.refused.length} statement(s) of the replay window cannot be kept inside the restore: ${lines.join(' | ')}${report.refused.length > 5 ? ' | …' : ''}`);
+}
+
+/** `dbops restore plan`: what a restore would use and how its window would be replayed; touches nothing. */
+export async function restorePlanWorkflow(input: RestoreInput): Promise<RestorePlan & { scan: ScanReport }> {
   checkIdentifier(input.database, '--database');
   mark(input.cluster);
-  return plan(input);
+  const p = await plan(input);
+  return { ...p, scan: await scan(input, p, `${input.database}_restored`.slice(0, 64)) };
 }
 
 async function restoreInto(input: RestoreInput, p: RestorePlan, into: string) {
@@ -107,13 +133,25 @@ export async function pointInTimeRestoreWorkflow(input: PitrInput) {
   if ((await quick.checkRestoreTarget({ cluster: input.cluster, database: input.into })) === 'foreign') {
     invalid(`database ${input.into} already exists on ${input.cluster}; restore into a new name (--into)`);
   }
+  const window = await scan(input, p, input.into);
+  refuseWindow(window);
   try {
     const { restored, verification } = await restoreInto(input, p, input.into);
     setCurrentDetails(
       `restored \`${input.database}\` as \`${input.into}\` to ${describeTarget(p.target)}: reached ${restored.replay.file}:${restored.replay.position}` +
         `${restored.replay.gtid ? ` (GTID ${restored.replay.gtid})` : ''}, ${verification.length} table(s) verified`,
     );
-    return { into: input.into, plan: p, reached: restored.replay, verification, rewrittenReferences: restored.rewrittenReferences, durationMs: restored.durationMs };
+    return {
+      into: input.into,
+      plan: p,
+      reached: restored.replay,
+      verification,
+      rewrittenReferences: restored.rewrittenReferences,
+      window: { rewritten: window.rewritten, skipped: window.skipped, statementDml: window.statementDml },
+      definersRestored: restored.definersRestored,
+      warnings: restored.warnings,
+      durationMs: restored.durationMs,
+    };
   } catch (error) {
     await dropOnFailure(input.cluster, input.into);
     throw error;
@@ -140,6 +178,7 @@ export async function tableRestoreWorkflow(input: TableRestoreInput) {
   const p = await plan(input);
   const missing = input.tables.filter((t) => !p.full.tables.includes(t));
   if (missing.length > 0) invalid(`table(s) ${missing.join(', ')} not in full backup ${p.full.id} of ${input.database} (it has ${p.full.tables.join(', ')})`);
+  refuseWindow(await scan(input, p, scratch));
 
   let restoredTables: string[] = [];
   try {

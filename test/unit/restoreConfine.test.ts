@@ -142,9 +142,9 @@ describe('ReplayStream', () => {
     expect(out).toContain("insert into t values (1, 'a;/*!*/;')");
     expect(out).toContain(rowEventBase64('live_iso', 't'));
     const createLine = out.split('\n').findIndex((l) => l.startsWith('create table')) + 1;
-    expect(stream.positionAtLine(createLine)).toEqual({ file: 'binlog.000002', position: 421 });
+    expect(stream.positionAtLine(createLine)).toEqual({ file: 'binlog.000002', position: 421, statement: 'create table live.probe (id int primary key)' });
     const binlogLine = out.split('\n').findIndex((l) => l.startsWith("BINLOG '")) + 1;
-    expect(stream.positionAtLine(binlogLine)).toEqual({ file: 'binlog.000003', position: 900 });
+    expect(stream.positionAtLine(binlogLine)).toMatchObject({ file: 'binlog.000003', position: 900 });
     expect(stream.report.rewritten).toEqual([{ file: 'binlog.000002', position: 421, statement: 'create table live.probe (id int primary key)', changes: ['`live`. -> `live_iso`.'] }]);
   });
 

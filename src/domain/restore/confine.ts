@@ -102,6 +102,8 @@ interface StatementHead {
   /** Code-token index of the user after `DEFINER =`, and its span. */
   definer: { at: number; span: number; text: string } | null;
   object: { type: DefinedObjectType; name: string } | null;
+  /** Where a DEFINER clause goes when there is none: before SQL SECURITY or the kind of object. */
+  definerSlot: number;
 }
 
 /**
@@ -110,14 +112,18 @@ interface StatementHead {
  * called "definer" in a trigger's body is not a DEFINER clause).
  */
 function statementHead(code: readonly Token[]): StatementHead {
-  const head: StatementHead = { definer: null, object: null };
+  const head: StatementHead = { definer: null, object: null, definerSlot: 1 };
   if (!isKeyword(code[0], 'CREATE', 'ALTER')) return head;
   let i = 1;
   for (;;) {
     const t = code[i];
     if (isKeyword(t, 'OR', 'REPLACE', 'AGGREGATE', 'ONLINE', 'OFFLINE')) i += 1;
     else if (isKeyword(t, 'ALGORITHM') && code[i + 1]?.text === '=') i += 3;
-    else if (isKeyword(t, 'SQL') && isKeyword(code[i + 1], 'SECURITY')) i += 3;
+    else if (isKeyword(t, 'SQL') && isKeyword(code[i + 1], 'SECURITY')) {
+      if (!head.definer) head.definerSlot = i;
+      i += 3;
+      continue;
+    }
     else if (isKeyword(t, 'DEFINER') && code[i + 1]?.text === '=') {
       const user = userSpan(code, i + 2);
       if (!user) return head;
@@ -126,6 +132,7 @@ function statementHead(code: readonly Token[]): StatementHead {
     } else break;
   }
   const kind = code[i];
+  if (!head.definer && !(head.definerSlot > 1 && isKeyword(code[head.definerSlot], 'SQL'))) head.definerSlot = i;
   if (kind?.kind !== 'word' || !(OBJECT_TYPES as readonly string[]).includes(kind.text.toUpperCase())) return head;
   let j = i + 1;
   if (isKeyword(code[j], 'IF') && isKeyword(code[j + 1], 'NOT') && isKeyword(code[j + 2], 'EXISTS')) j += 3;
@@ -146,6 +153,10 @@ export function confineStatement(sql: string, ctx: ConfineContext): ConfineOutco
   const code = codeTokens(tokens);
   if (code.length === 0) return { action: 'keep', text: sql, definers: [] };
 
+  if (isKeyword(code[0], 'CALL')) {
+    // The server logs what a procedure did, never the CALL: one in a replay was not written by the server.
+    return { action: 'refuse', reason: 'CALL is never logged by the server; a restore does not run procedures', fix: 'restore to a point before it' };
+  }
   for (const words of ACCOUNT_STATEMENTS) {
     if (startsWith(code, words)) return { action: 'skip', reason: `${words.join(' ')} manages accounts, not data: not replayed into a database copy` };
   }
@@ -242,4 +253,50 @@ export function isStatementDml(sql: string): boolean {
   } catch {
     return false;
   }
+}
+
+/** The object a CREATE statement defines ({VIEW|TRIGGER|PROCEDURE|FUNCTION|EVENT} name), if any. */
+export function createdObject(sql: string): { type: DefinedObjectType; name: string; definer: string | null } | null {
+  try {
+    const code = codeTokens(tokenize(sql));
+    if (!isKeyword(code[0], 'CREATE')) return null;
+    const head = statementHead(code);
+    return head.object ? { ...head.object, definer: head.definer?.text ?? null } : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The same CREATE statement with another DEFINER (added when it has none), and with
+ * `CREATE OR REPLACE` when asked (views). The definer is a user@host as written by the
+ * server (`name`@`host`, 'name'@'host'), re-lexed here so that it cannot carry more.
+ */
+export function withDefiner(sql: string, definer: string, options: { orReplace?: boolean } = {}): string {
+  const user = codeTokens(tokenize(definer));
+  const valid =
+    (user.length === 1 && isKeyword(user[0], 'CURRENT_USER')) ||
+    (user.length === 2 && (user[0]?.kind === 'quoted' || user[0]?.kind === 'string' || user[0]?.kind === 'word') && user[1]?.kind === 'variable' && !user[1].text.startsWith('@@'));
+  if (!valid) throw new Error(`not a definer: ${definer}`);
+  const tokens = tokenize(sql);
+  const code = codeTokens(tokens);
+  if (!isKeyword(code[0], 'CREATE')) throw new Error('not a CREATE statement');
+  const head = statementHead(code);
+  const replace = new Map<Token, string>();
+  if (head.definer) {
+    replace.set(code[head.definer.at] as Token, definer);
+    if (head.definer.span === 2) replace.set(code[head.definer.at + 1] as Token, '');
+    else if (head.definer.span === 3) {
+      replace.set(code[head.definer.at + 1] as Token, '');
+      replace.set(code[head.definer.at + 2] as Token, '');
+    }
+  } else {
+    const slot = code[head.definerSlot] as Token;
+    replace.set(slot, `DEFINER=${definer} ${slot.text}`);
+  }
+  if (options.orReplace && !isKeyword(code[1], 'OR')) {
+    const first = code[0] as Token;
+    replace.set(first, (replace.get(first) ?? first.text).replace(/^CREATE/i, 'CREATE OR REPLACE'));
+  }
+  return render(tokens.map((t) => (replace.has(t) ? { ...t, text: replace.get(t) as string } : t)));
 }

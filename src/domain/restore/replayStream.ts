@@ -18,7 +18,7 @@
  * be confined), then on the replay itself, where it applies the same rewrites and guards.
  * Pure: bytes in, text out.
  */
-import { confineStatement, isStatementDml, type ConfineContext, type DefinerRecord } from './confine';
+import { confineStatement, createdObject, isStatementDml, type ConfineContext, type DefinedObjectType, type DefinerRecord } from './confine';
 import { codeTokens, identifierName, isKeyword, tokenize } from '../sql/lexer';
 
 export interface BinlogPosition {
@@ -41,6 +41,8 @@ export interface ScanReport {
   statementDml: number;
   rowEvents: number;
   definers: DefinerRecord[];
+  /** Views, triggers, routines and events the window creates. */
+  objectsCreated: Array<BinlogPosition & { type: DefinedObjectType; name: string }>;
 }
 
 export class ReplayRefused extends Error {
@@ -174,8 +176,8 @@ export class ReplayStream {
   private readonly walker: RowEventWalker;
   /** For error messages: output line number -> binlog position of the statement there. */
   private outputLine = 0;
-  private readonly marks: Array<{ line: number; file: string; position: number }> = [];
-  readonly report: ScanReport = { statements: 0, rewritten: [], skipped: [], refused: [], statementDml: 0, rowEvents: 0, definers: [] };
+  private readonly marks: Array<{ line: number; file: string; position: number; statement: string }> = [];
+  readonly report: ScanReport = { statements: 0, rewritten: [], skipped: [], refused: [], statementDml: 0, rowEvents: 0, definers: [], objectsCreated: [] };
 
   constructor(private readonly options: ReplayStreamOptions) {
     this.file = options.firstFile;
@@ -205,12 +207,12 @@ export class ReplayStream {
     return out;
   }
 
-  /** The binlog position of the statement at an output line (for "ERROR … at line N"). */
-  positionAtLine(line: number): BinlogPosition | null {
-    let found: BinlogPosition | null = null;
+  /** The binlog position and statement at an output line (for "ERROR … at line N"). */
+  positionAtLine(line: number): (BinlogPosition & { statement: string }) | null {
+    let found: (BinlogPosition & { statement: string }) | null = null;
     for (const m of this.marks) {
       if (m.line > line) break;
-      found = { file: m.file, position: m.position };
+      found = { file: m.file, position: m.position, statement: m.statement };
     }
     return found;
   }
@@ -279,8 +281,8 @@ export class ReplayStream {
     return { file: this.statementFile, position: this.statementPosition };
   }
 
-  private mark(): void {
-    this.marks.push({ line: this.outputLine + 1, ...this.where() });
+  private mark(statement = ''): void {
+    this.marks.push({ line: this.outputLine + 1, ...this.where(), statement: preview(statement) });
     if (this.marks.length > 100_000) this.marks.splice(0, 50_000);
   }
 
@@ -310,7 +312,7 @@ export class ReplayStream {
         this.refuse(sql, `the default database is ${this.current}, not the target`, 'this is a bug in the restore plan: report it');
         return;
       }
-      this.mark();
+      this.mark(sql);
       this.emit(out, full + '\n');
       return;
     }
@@ -325,16 +327,20 @@ export class ReplayStream {
     }
     if (isStatementDml(sql)) this.report.statementDml += 1;
     const outcome = confineStatement(sql, this.options.context);
+    if (outcome.action === 'keep' || outcome.action === 'rewrite') {
+      const created = createdObject(sql);
+      if (created && this.report.objectsCreated.length < 200) this.report.objectsCreated.push({ ...this.where(), type: created.type, name: created.name });
+    }
     switch (outcome.action) {
       case 'keep':
         this.collectDefiners(outcome.definers);
-        this.mark();
+        this.mark(sql);
         this.emit(out, full + '\n');
         return;
       case 'rewrite':
         this.collectDefiners(outcome.definers);
         if (this.report.rewritten.length < 200) this.report.rewritten.push({ ...this.where(), statement: preview(sql), changes: outcome.changes });
-        this.mark();
+        this.mark(sql);
         this.emit(out, `${outcome.text}\n${suffix}\n`);
         return;
       case 'skip':
@@ -386,12 +392,12 @@ export class ReplayStream {
     if (this.options.mode !== 'crossScan') this.walker.pushBase64(quote < 0 ? payload : payload.slice(0, quote));
     state.lines.push(line);
     if (state.flushed) {
-      if (state.lines.length === 1) this.mark();
+      if (state.lines.length === 1) this.mark('BINLOG row event');
       this.emit(out, line + '\n');
     } else if (state.sawRows) {
       // Every table map of the group has been read: the rest can stream.
       state.flushed = true;
-      this.mark();
+      this.mark('BINLOG row event');
       this.emit(out, state.lines.join('\n') + '\n');
     }
     if (quote >= 0 && line.trimEnd().endsWith(this.delimiter)) this.endBinlogStatement(out);
@@ -409,7 +415,7 @@ export class ReplayStream {
     const state = this.binlogStatement as NonNullable<ReplayStream['binlogStatement']>;
     this.binlogStatement = null;
     if (!state.flushed) {
-      this.mark();
+      this.mark('BINLOG row event');
       this.emit(out, state.lines.join('\n') + '\n');
     }
   }
