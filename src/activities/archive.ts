@@ -7,6 +7,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import type { Connection, ResultSetHeader, RowDataPacket } from 'mysql2/promise';
 import {
   archiveSql,
+  sqlOf,
   checksumSelect,
   EMPTY_CHECKSUM,
   rowCrcExpression,
@@ -24,7 +25,11 @@ import {
   type ThrottleDecision,
 } from '../domain/archive';
 import { durationSeconds } from '../domain/duration';
+import { checkPredicate } from '../domain/sql/predicate';
 import { quoteIdentifier } from '../domain/identifiers';
+
+/** A batch whose locked, copied and deleted counts disagree (rolled back; taken again, then the run stops). */
+export class CountMismatch extends Error {}
 
 export function invalidJob(message: string): ApplicationFailure {
   return ApplicationFailure.nonRetryable(message, 'InvalidArchiveJob');
@@ -181,6 +186,13 @@ export async function planArchiveWith(ctx: PlanContext): Promise<ArchivePlan & {
   }
   const key = facts.shape.primaryKey[0] as string;
   for (const c of facts.copyColumns) quoteIdentifier(c);
+  const predicate = checkPredicate(job.where);
+  if (!predicate.ok) throw invalidJob(`where: the predicate ${predicate.message}`);
+  const known = new Set(facts.shape.columns.map((c) => c.name.toLowerCase()));
+  const unknown = predicate.columns.filter((c) => !known.has(c.toLowerCase()));
+  if (unknown.length > 0) {
+    throw invalidJob(`where: the predicate does not parse on ${job.cluster}: ${unknown.join(', ')} ${unknown.length === 1 ? 'is not a column' : 'are not columns'} of ${job.database}.${job.table} (columns: ${facts.shape.columns.map((c) => c.name).join(', ')})`);
+  }
   const sql = archiveSql({
     source: { database: job.database, table: job.table },
     dest: { database: d.database, table: d.table },
@@ -247,18 +259,7 @@ export async function planArchiveWith(ctx: PlanContext): Promise<ArchivePlan & {
   } else {
     const [db] = await rows(dest, 'SELECT SCHEMA_NAME AS name FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?', [d.database]);
     if (!db) throw invalidJob(`to: database ${d.database} does not exist on ${d.cluster}; create it first (CREATE DATABASE ${quoteIdentifier(d.database)})`);
-    const target = `${quoteIdentifier(d.database)}.${quoteIdentifier(d.table)}`;
-    if (sameServer) {
-      createDest = `CREATE TABLE IF NOT EXISTS ${target} LIKE ${quoteIdentifier(job.database)}.${quoteIdentifier(job.table)}`;
-    } else {
-      const [show] = await rows(source, `SHOW CREATE TABLE ${quoteIdentifier(job.database)}.${quoteIdentifier(job.table)}`);
-      const ddl = String(show?.['Create Table'] ?? '');
-      // Foreign keys point at tables the archive server does not have: history keeps the rows, not the constraints.
-      createDest = ddl
-        .replace(/^CREATE TABLE `[^`]+`/, `CREATE TABLE IF NOT EXISTS ${target}`)
-        .replace(/\sAUTO_INCREMENT=\d+/, '')
-        .replace(/,\n\s*CONSTRAINT `[^`]+` FOREIGN KEY[^\n]*(?=\n)/g, '');
-    }
+    createDest = await destinationDdl(source, dest, job, d);
   }
 
   const warnings: string[] = [];
@@ -336,7 +337,7 @@ export async function moveRangeSameServer(source: Connection, plan: ArchivePlan,
     const [copied] = await source.query<ResultSetHeader>(plan.sql.copy, [lo, hi]);
     const [deleted] = await source.query<ResultSetHeader>(plan.sql.delete, [lo, hi]);
     if (copied.affectedRows !== n || deleted.affectedRows !== n) {
-      throw new Error(`range ${lo}..${hi}: locked ${n}, copied ${copied.affectedRows}, deleted ${deleted.affectedRows}; rolled back`);
+      throw new CountMismatch(`range ${lo}..${hi}: locked ${n}, copied ${copied.affectedRows}, deleted ${deleted.affectedRows}; rolled back`);
     }
     await source.commit();
     return { cursor: { after: hi }, moved: n, done: false };
@@ -394,7 +395,7 @@ export async function moveRangeAcross(source: Connection, dest: Connection, plan
       throw new Error(`range ${range.lo}..${range.hi}: rows changed between the copy and the delete (${gone.length} no longer qualify, their copies removed); the range is taken again`);
     }
     const [deleted] = await source.query<ResultSetHeader>(`DELETE FROM ${src} WHERE ${k} IN (${inList}) AND (${plan.job.where})`, keys);
-    if (deleted.affectedRows !== data.length) throw new Error(`range ${range.lo}..${range.hi}: deleted ${deleted.affectedRows} of ${data.length}; rolled back`);
+    if (deleted.affectedRows !== data.length) throw new CountMismatch(`range ${range.lo}..${range.hi}: deleted ${deleted.affectedRows} of ${data.length}; rolled back`);
     await source.commit();
     return { cursor: { after: range.hi }, moved: data.length, done: false };
   } catch (error) {
@@ -421,4 +422,52 @@ export async function measureArchive(source: Connection, dest: Connection, plan:
 
 export function decideThrottle(sample: LoadSample, job: ArchiveJob): ThrottleDecision {
   return throttleDecision(sample, job.throttle, durationSeconds(job.throttle.maxReplicaLag));
+}
+
+/**
+ * A run's statements, derived again by the worker from the job and the table as it is now
+ * (never taken from the workflow): refused when the table's key or columns changed since
+ * the plan, because the plan's checksums and key range would no longer mean the same rows.
+ */
+export async function preparedRun(source: Connection, spec: { job: ArchiveJob; asOf: number; key: string; columns: string[]; keyMin: string | null; keyMax: string | null; timeZone: string | null }, dest: Destination): Promise<ArchivePlan> {
+  const facts = await tableFacts(source, spec.job.database, spec.job.table);
+  if (!facts) throw invalidJob(`table: ${spec.job.cluster}:${spec.job.database}.${spec.job.table} no longer exists`);
+  const key = facts.shape.primaryKey[0];
+  if (key !== spec.key || facts.copyColumns.join(',') !== spec.columns.join(',')) {
+    throw invalidJob(
+      `table: ${spec.job.database}.${spec.job.table} changed since the plan (key ${key ?? 'none'}, columns ${facts.copyColumns.join(', ')}; planned key ${spec.key}, columns ${spec.columns.join(', ')}); nothing more is moved: run the job again`,
+    );
+  }
+  const plan = {
+    job: spec.job,
+    dest,
+    sameServer: dest.cluster === spec.job.cluster,
+    asOf: spec.asOf,
+    key: spec.key,
+    columns: spec.columns,
+    keyMin: spec.keyMin,
+    keyMax: spec.keyMax,
+    planned: EMPTY_CHECKSUM,
+    destBefore: EMPTY_CHECKSUM,
+    destExists: true,
+    createDest: null,
+    index: '',
+    estimatedBatches: 0,
+    timeZone: spec.timeZone,
+  };
+  return { ...plan, sql: sqlOf(plan) };
+}
+
+/** The destination's DDL when it does not exist yet (same server: LIKE the source; another: the source's DDL without foreign keys). */
+export async function destinationDdl(source: Connection, dest: Connection, job: ArchiveJob, d: Destination): Promise<string | null> {
+  if (await tableFacts(dest, d.database, d.table)) return null;
+  const target = `${quoteIdentifier(d.database)}.${quoteIdentifier(d.table)}`;
+  if (d.cluster === job.cluster) return `CREATE TABLE IF NOT EXISTS ${target} LIKE ${quoteIdentifier(job.database)}.${quoteIdentifier(job.table)}`;
+  const [show] = await rows(source, `SHOW CREATE TABLE ${quoteIdentifier(job.database)}.${quoteIdentifier(job.table)}`);
+  const ddl = String(show?.['Create Table'] ?? '');
+  // Foreign keys point at tables the archive server does not have: history keeps the rows, not the constraints.
+  return ddl
+    .replace(/^CREATE TABLE `[^`]+`/, `CREATE TABLE IF NOT EXISTS ${target}`)
+    .replace(/\sAUTO_INCREMENT=\d+/, '')
+    .replace(/,\n\s*CONSTRAINT `[^`]+` FOREIGN KEY[^\n]*(?=\n)/g, '');
 }

@@ -21,12 +21,15 @@ import {
   type ArchiveCursor,
   type ArchiveJobInput,
   type ArchivePlan,
+  type ArchiveRunSpec,
   type ArchiveVerification,
+  type Destination,
+  type RowChecksum,
   type ThrottleDecision,
 } from '../domain/archive';
 import { durationSeconds } from '../domain/duration';
 import { formatConfigIssues } from '../config/schema';
-import { decideThrottle, invalidJob, measureArchive, moveRangeAcross, moveRangeSameServer, permanentMoveError, planArchiveWith, prepareSession, sampleLoad } from './archive';
+import { CountMismatch, decideThrottle, destinationDdl, invalidJob, measureArchive, moveRangeAcross, moveRangeSameServer, permanentMoveError, planArchiveWith, preparedRun, prepareSession, sampleLoad } from './archive';
 import { toFailure } from './errors';
 import { connectionOptions } from './mysql';
 import { LocalRepository, writeFileAtomic } from './repository';
@@ -34,12 +37,15 @@ import { restoreAccount } from './restore';
 import { metrics } from '../metrics/metrics';
 
 export interface MoveBatchesInput {
-  plan: ArchivePlan;
+  spec: ArchiveRunSpec;
   cursor: ArchiveCursor;
   maxBatches: number;
   /** Return to the workflow at least this often, so signals and throttles take effect. */
   maxSeconds: number;
 }
+
+/** A batch whose locked, copied and deleted counts disagree this many times in a row stops the run. */
+export const MAX_COUNT_MISMATCHES = 3;
 
 export interface MoveBatchesResult {
   cursor: ArchiveCursor;
@@ -101,6 +107,23 @@ export function createArchiveActivities(config: DbopsConfig, logger: Logger) {
     }
   };
 
+  /** The job as the worker accepts it: parsed again, its clusters configured here. */
+  const checkedJob = (raw: ArchiveJobInput): { job: ArchiveJob; destination: Destination } => {
+    const parsed = ArchiveJobSchema.safeParse(raw);
+    if (!parsed.success) throw invalidJob(formatConfigIssues(parsed.error).join('; '));
+    const job = parsed.data;
+    const destination = parseDestination(job.to, job);
+    if (!destination) throw invalidJob(`to: ${job.to} is not a table, database.table or cluster:database.table`);
+    for (const name of [job.cluster, destination.cluster, ...job.throttle.replicas]) {
+      try {
+        findCluster(config, name);
+      } catch (error) {
+        throw invalidJob((error as Error).message);
+      }
+    }
+    return { job, destination };
+  };
+
   /** Another run of the same job still going (a schedule's and an operator's, say). */
   const otherRun = async (job: ArchiveJob): Promise<string | null> => {
     const self = ctxWorkflowId();
@@ -116,18 +139,7 @@ export function createArchiveActivities(config: DbopsConfig, logger: Logger) {
   return {
     /** Validates the job and reads everything a run needs; refuses bad jobs before any row moves. */
     async planArchive(input: { job: ArchiveJobInput; asOf: number; dryRun?: boolean }): Promise<ArchivePlan & { warnings: string[] }> {
-      const parsed = ArchiveJobSchema.safeParse(input.job);
-      if (!parsed.success) throw invalidJob(formatConfigIssues(parsed.error).join('; '));
-      const job = parsed.data;
-      const destination = parseDestination(job.to, job);
-      if (!destination) throw invalidJob(`to: ${job.to} is not a table, database.table or cluster:database.table`);
-      for (const name of [job.cluster, destination.cluster, ...job.throttle.replicas]) {
-        try {
-          findCluster(config, name);
-        } catch (error) {
-          throw invalidJob((error as Error).message);
-        }
-      }
+      const { job, destination } = checkedJob(input.job);
       if (!input.dryRun) {
         const running = await otherRun(job);
         if (running) throw ApplicationFailure.nonRetryable(`archive job ${archiveJobName(job)} on ${job.cluster} is already running as ${running}; one run per job at a time`, 'ClusterBusy');
@@ -140,81 +152,101 @@ export function createArchiveActivities(config: DbopsConfig, logger: Logger) {
       return plan;
     },
 
-    /** CREATE TABLE IF NOT EXISTS … (LIKE the source, or its DDL on another server). */
-    async ensureArchiveDestination(input: { plan: ArchivePlan }): Promise<void> {
-      const { plan } = input;
-      if (!plan.createDest) return;
-      const ddl = plan.createDest;
-      await withConnections(plan.job, plan.dest.cluster, async (_source, dest) => {
-        await dest.query(ddl);
+    /** CREATE TABLE IF NOT EXISTS … (LIKE the source, or its DDL on another server), derived again here. */
+    async ensureArchiveDestination(input: { spec: ArchiveRunSpec }): Promise<void> {
+      const { job, destination } = checkedJob(input.spec.job);
+      await withConnections(job, destination.cluster, async (source, dest) => {
+        const ddl = await destinationDdl(source, dest, job, destination);
+        if (ddl) await dest.query(ddl);
       });
     },
 
     /**
      * Moves up to maxBatches key ranges (or for maxSeconds), checking the load before each.
      * Heartbeats the cursor; a retry resumes from the last heartbeat (and a range that
-     * committed after it is found empty, so it moves nothing twice).
+     * committed after it is found empty, so it moves nothing twice). A batch whose counts
+     * disagree is rolled back and taken again; the same disagreement several times in a row
+     * (a predicate that does not select the same rows twice) stops the run.
      */
     async moveArchiveBatches(input: MoveBatchesInput): Promise<MoveBatchesResult> {
       const ctx = Context.current();
-      const { plan } = input;
-      const resumed = (ctx.info.heartbeatDetails as { cursor?: ArchiveCursor } | undefined)?.cursor;
-      let cursor = resumed ?? input.cursor;
+      const { job, destination } = checkedJob(input.spec.job);
+      const resumed = ctx.info.heartbeatDetails as { cursor?: ArchiveCursor; mismatches?: number } | undefined;
+      let cursor = resumed?.cursor ?? input.cursor;
+      let mismatches = resumed?.mismatches ?? 0;
       let moved = 0;
       let batches = 0;
       let lockConflicts = 0;
       const started = Date.now();
-      const sleepMs = durationSeconds(plan.job.throttle.sleep) * 1000;
-      const replicas = plan.job.throttle.replicas.map((cluster) => ({ cluster, conn: () => connect(cluster) }));
-      return withConnections(plan.job, plan.dest.cluster, async (source, dest) => {
+      const sleepMs = durationSeconds(job.throttle.sleep) * 1000;
+      const replicas = job.throttle.replicas.map((cluster) => ({ cluster, conn: () => connect(cluster) }));
+      return withConnections(job, destination.cluster, async (source, dest) => {
+        const plan = await preparedRun(source, { ...input.spec, job }, destination);
         await prepareSession(source, plan);
         if (dest !== source) await prepareSession(dest, plan);
         while (batches < input.maxBatches && (batches === 0 || Date.now() - started < input.maxSeconds * 1000)) {
-          const decision = decideThrottle(await sampleLoad(source, replicas), plan.job);
+          const decision = decideThrottle(await sampleLoad(source, replicas), job);
           if (decision.action !== 'go') return { cursor, moved, batches, done: false, throttle: decision };
           let outcome;
           try {
             outcome = plan.sameServer ? await moveRangeSameServer(source, plan, cursor) : await moveRangeAcross(source, dest, plan, cursor);
           } catch (error) {
-            const permanent = permanentMoveError(error, plan.job);
+            const permanent = permanentMoveError(error, job);
             if (permanent) throw permanent;
+            if (error instanceof CountMismatch) {
+              mismatches += 1;
+              ctx.heartbeat({ cursor, moved, batches, mismatches });
+              if (mismatches >= MAX_COUNT_MISMATCHES) {
+                throw ApplicationFailure.nonRetryable(
+                  `archive of ${job.cluster}:${job.database}.${job.table} stopped: ${error.message}, ${mismatches} times in a row; the predicate does not select the same rows twice in one transaction (is it deterministic?); nothing of the failed batch was committed`,
+                  'ArchiveCountMismatch',
+                );
+              }
+              logger.warn({ cluster: job.cluster, cursor, mismatches, err: error }, 'archive batch counts disagreed; rolled back, taking it again');
+              continue;
+            }
             // A deadlock or lock wait with the application's own transactions: the batch was
             // rolled back; take it again after a breath (the activity's retry covers the rest).
             const errno = (error as { errno?: number }).errno;
             if ((errno === 1213 || errno === 1205) && ++lockConflicts <= 5) {
-              logger.warn({ cluster: plan.job.cluster, errno, cursor }, 'archive batch hit a lock conflict; retrying it');
+              logger.warn({ cluster: job.cluster, errno, cursor }, 'archive batch hit a lock conflict; retrying it');
               await sleep(200 * lockConflicts);
               continue;
             }
             throw error;
           }
           lockConflicts = 0;
+          mismatches = 0;
           if (outcome.done) return { cursor, moved, batches, done: true, throttle: null };
           cursor = outcome.cursor;
           moved += outcome.moved;
-          metrics.archivedRows.labels(plan.job.cluster, plan.job.database, plan.job.table).inc(outcome.moved);
+          metrics.archivedRows.labels(job.cluster, job.database, job.table).inc(outcome.moved);
           batches++;
-          ctx.heartbeat({ cursor, moved, batches });
+          ctx.heartbeat({ cursor, moved, batches, mismatches });
           if (ctx.cancellationSignal.aborted) break;
           if (sleepMs > 0) await sleep(sleepMs);
         }
         return { cursor, moved, batches, done: false, throttle: null };
-      }, () => ({ cursor, moved, batches }));
+      }, () => ({ cursor, moved, batches, mismatches }));
     },
 
     /** Recomputes what moved from the tables themselves (not from batch reports). */
-    async verifyArchive(input: { plan: ArchivePlan; expectComplete: boolean }): Promise<ArchiveVerification> {
-      const { plan } = input;
-      return withConnections(plan.job, plan.dest.cluster, async (source, dest) => {
+    async verifyArchive(input: { spec: ArchiveRunSpec; planned: RowChecksum; destBefore: RowChecksum; expectComplete: boolean }): Promise<ArchiveVerification> {
+      const { job, destination } = checkedJob(input.spec.job);
+      return withConnections(job, destination.cluster, async (source, dest) => {
+        const plan = await preparedRun(source, { ...input.spec, job }, destination);
         await prepareSession(source, plan);
         if (dest !== source) await prepareSession(dest, plan);
         const measured = await measureArchive(source, dest, plan);
-        return verifyArchive(plan, measured.destAfter, measured.remaining, input.expectComplete);
+        return verifyArchive({ planned: input.planned, destBefore: input.destBefore }, measured.destAfter, measured.remaining, input.expectComplete);
       });
     },
 
-    /** Keeps the run's report next to the backups: `<cluster>/archives/<job>/<run>.json`. */
+    /** Keeps the run's report next to the backups: `<cluster>/archives/<job>/<run>.json` (names validated before any path is built). */
     async storeArchiveReport(input: { cluster: string; job: string; runKey: string; report: unknown }): Promise<string> {
+      findCluster(config, input.cluster);
+      if (!/^[a-z0-9][a-z0-9_.-]{0,62}$/.test(input.job) || input.job.includes('..')) throw invalidJob(`job: ${JSON.stringify(input.job)} is not a job name`);
+      if (!/^\d{8}T\d{6}Z$/.test(input.runKey)) throw invalidJob(`runKey: ${JSON.stringify(input.runKey)} is not a UTC time`);
       const file = path.join(repository.clusterDir(input.cluster), 'archives', input.job, `${input.runKey}.json`);
       await writeFileAtomic(file, JSON.stringify(input.report, null, 2) + '\n');
       return file;

@@ -123,7 +123,7 @@ export async function copyBinlogFiles(req: BinlogCopyRequest): Promise<CopiedBin
               tester?.input.write(chunk);
               storedSize += chunk.length;
             }),
-            createWriteStream(path.join(req.stagingDir, name), { mode: 0o640, flush: true }),
+            createWriteStream(path.join(req.stagingDir, name), { mode: 0o600, flush: true }),
           );
           const stored = store.then(() => tester?.input.end());
           const [result, ...rest] = await Promise.allSettled([unblock, produce, stored, codec.done, tester?.done ?? Promise.resolve()]);

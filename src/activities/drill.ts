@@ -4,7 +4,7 @@
  * the worker that started it has died.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { rm } from 'node:fs/promises';
+import { chmod, mkdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import type { RowDataPacket } from 'mysql2/promise';
@@ -12,10 +12,10 @@ import type { ClusterConfig } from '../config/schema';
 import { processAlive, startMariadbSandbox } from '../sandbox/mariadb';
 import { withConnection } from './mysql';
 
+/** Where the drill's server is: paths only (its passwords stay in 0600 files next to it). */
 export interface DrillSandbox {
   baseDir: string;
   socket: string;
-  port: number;
   pid: number;
 }
 
@@ -23,15 +23,29 @@ export function drillRoot(): string {
   return path.join(process.env.DBOPS_DRILL_DIR ?? tmpdir(), 'dbops-drills');
 }
 
+const ROOT_PASSWORD = path.join('secrets', 'root.password');
+/** The file in a drill server's folder naming the run it belongs to (the sweeper removes servers whose run has ended). */
+export const SANDBOX_OWNER = 'owner.json';
+const CHECK_PASSWORD = path.join('secrets', 'check.password');
+
 export function sandboxDir(drillId: string): string {
   return path.join(drillRoot(), drillId.replace(/[^A-Za-z0-9_.-]/g, '_'));
 }
 
-export async function provisionSandbox(drillId: string, serverId: number): Promise<DrillSandbox> {
+/**
+ * A private server (see startMariadbSandbox's `private`): no TCP, socket in a 0700 folder,
+ * secure_file_priv an empty folder, not run as OS root, random root password.
+ */
+export async function provisionSandbox(drillId: string, serverId: number, owner?: { workflowId: string; runId: string }): Promise<DrillSandbox> {
   const baseDir = sandboxDir(drillId);
   await teardownSandbox(baseDir); // a retry starts from nothing
-  const server = await startMariadbSandbox({ baseDir, serverId, extraArgs: ['--skip-log-bin'] });
-  return { baseDir, socket: server.socket, port: server.port, pid: server.pid };
+  // The drills' folder lets the server's OS user through to its own 0700 folder, and shows nobody what is in it.
+  await mkdir(drillRoot(), { recursive: true, mode: 0o711 });
+  await chmod(drillRoot(), 0o711);
+  await mkdir(baseDir, { recursive: true, mode: 0o700 });
+  if (owner) await writeFile(path.join(baseDir, SANDBOX_OWNER), JSON.stringify(owner), { mode: 0o600 });
+  const server = await startMariadbSandbox({ baseDir, serverId, extraArgs: ['--skip-log-bin', '--event-scheduler=OFF'], private: true });
+  return { baseDir, socket: server.socket, pid: server.pid };
 }
 
 /** Stops the server (SIGTERM, then SIGKILL) and removes its folder. Idempotent. */
@@ -53,9 +67,27 @@ export async function teardownSandbox(baseDir: string): Promise<{ stopped: boole
   return { stopped };
 }
 
-/** The sandbox as a cluster the restore code can use (root over the private socket). */
-export function sandboxCluster(sandbox: DrillSandbox, source: ClusterConfig): ClusterConfig {
-  return { name: `${source.name}-drill`, socket: sandbox.socket, port: sandbox.port, user: 'root', tools: source.tools, approvers: {} };
+/** The sandbox as a cluster the restore code can use: root over the private socket, or the read-only check account. */
+export function sandboxCluster(sandbox: DrillSandbox, source: ClusterConfig, account: 'root' | 'check' = 'root'): ClusterConfig {
+  return {
+    name: `${source.name}-drill`,
+    socket: sandbox.socket,
+    port: 3306,
+    user: account === 'root' ? 'root' : 'dbops_check',
+    password: { file: path.join(sandbox.baseDir, account === 'root' ? ROOT_PASSWORD : CHECK_PASSWORD) },
+    tools: source.tools,
+    approvers: {},
+    allowSelfApproval: [],
+  };
+}
+
+/**
+ * What a failed check may say in a report or a webhook: the server's error number and
+ * code name, never its message (which can quote data: a row, a file's content).
+ */
+export function redactedError(error: unknown): string {
+  const e = error as { errno?: number; code?: string };
+  return typeof e.errno === 'number' ? `query failed: error ${e.errno}${e.code ? ` (${e.code})` : ''}` : 'query failed';
 }
 
 export async function countObjects(cluster: ClusterConfig, databases: string[]): Promise<{ routines: number; triggers: number; events: number; views: number }> {

@@ -168,7 +168,7 @@ async function writeCompressedDump(
         storedHash.update(chunk);
         progress.storedBytes += chunk.length;
       }),
-      createWriteStream(target, { mode: 0o640, flush: true }),
+      createWriteStream(target, { mode: 0o600, flush: true }),
     );
     const [exit, ...rest] = await Promise.allSettled([dumpExit, store, codecDone]);
     if (req.signal?.aborted) throw ApplicationFailure.create({ message: 'dump cancelled', type: 'Cancelled' });

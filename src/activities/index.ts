@@ -21,14 +21,15 @@ import { flushAndListBinlogsWith, inspectClusterWith, withConnection, type Clust
 import { LocalRepository, readChainState, RepositoryLocks, writeChainState, writeFileAtomic, type LockHolder, type VerifyDepth } from './repository';
 import { findTool } from './tools';
 import * as path from 'node:path';
-import { provisionSandbox, sandboxCluster, sandboxDir, teardownSandbox, countObjects, type DrillSandbox } from './drill';
+import { provisionSandbox, redactedError, sandboxCluster, sandboxDir, teardownSandbox, countObjects, type DrillSandbox } from './drill';
 import { drillMarkdown, type DrillReport } from '../domain/drill';
 import { findStatement, restoreAccount, restoreDatabase, scanReplayWindow, targetState, verifyDatabase, type RestoreDatabaseResult, type StatementHit, type TableVerification } from './restore';
 import type { ScanReport } from '../domain/restore/replayStream';
 import { planRestore, type PlanOutcome, type ResolvedTarget, type RestorePlan } from '../domain/restorePlan';
 import type { RestoreTarget } from '../domain/restoreTarget';
 import { quoteIdentifier } from '../domain/identifiers';
-import type { RowDataPacket } from 'mysql2/promise';
+import { APPROVAL_ACTIONS, approversFor, type ApprovalAction, type ApprovalPolicy } from '../domain/approval';
+import { captureTriggers, dropRestoredTables, moveRestoredTables, swapTables, type CapturedTrigger } from '../mysql/tableSwap';
 import { createArchiveActivities } from './archiveActivities';
 import { Notifier } from './notifier';
 import { createRetentionActivities } from './retentionActivities';
@@ -69,20 +70,6 @@ export interface CopyBinlogsResult {
 export interface BinlogPlanResult {
   plan: BinlogPlan;
   server: ServerIdentity;
-}
-
-/** A table's triggers with what it takes to create them again. */
-async function triggersOf(conn: import('mysql2/promise').Connection, database: string, table: string): Promise<Array<{ name: string; statement: string; sqlMode: string }>> {
-  const [rows] = await conn.query<RowDataPacket[]>(
-    'SELECT TRIGGER_NAME AS name FROM information_schema.TRIGGERS WHERE EVENT_OBJECT_SCHEMA = ? AND EVENT_OBJECT_TABLE = ? ORDER BY ACTION_ORDER',
-    [database, table],
-  );
-  const out = [];
-  for (const r of rows) {
-    const [[show]] = (await conn.query(`SHOW CREATE TRIGGER ${quoteIdentifier(database)}.${quoteIdentifier(String(r.name))}`)) as unknown as [[Record<string, string>]];
-    out.push({ name: String(r.name), statement: String(show['SQL Original Statement']), sqlMode: String(show.sql_mode ?? '') });
-  }
-  return out;
 }
 
 /** The workflow run this activity works for (lock ownership, alert attribution). */
@@ -144,12 +131,17 @@ export function createActivities(config: DbopsConfig, logger: Logger) {
       const holder = await locks.tryAcquire(input.cluster, owner);
       if (!holder) return;
       // An unreadable lock is never taken over: its holder cannot be asked about.
+      let busy: LockHolder = holder;
       if (holder.workflowId !== '?' && (await holderIsGone(holder))) {
-        logger.warn({ cluster: input.cluster, stale: holder }, 'taking over a backup lock whose run has ended');
-        await locks.takeOver(input.cluster, owner);
-        return;
+        // Compare-and-swap: of two runs that both found the holder gone, one takes the cluster.
+        const now = await locks.takeOver(input.cluster, owner, holder);
+        if (now === null) {
+          logger.warn({ cluster: input.cluster, stale: holder }, 'took over a backup lock whose run has ended');
+          return;
+        }
+        busy = now;
       }
-      const message = `cluster ${input.cluster} is busy: ${holder.operation} ${holder.workflowId} has held it since ${holder.since}; one backup operation per cluster at a time`;
+      const message = `cluster ${input.cluster} is busy: ${busy.operation} ${busy.workflowId} has held it since ${busy.since}; one backup operation per cluster at a time`;
       if (input.wait) throw ApplicationFailure.retryable(message, 'ClusterBusy');
       throw ApplicationFailure.nonRetryable(message, 'ClusterBusy');
     },
@@ -188,7 +180,7 @@ export function createActivities(config: DbopsConfig, logger: Logger) {
     async copyBinlogs(input: CopyBinlogsInput): Promise<CopyBinlogsResult> {
       const c = cluster(input.cluster);
       const ctx = Context.current();
-      const stagingDir = await repository.resetStaging(c.name, input.backupId);
+      const stagingDir = await repository.resetStaging(c.name, input.backupId, currentRun());
       const toolName = binlogToolName(c, input.product);
       try {
         const copied = await copyBinlogFiles({
@@ -235,7 +227,7 @@ export function createActivities(config: DbopsConfig, logger: Logger) {
     async dumpFull(input: DumpFullInput): Promise<DumpResult> {
       const c = cluster(input.cluster);
       const ctx = Context.current();
-      const stagingDir = await repository.resetStaging(c.name, input.backupId);
+      const stagingDir = await repository.resetStaging(c.name, input.backupId, currentRun());
       const log = logger.child({ cluster: c.name, backupId: input.backupId, attempt: ctx.info.attempt });
       log.info({ databases: input.databases }, 'dump started');
       try {
@@ -295,8 +287,9 @@ export function createActivities(config: DbopsConfig, logger: Logger) {
       if (input.target.kind !== 'beforeMatching') return plan(input.target);
       const everything = plan({ kind: 'latest' });
       if (!everything.ok) return everything;
-      Context.current().heartbeat('decoding binlogs');
-      const hit = await findStatement(c, everything.plan.full.product, repository.root, everything.plan, input.target.pattern, input.target.after);
+      const ctx = Context.current();
+      ctx.heartbeat('decoding binlogs');
+      const hit = await findStatement(c, everything.plan.full.product, repository.root, everything.plan, input.target.pattern, input.target.after, () => ctx.heartbeat('decoding binlogs'));
       if (!hit) {
         return {
           ok: false,
@@ -352,59 +345,20 @@ export function createActivities(config: DbopsConfig, logger: Logger) {
       return verifyDatabase(cluster(input.cluster), input.database);
     },
 
-    /**
-     * Moves restored tables next to the live ones (one RENAME); idempotent. Their triggers
-     * are dropped first: MariaDB cannot move a table with triggers across databases, and a
-     * restored copy must not fire the live table's triggers anyway.
-     */
-    async moveTables(input: { cluster: string; moves: Array<{ from: string; to: string }> }): Promise<void> {
+    /** Moves the restored tables of a run from its scratch database next to the live ones (one RENAME); idempotent. */
+    async moveTables(input: { cluster: string; scratch: string; database: string; runTag: string; tables: string[] }): Promise<void> {
       const c = cluster(input.cluster);
-      const q = (x: string) => x.split('.').map(quoteIdentifier).join('.');
-      await withConnection(restoreAccount(c), async (conn) => {
-        const exists = async (qualified: string) => {
-          const [db, table] = qualified.split('.') as [string, string];
-          const [rows] = await conn.query<RowDataPacket[]>('SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?', [db, table]);
-          return rows.length > 0;
-        };
-        const pending = [];
-        for (const m of input.moves) if (!(await exists(m.to)) && (await exists(m.from))) pending.push(m);
-        if (pending.length === 0) return;
-        for (const m of pending) {
-          const [db, table] = m.from.split('.') as [string, string];
-          for (const trigger of await triggersOf(conn, db, table)) await conn.query(`DROP TRIGGER ${quoteIdentifier(db)}.${quoteIdentifier(trigger.name)}`);
-        }
-        await conn.query(`RENAME TABLE ${pending.map((m) => `${q(m.from)} TO ${q(m.to)}`).join(', ')}`);
-      });
+      await withConnection(restoreAccount(c), (conn) => moveRestoredTables(conn, input.scratch, input.database, input.runTag, input.tables));
     },
 
-    /**
-     * RENAME TABLE db.t TO db.t_before, db.t_restored TO db.t: one atomic statement;
-     * idempotent. Triggers belong to tables and would follow the old table to t_before, so
-     * they are moved back onto the live name right after (same definition, definer and
-     * sql_mode); between the two steps the table briefly has no triggers.
-     */
-    async swapTables(input: { cluster: string; database: string; swaps: Array<{ table: string; restored: string; before: string }> }): Promise<void> {
-      const c = cluster(input.cluster);
-      const db = quoteIdentifier(input.database);
-      await withConnection(restoreAccount(c), async (conn) => {
-        const [rows] = await conn.query<RowDataPacket[]>('SELECT TABLE_NAME AS t FROM information_schema.TABLES WHERE TABLE_SCHEMA = ?', [input.database]);
-        const present = new Set(rows.map((r) => String(r.t)));
-        const pending = input.swaps.filter((s) => !(present.has(s.before) && !present.has(s.restored)));
-        if (pending.length > 0) {
-          const parts = pending.flatMap((s) => [
-            `${db}.${quoteIdentifier(s.table)} TO ${db}.${quoteIdentifier(s.before)}`,
-            `${db}.${quoteIdentifier(s.restored)} TO ${db}.${quoteIdentifier(s.table)}`,
-          ]);
-          await conn.query(`RENAME TABLE ${parts.join(', ')}`);
-        }
-        for (const s of input.swaps) {
-          for (const trigger of await triggersOf(conn, input.database, s.before)) {
-            await conn.query(`DROP TRIGGER ${db}.${quoteIdentifier(trigger.name)}`);
-            await conn.query('SET SESSION sql_mode = ?', [trigger.sqlMode]);
-            await conn.query(trigger.statement.replace(new RegExp(`\\bON\\s+(\`?${input.database}\`?\\.)?\`?${s.before}\`?`, 'i'), `ON ${db}.${quoteIdentifier(s.table)}`));
-          }
-        }
-      });
+    /** The live tables' triggers, kept in the workflow's state before a swap drops anything. */
+    async captureTriggers(input: { cluster: string; database: string; tables: string[] }): Promise<CapturedTrigger[]> {
+      return withConnection(restoreAccount(cluster(input.cluster)), (conn) => captureTriggers(conn, input.database, input.tables));
+    },
+
+    /** Verifies the restored tables again, swaps them in with one RENAME and moves the triggers; idempotent (see mysql/tableSwap). */
+    async swapTables(input: { cluster: string; database: string; runTag: string; tables: string[]; triggers: CapturedTrigger[]; expect: TableVerification[] }) {
+      return withConnection(restoreAccount(cluster(input.cluster)), (conn) => swapTables(conn, input));
     },
 
     /** Drops a restore target this run created (marker checked); never anything else. */
@@ -415,11 +369,42 @@ export function createActivities(config: DbopsConfig, logger: Logger) {
       return true;
     },
 
-    async dropTables(input: { cluster: string; tables: string[] }): Promise<void> {
+    /** Drops the restored tables of this run (names built from the run's tag); never anything else. */
+    async dropRestoredTables(input: { cluster: string; database: string; runTag: string; tables: string[] }): Promise<string[]> {
+      return withConnection(restoreAccount(cluster(input.cluster)), (conn) => dropRestoredTables(conn, input.database, input.runTag, input.tables));
+    },
+
+    /** Who may approve an action on a cluster, read from this worker's config now (never from the workflow's input). */
+    async approvalPolicy(input: { cluster: string; action: ApprovalAction }): Promise<ApprovalPolicy> {
       const c = cluster(input.cluster);
-      if (input.tables.length === 0) return;
-      const q = (x: string) => x.split('.').map(quoteIdentifier).join('.');
-      await withConnection(restoreAccount(c), (conn) => conn.query(`DROP TABLE IF EXISTS ${input.tables.map(q).join(', ')}`));
+      if (!(APPROVAL_ACTIONS as readonly string[]).includes(input.action)) throw ApplicationFailure.nonRetryable(`unknown approval action ${input.action}`, 'InvalidInput');
+      return {
+        approvers: approversFor(c.approvers, input.action),
+        selfApproval: c.allowSelfApproval.includes(input.action),
+        timeout: config.approval.timeout,
+        escalateAfter: config.approval.escalateAfter,
+      };
+    },
+
+    /**
+     * The Temporal identities recorded in this run's history: of the client that started it,
+     * and of the client that sent a decision (the n-th approve/reject signal, or an Update by
+     * its id). What the identity is worth depends on the server's authorizer (README).
+     */
+    async callerIdentities(input: { signalOrdinal?: number; updateId?: string }): Promise<{ starter: string | null; decider: string | null }> {
+      const run = currentRun();
+      const history = await withTemporalClient(config, (client) => client.workflow.getHandle(run.workflowId, run.runId).fetchHistory());
+      const events = history.events ?? [];
+      const starter = events[0]?.workflowExecutionStartedEventAttributes?.identity || null;
+      let decider: string | null = null;
+      if (input.updateId !== undefined) {
+        const accepted = events.find((e) => e.workflowExecutionUpdateAcceptedEventAttributes?.acceptedRequest?.meta?.updateId === input.updateId);
+        decider = accepted?.workflowExecutionUpdateAcceptedEventAttributes?.acceptedRequest?.meta?.identity || null;
+      } else if (input.signalOrdinal !== undefined) {
+        const signals = events.filter((e) => ['approve', 'reject'].includes(e.workflowExecutionSignaledEventAttributes?.signalName ?? ''));
+        decider = signals[input.signalOrdinal - 1]?.workflowExecutionSignaledEventAttributes?.identity || null;
+      }
+      return { starter, decider };
     },
 
     /** A log line always; webhooks per config (severity filter, cooldown per webhook). A failed delivery fails the attempt; the retry reaches only the webhooks still missing it. */
@@ -476,7 +461,7 @@ export function createActivities(config: DbopsConfig, logger: Logger) {
     },
 
     async provisionSandbox(input: { drillId: string }): Promise<DrillSandbox> {
-      return provisionSandbox(input.drillId, 900 + Math.floor(Math.random() * 99));
+      return provisionSandbox(input.drillId, 900 + Math.floor(Math.random() * 99), currentRun());
     },
 
     async restoreIntoSandbox(input: { cluster: string; sandbox: DrillSandbox; plan: RestorePlan; expectRows: Array<{ table: string; rows: number }> }): Promise<RestoreDatabaseResult> {
@@ -507,25 +492,30 @@ export function createActivities(config: DbopsConfig, logger: Logger) {
       return { tables, objects: await countObjects(sc, input.databases) };
     },
 
-    /** Read-only sample queries on the restored server, each in a read-only transaction. */
-    async runSampleQueries(input: { cluster: string; sandbox: DrillSandbox; queries: Array<{ database: string; sql: string; minRows: number }> }) {
-      const sc = sandboxCluster(input.sandbox, cluster(input.cluster));
+    /**
+     * The configured read-only queries (drills.sampleQueries, or failoverChecks), each in a
+     * read-only transaction as a read-only account of the restored server. A failed query is
+     * reported by its error number only: the message could carry data.
+     */
+    async runSampleQueries(input: { cluster: string; sandbox: DrillSandbox; kind: 'sample' | 'failover' }) {
+      const sc = sandboxCluster(input.sandbox, cluster(input.cluster), 'check');
+      const queries = input.kind === 'sample' ? config.drills.sampleQueries : config.drills.failoverChecks;
       const answers: Array<{ database: string; sql: string; minRows: number; rows: number; error: string | null }> = [];
-      for (const q of input.queries) {
+      for (const q of queries) {
         try {
           const rows = await withConnection(sc, async (conn) => {
             await conn.query(`USE ${quoteIdentifier(q.database)}`);
             await conn.query('START TRANSACTION READ ONLY');
             try {
-              const [result] = await conn.query(q.sql);
+              const [result] = await conn.query({ sql: q.sql, timeout: 60_000 });
               return Array.isArray(result) ? result.length : 0;
             } finally {
               await conn.query('ROLLBACK');
             }
-          });
+          }, { rawErrors: true });
           answers.push({ ...q, rows, error: null });
         } catch (error) {
-          answers.push({ ...q, rows: 0, error: (error as Error).message });
+          answers.push({ ...q, rows: 0, error: redactedError(error) });
         }
       }
       return answers;

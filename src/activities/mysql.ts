@@ -21,12 +21,13 @@ export function connectionOptions(cluster: ClusterConfig): ConnectionOptions {
   };
 }
 
-export async function withConnection<T>(cluster: ClusterConfig, fn: (conn: Connection) => Promise<T>): Promise<T> {
+export async function withConnection<T>(cluster: ClusterConfig, fn: (conn: Connection) => Promise<T>, options: { rawErrors?: boolean } = {}): Promise<T> {
   let conn: Connection | undefined;
   try {
     conn = await createConnection(connectionOptions(cluster));
     return await fn(conn);
   } catch (error) {
+    if (options.rawErrors) throw error;
     throw toFailure(error, cluster.name);
   } finally {
     await conn?.end().catch(() => undefined);

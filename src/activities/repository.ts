@@ -10,7 +10,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { link, mkdir, open, readdir, readFile, rename, rm, rmdir, stat } from 'node:fs/promises';
+import { link, mkdir, open, readdir, readFile, rename, rm, rmdir, stat, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Writable } from 'node:stream';
@@ -25,7 +25,8 @@ import {
   type Manifest,
   type ManifestDraft,
 } from '../domain/manifest';
-import { BACKUP_TYPES } from '../domain/manifest';
+import { BACKUP_ID_PATTERN, BACKUP_TYPES } from '../domain/manifest';
+import { CLUSTER_NAME_PATTERN } from '../domain/identifiers';
 import type { ChainState } from '../domain/chain';
 import type { DrillReport } from '../domain/drill';
 
@@ -49,9 +50,9 @@ export async function fsyncPath(target: string): Promise<void> {
 
 /** temp file + fsync + rename + fsync(dir): readers see the old file or the new one. */
 export async function writeFileAtomic(file: string, content: string): Promise<void> {
-  await mkdir(path.dirname(file), { recursive: true });
+  await mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
   const temp = `${file}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
-  const handle = await open(temp, 'w', 0o640);
+  const handle = await open(temp, 'w', 0o600);
   try {
     await handle.writeFile(content);
     await handle.sync();
@@ -60,6 +61,15 @@ export async function writeFileAtomic(file: string, content: string): Promise<vo
   }
   await rename(temp, file);
   await fsyncPath(path.dirname(file));
+}
+
+/** The file in a staging folder naming the run that fills it (the sweeper removes folders whose run has ended). */
+export const STAGING_OWNER = '.owner.json';
+
+/** Backup ids name folders: refused before any path is built from them. */
+export function checkedId(id: string): string {
+  if (!BACKUP_ID_PATTERN.test(id)) throw new Error(`not a backup id: ${JSON.stringify(id)} (expected e.g. 20261122T140307.123Z-full)`);
+  return id;
 }
 
 export interface ArtifactCheck {
@@ -145,22 +155,24 @@ export class LocalRepository {
   constructor(readonly root: string) {}
 
   clusterDir(cluster: string): string {
+    if (!CLUSTER_NAME_PATTERN.test(cluster)) throw new Error(`not a cluster name: ${JSON.stringify(cluster)}`);
     return path.join(this.root, cluster);
   }
 
   stagingDir(cluster: string, id: string): string {
-    return path.join(this.root, cluster, '.staging', id);
+    return path.join(this.clusterDir(cluster), '.staging', checkedId(id));
   }
 
   absolute(relativePath: string): string {
     return path.join(this.root, relativePath);
   }
 
-  /** A fresh, empty staging folder for this backup id (a retry starts over). */
-  async resetStaging(cluster: string, id: string): Promise<string> {
+  /** A fresh, empty staging folder for this backup id (a retry starts over), marked with the run that owns it. */
+  async resetStaging(cluster: string, id: string, owner?: { workflowId: string; runId: string }): Promise<string> {
     const dir = this.stagingDir(cluster, id);
     await rm(dir, { recursive: true, force: true });
-    await mkdir(dir, { recursive: true, mode: 0o750 });
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    if (owner) await writeFile(path.join(dir, STAGING_OWNER), JSON.stringify(owner), { mode: 0o600 });
     return dir;
   }
 
@@ -213,6 +225,7 @@ export class LocalRepository {
   }
 
   async find(id: string, cluster?: string): Promise<StoredBackup | null> {
+    checkedId(id);
     for (const c of cluster ? [cluster] : await this.clusters()) {
       const hit = (await this.list(c)).find((b) => b.manifest.id === id);
       if (hit) return hit;
@@ -226,10 +239,11 @@ export class LocalRepository {
    * gone returns null.
    */
   async remove(cluster: string, id: string): Promise<Manifest | null> {
+    checkedId(id);
     const found = (await this.list(cluster)).find((b) => b.manifest.id === id);
     const trash = path.join(this.root, cluster, '.trash', id);
     if (found) {
-      await mkdir(path.dirname(trash), { recursive: true });
+      await mkdir(path.dirname(trash), { recursive: true, mode: 0o700 });
       await rm(trash, { recursive: true, force: true });
       await rename(found.dir, trash);
       await fsyncPath(path.dirname(found.dir));
@@ -287,8 +301,9 @@ export class LocalRepository {
     if (problems.length > 0) return { manifest: null, problems };
 
     const verified = ManifestSchema.parse({ ...manifest, status: 'verified', verifiedAt: new Date().toISOString() });
+    await rm(path.join(stagingDir, STAGING_OWNER), { force: true });
     await writeFileAtomic(path.join(stagingDir, 'manifest.json'), JSON.stringify(verified, null, 2) + '\n');
-    await mkdir(path.dirname(finalDir), { recursive: true });
+    await mkdir(path.dirname(finalDir), { recursive: true, mode: 0o700 });
     await rename(stagingDir, finalDir);
     await fsyncPath(path.dirname(finalDir));
     await this.rebuildIndex(manifest.cluster, manifest.type, new Date());
@@ -296,57 +311,101 @@ export class LocalRepository {
   }
 }
 
+/**
+ * One backup operation per cluster at a time, as a sequence of lock generations:
+ * `<cluster>/.locks/backup/<generation>.json`, each saying who holds the cluster (or that it
+ * is free). The newest generation is the state. Every change, taking, taking over a dead
+ * holder's lock, releasing, is the exclusive creation of the next generation, which exactly
+ * one writer can win: a compare-and-swap on the generation number. Two runs that both see a
+ * stale holder cannot both take the cluster over. (An object store does the same with a
+ * conditional write, If-None-Match: *.)
+ */
 export class RepositoryLocks {
   constructor(private readonly repository: LocalRepository) {}
 
-  private file(cluster: string): string {
-    return path.join(this.repository.clusterDir(cluster), '.backup.lock');
+  private dir(cluster: string): string {
+    return path.join(this.repository.clusterDir(cluster), '.locks', 'backup');
   }
 
-  async holder(cluster: string): Promise<LockHolder | null> {
+  private file(cluster: string, generation: number): string {
+    return path.join(this.dir(cluster), `${String(generation).padStart(12, '0')}.json`);
+  }
+
+  /** The newest generation and what it says (generation 0: never locked). */
+  async current(cluster: string): Promise<{ generation: number; holder: LockHolder | null }> {
+    const generations = (await safeReaddir(this.dir(cluster)))
+      .map((name) => /^(\d{12})\.json$/.exec(name)?.[1])
+      .filter((g): g is string => g !== undefined)
+      .map(Number)
+      .sort((a, b) => a - b);
+    const generation = generations[generations.length - 1] ?? 0;
+    if (generation === 0) return { generation, holder: null };
     try {
-      return JSON.parse(await readFile(this.file(cluster), 'utf8')) as LockHolder;
+      const state = JSON.parse(await readFile(this.file(cluster, generation), 'utf8')) as { holder: LockHolder | null };
+      return { generation, holder: state.holder };
     } catch {
-      return null;
+      return { generation, holder: { workflowId: '?', runId: '?', operation: 'an unreadable lock', since: '?' } };
     }
   }
 
-  /**
-   * Creates the lock file exclusively, with its content already in place (written to a
-   * temporary file, then hard-linked: a link fails if the name exists), so a competitor
-   * never reads a half-written lock. Returns the current holder when someone else has it.
-   */
-  async tryAcquire(cluster: string, owner: LockHolder): Promise<LockHolder | null> {
-    await mkdir(this.repository.clusterDir(cluster), { recursive: true });
-    const temp = `${this.file(cluster)}.${process.pid}-${randomBytes(4).toString('hex')}`;
-    const handle = await open(temp, 'w', 0o640);
+  async holder(cluster: string): Promise<LockHolder | null> {
+    return (await this.current(cluster)).holder;
+  }
+
+  /** Writes generation+1 if nobody else has: true when this writer won. */
+  private async next(cluster: string, generation: number, holder: LockHolder | null): Promise<boolean> {
+    await mkdir(this.dir(cluster), { recursive: true, mode: 0o700 });
+    const target = this.file(cluster, generation + 1);
+    const temp = `${target}.${process.pid}-${randomBytes(4).toString('hex')}`;
+    const handle = await open(temp, 'wx', 0o600);
     try {
-      await handle.writeFile(JSON.stringify(owner));
+      await handle.writeFile(JSON.stringify({ generation: generation + 1, holder }));
       await handle.sync();
     } finally {
       await handle.close();
     }
     try {
-      await link(temp, this.file(cluster));
-      return null;
+      await link(temp, target); // fails if the generation exists: somebody else changed the lock first
+      await fsyncPath(this.dir(cluster));
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-      const holder = await this.holder(cluster);
-      if (holder && holder.workflowId === owner.workflowId && holder.runId === owner.runId) return null; // our own retry
-      return holder ?? { workflowId: '?', runId: '?', operation: 'an unreadable lock', since: '?' };
+      if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false;
+      throw error;
     } finally {
       await rm(temp, { force: true });
     }
+    // Keep the last few generations (what happened), drop older ones.
+    for (const name of await safeReaddir(this.dir(cluster))) {
+      const g = /^(\d{12})\.json$/.exec(name)?.[1];
+      if (g !== undefined && Number(g) < generation - 8) await rm(path.join(this.dir(cluster), name), { force: true });
+    }
+    return true;
   }
 
-  /** Takes over a lock whose holder is known to be gone. */
-  async takeOver(cluster: string, owner: LockHolder): Promise<void> {
-    await writeFileAtomic(this.file(cluster), JSON.stringify(owner));
+  /** Takes a free cluster; returns the current holder when someone else has it (null: ours now). */
+  async tryAcquire(cluster: string, owner: LockHolder): Promise<LockHolder | null> {
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const { generation, holder } = await this.current(cluster);
+      if (holder && holder.workflowId === owner.workflowId && holder.runId === owner.runId) return null; // our own retry
+      if (holder) return holder;
+      if (await this.next(cluster, generation, owner)) return null;
+    }
+    return (await this.holder(cluster)) ?? { workflowId: '?', runId: '?', operation: 'a lock that changes too fast', since: '?' };
+  }
+
+  /**
+   * Takes over the lock of a holder known to be gone, if it is still that holder's: returns
+   * null when taken, else who holds it now.
+   */
+  async takeOver(cluster: string, owner: LockHolder, stale: LockHolder): Promise<LockHolder | null> {
+    const { generation, holder } = await this.current(cluster);
+    if (!holder || holder.workflowId !== stale.workflowId || holder.runId !== stale.runId) return holder ?? (await this.tryAcquire(cluster, owner));
+    if (await this.next(cluster, generation, owner)) return null;
+    return this.holder(cluster);
   }
 
   async release(cluster: string, workflowId: string, runId: string): Promise<void> {
-    const holder = await this.holder(cluster);
-    if (holder && holder.workflowId === workflowId && holder.runId === runId) await rm(this.file(cluster), { force: true });
+    const { generation, holder } = await this.current(cluster);
+    if (holder && holder.workflowId === workflowId && holder.runId === runId) await this.next(cluster, generation, null);
   }
 }
 

@@ -21,6 +21,7 @@ import { createRoutedObjects, currentDefiner, definerOf, disableEvents, original
 import { quoteIdentifier } from '../domain/identifiers';
 import type { Product } from '../domain/manifest';
 import type { RestorePlan } from '../domain/restorePlan';
+import { compilePattern } from '../domain/restoreTarget';
 import { compressionOf, decompressor } from './compression';
 import { withDefaultsFile } from './dump';
 import { classifyToolStderr } from './errors';
@@ -462,9 +463,11 @@ export async function findStatement(
   plan: RestorePlan,
   pattern: string,
   after: string | null,
+  onProgress: () => void = () => undefined,
 ): Promise<StatementHit | null> {
   if (plan.binlogs.length === 0) return null;
-  const re = new RegExp(pattern, 'i');
+  const re = compilePattern(pattern);
+  const matches = (text: string) => re.matcher(text).find();
   const work = await mkdtemp(path.join(tmpdir(), 'dbops-find-'));
   try {
     const files = await unpackBinlogs(plan, root, work, () => undefined);
@@ -478,7 +481,13 @@ export async function findStatement(
     let at = plan.start.position;
     let tx: { file: string; position: number; time: string; gtid: string | null } | null = null;
     let tail = '';
+    let bytes = 0;
     for await (const chunk of decoder.stdout as AsyncIterable<Buffer>) {
+      bytes += chunk.length;
+      if (bytes >= 16 << 20) {
+        bytes = 0;
+        onProgress();
+      }
       const lines = (tail + chunk.toString('utf8')).split('\n');
       tail = lines.pop() ?? '';
       for (const line of lines) {
@@ -491,13 +500,13 @@ export async function findStatement(
           if (gtid) tx = { file, position: at, time: headerTime(line) ?? '', gtid: gtid[1] ?? null };
           const rotate = /Rotate to (\S+)\s+pos: (\d+)/.exec(line);
           if (rotate?.[1]) file = rotate[1];
-          if (line.startsWith('#Q> ') && tx && re.test(line.slice(4)) && (!after || tx.time >= after)) {
+          if (line.startsWith('#Q> ') && tx && matches(line.slice(4)) && (!after || tx.time >= after)) {
             decoder.kill();
             return { ...tx, statement: line.slice(4, 300) };
           }
           continue;
         }
-        if (tx && SQL_VERB.test(line) && re.test(line) && (!after || tx.time >= after)) {
+        if (tx && SQL_VERB.test(line) && matches(line) && (!after || tx.time >= after)) {
           decoder.kill();
           return { ...tx, statement: line.slice(0, 300) };
         }

@@ -13,7 +13,6 @@ import { ApplicationFailure } from '@temporalio/common';
 import type { Logger } from 'pino';
 import { findCluster } from '../config/load';
 import type { DbopsConfig } from '../config/schema';
-import { approversFor } from '../domain/approval';
 import type { BackupType } from '../domain/manifest';
 import { checkPlanSafe, planRetention, type RetentionPlan } from '../domain/retention';
 import { metrics } from '../metrics/metrics';
@@ -21,8 +20,6 @@ import { LocalRepository } from './repository';
 
 export interface RetentionPlanResult {
   plan: RetentionPlan;
-  approvers: string[];
-  approval: { timeout: string; escalateAfter: string[] };
 }
 
 export interface RetentionDeleteResult {
@@ -80,11 +77,7 @@ export function createRetentionActivities(config: DbopsConfig, logger: Logger, d
   return {
     async planRetention(input: { cluster: string }): Promise<RetentionPlanResult> {
       const c = findCluster(config, input.cluster);
-      return {
-        plan: await planNow(c.name),
-        approvers: approversFor(c.approvers, 'retention-delete'),
-        approval: { timeout: config.approval.timeout, escalateAfter: config.approval.escalateAfter },
-      };
+      return { plan: await planNow(c.name) };
     },
 
     async deleteBackups(input: { cluster: string; ids: string[] }): Promise<RetentionDeleteResult> {

@@ -2,7 +2,7 @@
 import { WorkflowExecutionAlreadyStartedError, type Client, type WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
 import { ConfigError, findCluster } from '../config/load';
 import { formatConfigIssues, type DbopsConfig } from '../config/schema';
-import { approversFor } from '../domain/approval';
+import { approversFor, selfApprovalRefusal } from '../domain/approval';
 import { ArchiveJobSchema, archiveJobName, archiveWorkflowId, parseDestination, type ArchiveJob, type ArchiveJobInput } from '../domain/archive';
 import { SA_CLUSTER, SA_OPERATION } from '../domain/searchAttributes';
 import type { ArchiveInput } from '../workflows/archive';
@@ -30,6 +30,12 @@ export function resolveArchiveJob(config: DbopsConfig, input: { job?: string; fi
   return job;
 }
 
+/**
+ * What `dbops archive run|plan` (and the schedules) start: the job and who asks. With --yes,
+ * the requester approves their own run; the worker accepts that only from a configured
+ * approver where clusters[].allowSelfApproval lists archive-delete (checked here first, to
+ * say so before anything starts).
+ */
 export function archiveInput(config: DbopsConfig, job: ArchiveJob, options: { dryRun?: boolean; yes?: { by: string; reason: string } | null; requestedBy: string }): ArchiveInput {
   const cluster = findCluster(config, job.cluster);
   const approvers = approversFor(cluster.approvers, 'archive-delete');
@@ -38,13 +44,17 @@ export function archiveInput(config: DbopsConfig, job: ArchiveJob, options: { dr
       `clusters.${cluster.name}.approvers: nobody may approve archive-delete; add "archive-delete: [names]" (or "*"), pass --yes, or set approval: false on the job`,
     );
   }
+  if (options.yes && !options.dryRun) {
+    if (!approvers.includes(options.yes.by)) throw new ConfigError(`--yes: ${options.yes.by} is not an approver for archive-delete on ${cluster.name} (approvers: ${approvers.join(', ') || 'none configured'})`);
+    if (!cluster.allowSelfApproval.includes('archive-delete')) {
+      throw new ConfigError(`--yes: ${selfApprovalRefusal('archive-delete', cluster.name, `${options.yes.by} requests this run`)}`);
+    }
+  }
   return {
     job,
     ...(options.dryRun ? { dryRun: true } : {}),
-    preApproved: options.yes ?? null,
-    approvers,
-    approval: { timeout: config.approval.timeout, escalateAfter: config.approval.escalateAfter },
-    requestedBy: options.requestedBy,
+    preApproved: options.dryRun ? null : options.yes ? { by: options.yes.by, reason: options.yes.reason } : null,
+    requestedBy: options.yes && !options.dryRun ? options.yes.by : options.requestedBy,
   };
 }
 

@@ -1,4 +1,5 @@
 /** Typed client helpers: how the CLI (and anything else) starts and reads backup workflows. */
+import { hostname, userInfo } from 'node:os';
 import { Client, Connection, WorkflowFailedError, type WorkflowHandle, type WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
 import { TemporalFailure } from '@temporalio/common';
 import { ConfigError, findCluster } from '../config/load';
@@ -8,11 +9,28 @@ import { backupWorkflowId } from '../domain/naming';
 import { SA_BACKUP_TYPE, SA_CLUSTER, SA_OPERATION } from '../domain/searchAttributes';
 import type { BackupInput } from '../workflows/backup';
 
+/**
+ * The Temporal identity this CLI presents: the OS user and host. Runs record it for their
+ * start and for every approval decision; a decision from the identity that started a run is
+ * the requester approving themselves. The server can make it trustworthy (README, Security).
+ */
+export function cliIdentity(): string {
+  // Service accounts and tests name themselves; what the name is worth is the server's to enforce.
+  if (process.env.DBOPS_CLIENT_IDENTITY) return process.env.DBOPS_CLIENT_IDENTITY;
+  let user = process.env.USER ?? 'unknown';
+  try {
+    user = userInfo().username;
+  } catch {
+    // no passwd entry (containers): keep $USER
+  }
+  return `dbops-cli/${user}@${hostname()}`;
+}
+
 export async function connectClient(config: DbopsConfig): Promise<{ client: Client; close: () => Promise<void> }> {
   const connection = await Connection.connect({ address: config.temporal.address, connectTimeout: '5 seconds' }).catch((error: Error) => {
     throw new Error(`cannot reach Temporal at ${config.temporal.address} (temporal.address): ${error.message}`);
   });
-  return { client: new Client({ connection, namespace: config.temporal.namespace }), close: () => connection.close() };
+  return { client: new Client({ connection, namespace: config.temporal.namespace, identity: cliIdentity() }), close: () => connection.close() };
 }
 
 export const BACKUP_WORKFLOWS: Record<BackupType, { workflow: string; what: string }> = {

@@ -97,15 +97,13 @@ export async function runDev(options: DevOptions): Promise<void> {
       clusters: [
         {
           name: DEV_CLUSTER,
-          host: '127.0.0.1',
-          port: mariadb.port,
           socket: mariadb.socket,
           user: 'dbops',
           password: { file: passwordFile },
           restoreUser: 'dbops_restore',
           restorePassword: { file: restorePasswordFile },
           approvers: { '*': [process.env.USER ?? 'operator', 'alice'] },
-          databases: ['shop'],
+          // Every user database of the sandbox, also the ones a newcomer loads into it.
         },
       ],
       logging: { level: 'info' },

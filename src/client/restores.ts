@@ -44,16 +44,12 @@ export async function startPitr(client: Client, config: DbopsConfig, input: Pitr
   return start(client, config, 'pointInTimeRestoreWorkflow', runId(`restore-pitr/${input.cluster}/${input.into}`), input, `Point-in-time restore of ${input.database} into ${input.into} on ${input.cluster}`);
 }
 
-export async function startTableRestore(
-  client: Client,
-  config: DbopsConfig,
-  input: Omit<TableRestoreInput, 'approvers' | 'approval'>,
-): Promise<WorkflowHandleWithFirstExecutionRunId> {
+export async function startTableRestore(client: Client, config: DbopsConfig, input: TableRestoreInput): Promise<WorkflowHandleWithFirstExecutionRunId> {
   const cluster = findCluster(config, input.cluster);
   checkName(input.database, '--database');
   for (const t of input.tables) checkName(t, '--table');
-  const approvers = approversFor(cluster.approvers, 'restore-swap');
-  if (input.swap && approvers.length === 0) {
+  // Said here first; the worker decides with its own config when the approval is requested.
+  if (input.swap && approversFor(cluster.approvers, 'restore-swap').length === 0) {
     throw new ConfigError(`clusters.${cluster.name}.approvers: nobody may approve restore-swap; add "restore-swap: [names]" (or "*") before using --swap`);
   }
   return start(
@@ -61,7 +57,7 @@ export async function startTableRestore(
     config,
     'tableRestoreWorkflow',
     runId(`restore-table/${input.cluster}/${input.database}`),
-    { ...input, approvers, approval: { timeout: config.approval.timeout, escalateAfter: config.approval.escalateAfter } },
+    input,
     `Table restore of ${input.tables.join(', ')} in ${input.database} on ${input.cluster}${input.swap ? ' (swap after approval)' : ''}`,
   );
 }

@@ -9,26 +9,16 @@ import { desiredSchedules, planReconcile, SCHEDULE_PREFIX, type DesiredSchedule,
 import { SA_BACKUP_TYPE, SA_CLUSTER, SA_OPERATION } from '../domain/searchAttributes';
 import { BACKUP_WORKFLOWS } from './backups';
 import { findCluster } from '../config/load';
-import { approversFor } from '../domain/approval';
 import type { DrillInput } from '../workflows/drill';
 import { archiveWorkflowId } from '../domain/archive';
 import { archiveInput, archiveSummary, resolveArchiveJob } from './archives';
 
 const HASH_KEY = 'dbopsScheduleHash';
 
-/** What a drill run receives: targets, sample queries and, for the full profile, the failover rehearsal. */
+/** What a drill run receives: its targets and profile (queries and approvers are the worker's config). */
 export function drillInput(config: DbopsConfig, cluster: string, full: boolean, requestedBy: string): DrillInput {
-  const c = findCluster(config, cluster);
-  return {
-    cluster,
-    rtoTarget: config.drills.rtoTarget,
-    rpoTarget: config.drills.rpoTarget,
-    sampleQueries: config.drills.sampleQueries,
-    ...(full
-      ? { failover: { checks: config.drills.failoverChecks, approvers: approversFor(c.approvers, 'drill-failover'), timeout: config.approval.timeout, escalateAfter: config.approval.escalateAfter } }
-      : {}),
-    requestedBy,
-  };
+  findCluster(config, cluster);
+  return { cluster, rtoTarget: config.drills.rtoTarget, rpoTarget: config.drills.rpoTarget, ...(full ? { full: true } : {}), requestedBy };
 }
 
 function action(config: DbopsConfig, d: DesiredSchedule) {

@@ -5,10 +5,20 @@
 import { z } from 'zod';
 import { CLUSTER_NAME_PATTERN, CLUSTER_NAME_RULE, SQL_IDENTIFIER_PATTERN, SQL_IDENTIFIER_RULE } from '../domain/identifiers';
 import { CompressionSchema } from '../domain/manifest';
-import { durationSchema } from '../domain/duration';
+import { durationSchema, durationSeconds } from '../domain/duration';
+
+function isTimeZone(zone: string): boolean {
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: zone });
+    return true;
+  } catch {
+    return false;
+  }
+}
 import { ArchiveJobSchema, parseDestination } from '../domain/archive';
 import { RetentionConfigSchema } from '../domain/retention';
 import { NotificationsConfigSchema } from '../domain/notifications';
+import { APPROVAL_ACTIONS } from '../domain/approval';
 
 /**
  * A secret is a reference, never a value: the config file, logs and workflow histories
@@ -45,7 +55,11 @@ export const ClusterSchema = z
     restoreUser: z.string().min(1).max(80).optional(),
     restorePassword: SecretRefSchema.optional(),
     /** Who may approve which risky action on this cluster, e.g. { restore-swap: [alice, bob], "*": [oncall] }. */
-    approvers: z.record(z.string(), z.array(z.string().min(1)).min(1)).default({}),
+    approvers: z
+      .partialRecord(z.enum([...APPROVAL_ACTIONS, '*'], { error: `an approval action: ${[...APPROVAL_ACTIONS, '*'].join(', ')}` }), z.array(z.string().min(1)).min(1))
+      .default({}),
+    /** Actions whose requester may approve their own run (default none: four eyes). */
+    allowSelfApproval: z.array(z.enum(APPROVAL_ACTIONS)).default([]),
     /** Default: every user database the account can see, at backup time. */
     databases: z.array(z.string().regex(SQL_IDENTIFIER_PATTERN, SQL_IDENTIFIER_RULE)).min(1).optional(),
     /** Set only to override auto-detection (recorded in every manifest). */
@@ -62,18 +76,33 @@ export const ClusterSchema = z
   .refine((c) => c.host !== undefined || c.socket !== undefined, {
     message: 'a cluster needs host (with port) or socket',
     path: ['host'],
+  })
+  .refine((c) => !(c.host !== undefined && c.socket !== undefined), {
+    message: 'give host (with port) or socket, not both: which one the tools use would be a guess',
+    path: ['socket'],
   });
 export type ClusterConfig = z.infer<typeof ClusterSchema>;
 
-export const RepositorySchema = z.strictObject({
-  /** Local path (an S3-compatible driver comes later). */
-  path: z.string().min(1),
-  compression: CompressionSchema.default('zstd'),
-  /** zstd 1..19 (default 3) or gzip 1..9 (default 6). */
-  compressionLevel: z.number().int().min(1).max(19).optional(),
-  /** Binary logs compress almost as well at zstd 1 and twice as fast (default 1; gzip 1). */
-  binlogCompressionLevel: z.number().int().min(1).max(19).optional(),
-});
+const LEVELS = { zstd: 19, gzip: 9 } as const;
+
+export const RepositorySchema = z
+  .strictObject({
+    /** Local path (an S3-compatible driver comes later). */
+    path: z.string().min(1),
+    compression: CompressionSchema.default('zstd'),
+    /** zstd 1..19 (default 3) or gzip 1..9 (default 6). */
+    compressionLevel: z.number().int().min(1).max(19).optional(),
+    /** Binary logs compress almost as well at zstd 1 and twice as fast (default 1; gzip 1). */
+    binlogCompressionLevel: z.number().int().min(1).max(19).optional(),
+  })
+  .superRefine((r, ctx) => {
+    for (const field of ['compressionLevel', 'binlogCompressionLevel'] as const) {
+      const level = r[field];
+      if (level === undefined) continue;
+      if (r.compression === 'none') ctx.addIssue({ code: 'custom', path: [field], message: 'compression is none: remove the level' });
+      else if (level > LEVELS[r.compression]) ctx.addIssue({ code: 'custom', path: [field], message: `${r.compression} levels go from 1 to ${LEVELS[r.compression]}` });
+    }
+  });
 
 export const TemporalSchema = z.strictObject({
   address: z.string().min(1).default('localhost:7233'),
@@ -84,10 +113,16 @@ export const TemporalSchema = z.strictObject({
 const duration = durationSchema();
 
 /** Approval gates: escalate while nobody decides, then take the safe outcome (abort). */
-export const ApprovalSchema = z.strictObject({
-  timeout: duration.default('60m'),
-  escalateAfter: z.array(duration).default(['15m', '30m']),
-});
+export const ApprovalSchema = z
+  .strictObject({
+    timeout: duration.default('60m').refine((d) => durationSeconds(d) >= 1, 'more than 0s: a person needs time to answer (default 60m)'),
+    escalateAfter: z.array(duration.refine((d) => durationSeconds(d) >= 1, 'more than 0s')).default(['15m', '30m']),
+  })
+  .superRefine((a, ctx) => {
+    a.escalateAfter.forEach((step, i) => {
+      if (durationSeconds(step) >= durationSeconds(a.timeout)) ctx.addIssue({ code: 'custom', path: ['escalateAfter', i], message: `escalates after the deadline (timeout ${a.timeout})` });
+    });
+  });
 
 export const SCHEDULED_ACTIONS = ['backup-full', 'backup-incremental', 'backup-differential', 'drill', 'drill-full', 'archive', 'retention'] as const;
 
@@ -106,7 +141,11 @@ export const ScheduleEntrySchema = z
 
 export const SchedulesSchema = z.strictObject({
   /** IANA zone for cron expressions (default UTC). */
-  timezone: z.string().min(1).default('UTC'),
+  timezone: z
+    .string()
+    .min(1)
+    .default('UTC')
+    .refine(isTimeZone, 'an IANA time zone such as UTC, Europe/Zurich or Asia/Shanghai'),
   /** How far back missed runs are still taken after an outage (set explicitly; default 10m). */
   catchupWindow: duration.default('10m'),
   /** Clusters that get the seed defaults: full daily 02:00, incremental every 4 hours, differential 10:00 and 16:00. */

@@ -20,6 +20,7 @@
  */
 import { z } from 'zod';
 import { durationSchema } from './duration';
+import { checkPredicate } from './sql/predicate';
 import { CLUSTER_NAME_PATTERN, CLUSTER_NAME_RULE, quoteIdentifier, SQL_IDENTIFIER_PATTERN, SQL_IDENTIFIER_RULE } from './identifiers';
 
 const identifier = z.string().regex(SQL_IDENTIFIER_PATTERN, SQL_IDENTIFIER_RULE);
@@ -62,48 +63,14 @@ export function parseDestination(text: string, source: { cluster: string; databa
 }
 
 /**
- * The predicate is SQL the operator writes (`created_at < NOW() - INTERVAL 90 DAY`). It is
- * placed inside parentheses in every statement, so it must be one expression: no statement
- * separators, no comments, balanced quotes and parentheses. The server then parses it
- * (EXPLAIN) before any row moves.
+ * The predicate is SQL the operator writes (`created_at < NOW() - INTERVAL 90 DAY`), placed
+ * inside parentheses in every statement: only a predicate on the table's own columns with
+ * deterministic functions is accepted (see sql/predicate). Whether the columns exist is
+ * checked against the table when the run is planned.
  */
 export function predicateProblem(where: string): string | null {
-  const text = where.trim();
-  if (text === '') return 'is empty: give the condition that selects the rows to archive, e.g. "created_at < NOW() - INTERVAL 90 DAY"';
-  let depth = 0;
-  for (let i = 0; i < text.length; i++) {
-    const ch = text[i] as string;
-    if (ch === "'" || ch === '"' || ch === '`') {
-      const close = findClosingQuote(text, i);
-      if (close < 0) return `has an unclosed ${ch} quote`;
-      i = close;
-      continue;
-    }
-    if (ch === ';') return 'contains ";": give one condition, not statements';
-    if (ch === '#' || (ch === '-' && text[i + 1] === '-') || (ch === '/' && text[i + 1] === '*')) return 'contains a comment: remove it';
-    if (ch === '(') depth++;
-    if (ch === ')' && --depth < 0) return 'has a ")" without its "("';
-  }
-  if (depth !== 0) return 'has a "(" without its ")"';
-  return null;
-}
-
-function findClosingQuote(text: string, open: number): number {
-  const quote = text[open];
-  for (let i = open + 1; i < text.length; i++) {
-    if (text[i] === '\\' && quote !== '`') {
-      i++;
-      continue;
-    }
-    if (text[i] === quote) {
-      if (text[i + 1] === quote) {
-        i++;
-        continue;
-      }
-      return i;
-    }
-  }
-  return -1;
+  const checked = checkPredicate(where);
+  return checked.ok ? null : checked.message;
 }
 
 export const ArchiveJobSchema = z
@@ -323,6 +290,38 @@ export interface ArchivePlan {
   /** Across servers: both sessions use this fixed UTC offset, so TIMESTAMP values travel unchanged. */
   timeZone: string | null;
   sql: ArchiveSql;
+}
+
+/**
+ * What an archive activity is handed: the job and the plan-time facts it needs, never SQL.
+ * The worker validates the job again and derives every statement from it and from the
+ * table as it is now (and refuses when the table's key or columns changed since the plan).
+ */
+export interface ArchiveRunSpec {
+  job: ArchiveJobInput;
+  asOf: number;
+  key: string;
+  columns: string[];
+  keyMin: string | null;
+  keyMax: string | null;
+  timeZone: string | null;
+}
+
+export function runSpecOf(plan: Pick<ArchivePlan, 'job' | 'asOf' | 'key' | 'columns' | 'keyMin' | 'keyMax' | 'timeZone'>): ArchiveRunSpec {
+  return { job: plan.job, asOf: plan.asOf, key: plan.key, columns: plan.columns, keyMin: plan.keyMin, keyMax: plan.keyMax, timeZone: plan.timeZone };
+}
+
+/** The statements of a run, from its job and facts (the same function the worker uses). */
+export function sqlOf(facts: Pick<ArchivePlan, 'job' | 'dest' | 'columns' | 'key' | 'asOf'>): ArchiveSql {
+  return archiveSql({
+    source: { database: facts.job.database, table: facts.job.table },
+    dest: { database: facts.dest.database, table: facts.dest.table },
+    columns: facts.columns,
+    key: facts.key,
+    where: facts.job.where,
+    batchSize: facts.job.batchSize,
+    asOf: facts.asOf,
+  });
 }
 
 export interface ArchiveVerification {

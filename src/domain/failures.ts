@@ -15,7 +15,20 @@ export const NON_RETRYABLE_TYPES = [
   'InvalidArchiveJob',
   'ThrottleAbort',
   'RetentionUnsafe',
+  'ArchiveCountMismatch',
+  'ApprovalRefused',
 ];
+
+/** The type of an ApplicationFailure, also when it is the cause of an ActivityFailure. */
+export function failureType(error: unknown): string | null {
+  let e: unknown = error;
+  while (e instanceof Error) {
+    const type = (e as { type?: unknown }).type;
+    if (typeof type === 'string') return type;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return null;
+}
 
 /** The innermost cause's message: the one that says what went wrong (activity failures wrap it). */
 export function innermostMessage(error: unknown): string {

@@ -3,6 +3,7 @@
  * Pure: safe to import from workflows.
  */
 import { z } from 'zod';
+import { CLUSTER_NAME_PATTERN, CLUSTER_NAME_RULE } from './identifiers';
 
 export const BACKUP_TYPES = ['full', 'incremental', 'differential', 'schema', 'emergency'] as const;
 export const BackupTypeSchema = z.enum(BACKUP_TYPES);
@@ -36,9 +37,15 @@ export const BinlogPositionSchema = z.object({
 });
 export type BinlogPosition = z.infer<typeof BinlogPositionSchema>;
 
+/** Backup ids name folders: 20261122T140307.123Z-full, nothing else (a manifest is read back from storage: hostile until parsed). */
+export const BACKUP_ID_PATTERN = /^\d{8}T\d{6}(\.\d{3})?Z-(full|incremental|differential|schema|emergency)$/;
+export const BackupIdSchema = z.string().regex(BACKUP_ID_PATTERN, 'a backup id such as 20261122T140307.123Z-full');
+/** Artifact file names: one path segment, no leading dot. */
+export const ARTIFACT_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$/;
+
 export const ArtifactSchema = z.object({
   /** File name inside the backup's folder. */
-  name: z.string(),
+  name: z.string().regex(ARTIFACT_NAME_PATTERN, 'one file name (letters, digits, ".", "-", "_")'),
   compression: CompressionSchema,
   /** Bytes stored. */
   size: z.number().int().nonnegative(),
@@ -85,14 +92,14 @@ export const RetentionClassSchema = z.enum(['routine', 'emergency', 'schema']);
 
 export const ManifestSchema = z.object({
   formatVersion: z.literal(1),
-  id: z.string(),
+  id: BackupIdSchema,
   type: BackupTypeSchema,
-  cluster: z.string(),
+  cluster: z.string().regex(CLUSTER_NAME_PATTERN, CLUSTER_NAME_RULE),
   status: z.enum(['verified']),
   retentionClass: RetentionClassSchema,
-  parentId: z.string().nullable(),
+  parentId: BackupIdSchema.nullable(),
   /** The full backup this one's chain starts from (null for fulls, schema and emergency). */
-  baseFullId: z.string().nullable().default(null),
+  baseFullId: BackupIdSchema.nullable().default(null),
   startedAt: z.string(),
   finishedAt: z.string(),
   verifiedAt: z.string(),

@@ -10,6 +10,7 @@
  *   before-matching           just before the first statement matching a pattern
  *                             (optionally after a time): the accidental DELETE
  */
+import { RE2JS } from 're2js';
 export type RestoreTarget =
   | { kind: 'time'; at: string }
   | { kind: 'position'; file: string; position: number }
@@ -46,12 +47,28 @@ export function parseTarget(text: string): RestoreTarget {
   return { kind: 'time', at: parseUtcTime(t, '--to') };
 }
 
-export function beforeMatching(pattern: string, after?: string): RestoreTarget {
+/**
+ * Patterns run over every decoded line of the window: they use RE2's syntax and matching
+ * (linear time, no backtracking), so no pattern can stall a restore. Case-insensitive.
+ */
+export function compilePattern(pattern: string): RE2JS {
+  return RE2JS.compile(pattern, RE2JS.CASE_INSENSITIVE);
+}
+
+/** Why a --before-matching pattern cannot be used (null: it can). */
+export function patternProblem(pattern: string): string | null {
+  if (pattern.length > 500) return 'at most 500 characters';
   try {
-    new RegExp(pattern, 'i');
+    compilePattern(pattern);
+    return null;
   } catch (error) {
-    throw new TargetError(`--before-matching: not a valid regular expression: ${(error as Error).message}`);
+    return `not a valid regular expression (RE2 syntax: no backreferences or lookaround): ${(error as Error).message}`;
   }
+}
+
+export function beforeMatching(pattern: string, after?: string): RestoreTarget {
+  const problem = patternProblem(pattern);
+  if (problem) throw new TargetError(`--before-matching: ${problem}`);
   return { kind: 'beforeMatching', pattern, after: after ? parseUtcTime(after, '--after') : null };
 }
 

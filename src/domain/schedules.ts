@@ -7,6 +7,9 @@ import type { BackupType } from './manifest';
 
 export const SCHEDULE_PREFIX = 'dbops/';
 
+/** Bumped when the arguments schedules pass to workflows change shape (2: no approvers or queries in them). */
+export const SCHEDULE_INPUTS_VERSION = 2;
+
 export type ScheduledAction = 'backup-full' | 'backup-incremental' | 'backup-differential' | 'drill' | 'drill-full' | 'archive' | 'retention';
 
 /** Seed 000/001 defaults (seed 000 asks hourly incrementals; 4-hourly is the issue's default). */
@@ -68,7 +71,8 @@ export function desiredSchedules(source: ScheduleSource, context: unknown = null
   const add = (cluster: string, action: ScheduledAction, cron: string | null, every: string | null, job: string | null = null) => {
     const id = scheduleId(cluster, action, job);
     const uses = action.startsWith('drill') ? context : action === 'archive' && job ? (jobs[job] ?? null) : null;
-    const shape = { id, cron, every, timezone: source.timezone, catchupWindow: source.catchupWindow, context: uses };
+    // The version of what the schedules start: a change in the workflows' inputs updates every schedule.
+    const shape = { id, cron, every, timezone: source.timezone, catchupWindow: source.catchupWindow, context: uses, inputs: SCHEDULE_INPUTS_VERSION };
     byId.set(id, {
       id,
       cluster,

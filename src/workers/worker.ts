@@ -11,6 +11,7 @@ import type { DbopsConfig } from '../config/schema';
 import { PinoTemporalLogger } from '../logging/logger';
 import { startMetricsServer } from '../metrics/server';
 import { freePort } from '../sandbox/mariadb';
+import { sweepLeftovers } from './sweep';
 
 let runtimeInstalled = false;
 
@@ -47,6 +48,8 @@ export interface CreatedWorker {
 }
 
 export async function createWorker(setup: WorkerSetup): Promise<CreatedWorker> {
+  // Everything the worker writes (backups, reports, tool output) is its own: files 0600, folders 0700.
+  process.umask(0o077);
   installRuntimeLogger(setup.logger);
   const ownsConnection = !setup.connection;
   const connection = setup.connection ?? (await NativeConnection.connect({ address: setup.config.temporal.address }));
@@ -83,6 +86,8 @@ export async function runWorker(setup: WorkerSetup, stop?: AbortSignal): Promise
     { address: setup.config.temporal.address, namespace: setup.config.temporal.namespace, taskQueue: setup.config.temporal.taskQueue },
     'worker started',
   );
+  // Leftovers of runs that ended while a worker was dead (best effort, in the background).
+  void sweepLeftovers(setup.config, setup.logger.child({ component: 'sweep' })).catch((error: unknown) => setup.logger.warn({ err: error }, 'sweeping leftovers failed'));
   const onStop = () => worker.shutdown();
   stop?.addEventListener('abort', onStop, { once: true });
   try {

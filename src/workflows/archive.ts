@@ -23,20 +23,15 @@ import {
 } from '@temporalio/workflow';
 import { msToNumber } from '@temporalio/common/lib/time';
 import type { Activities } from '../activities';
-import {
-  archiveJobName,
-  describeProgress,
-  rowsPerSecond,
-  type ArchiveJobInput,
-  type ArchivePlan,
-  type ArchiveProgress,
-  type ArchiveVerification,
-} from '../domain/archive';
-import type { ApprovalDecision } from '../domain/approval';
-import { NON_RETRYABLE_TYPES } from '../domain/failures';
+import type { z } from 'zod';
+import { archiveJobName, describeProgress, rowsPerSecond, runSpecOf, sqlOf, type ArchivePlan, type ArchiveProgress, type ArchiveVerification } from '../domain/archive';
+import { selfApprovalRefusal, type ApprovalDecision } from '../domain/approval';
+import { failureType, innermostMessage, NON_RETRYABLE_TYPES } from '../domain/failures';
+import { ArchiveInputSchema, describeIssues, OperatorActionSchema, type ArchiveCarried, type OperatorAction, type Requester } from '../domain/inputs';
+import { accept, invalid } from './boundary';
 import { compactUtc } from '../domain/naming';
 import { SA_CLUSTER, SA_OPERATION } from '../domain/searchAttributes';
-import { installApprovalHandlers, requestApproval } from './approval';
+import { installApprovalHandlers, requestApproval, requesterOf } from './approval';
 import { notify } from './notify';
 
 // Planning and verification scan every row the predicate selects: hours on a big table,
@@ -65,10 +60,7 @@ const CHUNK_SECONDS = 3;
 
 export type PlannedArchive = ArchivePlan & { warnings: string[] };
 
-export interface OperatorAction {
-  operator: string;
-  reason?: string;
-}
+export type { OperatorAction };
 
 export const pauseArchiveSignal = defineSignal<[OperatorAction]>('pause');
 export const resumeArchiveSignal = defineSignal<[OperatorAction]>('resume');
@@ -83,20 +75,7 @@ export interface ArchiveStatus {
   text: string;
 }
 
-export interface ArchiveInput {
-  job: ArchiveJobInput;
-  /** Plan only: count, key range and the SQL it would run; touches nothing. */
-  dryRun?: boolean;
-  /** `--yes`: the operator approved the delete phase when starting this run. */
-  preApproved?: { by: string; reason: string } | null;
-  approvers: string[];
-  approval?: { timeout?: string; escalateAfter?: string[] };
-  requestedBy?: string;
-  /** How soon a dead worker's batch is handed to another (default 30 seconds). */
-  timeouts?: { heartbeat?: string };
-  /** Carried across continue-as-new; never set by callers. */
-  carried?: { plan: PlannedArchive; progress: ArchiveProgress; approval: ApprovalDecision | null; log: string[] };
-}
+export type ArchiveInput = z.input<typeof ArchiveInputSchema>;
 
 export interface ArchiveResult {
   status: 'dry-run' | 'nothing-to-do' | 'rejected' | 'done' | 'cancelled';
@@ -109,8 +88,24 @@ export interface ArchiveResult {
   report: string | null;
 }
 
-export async function archiveWorkflow(input: ArchiveInput): Promise<ArchiveResult> {
+/** The plan as the next run receives it: measurements and positions, no SQL. */
+function factsOf(plan: PlannedArchive): ArchiveCarried['facts'] {
+  const { sql: _sql, createDest: _ddl, ...facts } = plan;
+  void _sql;
+  void _ddl;
+  return facts;
+}
+
+function planFrom(facts: ArchiveCarried['facts']): PlannedArchive {
+  return { ...facts, createDest: null, sql: sqlOf(facts) };
+}
+
+export async function archiveWorkflow(raw: ArchiveInput): Promise<ArchiveResult> {
   installApprovalHandlers();
+  const input = accept(ArchiveInputSchema, raw, 'archive');
+  if (input.carried && workflowInfo().continuedFromExecutionRunId === undefined) {
+    invalid('carried: only a run that continued as new carries state; start a run with the job alone');
+  }
   const jobName = archiveJobName({ name: input.job.name, database: input.job.database, table: input.job.table });
   upsertSearchAttributes([
     { key: SA_CLUSTER, value: input.job.cluster },
@@ -144,24 +139,44 @@ export async function archiveWorkflow(input: ArchiveInput): Promise<ArchiveResul
     rowsPerSecond: rowsPerSecond(progress.moved, progress.startedAt, now()),
     text: describeProgress(progress),
   }));
-  setHandler(pauseArchiveSignal, (a) => {
-    note(`paused by ${a.operator}${a.reason ? `: ${a.reason}` : ''}`);
-    update({ pausedBy: a.operator });
-  });
-  setHandler(resumeArchiveSignal, (a) => {
-    note(`resumed by ${a.operator}${a.reason ? `: ${a.reason}` : ''}`);
-    update({ pausedBy: null });
-  });
-  setHandler(cancelArchiveSignal, (a) => {
-    note(`cancel requested by ${a.operator}${a.reason ? `: ${a.reason}` : ''}`);
-    cancelRequested = a;
-  });
+  /** Operator signals: a malformed one is noted and ignored, never a failed workflow task. */
+  const operatorSignal = (what: string, apply: (a: OperatorAction) => void) => (rawAction: unknown) => {
+    const parsed = OperatorActionSchema.safeParse(rawAction);
+    if (!parsed.success) {
+      note(`${what} ignored: malformed (${describeIssues(parsed.error)})`);
+      return;
+    }
+    apply(parsed.data);
+  };
+  setHandler(
+    pauseArchiveSignal,
+    operatorSignal('pause', (a) => {
+      note(`paused by ${a.operator}${a.reason ? `: ${a.reason}` : ''}`);
+      update({ pausedBy: a.operator });
+    }),
+  );
+  setHandler(
+    resumeArchiveSignal,
+    operatorSignal('resume', (a) => {
+      note(`resumed by ${a.operator}${a.reason ? `: ${a.reason}` : ''}`);
+      update({ pausedBy: null });
+    }),
+  );
+  setHandler(
+    cancelArchiveSignal,
+    operatorSignal('cancel', (a) => {
+      note(`cancel requested by ${a.operator}${a.reason ? `: ${a.reason}` : ''}`);
+      cancelRequested = a;
+    }),
+  );
 
   // --- plan ---------------------------------------------------------------------------
   let plan: PlannedArchive;
   let approval: ApprovalDecision | null = input.carried?.approval ?? null;
+  let requester: Requester;
   if (input.carried) {
-    plan = input.carried.plan;
+    plan = planFrom(input.carried.facts);
+    requester = input.carried.requester;
   } else {
     update({ phase: 'plan' });
     plan = await quick.planArchive({ job: input.job, asOf: Math.floor(Date.now() / 1000), dryRun: input.dryRun === true });
@@ -169,6 +184,15 @@ export async function archiveWorkflow(input: ArchiveInput): Promise<ArchiveResul
     note(`planned ${plan.planned.rows} row(s), keys ${plan.keyMin ?? '-'}..${plan.keyMax ?? '-'}, ${plan.estimatedBatches} batch(es) via ${plan.index}`);
     const result = (status: ArchiveResult['status']): ArchiveResult => ({ status, plan, progress, approval, verification: null, log, report: null });
     if (input.dryRun) return result('dry-run');
+    requester = await requesterOf(input.requestedBy);
+    if (input.preApproved) {
+      // --yes is the requester approving their own run: allowed only to a configured approver, where self-approval is.
+      const policy = await quick.approvalPolicy({ cluster: plan.job.cluster, action: 'archive-delete' });
+      const by = input.preApproved.by;
+      if (!policy.approvers.includes(by)) invalid(`--yes: ${by} is not an approver for archive-delete on ${plan.job.cluster} (approvers: ${policy.approvers.join(', ') || 'none configured'})`);
+      if (by !== requester.name) invalid(`--yes: pre-approved by ${by}, but the run was requested by ${requester.name}; --yes approves only your own run`);
+      if (!policy.selfApproval) invalid(`--yes: ${selfApprovalRefusal('archive-delete', plan.job.cluster, `${by} requested this run`)}`);
+    }
     if (plan.planned.rows === 0) {
       update({ phase: 'done' });
       return result('nothing-to-do');
@@ -177,7 +201,7 @@ export async function archiveWorkflow(input: ArchiveInput): Promise<ArchiveResul
     // --- approval before anything is written ------------------------------------------
     const destName = `${plan.dest.cluster}:${plan.dest.database}.${plan.dest.table}`;
     if (input.preApproved) {
-      approval = { decision: 'approved', by: input.preApproved.by, at: now(), reason: input.preApproved.reason };
+      approval = { decision: 'approved', by: input.preApproved.by, identity: requester.identity, at: now(), reason: input.preApproved.reason };
       note(`delete phase pre-approved by ${input.preApproved.by} (--yes)`);
     } else if (plan.job.approval) {
       update({ phase: 'approval' });
@@ -185,9 +209,7 @@ export async function archiveWorkflow(input: ArchiveInput): Promise<ArchiveResul
         action: 'archive-delete',
         cluster: plan.job.cluster,
         summary: `move ${plan.planned.rows} row(s) of ${plan.job.database}.${plan.job.table} WHERE ${plan.job.where} into ${destName} and delete them from the source`,
-        approvers: input.approvers,
-        ...(input.approval?.timeout ? { timeout: input.approval.timeout } : {}),
-        ...(input.approval?.escalateAfter ? { escalateAfter: input.approval.escalateAfter } : {}),
+        requester,
       });
       note(`delete phase ${approval.decision}${approval.by ? ` by ${approval.by}` : ''}${approval.reason ? `: ${approval.reason}` : ''}`);
       if (approval.decision !== 'approved') {
@@ -205,16 +227,18 @@ export async function archiveWorkflow(input: ArchiveInput): Promise<ArchiveResul
       }
     }
     update({ phase: 'destination' });
-    await quick.ensureArchiveDestination({ plan });
+    await quick.ensureArchiveDestination({ spec: runSpecOf(plan) });
   }
 
   // --- move ---------------------------------------------------------------------------
+  const spec = runSpecOf(plan);
   const mover = moverFor(input.timeouts?.heartbeat ?? '30 seconds');
   const recheckMs = msToNumber(plan.job.throttle.recheckAfter as Parameters<typeof msToNumber>[0]);
   let batchesThisRun = 0;
+  const verify = (expectComplete: boolean) => quick.verifyArchive({ spec, planned: plan.planned, destBefore: plan.destBefore, expectComplete });
   const finish = async (status: 'done' | 'cancelled', expectComplete: boolean): Promise<ArchiveResult> => {
     update({ phase: 'verify' });
-    const verification = await quick.verifyArchive({ plan, expectComplete });
+    const verification = await verify(expectComplete);
     update({ phase: verification.ok ? status : 'failed', throttled: null });
     const report: Omit<ArchiveResult, 'report'> = { status, plan, progress, approval, verification, log };
     const file = await quick.storeArchiveReport({ cluster: plan.job.cluster, job: jobName, runKey: compactUtc(new Date(progress.startedAt)), report });
@@ -239,22 +263,32 @@ export async function archiveWorkflow(input: ArchiveInput): Promise<ArchiveResul
       }
       if (batchesThisRun >= plan.job.continueAsNewEvery || workflowInfo().continueAsNewSuggested) {
         await condition(allHandlersFinished);
-        await continueAsNew<typeof archiveWorkflow>({ ...input, carried: { plan, progress, approval, log: log.slice(-50) } });
+        await continueAsNew<typeof archiveWorkflow>({
+          job: input.job,
+          ...(input.requestedBy !== undefined ? { requestedBy: input.requestedBy } : {}),
+          ...(input.timeouts ? { timeouts: input.timeouts } : {}),
+          carried: { facts: factsOf(plan), progress, approval, requester, log: log.slice(-50) },
+        });
       }
       update({ phase: 'moving' });
-      const r = await mover.moveArchiveBatches({
-        plan,
-        cursor: progress.cursor,
-        maxBatches: plan.job.continueAsNewEvery - batchesThisRun,
-        maxSeconds: CHUNK_SECONDS,
-      });
+      let r;
+      try {
+        r = await mover.moveArchiveBatches({ spec, cursor: progress.cursor, maxBatches: plan.job.continueAsNewEvery - batchesThisRun, maxSeconds: CHUNK_SECONDS });
+      } catch (error) {
+        if (failureType(error) !== 'ArchiveCountMismatch') throw error;
+        const reason = innermostMessage(error);
+        note(`stopped: ${reason}`);
+        await notify({ severity: 'critical', event: 'archive-count-mismatch', cluster: plan.job.cluster, message: `archive ${jobName} stopped: ${reason}` });
+        const v = await verify(false);
+        throw ApplicationFailure.nonRetryable(`${reason}; moved ${v.moved.rows} of ${plan.planned.rows} row(s), ${v.conserved ? 'nothing lost or duplicated (verified)' : v.problems.join('; ')}`, 'ArchiveCountMismatch');
+      }
       batchesThisRun += r.batches;
       update({ cursor: r.cursor, moved: progress.moved + r.moved, batches: progress.batches + r.batches, throttled: r.throttle?.reason ?? null });
       if (r.done) return await finish('done', true);
       if (r.throttle?.action === 'abort') {
         note(`aborted: ${r.throttle.reason}`);
         await notify({ severity: 'critical', event: 'archive-aborted', cluster: plan.job.cluster, message: `archive ${jobName} aborted: ${r.throttle.reason}` });
-        const v = await quick.verifyArchive({ plan, expectComplete: false });
+        const v = await verify(false);
         throw ApplicationFailure.nonRetryable(
           `archive ${jobName} aborted: ${r.throttle.reason}; moved ${v.moved.rows} of ${plan.planned.rows} row(s), ${v.conserved ? 'nothing lost or duplicated (verified)' : v.problems.join('; ')}; run the job again to continue`,
           'ThrottleAbort',

@@ -21,7 +21,10 @@ import { durationSeconds } from '../domain/duration';
 import type { DrillPhase, DrillReport } from '../domain/drill';
 import { compactUtc } from '../domain/naming';
 import { SA_CLUSTER, SA_OPERATION } from '../domain/searchAttributes';
-import { installApprovalHandlers, requestApproval } from './approval';
+import type { z } from 'zod';
+import { DrillInputSchema } from '../domain/inputs';
+import { installApprovalHandlers, requestApproval, requesterOf } from './approval';
+import { accept } from './boundary';
 import { notify } from './notify';
 
 const quick = proxyActivities<Activities>({ startToCloseTimeout: '10 minutes', retry: { maximumAttempts: 3, nonRetryableErrorTypes: NON_RETRYABLE_TYPES } });
@@ -33,20 +36,7 @@ const careful = proxyActivities<Activities>({
   retry: { maximumAttempts: 2, nonRetryableErrorTypes: NON_RETRYABLE_TYPES },
 });
 
-export interface DrillInput {
-  cluster: string;
-  /** Seed 000: RTO under 4 hours, RPO under 10 minutes. */
-  rtoTarget?: string;
-  rpoTarget?: string;
-  /** Read-only queries to run on the restored server (config drills.sampleQueries). */
-  sampleQueries?: Array<{ database: string; sql: string; minRows: number }>;
-  /**
-   * Failover rehearsal (quarterly full drill): after a person approves, run these read-only
-   * checks against the restored server as if it were the new primary.
-   */
-  failover?: { checks: Array<{ database: string; sql: string; minRows: number }>; approvers: string[]; timeout?: string; escalateAfter?: string[] };
-  requestedBy?: string;
-}
+export type DrillInput = z.input<typeof DrillInputSchema>;
 
 export interface DrillResult {
   report: DrillReport;
@@ -54,8 +44,9 @@ export interface DrillResult {
 }
 
 
-export async function disasterRecoveryDrillWorkflow(input: DrillInput): Promise<DrillResult> {
+export async function disasterRecoveryDrillWorkflow(raw: DrillInput): Promise<DrillResult> {
   installApprovalHandlers();
+  const input = accept(DrillInputSchema, raw, 'drill');
   const info = workflowInfo();
   upsertSearchAttributes([
     { key: SA_CLUSTER, value: input.cluster },
@@ -104,9 +95,11 @@ export async function disasterRecoveryDrillWorkflow(input: DrillInput): Promise<
       const tables = seen.tables[d] ?? [];
       checks.push({ what: `${d}: tables readable with checksums`, ok: tables.length > 0, detail: tables.map((t) => `${t.table} ${t.rows} rows`).join(', ') });
     }
-    const queryChecks = async (label: string, queries: NonNullable<DrillInput['sampleQueries']>) => {
-      const answers = await phase(label === 'sample query' ? 'sample queries' : 'failover rehearsal', () =>
-        quick.runSampleQueries({ cluster: input.cluster, sandbox: sandbox as DrillSandbox, queries }),
+    // The queries come from the worker's config (drills.sampleQueries / failoverChecks), never from the input.
+    const queryChecks = async (kind: 'sample' | 'failover') => {
+      const label = kind === 'sample' ? 'sample query' : 'failover check';
+      const answers = await phase(kind === 'sample' ? 'sample queries' : 'failover rehearsal', () =>
+        quick.runSampleQueries({ cluster: input.cluster, sandbox: sandbox as DrillSandbox, kind }),
       );
       for (const a of answers) {
         const ok = a.error === null && a.rows >= a.minRows;
@@ -115,18 +108,16 @@ export async function disasterRecoveryDrillWorkflow(input: DrillInput): Promise<
         if (!ok) problems.push(`${label} on ${a.database} (${a.sql}): ${detail}`);
       }
     };
-    if (input.sampleQueries && input.sampleQueries.length > 0) await queryChecks('sample query', input.sampleQueries);
-    if (input.failover) {
+    await queryChecks('sample');
+    if (input.full) {
       const decision = await requestApproval({
         action: 'drill-failover',
         cluster: input.cluster,
-        summary: `failover rehearsal on the restored copy of ${input.cluster} (drill ${drillId}): ${input.failover.checks.length} read-only check(s) as the new primary`,
-        approvers: input.failover.approvers,
-        ...(input.failover.timeout ? { timeout: input.failover.timeout } : {}),
-        ...(input.failover.escalateAfter ? { escalateAfter: input.failover.escalateAfter } : {}),
+        summary: `failover rehearsal on the restored copy of ${input.cluster} (drill ${drillId}): the configured read-only checks as the new primary`,
+        requester: await requesterOf(input.requestedBy),
       });
       if (decision.decision === 'approved') {
-        await queryChecks('failover check', input.failover.checks);
+        await queryChecks('failover');
       } else {
         checks.push({ what: 'failover rehearsal', ok: true, detail: `skipped: ${decision.decision}${decision.by ? ` by ${decision.by}` : ''}` });
       }

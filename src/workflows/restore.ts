@@ -7,7 +7,6 @@
  * Live data is never overwritten without an approval.
  */
 import {
-  ApplicationFailure,
   CancellationScope,
   proxyActivities,
   setCurrentDetails,
@@ -16,42 +15,31 @@ import {
 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import { NON_RETRYABLE_TYPES } from '../domain/failures';
+import type { z } from 'zod';
 import type { ApprovalDecision } from '../domain/approval';
-import { isValidSqlIdentifier, SQL_IDENTIFIER_RULE } from '../domain/identifiers';
-import { compactUtc } from '../domain/naming';
+import { PitrInputSchema, RestoreInputSchema, TableRestoreInputSchema } from '../domain/inputs';
 import type { RestorePlan } from '../domain/restorePlan';
 import type { ScanReport } from '../domain/restore/replayStream';
-import { describeTarget, type RestoreTarget } from '../domain/restoreTarget';
+import { describeTarget } from '../domain/restoreTarget';
 import { SA_CLUSTER, SA_OPERATION } from '../domain/searchAttributes';
-import { installApprovalHandlers, requestApproval } from './approval';
+import { installApprovalHandlers, requestApproval, requesterOf } from './approval';
+import { accept, invalid } from './boundary';
 
 const quick = proxyActivities<Activities>({ startToCloseTimeout: '10 minutes', heartbeatTimeout: '2 minutes', retry: { maximumAttempts: 3, nonRetryableErrorTypes: NON_RETRYABLE_TYPES } });
 const long = proxyActivities<Activities>({ startToCloseTimeout: '12 hours', heartbeatTimeout: '2 minutes', retry: { maximumAttempts: 3, nonRetryableErrorTypes: NON_RETRYABLE_TYPES } });
 
-export interface RestoreInput {
-  cluster: string;
-  database: string;
-  target: RestoreTarget;
-  requestedBy?: string;
+export type RestoreInput = z.input<typeof RestoreInputSchema>;
+export type PitrInput = z.input<typeof PitrInputSchema>;
+export type TableRestoreInput = z.input<typeof TableRestoreInputSchema>;
+
+/** Suffixes of a table restore's names: they carry the run (its id's first 8 hex digits), so runs never collide. */
+export function restoredTableNames(table: string, runId: string): { table: string; restored: string; before: string } {
+  const tag = runTag(runId);
+  return { table, restored: `${table}_restored_${tag}`, before: `${table}_before_${tag}` };
 }
 
-export interface PitrInput extends RestoreInput {
-  into: string;
-}
-
-export interface TableRestoreInput extends RestoreInput {
-  tables: string[];
-  swap: boolean;
-  approvers: string[];
-  approval?: { timeout?: string; escalateAfter?: string[] };
-}
-
-function invalid(message: string): never {
-  throw ApplicationFailure.nonRetryable(message, 'InvalidInput');
-}
-
-function checkIdentifier(value: string, field: string): void {
-  if (!isValidSqlIdentifier(value)) invalid(`${field}: ${JSON.stringify(value)} is not an accepted name (${SQL_IDENTIFIER_RULE})`);
+export function runTag(runId: string): string {
+  return runId.replace(/-/g, '').slice(0, 8).toLowerCase();
 }
 
 function mark(cluster: string): void {
@@ -61,7 +49,7 @@ function mark(cluster: string): void {
   ]);
 }
 
-async function plan(input: RestoreInput): Promise<RestorePlan & { hit?: unknown }> {
+async function plan(input: z.infer<typeof RestoreInputSchema>): Promise<RestorePlan & { hit?: unknown }> {
   setCurrentDetails(`planning a restore of \`${input.database}\` on \`${input.cluster}\` to ${describeTarget(input.target)}`);
   const outcome = await quick.planRestore.executeWithOptions(
     { startToCloseTimeout: '1 hour', heartbeatTimeout: '2 minutes', retry: { maximumAttempts: 3, nonRetryableErrorTypes: NON_RETRYABLE_TYPES }, summary: 'plan from the catalog' },
@@ -76,7 +64,7 @@ async function plan(input: RestoreInput): Promise<RestorePlan & { hit?: unknown 
  * live database are rewritten to the target, anything that cannot be confined refuses the
  * whole restore here, each refusal with its binlog position and what to do.
  */
-async function scan(input: RestoreInput, p: RestorePlan, into: string): Promise<ScanReport> {
+async function scan(input: { cluster: string }, p: RestorePlan, into: string): Promise<ScanReport> {
   if (p.binlogs.length === 0) return emptyScan();
   setCurrentDetails(`reading the replay window (${p.binlogs.length} binlog file(s)) before anything is written`);
   return quick.scanRestoreWindow.executeWithOptions(
@@ -96,14 +84,14 @@ function refuseWindow(report: ScanReport): void {
 }
 
 /** `dbops restore plan`: what a restore would use and how its window would be replayed; touches nothing. */
-export async function restorePlanWorkflow(input: RestoreInput): Promise<RestorePlan & { scan: ScanReport }> {
-  checkIdentifier(input.database, '--database');
+export async function restorePlanWorkflow(raw: RestoreInput): Promise<RestorePlan & { scan: ScanReport }> {
+  const input = accept(RestoreInputSchema, raw, 'restore plan');
   mark(input.cluster);
   const p = await plan(input);
   return { ...p, scan: await scan(input, p, `${input.database}_restored`.slice(0, 64)) };
 }
 
-async function restoreInto(input: RestoreInput, p: RestorePlan, into: string) {
+async function restoreInto(input: { cluster: string; database: string }, p: RestorePlan, into: string) {
   setCurrentDetails(
     `restoring \`${input.database}\` into \`${into}\`: full ${p.full.id} + ${p.chain.length} binlog backup(s), ${p.binlogs.length} file(s), stop at ${describeTarget(p.target)}`,
   );
@@ -124,10 +112,8 @@ async function dropOnFailure(cluster: string, database: string): Promise<void> {
 }
 
 /** Point-in-time restore of one database into a NEW database on the cluster. */
-export async function pointInTimeRestoreWorkflow(input: PitrInput) {
-  checkIdentifier(input.database, '--database');
-  checkIdentifier(input.into, '--into');
-  if (input.into === input.database) invalid('--into must name a new database, not the live one');
+export async function pointInTimeRestoreWorkflow(raw: PitrInput) {
+  const input = accept(PitrInputSchema, raw, 'point-in-time restore');
   mark(input.cluster);
   const p = await plan(input);
   if ((await quick.checkRestoreTarget({ cluster: input.cluster, database: input.into })) === 'foreign') {
@@ -160,32 +146,40 @@ export async function pointInTimeRestoreWorkflow(input: PitrInput) {
 
 /**
  * Restores tables from the chain into new names next to the live ones
- * (`orders_restored_20261122T140306Z`); with swap, and only after approval, swaps them
- * into place with one atomic RENAME (the live table is kept as `..._before_...`).
+ * (`orders_restored_<run>`); with swap, and only after a second person approves, swaps them
+ * into place with one atomic RENAME (the live table is kept as `orders_before_<run>`).
+ *
+ * The swap is crash-safe: the live tables' triggers are captured into the workflow's state
+ * before anything is dropped, the restored tables are verified again just before the RENAME
+ * (nobody changed them while the approval waited), and moving the triggers onto the swapped
+ * tables is idempotent, so a worker killed half-way leaves every trigger in place after the
+ * retry.
  */
-export async function tableRestoreWorkflow(input: TableRestoreInput) {
+export async function tableRestoreWorkflow(raw: TableRestoreInput) {
   installApprovalHandlers();
-  checkIdentifier(input.database, '--database');
-  if (input.tables.length === 0) invalid('--table: name at least one table');
-  for (const t of input.tables) checkIdentifier(t, '--table');
+  const input = accept(TableRestoreInputSchema, raw, 'table restore');
   mark(input.cluster);
   const info = workflowInfo();
-  const stamp = compactUtc(new Date());
   const scratch = `dbops_r_${info.runId.replace(/-/g, '').slice(-12)}`;
-  const renames = input.tables.map((t) => ({ table: t, restored: `${t}_restored_${stamp}`, before: `${t}_before_${stamp}` }));
-  for (const r of renames) if (r.before.length > 64) invalid(`--table ${r.table}: the name is too long for ${r.before}`);
+  const renames = input.tables.map((t) => restoredTableNames(t, info.runId));
+  for (const r of renames) {
+    if (r.restored.length > 64) invalid(`tables: ${r.table} is too long to be restored next to itself (${r.restored} would be ${r.restored.length} characters; the limit is 64)`);
+  }
 
   const p = await plan(input);
   const missing = input.tables.filter((t) => !p.full.tables.includes(t));
   if (missing.length > 0) invalid(`table(s) ${missing.join(', ')} not in full backup ${p.full.id} of ${input.database} (it has ${p.full.tables.join(', ')})`);
   refuseWindow(await scan(input, p, scratch));
+  const requester = await requesterOf(input.requestedBy);
+  const tag = runTag(info.runId);
 
-  let restoredTables: string[] = [];
+  let restoredHere = false;
   try {
     const { restored, verification } = await restoreInto(input, p, scratch);
-    await quick.moveTables({ cluster: input.cluster, moves: renames.map((r) => ({ from: `${scratch}.${r.table}`, to: `${input.database}.${r.restored}` })) });
-    restoredTables = renames.map((r) => `${input.database}.${r.restored}`);
+    await quick.moveTables({ cluster: input.cluster, scratch, database: input.database, runTag: tag, tables: input.tables });
+    restoredHere = true;
     await quick.dropRestoreTarget({ cluster: input.cluster, database: scratch });
+    const verified = verification.filter((v) => input.tables.includes(v.table));
 
     let decision: ApprovalDecision | null = null;
     let swapped = false;
@@ -194,35 +188,34 @@ export async function tableRestoreWorkflow(input: TableRestoreInput) {
         action: 'restore-swap',
         cluster: input.cluster,
         summary: `swap ${renames.map((r) => `${input.database}.${r.table} ⇄ ${r.restored}`).join(', ')} (restored to ${describeTarget(p.target)})`,
-        approvers: input.approvers,
-        ...(input.approval?.timeout ? { timeout: input.approval.timeout } : {}),
-        ...(input.approval?.escalateAfter ? { escalateAfter: input.approval.escalateAfter } : {}),
+        requester,
       });
       if (decision.decision === 'approved') {
-        setCurrentDetails(`approved by ${decision.by}: swapping ${renames.length} table(s) with one atomic RENAME`);
-        await quick.swapTables({ cluster: input.cluster, database: input.database, swaps: renames });
+        setCurrentDetails(`approved by ${decision.by}: capturing the live tables' triggers, then swapping ${renames.length} table(s) with one atomic RENAME`);
+        const triggers = await quick.captureTriggers({ cluster: input.cluster, database: input.database, tables: input.tables });
+        await quick.swapTables({ cluster: input.cluster, database: input.database, runTag: tag, tables: input.tables, triggers, expect: verified });
         swapped = true;
       } else {
         setCurrentDetails(`${decision.decision}${decision.by ? ` by ${decision.by}` : ''}: dropping the restored tables, the live ones are untouched`);
-        await quick.dropTables({ cluster: input.cluster, tables: restoredTables });
-        restoredTables = [];
+        await quick.dropRestoredTables({ cluster: input.cluster, database: input.database, runTag: tag, tables: input.tables });
+        restoredHere = false;
       }
     }
     if (!input.swap || swapped) {
-      setCurrentDetails(swapped ? `swapped in: ${renames.map((r) => r.table).join(', ')} (old data kept as *_before_${stamp})` : `restored next to the live tables: ${restoredTables.join(', ')}`);
+      setCurrentDetails(swapped ? `swapped in: ${renames.map((r) => r.table).join(', ')} (old data kept as *_before_${tag})` : `restored next to the live tables: ${renames.map((r) => r.restored).join(', ')}`);
     }
     return {
       plan: p,
       reached: restored.replay,
-      verification: verification.filter((v) => input.tables.includes(v.table)),
-      tables: renames.map((r) => ({ table: r.table, restoredAs: swapped ? r.table : restoredTables.length ? r.restored : null, liveKeptAs: swapped ? r.before : null })),
+      verification: verified,
+      tables: renames.map((r) => ({ table: r.table, restoredAs: swapped ? r.table : restoredHere ? r.restored : null, liveKeptAs: swapped ? r.before : null })),
       swapped,
       decision,
     };
   } catch (error) {
     await CancellationScope.nonCancellable(async () => {
       await quick.dropRestoreTarget({ cluster: input.cluster, database: scratch });
-      if (restoredTables.length > 0) await quick.dropTables({ cluster: input.cluster, tables: restoredTables });
+      if (restoredHere) await quick.dropRestoredTables({ cluster: input.cluster, database: input.database, runTag: tag, tables: input.tables });
     });
     throw error;
   }

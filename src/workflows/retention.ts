@@ -13,7 +13,10 @@ import { NON_RETRYABLE_TYPES } from '../domain/failures';
 import { formatBytes } from '../domain/naming';
 import type { RetentionPlan, StorageLevel } from '../domain/retention';
 import { SA_CLUSTER, SA_OPERATION } from '../domain/searchAttributes';
-import { installApprovalHandlers, requestApproval } from './approval';
+import type { z } from 'zod';
+import { RetentionInputSchema } from '../domain/inputs';
+import { installApprovalHandlers, requestApproval, requesterOf } from './approval';
+import { accept } from './boundary';
 import { notify } from './notify';
 import { withClusterLock } from './backup';
 
@@ -30,11 +33,7 @@ function usage(s: RetentionPlan['storage']): string {
   return `${formatBytes(s.usedBytes)}${s.maxBytes !== null ? ` of ${formatBytes(s.maxBytes)} (${Math.round((s.usedFraction ?? 0) * 100)} %)` : ''}`;
 }
 
-export interface RetentionInput {
-  cluster: string;
-  dryRun?: boolean;
-  requestedBy?: string;
-}
+export type RetentionInput = z.input<typeof RetentionInputSchema>;
 
 export interface RetentionResult {
   status: 'dry-run' | 'nothing-to-do' | 'rejected' | 'done';
@@ -47,14 +46,15 @@ export interface RetentionResult {
   storageAfter: RetentionDeleteResult['storageAfter'] | null;
 }
 
-export async function retentionWorkflow(input: RetentionInput): Promise<RetentionResult> {
+export async function retentionWorkflow(raw: RetentionInput): Promise<RetentionResult> {
   installApprovalHandlers();
+  const input = accept(RetentionInputSchema, raw, 'retention');
   upsertSearchAttributes([
     { key: SA_CLUSTER, value: input.cluster },
     { key: SA_OPERATION, value: 'retention' },
   ]);
   setCurrentDetails(`**retention** of \`${input.cluster}\`: planning from the catalog`);
-  const { plan, approvers, approval: gate } = await quick.planRetention({ cluster: input.cluster });
+  const { plan } = await quick.planRetention({ cluster: input.cluster });
   const bytes = plan.delete.reduce((n, d) => n + d.bytes, 0);
   const result = (status: RetentionResult['status'], extra: Partial<RetentionResult> = {}): RetentionResult => ({
     status,
@@ -90,9 +90,7 @@ export async function retentionWorkflow(input: RetentionInput): Promise<Retentio
       action: 'retention-delete',
       cluster: input.cluster,
       summary: `delete ${plan.delete.length} backup(s) (${formatBytes(bytes)}) of ${input.cluster}: ${plan.delete.map((d) => d.id).join(', ')}`,
-      approvers,
-      timeout: gate.timeout,
-      escalateAfter: gate.escalateAfter,
+      requester: await requesterOf(input.requestedBy),
     });
     if (approval.decision !== 'approved') return result('rejected', { approval });
   }

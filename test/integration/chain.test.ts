@@ -11,9 +11,9 @@ import type { Client } from '@temporalio/client';
 import type { RowDataPacket } from 'mysql2/promise';
 import { startBackup, waitForManifest } from '../../src/client/backups';
 import { validateBackup, findBackup } from '../../src/client/catalog';
-import { LocalRepository, readChainState } from '../../src/activities/repository';
+import { LocalRepository, readChainState, RepositoryLocks } from '../../src/activities/repository';
 import { ManifestSchema, type BackupType, type Manifest } from '../../src/domain/manifest';
-import { makeTestConfig, rootConnection, runCli, temporalClient, withWorker, type TestSetup } from '../harness/context';
+import { holdClusterLock, makeTestConfig, rootConnection, runCli, temporalClient, withWorker, type TestSetup } from '../harness/context';
 
 const DB = 'chaintest';
 let setup: TestSetup;
@@ -196,13 +196,7 @@ test('binlogs purged before they were copied: the gap fails the backup, is recor
 });
 
 test('one backup operation per cluster: a second is refused naming the run that holds the cluster; a dead holder is taken over', async () => {
-  const holder = await client.workflow.start('fullBackupWorkflow', {
-    taskQueue: 'nobody-polls-this-queue',
-    workflowId: `holder-${Date.now()}`,
-    args: [{ cluster: 'test' }],
-  });
-  const lockFile = path.join(setup.config.repository.path, 'test', '.backup.lock');
-  writeFileSync(lockFile, JSON.stringify({ workflowId: holder.workflowId, runId: holder.firstExecutionRunId, operation: 'full backup', since: '2026-01-01T00:00:00Z' }));
+  const holder = await holdClusterLock(client, setup.config, 'test', 'full backup', '2026-01-01T00:00:00Z');
   await withWorker(setup.config, async () => {
     const refused = await runCli(['backup', 'full', '--cluster', 'test', '--wait', '--config', setup.configPath]);
     expect(refused.code).toBe(1);
@@ -213,5 +207,5 @@ test('one backup operation per cluster: a second is refused naming the run that 
     const taken = await backup('full');
     expect(taken.type).toBe('full');
   });
-  expect(() => readFileSync(lockFile)).toThrow(); // released
+  expect(await new RepositoryLocks(new LocalRepository(setup.config.repository.path)).holder('test')).toBeNull(); // released
 });

@@ -3,7 +3,7 @@
  * drill over a corrupted artifact fails with that reason; failure and cancellation both
  * leave no server process or datadir behind.
  */
-import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { WorkflowFailedError, type Client } from '@temporalio/client';
 import { startBackup, waitForManifest } from '../../src/client/backups';
@@ -12,7 +12,7 @@ import type { Manifest } from '../../src/domain/manifest';
 import { parse as parseYaml, stringify as toYaml } from 'yaml';
 import { parseConfig } from '../../src/config/load';
 import { approvalState, decide } from '../../src/client/restores';
-import { harness, makeTestConfig, rootConnection, runCli, temporalClient, withWorker, type TestSetup } from '../harness/context';
+import { asPerson, harness, makeTestConfig, rootConnection, runCli, temporalClient, withWorker, type TestSetup } from '../harness/context';
 
 const DB = 'drilltest';
 let setup: TestSetup;
@@ -34,6 +34,9 @@ function mariadbdRunningIn(dir: string): boolean {
 
 beforeAll(async () => {
   process.env.DBOPS_DRILL_DIR = mkdtempSync(path.join(harness().baseDir, 'drills-'));
+  // The drill server runs as an unprivileged OS user: the folders above its own must let it through.
+  chmodSync(harness().baseDir, 0o711);
+  chmodSync(process.env.DBOPS_DRILL_DIR, 0o711);
   const conn = await rootConnection();
   await conn.query(`DROP DATABASE IF EXISTS ${DB}`);
   await seedSampleDatabase(conn, { database: DB, customers: 30, orders: 400 });
@@ -89,7 +92,7 @@ test('the full drill profile: a failover rehearsal runs its checks only after a 
     const { workflowId } = JSON.parse(started.stdout);
     for (let i = 0; i < 300 && (await approvalState(client, workflowId).catch(() => null))?.status !== 'pending'; i++) await new Promise((r) => setTimeout(r, 100));
     await expect(decide(client, workflowId, 'approve', 'alice', 'not mine')).rejects.toThrow(/alice is not an approver for drill-failover on test \(approvers: carol\)/);
-    await decide(client, workflowId, 'approve', 'carol', 'quarterly drill Q4');
+    await asPerson('carol', (carol) => decide(carol, workflowId, 'approve', 'carol', 'quarterly drill Q4'));
     const { report } = (await client.workflow.getHandle(workflowId).result()) as { report: { passed: boolean; phases: Array<{ name: string }>; checks: Array<{ what: string; ok: boolean }> } };
     expect(report.passed).toBe(true);
     expect(report.phases.map((p) => p.name)).toContain('failover rehearsal');

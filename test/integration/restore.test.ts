@@ -10,7 +10,7 @@ import type { RowDataPacket } from 'mysql2/promise';
 import { startBackup, waitForManifest } from '../../src/client/backups';
 import { approvalState, decide, startPitr, startTableRestore } from '../../src/client/restores';
 import { parseTarget } from '../../src/domain/restoreTarget';
-import { makeTestConfig, rootConnection, runCli, tableChecksums, temporalClient, withWorker, type TestSetup } from '../harness/context';
+import { asPerson, makeTestConfig, rootConnection, runCli, tableChecksums, temporalClient, withWorker, type TestSetup } from '../harness/context';
 import { seedSampleDatabase } from '../../src/sandbox/sampleData';
 
 const DB = 'incident';
@@ -157,7 +157,7 @@ test('a reject drops the restored tables; an expired approval aborts, escalates 
   await withWorker(setup.config, async () => {
     const rejected = await startTableRestore(client, setup.config, { cluster: 'test', database: DB, tables: ['orders', 'customers'], target: parseTarget(secondBeforeDelete), swap: true });
     await waitForPendingApproval(rejected.workflowId);
-    await decide(client, rejected.workflowId, 'reject', 'bob', 'wrong point in time');
+    await asPerson('bob', (bob) => decide(bob, rejected.workflowId, 'reject', 'bob', 'wrong point in time'));
     const r = (await rejected.result()) as { swapped: boolean; decision: { decision: string }; tables: Array<{ restoredAs: string | null }> };
     expect(r).toMatchObject({ swapped: false, decision: { decision: 'rejected' } });
     expect(r.tables.every((t) => t.restoredAs === null)).toBe(true);

@@ -9,7 +9,7 @@ import { startBackup, waitForManifest } from '../../src/client/backups';
 import { approvalState, decide, startTableRestore } from '../../src/client/restores';
 import { parseTarget } from '../../src/domain/restoreTarget';
 import { seedSampleDatabase } from '../../src/sandbox/sampleData';
-import { harness, makeTestConfig, rootConnection, temporalClient, withWorker } from '../harness/context';
+import { asPerson, harness, makeTestConfig, rootConnection, temporalClient, withWorker } from '../harness/context';
 
 let browser: Browser;
 
@@ -84,7 +84,7 @@ test('a backup run is listed in the UI and the cluster filter narrows the list; 
       expect(await textInAnyFrame(page, 'waiting for approval')).toBe(true);
       expect(await textInAnyFrame(page, 'approvers: alice, bob')).toBe(true);
       await page.screenshot({ path: path.join(ui.dir, 'restore-waiting.png'), fullPage: true });
-      await decide(client, restore.workflowId, 'reject', 'alice', 'UI test done');
+      await asPerson('alice', (alice) => decide(alice, restore.workflowId, 'reject', 'alice', 'UI test done'));
       await restore.result();
     });
   } finally {

@@ -23,8 +23,35 @@ describe('the predicate', () => {
     expect(predicateProblem('id < 3 -- old')).toMatch(/comment/);
     expect(predicateProblem('id < 3 /* x */')).toMatch(/comment/);
     expect(predicateProblem("status = 'paid")).toMatch(/unclosed ' quote/);
-    expect(predicateProblem('(id < 3')).toMatch(/"\(" without its "\)"/);
-    expect(predicateProblem('id < 3)')).toMatch(/"\)" without its "\("/);
+    expect(predicateProblem('(id < 3')).toMatch(/at the end: expected "\)"/);
+    expect(predicateProblem('id < 3)')).toMatch(/"\)" at offset 6: unexpected/);
+  });
+
+  test('a predicate on the table\'s own columns: what else it may say is refused with the offending token', () => {
+    for (const ok of [
+      "created_at < NOW() - INTERVAL 90 DAY AND status IN ('paid', 'cancelled')",
+      "DATE(created_at) <= CURDATE() - INTERVAL 1 YEAR OR (note IS NULL AND id BETWEEN 10 AND 20)",
+      "TIMESTAMPDIFF(DAY, created_at, NOW()) > 90 AND note NOT LIKE 'keep%' ESCAPE '!'",
+      "CAST(total AS DECIMAL(10,2)) > -1.5 AND COALESCE(note, '') <> 'x' AND created_at < DATE '2026-01-01'",
+    ]) {
+      expect([ok, predicateProblem(ok)]).toEqual([ok, null]);
+    }
+    const refused: Array<[string, RegExp]> = [
+      ['id IN (SELECT id FROM mysql.user)', /subqueries are not allowed|expected a literal/],
+      ['id < (SELECT COUNT(*) FROM mysql.user)', /"SELECT" at offset 6: subqueries are not allowed/],
+      ['SLEEP(5) = 0', /"SLEEP" at offset 0: function SLEEP\(\) is not allowed/],
+      ['RAND() < 0.5', /function RAND\(\) is not allowed/],
+      ["LOAD_FILE('/etc/passwd') IS NOT NULL", /function LOAD_FILE\(\) is not allowed/],
+      ['shop.my_function(id) = 1', /"shop" at offset 0: qualified names are not allowed/],
+      ['my_function(id) = 1', /function my_function\(\) is not allowed/],
+      ['created_at < SYSDATE()', /SYSDATE\(\) is not fixed by the run's timestamp/],
+      ['id < @limit', /"@limit" at offset 5: variables are not allowed/],
+      ['other.t.id = 1', /qualified names are not allowed/],
+      ["note REGEXP '(a+)+$'", /"REGEXP" at offset 5: unexpected/],
+      ['id = 1 || 1', /"\|\|" means different things/],
+      ['BENCHMARK(1000000, MD5(1)) = 0', /function BENCHMARK\(\) is not allowed/],
+    ];
+    for (const [where, message] of refused) expect([where, predicateProblem(where)]).toEqual([where, expect.stringMatching(message)]);
   });
 });
 

@@ -354,7 +354,7 @@ describe('planRetention', () => {
 
   test('backups of several clusters: nothing is deleted', () => {
     const a = mk({ type: 'emergency', at: NOW - 100 * DAY, cluster: 'a' });
-    const b = mk({ type: 'emergency', at: NOW - 100 * DAY + 1, cluster: 'b', id: 'b-emergency' });
+    const b = mk({ type: 'emergency', at: NOW - 100 * DAY + 1, cluster: 'b', id: '20260101T000000.001Z-emergency' });
     const plan = planRetention({ backups: [a, b], now: new Date(NOW), config: config({ policies: { emergency: { minCount: 0 } } }) });
     expect(plan.delete).toEqual([]);
     expect(plan.warnings).toEqual(['backups of several clusters (a, b): retention plans one cluster at a time, so nothing is deleted']);

@@ -300,3 +300,18 @@ export function withDefiner(sql: string, definer: string, options: { orReplace?:
   }
   return render(tokens.map((t) => (replace.has(t) ? { ...t, text: replace.get(t) as string } : t)));
 }
+
+/** The table a CREATE TRIGGER statement is defined ON (unqualified name), or null. */
+export function triggerTable(sql: string): string | null {
+  try {
+    const code = codeTokens(tokenize(sql));
+    const head = statementHead(code);
+    if (head.object?.type !== 'TRIGGER') return null;
+    const on = code.findIndex((t) => isKeyword(t, 'ON'));
+    if (on < 0) return null;
+    const first = code[on + 1];
+    return isDot(code[on + 2]) ? identifierName(code[on + 3]) : identifierName(first);
+  } catch {
+    return null;
+  }
+}
