@@ -56,7 +56,14 @@ export const ClusterSchema = z
     restorePassword: SecretRefSchema.optional(),
     /** Who may approve which risky action on this cluster, e.g. { restore-swap: [alice, bob], "*": [oncall] }. */
     approvers: z
-      .partialRecord(z.enum([...APPROVAL_ACTIONS, '*'], { error: `an approval action: ${[...APPROVAL_ACTIONS, '*'].join(', ')}` }), z.array(z.string().min(1)).min(1))
+      .record(z.string(), z.array(z.string().min(1)).min(1))
+      .superRefine((approvers, ctx) => {
+        const known: readonly string[] = [...APPROVAL_ACTIONS, '*'];
+        for (const action of Object.keys(approvers)) {
+          // A typo would silently fall back to "*": refuse it instead.
+          if (!known.includes(action)) ctx.addIssue({ code: 'custom', path: [action], message: `not an approval action; known: ${known.join(', ')}` });
+        }
+      })
       .default({}),
     /** Actions whose requester may approve their own run (default none: four eyes). */
     allowSelfApproval: z.array(z.enum(APPROVAL_ACTIONS)).default([]),

@@ -102,3 +102,17 @@ test('the commented example config in the repository is valid', () => {
   expect(config.clusters.map((c) => c.name)).toEqual(['shop-prod']);
   expect(config.clusters[0]!.password).toEqual({ env: 'DBOPS_SHOP_PROD_PASSWORD' });
 });
+
+test('refuses what would be a guess or a typo, naming the field', () => {
+  const cluster = (extra: string) => `repository: { path: ./b }\nclusters:\n  - name: c\n    user: u\n${extra}`;
+  expect(issuesOf(cluster('    host: db1\n    socket: /run/s.sock\n'))).toEqual(['clusters[0].socket: give host (with port) or socket, not both: which one the tools use would be a guess']);
+  expect(issuesOf(cluster('    host: db1\n    approvers: { restore-swapp: [alice] }\n'))[0]).toMatch(/^clusters\[0\]\.approvers\.restore-swapp: not an approval action; known: restore-swap, archive-delete, retention-delete, drill-failover, \*/);
+  expect(issuesOf(cluster('    host: db1\n    allowSelfApproval: [restore-swp]\n'))[0]).toMatch(/^clusters\[0\]\.allowSelfApproval\[0\]/);
+  expect(issuesOf('repository: { path: ./b, compression: gzip, compressionLevel: 19 }\nclusters: [{ name: c, host: h, user: u }]\n')).toEqual(['repository.compressionLevel: gzip levels go from 1 to 9']);
+  expect(issuesOf('repository: { path: ./b, compression: none, compressionLevel: 3 }\nclusters: [{ name: c, host: h, user: u }]\n')).toEqual(['repository.compressionLevel: compression is none: remove the level']);
+  expect(issuesOf('repository: { path: ./b }\nclusters: [{ name: c, host: h, user: u }]\nschedules: { timezone: Mars/Olympus }\n')).toEqual(['schedules.timezone: an IANA time zone such as UTC, Europe/Zurich or Asia/Shanghai']);
+  expect(issuesOf('repository: { path: ./b }\nclusters: [{ name: c, host: h, user: u }]\napproval: { timeout: 0s }\n')[0]).toMatch(/^approval\.timeout: more than 0s/);
+  expect(issuesOf('repository: { path: ./b }\nclusters: [{ name: c, host: h, user: u }]\napproval: { timeout: 10m, escalateAfter: [15m] }\n')).toEqual(['approval.escalateAfter[0]: escalates after the deadline (timeout 10m)']);
+  expect(parseConfig('repository: { path: ./b }\nclusters: [{ name: c, host: h, user: u }]\nschedules: { timezone: Asia/Shanghai }\n', 't.yaml', '/').schedules.timezone).toBe('Asia/Shanghai');
+});
+

@@ -119,6 +119,7 @@ class Parser {
         if (negated) this.next();
         this.next();
         this.expect('(');
+        if (isKeyword(this.peek(), 'SELECT', 'WITH', 'VALUES', 'TABLE')) this.refuse(this.peek(), 'subqueries are not allowed');
         this.literal();
         while (this.peek()?.text === ',') {
           this.next();
