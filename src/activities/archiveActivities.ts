@@ -31,7 +31,7 @@ import { durationSeconds } from '../domain/duration';
 import { formatConfigIssues } from '../config/schema';
 import { CountMismatch, decideThrottle, destinationDdl, invalidJob, measureArchive, moveRangeAcross, moveRangeSameServer, permanentMoveError, planArchiveWith, preparedRun, prepareSession, sampleLoad } from './archive';
 import { toFailure } from './errors';
-import { connectionOptions } from './mysql';
+import { connectionOptions, limitStatements } from './mysql';
 import { LocalRepository, writeFileAtomic } from './repository';
 import { restoreAccount } from './restore';
 import { metrics } from '../metrics/metrics';
@@ -68,7 +68,9 @@ export function createArchiveActivities(config: DbopsConfig, logger: Logger) {
     const c = findCluster(config, clusterName);
     try {
       // JSON stays text: across servers it is copied, not parsed and re-serialised.
-      return await createConnection({ ...connectionOptions(restoreAccount(c)), jsonStrings: true });
+      const conn = await createConnection({ ...connectionOptions(restoreAccount(c)), jsonStrings: true });
+      await limitStatements(conn, c);
+      return conn;
     } catch (error) {
       throw toFailure(error, clusterName);
     }

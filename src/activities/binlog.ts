@@ -20,7 +20,7 @@ import { compressor, EXTENSIONS, zstdTest } from './compression';
 import { withDefaultsFile } from './dump';
 import { classifyToolStderr } from './errors';
 import { execa } from './execa';
-import { findTool } from './tools';
+import { childEnv, findTool } from './tools';
 
 export interface CopiedBinlog {
   artifact: Artifact;
@@ -77,7 +77,7 @@ export async function copyBinlogFiles(req: BinlogCopyRequest): Promise<CopiedBin
       const copyOne = async (index: number, file: ServerBinlog): Promise<CopiedBinlog> => {
         if (req.signal?.aborted) throw ApplicationFailure.create({ message: 'binlog copy cancelled', type: 'Cancelled' });
         const fifo = path.join(pipes, file.name);
-        await execa(mkfifo, ['-m', '600', fifo]);
+        await execa(mkfifo, ['-m', '600', fifo], { env: childEnv(), extendEnv: false });
         const scanner = new BinlogScanner({ countFrom: index === 0 ? req.startPosition : 0 });
         const rawHash = createHash('sha256');
         const storedHash = createHash('sha256');
@@ -94,7 +94,7 @@ export async function copyBinlogFiles(req: BinlogCopyRequest): Promise<CopiedBin
         const child = execa(
           tool,
           [`--defaults-extra-file=${defaultsFile}`, '--read-from-remote-server', '--raw', `--result-file=${pipes}${path.sep}`, file.name],
-          { stdout: 'ignore', stderr: 'pipe', reject: false, ...(req.signal ? { cancelSignal: req.signal } : {}) },
+          { stdout: 'ignore', stderr: 'pipe', reject: false, env: childEnv(), extendEnv: false, ...(req.signal ? { cancelSignal: req.signal } : {}) },
         );
         // If the tool dies before opening the FIFO, our reader would wait forever: open it
         // for writing ourselves so that the reader sees end of file.

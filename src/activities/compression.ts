@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { PassThrough, type Readable, type Writable } from 'node:stream';
 import { createGunzip, createGzip } from 'node:zlib';
 import type { Compression } from '../domain/manifest';
-import { findTool } from './tools';
+import { childEnv, findTool } from './tools';
 
 export interface Codec {
   input: Writable;
@@ -26,7 +26,7 @@ export function compressionOf(name: string): Compression {
 
 function zstdProcess(args: string[]): Promise<Codec> {
   return findTool('zstd').then((zstd) => {
-    const child = spawn(zstd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(zstd, args, { stdio: ['pipe', 'pipe', 'pipe'], env: childEnv() });
     let stderr = '';
     child.stderr.on('data', (d: Buffer) => {
       stderr += d.toString();

@@ -78,6 +78,7 @@ export function sandboxCluster(sandbox: DrillSandbox, source: ClusterConfig, acc
     tools: source.tools,
     approvers: {},
     allowSelfApproval: [],
+    statementTimeout: source.statementTimeout,
   };
 }
 

@@ -19,7 +19,7 @@ import type { Artifact, Compression, Product } from '../domain/manifest';
 import { compressor, decompressor, EXTENSIONS } from './compression';
 import { classifyToolStderr } from './errors';
 import { execa } from './execa';
-import { findTool } from './tools';
+import { childEnv, findTool } from './tools';
 
 /** Option-file value quoting: backslash and double quote are the only escapes needed. */
 function optionValue(value: string): string {
@@ -107,7 +107,7 @@ function tap(onChunk: (chunk: Buffer) => void): Transform {
 }
 
 export async function toolVersion(tool: string): Promise<string> {
-  const result = await execa(tool, ['--version'], { reject: false });
+  const result = await execa(tool, ['--version'], { reject: false, env: childEnv(), extendEnv: false });
   return (result.stdout || result.stderr).trim().split('\n')[0] ?? 'unknown';
 }
 
@@ -126,7 +126,7 @@ async function writeCompressedDump(
   progress: DumpProgress,
 ): Promise<{ sha256: string; size: number }> {
   const storedHash = createHash('sha256');
-  const dump = spawn(tool, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const dump = spawn(tool, args, { stdio: ['ignore', 'pipe', 'pipe'], env: childEnv() });
   let dumpStderr = '';
   dump.stderr.on('data', (d: Buffer) => (dumpStderr += d.toString()));
   const dumpExit = new Promise<number | string>((resolve) => {
@@ -140,6 +140,7 @@ async function writeCompressedDump(
   if (req.compression === 'zstd') {
     const zstd = spawn(await findTool('zstd'), ['-q', '-c', '-T0', `-${Math.min(req.compressionLevel ?? 3, 19)}`], {
       stdio: [dump.stdout, 'pipe', 'pipe'],
+      env: childEnv(),
     });
     dump.stdout.destroy(); // zstd holds the read end now
     let zstdStderr = '';

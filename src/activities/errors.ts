@@ -25,7 +25,8 @@ export function classifyMysqlErrno(errno: number, message: string, cluster: stri
     );
   }
   if (UNKNOWN_OBJECT_CODES.has(errno)) {
-    return ApplicationFailure.nonRetryable(`cluster ${cluster}: ${message} (${errno}); check clusters[].databases`, 'ConfigError');
+    // What is missing and where: the caller's context says why it was looked for.
+    return ApplicationFailure.nonRetryable(`cluster ${cluster}: ${message} (${errno})`, 'ConfigError');
   }
   return null;
 }

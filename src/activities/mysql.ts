@@ -6,6 +6,7 @@ import { resolveSecret } from '../config/secrets';
 import { SYSTEM_DATABASES } from '../domain/identifiers';
 import type { Product, ServerIdentity } from '../domain/manifest';
 import { toFailure } from './errors';
+import { durationSeconds } from '../domain/duration';
 
 export function connectionOptions(cluster: ClusterConfig): ConnectionOptions {
   const password = cluster.password ? resolveSecret(cluster.password, `clusters.${cluster.name}.password`) : undefined;
@@ -21,10 +22,29 @@ export function connectionOptions(cluster: ClusterConfig): ConnectionOptions {
   };
 }
 
+/**
+ * Every session dbops opens on a server has a time limit (the cluster's statementTimeout):
+ * MariaDB's max_statement_time covers every statement, MySQL's max_execution_time reads.
+ */
+export async function limitStatements(conn: Connection, cluster: Pick<ClusterConfig, 'statementTimeout'>): Promise<void> {
+  const seconds = Math.max(1, Math.round(durationSeconds(cluster.statementTimeout ?? '1h')));
+  const [rows] = await conn.query<RowDataPacket[]>('SELECT @@version AS v, @@version_comment AS c');
+  const mariadb = /mariadb/i.test(`${String(rows[0]?.v ?? '')} ${String(rows[0]?.c ?? '')}`);
+  if (mariadb) await conn.query('SET SESSION max_statement_time = ?', [seconds]);
+  else await conn.query('SET SESSION max_execution_time = ?', [seconds * 1000]);
+}
+
+/** The client session option that sets the same limit (for the mysql / mariadb client a restore pipes into). */
+export function statementLimitInit(product: Product, cluster: Pick<ClusterConfig, 'statementTimeout'>): string {
+  const seconds = Math.max(1, Math.round(durationSeconds(cluster.statementTimeout ?? '1h')));
+  return product === 'mariadb' ? `SESSION max_statement_time=${seconds}` : `SESSION max_execution_time=${seconds * 1000}`;
+}
+
 export async function withConnection<T>(cluster: ClusterConfig, fn: (conn: Connection) => Promise<T>, options: { rawErrors?: boolean } = {}): Promise<T> {
   let conn: Connection | undefined;
   try {
     conn = await createConnection(connectionOptions(cluster));
+    await limitStatements(conn, cluster);
     return await fn(conn);
   } catch (error) {
     if (options.rawErrors) throw error;

@@ -25,7 +25,7 @@ import { compilePattern } from '../domain/restoreTarget';
 import { compressionOf, decompressor } from './compression';
 import { withDefaultsFile } from './dump';
 import { classifyToolStderr } from './errors';
-import { withConnection } from './mysql';
+import { statementLimitInit, withConnection } from './mysql';
 import { childEnv, findTool } from './tools';
 
 /** The account restores use (write privileges), falling back to the backup account. */
@@ -78,9 +78,10 @@ function clientTool(cluster: ClusterConfig, product: Product): string {
 }
 
 /** One client session reading SQL from stdin; resolves with its exit status and stderr. */
-function clientSession(tool: string, defaultsFile: string): { stdin: Writable; done: Promise<{ code: number | null; stderr: string }>; kill: () => void } {
-  const child = spawn(tool, [`--defaults-extra-file=${defaultsFile}`, '--binary-mode', '--batch', '--init-command=SET SESSION foreign_key_checks=0'], {
+function clientSession(tool: string, defaultsFile: string, limit: string): { stdin: Writable; done: Promise<{ code: number | null; stderr: string }>; kill: () => void } {
+  const child = spawn(tool, [`--defaults-extra-file=${defaultsFile}`, '--binary-mode', '--batch', `--init-command=SET SESSION foreign_key_checks=0, ${limit}`], {
     stdio: ['pipe', 'ignore', 'pipe'],
+    env: childEnv(),
   });
   let stderr = '';
   child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
@@ -201,7 +202,7 @@ async function loadAndReplay(
 
   // 1. The full: decompress -> select + rename + confine -> one client session.
   await withDefaultsFile(admin, async (defaultsFile) => {
-    const session = clientSession(client, defaultsFile);
+    const session = clientSession(client, defaultsFile, statementLimitInit(req.product, req.cluster));
     const codec = await decompressor(compressionOf(req.plan.full.artifact));
     const abort = () => {
       codec.kill();
@@ -261,7 +262,7 @@ async function loadAndReplay(
       const args = replayArguments(req.product, req.plan, req.into);
       const binlogTool = await findTool(binlogToolOf(req.cluster, req.product));
       await withDefaultsFile(admin, async (defaultsFile) => {
-        const session = clientSession(client, defaultsFile);
+        const session = clientSession(client, defaultsFile, statementLimitInit(req.product, req.cluster));
         const decoder = spawn(binlogTool, [...args, ...files], { stdio: ['ignore', 'pipe', 'pipe'], env: childEnv({ TZ: 'UTC' }) });
         let decodeErr = '';
         decoder.stderr.on('data', (d: Buffer) => (decodeErr += d.toString()));

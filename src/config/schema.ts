@@ -69,6 +69,11 @@ export const ClusterSchema = z
     allowSelfApproval: z.array(z.enum(APPROVAL_ACTIONS)).default([]),
     /** Default: every user database the account can see, at backup time. */
     databases: z.array(z.string().regex(SQL_IDENTIFIER_PATTERN, SQL_IDENTIFIER_RULE)).min(1).optional(),
+    /**
+     * The longest any statement dbops runs on this server may take (MariaDB max_statement_time
+     * for every statement, MySQL max_execution_time for reads; lock waits are bounded apart).
+     */
+    statementTimeout: durationSchema().default('1h'),
     /** Set only to override auto-detection (recorded in every manifest). */
     product: z.enum(['mariadb', 'mysql']).optional(),
     /** Client tools for this cluster (default: MariaDB's, found on PATH). */

@@ -8,7 +8,7 @@ import { chownSync, existsSync, mkdirSync, openSync, readFileSync, closeSync } f
 import { createServer } from 'node:net';
 import * as path from 'node:path';
 import { createConnection } from 'mysql2/promise';
-import { findTool } from '../activities/tools';
+import { childEnv, findTool } from '../activities/tools';
 
 export interface MariadbSandboxOptions {
   /** Folder for datadir, socket, logs; created if missing, reused if already initialised. */
@@ -73,7 +73,7 @@ export async function freePort(): Promise<number> {
 function runToCompletion(command: string, args: string[], logFile: string): Promise<void> {
   return new Promise((resolve, reject) => {
     const fd = openSync(logFile, 'a');
-    const child = spawn(command, args, { stdio: ['ignore', fd, fd] });
+    const child = spawn(command, args, { stdio: ['ignore', fd, fd], env: childEnv() });
     child.on('error', (e) => {
       closeSync(fd);
       reject(e);
@@ -172,7 +172,7 @@ export async function startMariadbSandbox(options: MariadbSandboxOptions): Promi
     '--event-scheduler=OFF',
     ...(options.extraArgs ?? []),
   ];
-  const child: ChildProcess = spawn(await findTool('mariadbd'), args, { stdio: 'ignore' });
+  const child: ChildProcess = spawn(await findTool('mariadbd'), args, { stdio: 'ignore', env: childEnv() });
   let exited: number | null = null;
   child.on('exit', (code) => {
     exited = code ?? -1;

@@ -13,6 +13,7 @@ import { existsSync, mkdirSync, openSync, readFileSync, closeSync, renameSync, r
 import * as path from 'node:path';
 import { createConnection } from 'mysql2/promise';
 import { freePort, processAlive } from './mariadb';
+import { childEnv } from '../activities/tools';
 
 const projectRoot = path.resolve(__dirname, '..', '..', ...(__dirname.includes(`${path.sep}dist${path.sep}`) ? ['..'] : []));
 
@@ -75,7 +76,7 @@ function tail(file: string, lines = 15): string {
 function runToCompletion(command: string, args: string[], logFile: string): Promise<void> {
   return new Promise((resolve, reject) => {
     const fd = openSync(logFile, 'a');
-    const child = spawn(command, args, { stdio: ['ignore', fd, fd] });
+    const child = spawn(command, args, { stdio: ['ignore', fd, fd], env: childEnv() });
     child.on('error', (e) => {
       closeSync(fd);
       reject(e);
@@ -145,7 +146,7 @@ export async function startMysqlSandbox(options: MysqlSandboxOptions): Promise<M
     '--character-set-server=utf8mb4',
     ...(options.extraArgs ?? []),
   ];
-  const child: ChildProcess = spawn(mysqld, args, { stdio: 'ignore' });
+  const child: ChildProcess = spawn(mysqld, args, { stdio: 'ignore', env: childEnv() });
   let exited: string | null = null;
   const exitedPromise = new Promise<void>((resolve) => {
     child.on('exit', (code, signal) => {

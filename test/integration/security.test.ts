@@ -280,3 +280,47 @@ test('a swap interrupted between dropping a trigger and creating it again: after
     await admin.end();
   }
 });
+
+test('child processes never inherit the password an { env } reference points at', async () => {
+  const h = harness();
+  const password = require('node:fs').readFileSync(h.mariadb.passwordFile, 'utf8').trim();
+  const dir = path.join(h.baseDir, 'env-probe');
+  mkdirSync(dir, { recursive: true });
+  // A dump tool that records its environment and arguments, then runs the real one.
+  const probe = path.join(dir, 'dump-probe.sh');
+  writeFileSync(probe, `#!/bin/sh\nenv > ${dir}/env.txt\necho "$@" > ${dir}/args.txt\nexec mariadb-dump "$@"\n`, { mode: 0o755 });
+  const withEnv = makeTestConfig('envsecret', {
+    databases: [DB],
+    mutate: (raw) => {
+      const c = (raw.clusters as Array<Record<string, unknown>>)[0]!;
+      c.password = { env: 'DBOPS_TEST_BACKUP_PASSWORD' };
+      c.tools = { dump: probe };
+    },
+  });
+  process.env.DBOPS_TEST_BACKUP_PASSWORD = password;
+  try {
+    await withWorker(withEnv.config, async () => {
+      await waitForManifest(await startBackup(client, withEnv.config, 'full', { cluster: 'test' }, new Date(Date.now() + 5000)));
+    });
+  } finally {
+    delete process.env.DBOPS_TEST_BACKUP_PASSWORD;
+  }
+  const env = require('node:fs').readFileSync(path.join(dir, 'env.txt'), 'utf8');
+  const args = require('node:fs').readFileSync(path.join(dir, 'args.txt'), 'utf8');
+  expect(env).toContain('PATH=');
+  expect(env).not.toContain(password);
+  expect(env).not.toContain('DBOPS_TEST_BACKUP_PASSWORD');
+  expect(args).not.toContain(password);
+  expect(args).toMatch(/--defaults-extra-file=\S+client\.cnf/);
+});
+
+test('every session dbops opens has a time limit (the cluster statementTimeout)', async () => {
+  const { withConnection } = await import('../../src/activities/mysql');
+  const limited = { ...setup.config.clusters[0]!, statementTimeout: '2s' };
+  const outcome = await withConnection(limited, async (c) => {
+    const [[v]] = (await c.query('SELECT @@max_statement_time AS t')) as unknown as [[RowDataPacket]];
+    expect(Number(v?.t)).toBe(2);
+    return c.query('SELECT SLEEP(30)').then(() => 'finished', (e: { errno?: number }) => `stopped ${e.errno}`);
+  }, { rawErrors: true });
+  expect(outcome).toBe('stopped 1969');
+});
