@@ -9,9 +9,9 @@ import pino from 'pino';
 import { stringify as toYaml } from 'yaml';
 import { loadConfig } from '../src/config/load';
 import type { DbopsConfig } from '../src/config/schema';
-import { startMariadbSandbox, type MariadbSandbox } from '../src/sandbox/mariadb';
-import { createBackupUser, createRestoreUser } from '../src/sandbox/sampleData';
-import { startTemporalDevServer } from '../src/sandbox/temporal';
+import { startMariadbSandbox, type MariadbSandbox } from '../src/mysql/servers/mariadb';
+import { createBackupUser, createRestoreUser } from '../src/dev/sampleData';
+import { startTemporalDevServer } from '../src/dev/temporalServer';
 import { createWorker, installRuntimeLogger } from '../src/workers/worker';
 
 export const BENCH_DIR = path.resolve(__dirname, '..', ...(__dirname.includes(`${path.sep}dist${path.sep}`) ? ['..'] : []), 'bench', 'data');

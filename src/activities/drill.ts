@@ -1,107 +1,143 @@
 /**
- * The throwaway server of a DR drill, on the worker's host: provisioned in a private
- * folder, restored into, checked, and removed again by pid file and folder, also when
- * the worker that started it has died.
+ * DR drill activities: plan the latest restorable point, bring up a private throwaway
+ * server, restore into it, check it (as a read-only account, with the worker's own
+ * queries), tear it down, file the report.
  */
-import { existsSync, readFileSync } from 'node:fs';
-import { chmod, mkdir, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import * as path from 'node:path';
-import type { RowDataPacket } from 'mysql2/promise';
-import type { ClusterConfig } from '../config/schema';
-import { processAlive, startMariadbSandbox } from '../sandbox/mariadb';
-import { withConnection } from './mysql';
+import { Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
+import { z } from 'zod';
+import { DrillReportSchema, drillMarkdown, DRILL_ID_PATTERN, type DrillReport } from '../domain/drill';
+import { Failure } from '../domain/failures';
+import { quoteIdentifier } from '../domain/identifiers';
+import { formatBytes } from '../domain/naming';
+import { planRestore, type RestorePlan } from '../domain/restorePlan';
+import { withConnection } from '../mysql/connection';
+import { countObjects, provisionSandbox, redactedError, sandboxCluster, sandboxDir, teardownSandbox, type DrillSandbox } from '../mysql/drillServer';
+import { toFailure } from '../mysql/errors';
+import { restoreDatabase, verifyDatabase, type RestoreDatabaseResult, type TableVerification } from '../mysql/restore';
+import { readChainState } from '../repository';
+import { accept, clusterOf, currentRun } from './context';
+import type { ActivityDeps } from './deps';
+import { cluster, DrillSandboxSchema, identifier, RestorePlanSchema } from './schemas';
 
-/** Where the drill's server is: paths only (its passwords stay in 0600 files next to it). */
-export interface DrillSandbox {
-  baseDir: string;
-  socket: string;
-  pid: number;
+const drillId = z.string().regex(DRILL_ID_PATTERN, 'a drill id such as drill-20261122T140307Z');
+
+export interface DrillPlan {
+  plans: RestorePlan[];
+  rpoSeconds: number | null;
+  expect: Record<string, Array<{ table: string; rows: number }>>;
+  objects: { routines: number; triggers: number; events: number; views: number } | null;
 }
 
-export function drillRoot(): string {
-  return path.join(process.env.DBOPS_DRILL_DIR ?? tmpdir(), 'dbops-drills');
-}
+export function createDrillActivities(deps: ActivityDeps) {
+  const { config, repository } = deps;
 
-const ROOT_PASSWORD = path.join('secrets', 'root.password');
-/** The file in a drill server's folder naming the run it belongs to (the sweeper removes servers whose run has ended). */
-export const SANDBOX_OWNER = 'owner.json';
-const CHECK_PASSWORD = path.join('secrets', 'check.password');
-
-export function sandboxDir(drillId: string): string {
-  return path.join(drillRoot(), drillId.replace(/[^A-Za-z0-9_.-]/g, '_'));
-}
-
-/**
- * A private server (see startMariadbSandbox's `private`): no TCP, socket in a 0700 folder,
- * secure_file_priv an empty folder, not run as OS root, random root password.
- */
-export async function provisionSandbox(drillId: string, serverId: number, owner?: { workflowId: string; runId: string }): Promise<DrillSandbox> {
-  const baseDir = sandboxDir(drillId);
-  await teardownSandbox(baseDir); // a retry starts from nothing
-  // The drills' folder lets the server's OS user through to its own 0700 folder, and shows nobody what is in it.
-  await mkdir(drillRoot(), { recursive: true, mode: 0o711 });
-  await chmod(drillRoot(), 0o711);
-  await mkdir(baseDir, { recursive: true, mode: 0o700 });
-  if (owner) await writeFile(path.join(baseDir, SANDBOX_OWNER), JSON.stringify(owner), { mode: 0o600 });
-  const server = await startMariadbSandbox({ baseDir, serverId, extraArgs: ['--skip-log-bin', '--event-scheduler=OFF'], private: true });
-  return { baseDir, socket: server.socket, pid: server.pid };
-}
-
-/** Stops the server (SIGTERM, then SIGKILL) and removes its folder. Idempotent. */
-export async function teardownSandbox(baseDir: string): Promise<{ stopped: boolean }> {
-  const pidFile = path.join(baseDir, 'mysqld.pid');
-  let stopped = false;
-  if (existsSync(pidFile)) {
-    const pid = Number(readFileSync(pidFile, 'utf8').trim());
-    if (pid > 0 && processAlive(pid)) {
-      process.kill(pid, 'SIGTERM');
-      const deadline = Date.now() + 20_000;
-      while (processAlive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-      if (processAlive(pid)) process.kill(pid, 'SIGKILL');
-      while (processAlive(pid)) await new Promise((r) => setTimeout(r, 50));
-      stopped = true;
-    }
-  }
-  await rm(baseDir, { recursive: true, force: true });
-  return { stopped };
-}
-
-/** The sandbox as a cluster the restore code can use: root over the private socket, or the read-only check account. */
-export function sandboxCluster(sandbox: DrillSandbox, source: ClusterConfig, account: 'root' | 'check' = 'root'): ClusterConfig {
   return {
-    name: `${source.name}-drill`,
-    socket: sandbox.socket,
-    port: 3306,
-    user: account === 'root' ? 'root' : 'dbops_check',
-    password: { file: path.join(sandbox.baseDir, account === 'root' ? ROOT_PASSWORD : CHECK_PASSWORD) },
-    tools: source.tools,
-    approvers: {},
-    allowSelfApproval: [],
-    statementTimeout: source.statementTimeout,
+    /** The latest restorable point of every database in the newest full, and how old it is (RPO). */
+    async planDrill(raw: { cluster: string }): Promise<DrillPlan> {
+      const c = clusterOf(config, accept(z.strictObject({ cluster }), raw, 'planDrill').cluster);
+      const backups = await repository.catalog.list(c.name);
+      const fulls = backups.filter((b) => b.manifest.type === 'full');
+      const latest = fulls[fulls.length - 1]?.manifest;
+      if (!latest) throw ApplicationFailure.nonRetryable(`cluster ${c.name}: no full backup to drill with`, Failure.InvalidInput);
+      const chainState = await readChainState(repository.storage, c.name);
+      const plans: RestorePlan[] = [];
+      for (const database of latest.databases) {
+        const outcome = planRestore({ cluster: c.name, database, target: { kind: 'latest' }, backups, chainState, now: new Date() });
+        if (!outcome.ok) throw ApplicationFailure.nonRetryable(outcome.reason, Failure.InvalidInput);
+        plans.push(outcome.plan);
+      }
+      const newest = plans[0]?.window.to ?? null;
+      const expect = Object.fromEntries(latest.databases.map((d) => [d, latest.tables.filter((t) => t.database === d).map((t) => ({ table: t.table, rows: t.rows }))]));
+      const objects = { routines: latest.objects.routines, triggers: latest.objects.triggers, events: latest.objects.events, views: latest.objects.views.length };
+      return { plans, rpoSeconds: newest ? Math.max(0, Math.round((Date.now() - Date.parse(newest)) / 1000)) : null, expect, objects };
+    },
+
+    async provisionSandbox(raw: { drillId: string }): Promise<DrillSandbox> {
+      const input = accept(z.strictObject({ drillId }), raw, 'provisionSandbox');
+      return provisionSandbox(input.drillId, 900 + Math.floor(Math.random() * 99), currentRun());
+    },
+
+    async restoreIntoSandbox(raw: { cluster: string; sandbox: DrillSandbox; plan: RestorePlan; expectRows: Array<{ table: string; rows: number }> }): Promise<RestoreDatabaseResult> {
+      const input = accept(
+        z.strictObject({ cluster, sandbox: DrillSandboxSchema, plan: RestorePlanSchema, expectRows: z.array(z.strictObject({ table: z.string().max(64), rows: z.number().int().nonnegative() })) }),
+        raw,
+        'restoreIntoSandbox',
+      );
+      const plan = input.plan as RestorePlan;
+      const c = clusterOf(config, input.cluster);
+      const ctx = Context.current();
+      try {
+        return await restoreDatabase({
+          cluster: sandboxCluster(input.sandbox, c),
+          product: plan.full.product,
+          storage: repository.storage,
+          plan,
+          into: plan.database,
+          marker: currentRun().workflowId,
+          confine: false,
+          expectRows: input.expectRows,
+          onProgress: (p) => ctx.heartbeat({ ...p, text: `${p.phase}: ${formatBytes(p.bytes)}` }),
+          signal: ctx.cancellationSignal,
+        });
+      } catch (error) {
+        throw toFailure(error, c.name);
+      }
+    },
+
+    async checkSandbox(raw: { cluster: string; sandbox: DrillSandbox; databases: string[] }) {
+      const input = accept(z.strictObject({ cluster, sandbox: DrillSandboxSchema, databases: z.array(identifier) }), raw, 'checkSandbox');
+      const sc = sandboxCluster(input.sandbox, clusterOf(config, input.cluster));
+      const tables: Record<string, TableVerification[]> = {};
+      for (const d of input.databases) tables[d] = await verifyDatabase(sc, d);
+      return { tables, objects: await countObjects(sc, input.databases) };
+    },
+
+    /**
+     * The configured read-only queries (drills.sampleQueries, or failoverChecks), each in a
+     * read-only transaction as a read-only account of the restored server. A failed query is
+     * reported by its error number only: the message could carry data.
+     */
+    async runSampleQueries(raw: { cluster: string; sandbox: DrillSandbox; kind: 'sample' | 'failover' }) {
+      const input = accept(z.strictObject({ cluster, sandbox: DrillSandboxSchema, kind: z.enum(['sample', 'failover']) }), raw, 'runSampleQueries');
+      const sc = sandboxCluster(input.sandbox, clusterOf(config, input.cluster), 'check');
+      const queries = input.kind === 'sample' ? config.drills.sampleQueries : config.drills.failoverChecks;
+      const answers: Array<{ database: string; sql: string; minRows: number; rows: number; error: string | null }> = [];
+      for (const q of queries) {
+        try {
+          const rows = await withConnection(
+            sc,
+            async (conn) => {
+              await conn.query(`USE ${quoteIdentifier(q.database)}`);
+              await conn.query('START TRANSACTION READ ONLY');
+              try {
+                const [result] = await conn.query({ sql: q.sql, timeout: 60_000 });
+                return Array.isArray(result) ? result.length : 0;
+              } finally {
+                await conn.query('ROLLBACK');
+              }
+            },
+            { rawErrors: true },
+          );
+          answers.push({ ...q, rows, error: null });
+        } catch (error) {
+          answers.push({ ...q, rows: 0, error: redactedError(error) });
+        }
+      }
+      return answers;
+    },
+
+    async teardownSandbox(raw: { drillId: string }): Promise<{ stopped: boolean }> {
+      const input = accept(z.strictObject({ drillId }), raw, 'teardownSandbox');
+      return teardownSandbox(sandboxDir(input.drillId));
+    },
+
+    async storeDrillReport(raw: { report: DrillReport }): Promise<{ json: string; markdown: string }> {
+      const input = accept(z.strictObject({ report: DrillReportSchema }), raw, 'storeDrillReport');
+      clusterOf(config, input.report.cluster);
+      return repository.catalog.storeDrillReport(input.report, drillMarkdown(input.report));
+    },
   };
 }
 
-/**
- * What a failed check may say in a report or a webhook: the server's error number and
- * code name, never its message (which can quote data: a row, a file's content).
- */
-export function redactedError(error: unknown): string {
-  const e = error as { errno?: number; code?: string };
-  return typeof e.errno === 'number' ? `query failed: error ${e.errno}${e.code ? ` (${e.code})` : ''}` : 'query failed';
-}
-
-export async function countObjects(cluster: ClusterConfig, databases: string[]): Promise<{ routines: number; triggers: number; events: number; views: number }> {
-  return withConnection(cluster, async (conn) => {
-    const count = async (table: string, column: string) => {
-      const [rows] = await conn.query<RowDataPacket[]>(`SELECT COUNT(*) AS n FROM information_schema.${table} WHERE ${column} IN (?)`, [databases]);
-      return Number(rows[0]?.n ?? 0);
-    };
-    return {
-      routines: await count('ROUTINES', 'ROUTINE_SCHEMA'),
-      triggers: await count('TRIGGERS', 'TRIGGER_SCHEMA'),
-      events: await count('EVENTS', 'EVENT_SCHEMA'),
-      views: await count('VIEWS', 'TABLE_SCHEMA'),
-    };
-  });
-}
+export type DrillActivities = ReturnType<typeof createDrillActivities>;

@@ -12,7 +12,7 @@ import { BackupTypeSchema, spaceSaving, totalStoredBytes, type BackupType, type 
 import { formatBytes } from '../domain/naming';
 import { displayWebhookUrl } from '../domain/notifications';
 import { SA_CLUSTER, SA_OPERATION } from '../domain/searchAttributes';
-import { LocalRepository } from '../activities/repository';
+import { openRepository } from '../repository';
 import { createLogger, type Level } from '../logging/logger';
 import { runWorker } from '../workers/worker';
 import { connectClient, explainFailure, startBackup } from './backups';
@@ -152,7 +152,7 @@ async function backupList(argv: string[]): Promise<number> {
     if (!parsed.success) throw new UsageError(`--type must be one of ${BackupTypeSchema.options.join(', ')}`);
     type = parsed.data;
   }
-  const backups = await new LocalRepository(cfg.repository.path).list(cluster, type);
+  const backups = await openRepository(cfg).catalog.list(cluster, type);
   if (values.json) {
     out(JSON.stringify(backups.map((b) => b.manifest), null, 2));
     return 0;
@@ -402,7 +402,7 @@ async function drill(sub: string | undefined, argv: string[]): Promise<number> {
   findCluster(cfg, cluster);
   const dir = path.join(cfg.repository.path, cluster, 'drills');
   if (sub === 'list') {
-    const reports = await new LocalRepository(cfg.repository.path).drillReports(cluster);
+    const reports = await openRepository(cfg).catalog.drillReports(cluster);
     if (values.json) out(JSON.stringify(reports, null, 2));
     else if (reports.length === 0) out(`no drills of ${cluster} yet (dbops drill run --cluster ${cluster})`);
     else for (const r of reports) out(`${r.drillId}  ${r.passed ? 'passed' : 'FAILED'}  ${r.startedAt}  RTO ${r.rto.seconds.toFixed(1)} s  RPO ${r.rpo.seconds ?? '?'} s`);

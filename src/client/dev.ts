@@ -12,10 +12,10 @@ import { stringify as toYaml } from 'yaml';
 import { loadConfig } from '../config/load';
 import { formatBytes } from '../domain/naming';
 import { spaceSaving, totalStoredBytes } from '../domain/manifest';
-import { LocalRepository } from '../activities/repository';
-import { startMariadbSandbox, freePort } from '../sandbox/mariadb';
-import { createBackupUser, createRestoreUser, seedSampleDatabase } from '../sandbox/sampleData';
-import { startTemporalDevServer } from '../sandbox/temporal';
+import { openRepository } from '../repository';
+import { startMariadbSandbox, freePort } from '../mysql/servers/mariadb';
+import { createBackupUser, createRestoreUser, seedSampleDatabase } from '../dev/sampleData';
+import { startTemporalDevServer } from '../dev/temporalServer';
 import { createWorker, installRuntimeLogger } from '../workers/worker';
 import { startMetricsServer } from '../metrics/server';
 import { startFullBackup, waitForManifest } from './backups';
@@ -128,7 +128,7 @@ export async function runDev(options: DevOptions): Promise<void> {
     };
     writeFileSync(path.join(stateDir, 'dev.json'), JSON.stringify(state, null, 2) + '\n');
 
-    const { worker, close } = await createWorker({ config, logger: log, connection: env.nativeConnection });
+    const { worker, close, deps } = await createWorker({ config, logger: log, connection: env.nativeConnection });
     const running = worker.run();
     stops.push(async () => {
       if (worker.getState() === 'RUNNING') worker.shutdown();
@@ -136,7 +136,7 @@ export async function runDev(options: DevOptions): Promise<void> {
       await close();
     });
 
-    const metrics = await startMetricsServer(config, log.child({ component: 'metrics' }), null);
+    const metrics = await startMetricsServer(config, log.child({ component: 'metrics' }), deps.metrics, null, deps.repository.catalog);
     if (metrics) stops.push(() => metrics.close());
 
     const schedules = await applySchedules(env.client, config);
@@ -153,7 +153,7 @@ export async function runDev(options: DevOptions): Promise<void> {
           `${formatBytes(totalStoredBytes(manifest))} stored (${(spaceSaving(manifest) * 100).toFixed(0)}% saved), ` +
           `snapshot ${manifest.snapshot?.file}:${manifest.snapshot?.position}`,
       );
-      const backups = await new LocalRepository(config.repository.path).list(DEV_CLUSTER);
+      const backups = await openRepository(config).catalog.list(DEV_CLUSTER);
       options.out(`demo: the repository holds ${backups.length} backup(s) of ${DEV_CLUSTER}:`);
       for (const b of backups) options.out(`  ${b.manifest.id}  ${b.relativePath}`);
       options.out(`demo: in the UI, filter with: DbopsCluster="${DEV_CLUSTER}"  (${uiUrl}/namespaces/default/workflows)`);

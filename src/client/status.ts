@@ -3,9 +3,10 @@
  * type and cluster with its age, the next scheduled runs, the runs waiting for a person,
  * and the failures of the last 24 hours.
  */
+import { Failure } from '../domain/failures';
 import { explainFailure } from './backups';
 import type { Client } from '@temporalio/client';
-import { LocalRepository } from '../activities/repository';
+import { openRepository } from '../repository';
 import type { DbopsConfig } from '../config/schema';
 import { BACKUP_TYPES, type BackupType } from '../domain/manifest';
 import { listPendingApprovals, type PendingApproval } from './restores';
@@ -21,7 +22,7 @@ export interface StatusReport {
 }
 
 export async function statusReport(client: Client, config: DbopsConfig, now = new Date()): Promise<StatusReport> {
-  const repository = new LocalRepository(config.repository.path);
+  const repository = openRepository(config).catalog;
   const backups: StatusReport['backups'] = [];
   for (const cluster of config.clusters.map((c) => c.name)) {
     const all = (await repository.list(cluster)).map((b) => b.manifest);
@@ -54,7 +55,7 @@ export async function statusReport(client: Client, config: DbopsConfig, now = ne
     let cause: unknown = outcome;
     let skipped = false;
     while (cause instanceof Error) {
-      if ((cause as { type?: unknown }).type === 'ClusterBusy') skipped = true;
+      if ((cause as { type?: unknown }).type === Failure.ClusterBusy) skipped = true;
       cause = (cause as { cause?: unknown }).cause;
     }
     failures.push({

@@ -3,29 +3,31 @@
  * old the newest restorable point was (RPO), what was checked, and whether the drill
  * passed. Pure: the workflow builds it, an activity stores it (JSON + Markdown).
  */
-export interface DrillPhase {
-  name: string;
-  seconds: number;
-}
+import { z } from 'zod';
+import { CLUSTER_NAME_PATTERN } from './identifiers';
 
-export interface DrillReport {
-  formatVersion: 1;
-  drillId: string;
-  cluster: string;
-  startedAt: string;
-  finishedAt: string;
-  passed: boolean;
-  problems: string[];
-  restoredPoint: string | null;
-  fullId: string | null;
-  chain: string[];
-  databases: string[];
-  rto: { seconds: number; targetSeconds: number };
-  rpo: { seconds: number | null; targetSeconds: number };
-  phases: DrillPhase[];
-  checks: Array<{ what: string; ok: boolean; detail: string }>;
-  workflow: { workflowId: string; runId: string };
-}
+export const DRILL_ID_PATTERN = /^drill-\d{8}T\d{6}Z$/;
+
+export const DrillReportSchema = z.strictObject({
+  formatVersion: z.literal(1),
+  drillId: z.string().regex(DRILL_ID_PATTERN),
+  cluster: z.string().regex(CLUSTER_NAME_PATTERN),
+  startedAt: z.string(),
+  finishedAt: z.string(),
+  passed: z.boolean(),
+  problems: z.array(z.string()),
+  restoredPoint: z.string().nullable(),
+  fullId: z.string().nullable(),
+  chain: z.array(z.string()),
+  databases: z.array(z.string()),
+  rto: z.strictObject({ seconds: z.number(), targetSeconds: z.number() }),
+  rpo: z.strictObject({ seconds: z.number().nullable(), targetSeconds: z.number() }),
+  phases: z.array(z.strictObject({ name: z.string(), seconds: z.number() })),
+  checks: z.array(z.strictObject({ what: z.string(), ok: z.boolean(), detail: z.string() })),
+  workflow: z.strictObject({ workflowId: z.string(), runId: z.string() }),
+});
+export type DrillReport = z.infer<typeof DrillReportSchema>;
+export type DrillPhase = DrillReport['phases'][number];
 
 
 function human(seconds: number | null): string {

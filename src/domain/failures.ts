@@ -1,22 +1,47 @@
 /**
- * Failure types that no retry can fix: the activity says what to fix and the workflow
- * stops. One list for every workflow and activity, so they cannot drift apart.
- * (ClusterBusy is raised retryable where a run should wait: emergency backups.)
+ * Every failure type dbops raises, declared once and used by reference (a typo is a compile
+ * error, not a failure that is silently retried). Those in NON_RETRYABLE_TYPES say what to
+ * fix and stop the workflow; the others are retried.
  */
-export const NON_RETRYABLE_TYPES = [
-  'ConfigError',
-  'AuthError',
-  'PrivilegeError',
-  'InvalidInput',
-  'ArtifactCorrupt',
-  'ClusterBusy',
-  'ChainGap',
-  'ReplayError',
-  'InvalidArchiveJob',
-  'ThrottleAbort',
-  'RetentionUnsafe',
-  'ArchiveCountMismatch',
-  'ApprovalRefused',
+export const Failure = {
+  /** Configuration: a field to fix. */
+  Config: 'ConfigError',
+  Auth: 'AuthError',
+  Privilege: 'PrivilegeError',
+  /** A workflow or activity input that does not parse, or names something that cannot be. */
+  InvalidInput: 'InvalidInput',
+  ArtifactCorrupt: 'ArtifactCorrupt',
+  /** Another backup operation holds the cluster (retryable where a run should wait: emergency backups). */
+  ClusterBusy: 'ClusterBusy',
+  ChainGap: 'ChainGap',
+  ReplayError: 'ReplayError',
+  InvalidArchiveJob: 'InvalidArchiveJob',
+  ThrottleAbort: 'ThrottleAbort',
+  RetentionUnsafe: 'RetentionUnsafe',
+  ArchiveCountMismatch: 'ArchiveCountMismatch',
+  ArchiveVerificationFailed: 'ArchiveVerificationFailed',
+  ApprovalRefused: 'ApprovalRefused',
+  DrillFailed: 'DrillFailed',
+  /** A dump without a binlog position: retried (a fresh dump). */
+  DumpPositionMissing: 'DumpPositionMissing',
+  Cancelled: 'Cancelled',
+} as const;
+export type FailureType = (typeof Failure)[keyof typeof Failure];
+
+export const NON_RETRYABLE_TYPES: FailureType[] = [
+  Failure.Config,
+  Failure.Auth,
+  Failure.Privilege,
+  Failure.InvalidInput,
+  Failure.ArtifactCorrupt,
+  Failure.ClusterBusy,
+  Failure.ChainGap,
+  Failure.ReplayError,
+  Failure.InvalidArchiveJob,
+  Failure.ThrottleAbort,
+  Failure.RetentionUnsafe,
+  Failure.ArchiveCountMismatch,
+  Failure.ApprovalRefused,
 ];
 
 /** The type of an ApplicationFailure, also when it is the cause of an ActivityFailure. */

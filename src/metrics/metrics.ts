@@ -7,10 +7,11 @@
  *   size and compression, storage used, the latest drill's RTO and RPO): right after a
  *   worker restart, and the same whichever worker took the backup.
  * The names are the contract with monitoring/prometheus/dbops-rules.yml and the Grafana
- * dashboard (test/unit/dashboard.test.ts checks both).
+ * dashboard (test/unit/dashboard.test.ts checks both). The worker makes one and hands it to
+ * the activities (which count into it) and to the /metrics server (which serves it).
  */
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { LocalRepository } from '../activities/repository';
+import type { Repository } from '../repository/catalog';
 import type { DrillReport } from '../domain/drill';
 import { BACKUP_TYPES, spaceSaving, totalStoredBytes, type BackupType, type Manifest } from '../domain/manifest';
 
@@ -82,11 +83,8 @@ export class DbopsMetrics {
   }
 }
 
-/** One per process: activities count into it, the worker's /metrics serves it. */
-export const metrics = new DbopsMetrics();
-
 /** The latest drill report of a cluster and when the latest passed one ended. */
-export async function latestDrills(repository: LocalRepository, cluster: string): Promise<{ latest: DrillReport | null; lastPassedAt: string | null }> {
+export async function latestDrills(repository: Repository, cluster: string): Promise<{ latest: DrillReport | null; lastPassedAt: string | null }> {
   const reports = await repository.drillReports(cluster);
   const passed = reports.filter((r) => r.passed);
   return { latest: reports[reports.length - 1] ?? null, lastPassedAt: passed[passed.length - 1]?.finishedAt ?? null };

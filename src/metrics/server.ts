@@ -7,15 +7,15 @@ import { createServer, type Server } from 'node:http';
 import { Client, Connection } from '@temporalio/client';
 import type { Logger } from 'pino';
 import type { DbopsConfig } from '../config/schema';
-import { LocalRepository } from '../activities/repository';
-import { latestDrills, metrics } from './metrics';
+import { openRepository, type Repository } from '../repository';
+import { latestDrills, type DbopsMetrics } from './metrics';
 
 export interface MetricsServer {
   url: string;
   close: () => Promise<void>;
 }
 
-async function refresh(config: DbopsConfig, repository: LocalRepository, client: () => Promise<Client | null>): Promise<void> {
+async function refresh(config: DbopsConfig, metrics: DbopsMetrics, repository: Repository, client: () => Promise<Client | null>): Promise<void> {
   for (const c of config.clusters) {
     const backups = await repository.list(c.name);
     metrics.fromCatalog(c.name, backups.map((b) => b.manifest), config.retention.maxBytes);
@@ -32,10 +32,9 @@ async function refresh(config: DbopsConfig, repository: LocalRepository, client:
   for (const [cluster, n] of waiting) metrics.approvalsWaiting.labels(cluster).set(n);
 }
 
-export async function startMetricsServer(config: DbopsConfig, logger: Logger, sdkMetricsUrl: string | null): Promise<MetricsServer | null> {
+export async function startMetricsServer(config: DbopsConfig, logger: Logger, metrics: DbopsMetrics, sdkMetricsUrl: string | null, repository: Repository = openRepository(config).catalog): Promise<MetricsServer | null> {
   if (!config.metrics) return null;
   const [host, portText] = config.metrics.listen.split(':') as [string, string];
-  const repository = new LocalRepository(config.repository.path);
   metrics.initialise(config.clusters.map((c) => c.name));
   let connection: Connection | null = null;
   const client = async (): Promise<Client | null> => {
@@ -53,7 +52,7 @@ export async function startMetricsServer(config: DbopsConfig, logger: Logger, sd
     }
     void (async () => {
       try {
-        await refresh(config, repository, client).catch((error: unknown) => logger.warn({ err: error }, 'metrics refresh failed; serving the last values'));
+        await refresh(config, metrics, repository, client).catch((error: unknown) => logger.warn({ err: error }, 'metrics refresh failed; serving the last values'));
         let body = await metrics.registry.metrics();
         if (sdkMetricsUrl) {
           const sdk = await fetch(sdkMetricsUrl, { signal: AbortSignal.timeout(5000) }).then((r) => r.text()).catch(() => '');

@@ -14,6 +14,7 @@
  * Names carry the run (`_restored_<8 hex>`), and dbops drops only the restored tables of
  * the run asking, by names it builds itself.
  */
+import { Failure } from '../domain/failures';
 import { ApplicationFailure } from '@temporalio/common';
 import type { Connection, RowDataPacket } from 'mysql2/promise';
 import { createdObject, triggerTable } from '../domain/restore/confine';
@@ -73,7 +74,7 @@ export async function captureTriggers(conn: Connection, database: string, tables
 function checkCaptured(t: CapturedTrigger): void {
   const object = createdObject(t.statement);
   if (object?.type !== 'TRIGGER' || object.name !== t.name || triggerTable(t.statement) !== t.table) {
-    throw ApplicationFailure.nonRetryable(`the captured definition of trigger ${t.name} is not a CREATE TRIGGER on ${t.table}; nothing was changed`, 'InvalidInput');
+    throw ApplicationFailure.nonRetryable(`the captured definition of trigger ${t.name} is not a CREATE TRIGGER on ${t.table}; nothing was changed`, Failure.InvalidInput);
   }
 }
 
@@ -101,21 +102,21 @@ export interface SwapRequest {
 export async function swapTables(conn: Connection, req: SwapRequest): Promise<{ swapped: string[]; triggersMoved: number }> {
   for (const t of req.triggers) {
     checkCaptured(t);
-    if (!req.tables.includes(t.table)) throw ApplicationFailure.nonRetryable(`trigger ${t.name} belongs to ${t.table}, which is not swapped`, 'InvalidInput');
+    if (!req.tables.includes(t.table)) throw ApplicationFailure.nonRetryable(`trigger ${t.name} belongs to ${t.table}, which is not swapped`, Failure.InvalidInput);
   }
   const db = quoteIdentifier(req.database);
   const present = await tablesIn(conn, req.database);
   const pending = req.tables.filter((t) => !(present.has(beforeName(t, req.runTag)) && !present.has(restoredName(t, req.runTag))));
   for (const t of pending) {
     if (!present.has(t) || !present.has(restoredName(t, req.runTag))) {
-      throw ApplicationFailure.nonRetryable(`cannot swap ${req.database}.${t}: ${present.has(t) ? `${restoredName(t, req.runTag)} is missing` : 'the live table is missing'}; nothing was swapped`, 'InvalidInput');
+      throw ApplicationFailure.nonRetryable(`cannot swap ${req.database}.${t}: ${present.has(t) ? `${restoredName(t, req.runTag)} is missing` : 'the live table is missing'}; nothing was swapped`, Failure.InvalidInput);
     }
     const expected = req.expect.find((e) => e.table === t);
     const now = await measure(conn, req.database, restoredName(t, req.runTag));
     if (!expected || expected.rows !== now.rows || expected.checksum !== now.checksum) {
       throw ApplicationFailure.nonRetryable(
         `${req.database}.${restoredName(t, req.runTag)} changed since the restore verified it (${expected ? `${expected.rows} rows, checksum ${expected.checksum}` : 'not verified'}; now ${now.rows} rows, checksum ${now.checksum}); nothing was swapped`,
-        'InvalidInput',
+        Failure.InvalidInput,
       );
     }
   }
@@ -151,7 +152,7 @@ export async function dropRestoredTables(conn: Connection, database: string, run
 
 /** The restored tables of a run moved from the scratch database next to the live ones (their triggers dropped first). */
 export async function moveRestoredTables(conn: Connection, scratch: string, database: string, runTag: string, tables: readonly string[]): Promise<void> {
-  if (!/^dbops_r_[0-9a-f]{12}$/.test(scratch)) throw ApplicationFailure.nonRetryable(`not a restore scratch database: ${scratch}`, 'InvalidInput');
+  if (!/^dbops_r_[0-9a-f]{12}$/.test(scratch)) throw ApplicationFailure.nonRetryable(`not a restore scratch database: ${scratch}`, Failure.InvalidInput);
   const present = await tablesIn(conn, database);
   const pending = tables.filter((t) => !present.has(restoredName(t, runTag)));
   if (pending.length === 0) return;

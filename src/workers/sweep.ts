@@ -6,17 +6,17 @@
  * and only when Temporal says the owning run is not running (if Temporal cannot answer,
  * nothing owned by a run is touched).
  */
-import { readdir, readFile, rm, stat } from 'node:fs/promises';
+import { readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import type { Logger } from 'pino';
-import { withTemporalClient } from '../activities/temporal';
-import { drillRoot, teardownSandbox, SANDBOX_OWNER } from '../activities/drill';
-import { withConnection } from '../activities/mysql';
-import { restoreAccount } from '../activities/restore';
-import { LocalRepository, STAGING_OWNER } from '../activities/repository';
+import { withTemporalClient } from '../temporal/client';
+import { drillRoot, teardownSandbox, SANDBOX_OWNER } from '../mysql/drillServer';
+import { withConnection } from '../mysql/connection';
+import { restoreAccount } from '../mysql/restore';
+import { layout, openRepository } from '../repository';
 import type { DbopsConfig } from '../config/schema';
-import { processAlive } from '../sandbox/mariadb';
+import { processAlive } from '../mysql/servers/mariadb';
 import { dropScopedAccount, listScopedAccounts, scopedAccountName } from '../mysql/restoreAccount';
 
 export interface SweepReport {
@@ -25,7 +25,7 @@ export interface SweepReport {
   errors: string[];
 }
 
-const TEMP = /^dbops-(cred|replay|scan|find)-(\d+)-/;
+const TEMP = /^dbops-(cred|replay|scan|find|fifo)-(\d+)-/;
 const DAY_MS = 24 * 3600 * 1000;
 
 async function entries(dir: string): Promise<string[]> {
@@ -76,19 +76,21 @@ export async function sweepLeftovers(config: DbopsConfig, logger: Logger, runnin
   }
 
   const runs = running === undefined ? await runningWorkflows(config) : running;
-  const repository = new LocalRepository(config.repository.path);
+  const { storage, catalog } = openRepository(config);
   for (const cluster of config.clusters) {
-    // 2. Backups already renamed out of the catalog.
-    const trash = path.join(repository.clusterDir(cluster.name), '.trash');
-    for (const name of await entries(trash)) await remove(path.join(trash, name), () => rm(path.join(trash, name), { recursive: true, force: true }));
+    // 2. Backups already moved out of the catalog.
+    for (const id of await storage.children(layout.trashDir(cluster.name))) {
+      if (layout.isBackupId(id)) await remove(layout.trash(cluster.name, id), () => storage.removeTree(layout.trash(cluster.name, id)));
+    }
     // 3. Staging folders whose run has ended (unmarked ones after a day).
-    const staging = path.join(repository.clusterDir(cluster.name), '.staging');
-    for (const name of await entries(staging)) {
-      const dir = path.join(staging, name);
-      const by = await owner(path.join(dir, STAGING_OWNER));
-      const stale = by === null ? Date.now() - (await stat(dir)).mtimeMs > DAY_MS : runs !== null && !runs.has(by);
-      if (stale) await remove(dir, () => rm(dir, { recursive: true, force: true }));
-      else report.kept.push(dir);
+    for (const id of await storage.children(layout.stagingDir(cluster.name))) {
+      if (!layout.isBackupId(id)) continue;
+      const key = layout.staging(cluster.name, id);
+      const by = (await catalog.stagingOwner(cluster.name, id))?.workflowId ?? null;
+      const modified = (await storage.stat(key))?.modified.getTime() ?? 0;
+      const stale = by === null ? Date.now() - modified > DAY_MS : runs !== null && !runs.has(by);
+      if (stale) await remove(key, () => storage.removeTree(key));
+      else report.kept.push(key);
     }
   }
   if (runs === null) {

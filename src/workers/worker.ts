@@ -6,11 +6,11 @@
 import * as path from 'node:path';
 import { NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
 import type { Logger } from 'pino';
-import { createActivities } from '../activities';
+import { buildActivityDeps, createActivities, type ActivityDeps } from '../activities';
 import type { DbopsConfig } from '../config/schema';
 import { PinoTemporalLogger } from '../logging/logger';
 import { startMetricsServer } from '../metrics/server';
-import { freePort } from '../sandbox/mariadb';
+import { freePort } from '../mysql/servers/mariadb';
 import { sweepLeftovers } from './sweep';
 
 let runtimeInstalled = false;
@@ -38,11 +38,15 @@ export interface WorkerSetup {
   /** A pre-built bundle (tests bundle once); default: bundle src/workflows at start. */
   workflowBundle?: { codePath: string };
   overrides?: Partial<WorkerOptions>;
+  /** Dependencies to use instead of the ones built from the config (tests). */
+  deps?: Partial<ActivityDeps>;
 }
 
 export interface CreatedWorker {
   worker: Worker;
   connection: NativeConnection;
+  /** What the activities were built with (the metrics server serves the same registry). */
+  deps: ActivityDeps;
   /** Closes what createWorker opened (not a connection passed in). */
   close: () => Promise<void>;
 }
@@ -53,12 +57,14 @@ export async function createWorker(setup: WorkerSetup): Promise<CreatedWorker> {
   installRuntimeLogger(setup.logger);
   const ownsConnection = !setup.connection;
   const connection = setup.connection ?? (await NativeConnection.connect({ address: setup.config.temporal.address }));
+  // Built once for the worker's life and handed to every activity family.
+  const deps = buildActivityDeps(setup.config, setup.logger.child({ component: 'activity' }), setup.deps);
   const worker = await Worker.create({
     connection,
     namespace: setup.config.temporal.namespace,
     taskQueue: setup.config.temporal.taskQueue,
     ...(setup.workflowBundle ? { workflowBundle: setup.workflowBundle } : { workflowsPath: WORKFLOWS_PATH }),
-    activities: createActivities(setup.config, setup.logger.child({ component: 'activity' })),
+    activities: createActivities(deps),
     // A dump is long and mostly waiting on pipes; a handful at once is plenty on a small host.
     maxConcurrentActivityTaskExecutions: 4,
     shutdownGraceTime: '10 seconds',
@@ -67,7 +73,7 @@ export async function createWorker(setup: WorkerSetup): Promise<CreatedWorker> {
   const close = async () => {
     if (ownsConnection) await connection.close();
   };
-  return { worker, connection, close };
+  return { worker, connection, deps, close };
 }
 
 /** Runs until SIGINT/SIGTERM (or the signal's abort), then drains and closes. */
@@ -80,8 +86,8 @@ export async function runWorker(setup: WorkerSetup, stop?: AbortSignal): Promise
     installRuntimeLogger(setup.logger, `127.0.0.1:${port}`);
     sdkMetricsUrl = `http://127.0.0.1:${port}/metrics`;
   }
-  const { worker, close } = await createWorker(setup);
-  const metricsServer = await startMetricsServer(setup.config, setup.logger.child({ component: 'metrics' }), sdkMetricsUrl);
+  const { worker, close, deps } = await createWorker(setup);
+  const metricsServer = await startMetricsServer(setup.config, setup.logger.child({ component: 'metrics' }), deps.metrics, sdkMetricsUrl, deps.repository.catalog);
   setup.logger.info(
     { address: setup.config.temporal.address, namespace: setup.config.temporal.namespace, taskQueue: setup.config.temporal.taskQueue },
     'worker started',

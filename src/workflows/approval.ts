@@ -26,11 +26,11 @@ import {
   upsertSearchAttributes,
 } from '@temporalio/workflow';
 import { msToNumber } from '@temporalio/common/lib/time';
-import type { Activities } from '../activities';
+import type { ApprovalActivities } from '../activities';
 import { notify } from './notify';
 import { refuseDecision, sameCaller, selfApprovalRefusal, type ApprovalAction, type ApprovalDecision, type ApprovalState, type DecisionInput } from '../domain/approval';
 import { DecideUpdateSchema, DecisionInputSchema, describeIssues, type Requester } from '../domain/inputs';
-import { NON_RETRYABLE_TYPES } from '../domain/failures';
+import { NON_RETRYABLE_TYPES, Failure } from '../domain/failures';
 import { SA_AWAITING_APPROVAL } from '../domain/searchAttributes';
 
 export const approveSignal = defineSignal<[DecisionInput]>('approve');
@@ -38,7 +38,7 @@ export const rejectSignal = defineSignal<[DecisionInput]>('reject');
 export const decideUpdate = defineUpdate<ApprovalState, [DecisionInput & { decision: 'approve' | 'reject' }]>('decide');
 export const approvalQuery = defineQuery<ApprovalState | null>('approval');
 
-const gate = proxyActivities<Activities>({ startToCloseTimeout: '1 minute', retry: { maximumAttempts: 10, nonRetryableErrorTypes: NON_RETRYABLE_TYPES } });
+const gate = proxyActivities<ApprovalActivities>({ startToCloseTimeout: '1 minute', retry: { maximumAttempts: 10, nonRetryableErrorTypes: NON_RETRYABLE_TYPES } });
 
 export interface ApprovalRequest {
   action: ApprovalAction;
@@ -97,7 +97,7 @@ export function installApprovalHandlers(): void {
       candidates.push(candidate);
       await condition(() => candidate.outcome !== undefined);
       const outcome = candidate.outcome as NonNullable<Candidate['outcome']>;
-      if (!outcome.ok) throw ApplicationFailure.nonRetryable(outcome.why, 'ApprovalRefused');
+      if (!outcome.ok) throw ApplicationFailure.nonRetryable(outcome.why, Failure.ApprovalRefused);
       return state as ApprovalState;
     },
     {
@@ -201,4 +201,9 @@ export async function requestApproval(req: ApprovalRequest): Promise<ApprovalDec
 export async function requesterOf(name: string | undefined): Promise<Requester> {
   const ids = await gate.callerIdentities({});
   return { name: name ?? 'unknown', identity: ids.starter };
+}
+
+/** What the worker's config says for an action (approvers, self-approval), asked now. */
+export function approvalPolicy(cluster: string, action: ApprovalAction) {
+  return gate.approvalPolicy({ cluster, action });
 }

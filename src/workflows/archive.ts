@@ -22,21 +22,21 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import { msToNumber } from '@temporalio/common/lib/time';
-import type { Activities } from '../activities';
+import type { ArchiveActivities } from '../activities';
 import type { z } from 'zod';
 import { archiveJobName, describeProgress, rowsPerSecond, runSpecOf, sqlOf, type ArchivePlan, type ArchiveProgress, type ArchiveVerification } from '../domain/archive';
 import { selfApprovalRefusal, type ApprovalDecision } from '../domain/approval';
-import { failureType, innermostMessage, NON_RETRYABLE_TYPES } from '../domain/failures';
+import { failureType, innermostMessage, NON_RETRYABLE_TYPES, Failure } from '../domain/failures';
 import { ArchiveInputSchema, describeIssues, OperatorActionSchema, type ArchiveCarried, type OperatorAction, type Requester } from '../domain/inputs';
 import { accept, invalid } from './boundary';
 import { compactUtc } from '../domain/naming';
 import { SA_CLUSTER, SA_OPERATION } from '../domain/searchAttributes';
-import { installApprovalHandlers, requestApproval, requesterOf } from './approval';
+import { approvalPolicy, installApprovalHandlers, requestApproval, requesterOf } from './approval';
 import { notify } from './notify';
 
 // Planning and verification scan every row the predicate selects: hours on a big table,
 // heartbeating all along.
-const quick = proxyActivities<Activities>({
+const quick = proxyActivities<ArchiveActivities>({
   startToCloseTimeout: '12 hours',
   heartbeatTimeout: '1 minute',
   retry: { maximumAttempts: 5, nonRetryableErrorTypes: NON_RETRYABLE_TYPES },
@@ -44,7 +44,7 @@ const quick = proxyActivities<Activities>({
 // Moving rows: retried without limit while the server is reachable (each range is
 // idempotent); a short heartbeat timeout notices a dead worker quickly.
 const moverFor = (heartbeatTimeout: string) =>
-  proxyActivities<Activities>({
+  proxyActivities<ArchiveActivities>({
     startToCloseTimeout: '10 minutes',
     heartbeatTimeout,
     // A cancelled run verifies only after the batch in flight has committed or rolled back.
@@ -103,7 +103,10 @@ function planFrom(facts: ArchiveCarried['facts']): PlannedArchive {
 export async function archiveWorkflow(raw: ArchiveInput): Promise<ArchiveResult> {
   installApprovalHandlers();
   const input = accept(ArchiveInputSchema, raw, 'archive');
-  if (input.carried && workflowInfo().continuedFromExecutionRunId === undefined) {
+  const info = workflowInfo();
+  // A cron or retried run also has a previous run: only a continue-as-new hands state on.
+  if (info.cronSchedule) invalid('an archive run is not started with a cron schedule: use dbops schedules (schedules.entries[] with action archive)');
+  if (input.carried && (info.continuedFromExecutionRunId === undefined || info.attempt > 1)) {
     invalid('carried: only a run that continued as new carries state; start a run with the job alone');
   }
   const jobName = archiveJobName({ name: input.job.name, database: input.job.database, table: input.job.table });
@@ -187,7 +190,7 @@ export async function archiveWorkflow(raw: ArchiveInput): Promise<ArchiveResult>
     requester = await requesterOf(input.requestedBy);
     if (input.preApproved) {
       // --yes is the requester approving their own run: allowed only to a configured approver, where self-approval is.
-      const policy = await quick.approvalPolicy({ cluster: plan.job.cluster, action: 'archive-delete' });
+      const policy = await approvalPolicy(plan.job.cluster, 'archive-delete');
       const by = input.preApproved.by;
       if (!policy.approvers.includes(by)) invalid(`--yes: ${by} is not an approver for archive-delete on ${plan.job.cluster} (approvers: ${policy.approvers.join(', ') || 'none configured'})`);
       if (by !== requester.name) invalid(`--yes: pre-approved by ${by}, but the run was requested by ${requester.name}; --yes approves only your own run`);
@@ -244,7 +247,7 @@ export async function archiveWorkflow(raw: ArchiveInput): Promise<ArchiveResult>
     const file = await quick.storeArchiveReport({ cluster: plan.job.cluster, job: jobName, runKey: compactUtc(new Date(progress.startedAt)), report });
     if (!verification.ok) {
       await notify({ severity: 'critical', event: 'archive-verification-failed', cluster: plan.job.cluster, message: `archive ${jobName}: ${verification.problems.join('; ')}` });
-      throw ApplicationFailure.nonRetryable(`archive ${jobName} failed verification: ${verification.problems.join('; ')} (report: ${file})`, 'ArchiveVerificationFailed');
+      throw ApplicationFailure.nonRetryable(`archive ${jobName} failed verification: ${verification.problems.join('; ')} (report: ${file})`, Failure.ArchiveVerificationFailed);
     }
     return { ...report, report: file };
   };
@@ -275,12 +278,12 @@ export async function archiveWorkflow(raw: ArchiveInput): Promise<ArchiveResult>
       try {
         r = await mover.moveArchiveBatches({ spec, cursor: progress.cursor, maxBatches: plan.job.continueAsNewEvery - batchesThisRun, maxSeconds: CHUNK_SECONDS });
       } catch (error) {
-        if (failureType(error) !== 'ArchiveCountMismatch') throw error;
+        if (failureType(error) !== Failure.ArchiveCountMismatch) throw error;
         const reason = innermostMessage(error);
         note(`stopped: ${reason}`);
         await notify({ severity: 'critical', event: 'archive-count-mismatch', cluster: plan.job.cluster, message: `archive ${jobName} stopped: ${reason}` });
         const v = await verify(false);
-        throw ApplicationFailure.nonRetryable(`${reason}; moved ${v.moved.rows} of ${plan.planned.rows} row(s), ${v.conserved ? 'nothing lost or duplicated (verified)' : v.problems.join('; ')}`, 'ArchiveCountMismatch');
+        throw ApplicationFailure.nonRetryable(`${reason}; moved ${v.moved.rows} of ${plan.planned.rows} row(s), ${v.conserved ? 'nothing lost or duplicated (verified)' : v.problems.join('; ')}`, Failure.ArchiveCountMismatch);
       }
       batchesThisRun += r.batches;
       update({ cursor: r.cursor, moved: progress.moved + r.moved, batches: progress.batches + r.batches, throttled: r.throttle?.reason ?? null });
@@ -291,7 +294,7 @@ export async function archiveWorkflow(raw: ArchiveInput): Promise<ArchiveResult>
         const v = await verify(false);
         throw ApplicationFailure.nonRetryable(
           `archive ${jobName} aborted: ${r.throttle.reason}; moved ${v.moved.rows} of ${plan.planned.rows} row(s), ${v.conserved ? 'nothing lost or duplicated (verified)' : v.problems.join('; ')}; run the job again to continue`,
-          'ThrottleAbort',
+          Failure.ThrottleAbort,
         );
       }
       if (r.throttle?.action === 'pause') {

@@ -23,29 +23,22 @@ import {
   type ActivityOptions,
 } from '@temporalio/workflow';
 import type { Duration } from '@temporalio/common';
-import type { Activities } from '../activities';
-import { innermostMessage, NON_RETRYABLE_TYPES } from '../domain/failures';
+import type { BackupActivities } from '../activities';
+import { withClusterLock } from './lock';
+import { innermostMessage, NON_RETRYABLE_TYPES, Failure } from '../domain/failures';
 import { buildBinlogManifest, buildFullManifest } from '../domain/buildManifest';
 import { spaceSaving, totalRawBytes, totalStoredBytes, type BackupType, type Manifest, type ManifestDraft, type ServerIdentity } from '../domain/manifest';
 import type { BinlogPlan } from '../domain/chain';
 import { backupDirectory, backupId, formatBytes } from '../domain/naming';
 import { SA_BACKUP_TYPE, SA_CLUSTER, SA_OPERATION } from '../domain/searchAttributes';
 import { notify } from './notify';
+import { accept } from './boundary';
+import { BackupInputSchema } from '../domain/inputs';
+import type { z } from 'zod';
 
+/** What a backup run is started with (parsed strictly: see domain/inputs). */
+export type BackupInput = z.input<typeof BackupInputSchema>;
 
-export interface BackupInput {
-  cluster: string;
-  /** Who asked (operator name, "schedule", "ci"); recorded in the manifest. */
-  requestedBy?: string;
-  /** Why (a migration id for schema backups, an incident for emergency ones). */
-  reason?: string;
-  timeouts?: {
-    /** Longest a dump or a binlog copy may run (default 6 hours). */
-    transfer?: Duration;
-    /** An attempt whose worker stops heartbeating for this long is retried elsewhere (default 60s). */
-    heartbeat?: Duration;
-  };
-}
 
 type DumpType = 'full' | 'emergency' | 'schema';
 type BinlogType = 'incremental' | 'differential';
@@ -59,23 +52,16 @@ function activityOptions(input: BackupInput) {
     retry: { ...retry, initialInterval: '5s', maximumAttempts: 3 },
   };
   const verify: ActivityOptions = { startToCloseTimeout: input.timeouts?.transfer ?? '6 hours', retry: { ...retry, maximumAttempts: 3 } };
-  // Emergency backups wait for a routine one to finish instead of being refused.
-  const waitForLock: ActivityOptions = {
-    startToCloseTimeout: '1 minute',
-    scheduleToCloseTimeout: '6 hours',
-    retry: { initialInterval: '10s', backoffCoefficient: 1.5, maximumInterval: '1 minute', nonRetryableErrorTypes: ['ConfigError'] },
-  };
-  return { quick, transfer, verify, waitForLock };
+  return { quick, transfer, verify };
 }
 
 function activities(input: BackupInput) {
   const options = activityOptions(input);
   return {
     options,
-    quick: proxyActivities<Activities>(options.quick),
-    transfer: proxyActivities<Activities>(options.transfer),
-    verify: proxyActivities<Activities>(options.verify),
-    lockWaiting: proxyActivities<Activities>(options.waitForLock),
+    quick: proxyActivities<BackupActivities>(options.quick),
+    transfer: proxyActivities<BackupActivities>(options.transfer),
+    verify: proxyActivities<BackupActivities>(options.verify),
   };
 }
 
@@ -85,23 +71,6 @@ function markSearchAttributes(cluster: string, type: BackupType): void {
     { key: SA_OPERATION, value: 'backup' },
     { key: SA_BACKUP_TYPE, value: type },
   ]);
-}
-
-/** One backup operation per cluster at a time; the lock is released whatever happens. */
-export async function withClusterLock<T>(input: BackupInput, operation: string, wait: boolean, fn: () => Promise<T>): Promise<T> {
-  const a = activities(input);
-  const acquire = wait ? a.lockWaiting.acquireBackupLock : a.quick.acquireBackupLock;
-  setCurrentDetails(`waiting for the backup lock of \`${input.cluster}\``);
-  await acquire.executeWithOptions({ ...(wait ? a.options.waitForLock : a.options.quick), summary: `lock ${input.cluster} for ${operation}` }, [
-    { cluster: input.cluster, operation, wait },
-  ]);
-  try {
-    return await fn();
-  } finally {
-    await CancellationScope.nonCancellable(() =>
-      a.quick.releaseBackupLock.executeWithOptions({ ...a.options.quick, summary: `unlock ${input.cluster}` }, [{ cluster: input.cluster }]),
-    );
-  }
 }
 
 function describeDone(m: Manifest): string {
@@ -138,12 +107,12 @@ async function takeDumpBackup(input: BackupInput, type: DumpType): Promise<Manif
   if (!inspection.logBin && type !== 'schema') {
     throw ApplicationFailure.nonRetryable(
       `cluster ${input.cluster}: binary logging is off; enable log_bin (point-in-time restore and incrementals need it)`,
-      'ConfigError',
+      Failure.Config,
     );
   }
   await warnIfNotRow(input.cluster, inspection.server);
   if (inspection.databases.length === 0) {
-    throw ApplicationFailure.nonRetryable(`cluster ${input.cluster}: no user databases to back up`, 'ConfigError');
+    throw ApplicationFailure.nonRetryable(`cluster ${input.cluster}: no user databases to back up`, Failure.Config);
   }
 
   try {
@@ -241,7 +210,7 @@ async function takeBinlogBackup(input: BackupInput, type: BinlogType): Promise<M
       { cluster: input.cluster, reason: plan.reason, lastGoodBackupId: plan.lastGoodBackupId },
     ]);
     setCurrentDetails(`**${type} backup** of \`${input.cluster}\` failed: gap in the chain (${plan.reason}); the next run takes a full`);
-    throw ApplicationFailure.nonRetryable(`cluster ${input.cluster}: gap in the backup chain: ${plan.reason}; the next backup will be a full`, 'ChainGap');
+    throw ApplicationFailure.nonRetryable(`cluster ${input.cluster}: gap in the backup chain: ${plan.reason}; the next backup will be a full`, Failure.ChainGap);
   }
 
   return copyAndPublish(input, type, plan, server, startedAt);
@@ -327,7 +296,7 @@ async function copyAndPublish(
  */
 function clusterBusy(error: unknown): ApplicationFailure | null {
   const candidate = error instanceof ActivityFailure ? error.cause : error;
-  return candidate instanceof ApplicationFailure && candidate.type === 'ClusterBusy' ? candidate : null;
+  return candidate instanceof ApplicationFailure && candidate.type === Failure.ClusterBusy ? candidate : null;
 }
 
 /**
@@ -367,29 +336,34 @@ async function recorded(input: BackupInput, type: BackupType, fn: () => Promise<
   }
 }
 
-export async function fullBackupWorkflow(input: BackupInput): Promise<Manifest> {
+export async function fullBackupWorkflow(raw: BackupInput): Promise<Manifest> {
+  const input = accept(BackupInputSchema, raw, 'full backup');
   return recorded(input, 'full', () => withClusterLock(input, 'full backup', false, () => takeDumpBackup(input, 'full')));
 }
 
 /** A full on demand (before a risky change, during an incident): waits for routine work, its own retention. */
-export async function emergencyBackupWorkflow(input: BackupInput): Promise<Manifest> {
+export async function emergencyBackupWorkflow(raw: BackupInput): Promise<Manifest> {
+  const input = accept(BackupInputSchema, raw, 'emergency backup');
   return recorded(input, 'emergency', () => withClusterLock(input, 'emergency backup', true, () => takeDumpBackup(input, 'emergency')));
 }
 
 /** Schema only (tables, views, routines, events, triggers), e.g. before a migration; a reason is required. */
-export async function schemaBackupWorkflow(input: BackupInput): Promise<Manifest> {
+export async function schemaBackupWorkflow(raw: BackupInput): Promise<Manifest> {
+  const input = accept(BackupInputSchema, raw, 'schema backup');
   if (!input.reason || input.reason.trim() === '') {
-    throw ApplicationFailure.nonRetryable('a schema backup needs a reason, such as the migration id (--reason)', 'InvalidInput');
+    throw ApplicationFailure.nonRetryable('a schema backup needs a reason, such as the migration id (--reason)', Failure.InvalidInput);
   }
   return recorded(input, 'schema', () => withClusterLock(input, 'schema backup', false, () => takeDumpBackup(input, 'schema')));
 }
 
 /** Everything since the previous backup of the chain. */
-export async function incrementalBackupWorkflow(input: BackupInput): Promise<Manifest> {
+export async function incrementalBackupWorkflow(raw: BackupInput): Promise<Manifest> {
+  const input = accept(BackupInputSchema, raw, 'incremental backup');
   return recorded(input, 'incremental', () => withClusterLock(input, 'incremental backup', false, () => takeBinlogBackup(input, 'incremental')));
 }
 
 /** Everything since the last full (cumulative). */
-export async function differentialBackupWorkflow(input: BackupInput): Promise<Manifest> {
+export async function differentialBackupWorkflow(raw: BackupInput): Promise<Manifest> {
+  const input = accept(BackupInputSchema, raw, 'differential backup');
   return recorded(input, 'differential', () => withClusterLock(input, 'differential backup', false, () => takeBinlogBackup(input, 'differential')));
 }

@@ -14,9 +14,9 @@ import {
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { Activities } from '../activities';
-import { innermostMessage, NON_RETRYABLE_TYPES } from '../domain/failures';
-import type { DrillSandbox } from '../activities/drill';
+import type { DrillActivities } from '../activities';
+import { innermostMessage, NON_RETRYABLE_TYPES, Failure } from '../domain/failures';
+import type { DrillSandbox } from '../mysql/drillServer';
 import { durationSeconds } from '../domain/duration';
 import type { DrillPhase, DrillReport } from '../domain/drill';
 import { compactUtc } from '../domain/naming';
@@ -27,9 +27,9 @@ import { installApprovalHandlers, requestApproval, requesterOf } from './approva
 import { accept } from './boundary';
 import { notify } from './notify';
 
-const quick = proxyActivities<Activities>({ startToCloseTimeout: '10 minutes', retry: { maximumAttempts: 3, nonRetryableErrorTypes: NON_RETRYABLE_TYPES } });
+const quick = proxyActivities<DrillActivities>({ startToCloseTimeout: '10 minutes', retry: { maximumAttempts: 3, nonRetryableErrorTypes: NON_RETRYABLE_TYPES } });
 // Cancelling a drill must not outrun its server: wait for these activities to really stop.
-const careful = proxyActivities<Activities>({
+const careful = proxyActivities<DrillActivities>({
   startToCloseTimeout: '12 hours',
   heartbeatTimeout: '2 minutes',
   cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
@@ -161,7 +161,7 @@ export async function disasterRecoveryDrillWorkflow(raw: DrillInput): Promise<Dr
   if (!report.passed) {
     await notify({ severity: 'critical', event: 'dr-drill-failed', cluster: input.cluster, message: `DR drill ${drillId} of ${input.cluster} FAILED: ${problems.join('; ')} (report ${files.markdown})` });
     setCurrentDetails(`**DR drill ${drillId} FAILED**: ${problems.join('; ')}\n\nreport: ${files.markdown}`);
-    throw ApplicationFailure.nonRetryable(`DR drill ${drillId} of ${input.cluster} failed: ${problems.join('; ')}; report ${files.markdown}`, 'DrillFailed');
+    throw ApplicationFailure.nonRetryable(`DR drill ${drillId} of ${input.cluster} failed: ${problems.join('; ')}; report ${files.markdown}`, Failure.DrillFailed);
   }
   setCurrentDetails(`**DR drill ${drillId} passed**: RTO ${rto.toFixed(1)} s, RPO ${plan.rpoSeconds ?? '?'} s; report ${files.markdown}`);
   return { report, files };

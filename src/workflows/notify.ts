@@ -4,11 +4,11 @@
  * approval gate keeps waiting, a failed drill still fails with its own reason).
  */
 import { isCancellation, log, proxyActivities } from '@temporalio/workflow';
-import type { Activities } from '../activities';
+import type { NotifyActivities } from '../activities';
 
-const alerts = proxyActivities<Activities>({ startToCloseTimeout: '1 minute', retry: { maximumAttempts: 5 } });
+const alerts = proxyActivities<NotifyActivities>({ startToCloseTimeout: '1 minute', retry: { maximumAttempts: 5 } });
 
-export async function notify(input: Parameters<Activities['notify']>[0]): Promise<void> {
+export async function notify(input: Parameters<NotifyActivities['notify']>[0]): Promise<void> {
   try {
     await alerts.notify(input);
   } catch (error) {

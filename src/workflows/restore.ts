@@ -13,7 +13,7 @@ import {
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { Activities } from '../activities';
+import type { RestoreActivities } from '../activities';
 import { NON_RETRYABLE_TYPES } from '../domain/failures';
 import type { z } from 'zod';
 import type { ApprovalDecision } from '../domain/approval';
@@ -25,8 +25,8 @@ import { SA_CLUSTER, SA_OPERATION } from '../domain/searchAttributes';
 import { installApprovalHandlers, requestApproval, requesterOf } from './approval';
 import { accept, invalid } from './boundary';
 
-const quick = proxyActivities<Activities>({ startToCloseTimeout: '10 minutes', heartbeatTimeout: '2 minutes', retry: { maximumAttempts: 3, nonRetryableErrorTypes: NON_RETRYABLE_TYPES } });
-const long = proxyActivities<Activities>({ startToCloseTimeout: '12 hours', heartbeatTimeout: '2 minutes', retry: { maximumAttempts: 3, nonRetryableErrorTypes: NON_RETRYABLE_TYPES } });
+const quick = proxyActivities<RestoreActivities>({ startToCloseTimeout: '10 minutes', heartbeatTimeout: '2 minutes', retry: { maximumAttempts: 3, nonRetryableErrorTypes: NON_RETRYABLE_TYPES } });
+const long = proxyActivities<RestoreActivities>({ startToCloseTimeout: '12 hours', heartbeatTimeout: '2 minutes', retry: { maximumAttempts: 3, nonRetryableErrorTypes: NON_RETRYABLE_TYPES } });
 
 export type RestoreInput = z.input<typeof RestoreInputSchema>;
 export type PitrInput = z.input<typeof PitrInputSchema>;

@@ -6,8 +6,8 @@
  * going away). A dry run lists what would go and why, and touches nothing.
  */
 import { proxyActivities, setCurrentDetails, upsertSearchAttributes } from '@temporalio/workflow';
-import type { Activities } from '../activities';
-import type { RetentionDeleteResult } from '../activities/retentionActivities';
+import type { RetentionActivities } from '../activities';
+import type { RetentionDeleteResult } from '../activities/retention';
 import type { ApprovalDecision } from '../domain/approval';
 import { NON_RETRYABLE_TYPES } from '../domain/failures';
 import { formatBytes } from '../domain/naming';
@@ -18,9 +18,9 @@ import { RetentionInputSchema } from '../domain/inputs';
 import { installApprovalHandlers, requestApproval, requesterOf } from './approval';
 import { accept } from './boundary';
 import { notify } from './notify';
-import { withClusterLock } from './backup';
+import { withClusterLock } from './lock';
 
-const quick = proxyActivities<Activities>({ startToCloseTimeout: '10 minutes', retry: { maximumAttempts: 5, nonRetryableErrorTypes: NON_RETRYABLE_TYPES } });
+const quick = proxyActivities<RetentionActivities>({ startToCloseTimeout: '10 minutes', retry: { maximumAttempts: 5, nonRetryableErrorTypes: NON_RETRYABLE_TYPES } });
 /** Alerts are best-effort here: a webhook that is down must not keep the disk full. */
 
 type Severity = 'info' | 'warning' | 'critical';
@@ -36,7 +36,7 @@ function usage(s: RetentionPlan['storage']): string {
 export type RetentionInput = z.input<typeof RetentionInputSchema>;
 
 export interface RetentionResult {
-  status: 'dry-run' | 'nothing-to-do' | 'rejected' | 'done';
+  status: 'dry-run' | 'nothing-to-do' | 'rejected' | 'expired' | 'done';
   plan: RetentionPlan;
   approval: ApprovalDecision | null;
   deleted: RetentionDeleteResult['deleted'];
@@ -92,7 +92,7 @@ export async function retentionWorkflow(raw: RetentionInput): Promise<RetentionR
       summary: `delete ${plan.delete.length} backup(s) (${formatBytes(bytes)}) of ${input.cluster}: ${plan.delete.map((d) => d.id).join(', ')}`,
       requester: await requesterOf(input.requestedBy),
     });
-    if (approval.decision !== 'approved') return result('rejected', { approval });
+    if (approval.decision !== 'approved') return result(approval.decision === 'expired' ? 'expired' : 'rejected', { approval });
   }
   setCurrentDetails(`**retention** of \`${input.cluster}\`: deleting ${plan.delete.length} backup(s) under the cluster lock`);
   const done = await withClusterLock({ cluster: input.cluster }, 'retention', true, () => quick.deleteBackups({ cluster: input.cluster, ids: plan.delete.map((d) => d.id) }));

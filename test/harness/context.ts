@@ -10,7 +10,7 @@ import { stringify as toYaml } from 'yaml';
 import { parseConfig } from '../../src/config/load';
 import type { DbopsConfig } from '../../src/config/schema';
 import { createWorker, installRuntimeLogger } from '../../src/workers/worker';
-import { LocalRepository, RepositoryLocks } from '../../src/activities/repository';
+import { openRepository } from '../../src/repository';
 import { HARNESS_ENV, type HarnessState } from './state';
 
 export const PROJECT_ROOT = path.resolve(__dirname, '..', '..');
@@ -188,7 +188,7 @@ export async function holdClusterLock(client: Client, config: DbopsConfig, clust
     workflowId: `holder-${cluster}-${Date.now()}`,
     args: [{ cluster }],
   });
-  const held = await new RepositoryLocks(new LocalRepository(config.repository.path)).tryAcquire(cluster, {
+  const held = await openRepository(config).locks.tryAcquire(cluster, {
     workflowId: holder.workflowId,
     runId: holder.firstExecutionRunId,
     operation,

@@ -9,9 +9,9 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { bundleWorkflowCode } from '@temporalio/worker';
 import { createConnection } from 'mysql2/promise';
-import { freePort, startMariadbSandbox } from '../../src/sandbox/mariadb';
-import { createBackupUser, createRestoreUser } from '../../src/sandbox/sampleData';
-import { startTemporalDevServer } from '../../src/sandbox/temporal';
+import { freePort, startMariadbSandbox } from '../../src/mysql/servers/mariadb';
+import { createBackupUser, createRestoreUser } from '../../src/dev/sampleData';
+import { startTemporalDevServer } from '../../src/dev/temporalServer';
 import { WORKFLOWS_PATH } from '../../src/workers/worker';
 import { HARNESS_ENV, type HarnessState, type HarnessHandles } from './state';
 

@@ -1,7 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { resolveTemporalCli } from '../../src/sandbox/temporal';
+import { resolveTemporalCli } from '../../src/dev/temporalServer';
 import type { HarnessHandles } from './state';
 
 /**

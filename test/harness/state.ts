@@ -1,5 +1,5 @@
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import type { MariadbSandbox } from '../../src/sandbox/mariadb';
+import type { MariadbSandbox } from '../../src/mysql/servers/mariadb';
 
 export const HARNESS_ENV = 'DBOPS_TEST_HARNESS';
 

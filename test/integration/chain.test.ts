@@ -11,7 +11,7 @@ import type { Client } from '@temporalio/client';
 import type { RowDataPacket } from 'mysql2/promise';
 import { startBackup, waitForManifest } from '../../src/client/backups';
 import { validateBackup, findBackup } from '../../src/client/catalog';
-import { LocalRepository, readChainState, RepositoryLocks } from '../../src/activities/repository';
+import { openRepository, readChainState } from '../../src/repository';
 import { ManifestSchema, type BackupType, type Manifest } from '../../src/domain/manifest';
 import { holdClusterLock, makeTestConfig, rootConnection, runCli, temporalClient, withWorker, type TestSetup } from '../harness/context';
 
@@ -142,7 +142,7 @@ test('a new full first closes the previous chain: every second up to its snapsho
     await new Promise((r) => setTimeout(r, 1100));
     const full2 = await take('full');
 
-    const all = (await new LocalRepository(own.config.repository.path).list('test')).map((b) => b.manifest);
+    const all = (await openRepository(own.config).catalog.list('test')).map((b) => b.manifest);
     const closing = all.find((m) => m.type === 'incremental' && m.parentId === incr.id);
     expect(closing).toMatchObject({ baseFullId: full1.id, reason: `closes the chain before full ${full2.id}` });
     expect(closing!.binlogs!.endFile >= full2.snapshot!.file).toBe(true); // it reaches past the new snapshot
@@ -179,9 +179,9 @@ test('binlogs purged before they were copied: the gap fails the backup, is recor
     const gap = await runCli(['backup', 'incremental', '--cluster', 'test', '--wait', '--config', setup.configPath]);
     expect(gap.code).toBe(1);
     expect(gap.stderr).toMatch(/gap in the backup chain: binary logs were purged before they were copied: binlog\.\d+ is needed after \S+-incremental, the server's oldest is binlog\.\d+; the next backup will be a full/);
-    const chain = await readChainState(new LocalRepository(setup.config.repository.path), 'test');
+    const chain = await readChainState(openRepository(setup.config).storage, 'test');
     expect(chain?.reason).toMatch(/purged/);
-    expect((await new LocalRepository(setup.config.repository.path).list('test', 'incremental')).length).toBe(2); // nothing published
+    expect((await openRepository(setup.config).catalog.list('test', 'incremental')).length).toBe(2); // nothing published
 
     const promoted = await runCli(['backup', 'incremental', '--cluster', 'test', '--wait', '--json', '--config', setup.configPath]);
     expect(promoted.stderr).toBe('');
@@ -207,5 +207,5 @@ test('one backup operation per cluster: a second is refused naming the run that 
     const taken = await backup('full');
     expect(taken.type).toBe('full');
   });
-  expect(await new RepositoryLocks(new LocalRepository(setup.config.repository.path)).holder('test')).toBeNull(); // released
+  expect(await openRepository(setup.config).locks.holder('test')).toBeNull(); // released
 });

@@ -5,7 +5,7 @@
 import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { seedSampleDatabase } from '../../src/sandbox/sampleData';
+import { seedSampleDatabase } from '../../src/dev/sampleData';
 import { ManifestSchema } from '../../src/domain/manifest';
 import { harness, makeTestConfig, rootConnection, runCli, temporalClient, withWorker } from '../harness/context';
 

@@ -7,7 +7,7 @@ import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, writeFil
 import * as path from 'node:path';
 import { WorkflowFailedError, type Client } from '@temporalio/client';
 import { startBackup, waitForManifest } from '../../src/client/backups';
-import { seedSampleDatabase } from '../../src/sandbox/sampleData';
+import { seedSampleDatabase } from '../../src/dev/sampleData';
 import type { Manifest } from '../../src/domain/manifest';
 import { parse as parseYaml, stringify as toYaml } from 'yaml';
 import { parseConfig } from '../../src/config/load';

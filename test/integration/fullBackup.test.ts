@@ -10,8 +10,8 @@ import { Worker } from '@temporalio/worker';
 import type { RowDataPacket, Connection as MysqlConnection } from 'mysql2/promise';
 import { startFullBackup, waitForManifest } from '../../src/client/backups';
 import { IndexSchema, type Manifest } from '../../src/domain/manifest';
-import { startMariadbSandbox, type MariadbSandbox } from '../../src/sandbox/mariadb';
-import { seedSampleDatabase } from '../../src/sandbox/sampleData';
+import { startMariadbSandbox, type MariadbSandbox } from '../../src/mysql/servers/mariadb';
+import { seedSampleDatabase } from '../../src/dev/sampleData';
 import { harness, loadDump, makeTestConfig, rootConnection, tableChecksums, temporalClient, withWorker } from '../harness/context';
 
 const DB = 'fulltest';

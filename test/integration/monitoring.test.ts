@@ -17,11 +17,12 @@ import { createServer, type Server } from 'node:http';
 import * as path from 'node:path';
 import type { Client } from '@temporalio/client';
 import { explainFailure, startBackup, waitForManifest } from '../../src/client/backups';
-import { LocalRepository } from '../../src/activities/repository';
-import { createRetentionActivities } from '../../src/activities/retentionActivities';
+import { openRepository } from '../../src/repository';
+import { createRetentionActivities } from '../../src/activities/retention';
+import { buildActivityDeps } from '../../src/activities';
 import { SA_CLUSTER, SA_OPERATION } from '../../src/domain/searchAttributes';
 import type { BackupType, Manifest } from '../../src/domain/manifest';
-import { freePort } from '../../src/sandbox/mariadb';
+import { freePort } from '../../src/mysql/servers/mariadb';
 import { harness, holdClusterLock, makeTestConfig, quietLogger, rootConnection, runCli, spawnCliWorker, temporalClient, withWorker, type TestSetup } from '../harness/context';
 
 const DB = 'montest';
@@ -249,7 +250,7 @@ describe('retention on a real repository', () => {
       const full2 = await backup('full');
       await write('after full2');
       const inc2 = await backup('incremental');
-      const repo = new LocalRepository(setup.config.repository.path);
+      const repo = openRepository(setup.config).catalog;
       const ids = async () => (await repo.list('test')).map((b) => b.manifest.id);
       // full2 first closed full1's chain with an incremental up to its snapshot.
       const closing = (await repo.list('test')).map((b) => b.manifest).find((m) => m.parentId === inc1.id)!;
@@ -282,7 +283,7 @@ describe('retention on a real repository', () => {
           for await (const w of client.workflow.list({ query })) if (w.workflowId === reader.workflowId) return true;
           return false;
         });
-        const held = await createRetentionActivities(setup.config, quietLogger).deleteBackups({ cluster: 'test', ids: [closing.id, inc1.id, full1.id] });
+        const held = await createRetentionActivities(buildActivityDeps(setup.config, quietLogger)).deleteBackups({ cluster: 'test', ids: [closing.id, inc1.id, full1.id] });
         const why = `restore/drill ${reader.workflowId} is running; retention tries again on its next run`;
         expect(held.deleted).toEqual([]);
         expect(held.skipped).toEqual([closing.id, inc1.id, full1.id].map((id) => ({ id, why })));

@@ -9,8 +9,8 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync }
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { createConnection, type RowDataPacket } from 'mysql2/promise';
-import { mysqlAvailable, mysqlToolPath, startMysqlSandbox, type MysqlSandbox } from '../../src/sandbox/mysql';
-import { processAlive } from '../../src/sandbox/mariadb';
+import { mysqlAvailable, mysqlToolPath, startMysqlSandbox, type MysqlSandbox } from '../../src/mysql/servers/mysql';
+import { processAlive } from '../../src/mysql/servers/mariadb';
 
 const available = mysqlAvailable();
 if (!available) console.warn('MySQL chroot not installed (run scripts/setup.sh as root): skipping the MySQL sandbox test');

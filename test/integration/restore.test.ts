@@ -11,7 +11,7 @@ import { startBackup, waitForManifest } from '../../src/client/backups';
 import { approvalState, decide, startPitr, startTableRestore } from '../../src/client/restores';
 import { parseTarget } from '../../src/domain/restoreTarget';
 import { asPerson, makeTestConfig, rootConnection, runCli, tableChecksums, temporalClient, withWorker, type TestSetup } from '../harness/context';
-import { seedSampleDatabase } from '../../src/sandbox/sampleData';
+import { seedSampleDatabase } from '../../src/dev/sampleData';
 
 const DB = 'incident';
 let setup: TestSetup;

@@ -11,7 +11,7 @@ import type { Connection, RowDataPacket } from 'mysql2/promise';
 import { startBackup, waitForManifest, explainFailure } from '../../src/client/backups';
 import { startPitr } from '../../src/client/restores';
 import { parseTarget } from '../../src/domain/restoreTarget';
-import { seedSampleDatabase } from '../../src/sandbox/sampleData';
+import { seedSampleDatabase } from '../../src/dev/sampleData';
 import { createScopedAccount, dropScopedAccount } from '../../src/mysql/restoreAccount';
 import { makeTestConfig, rootConnection, tableChecksums, temporalClient, withWorker, type TestSetup } from '../harness/context';
 

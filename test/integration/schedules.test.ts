@@ -10,7 +10,7 @@ import { readFileSync } from 'node:fs';
 import { applySchedules, existingSchedules } from '../../src/client/schedules';
 import { parseConfig } from '../../src/config/load';
 import { ManifestSchema } from '../../src/domain/manifest';
-import { seedSampleDatabase } from '../../src/sandbox/sampleData';
+import { seedSampleDatabase } from '../../src/dev/sampleData';
 import { makeTestConfig, rootConnection, runCli, temporalClient, withWorker, type TestSetup } from '../harness/context';
 
 let client: Client;

@@ -14,8 +14,8 @@ import { archiveInput, resolveArchiveJob, startArchive } from '../../src/client/
 import { explainFailure, startBackup, waitForManifest } from '../../src/client/backups';
 import { approvalState, startTableRestore } from '../../src/client/restores';
 import { parseTarget } from '../../src/domain/restoreTarget';
-import { seedSampleDatabase } from '../../src/sandbox/sampleData';
-import { startMariadbSandbox } from '../../src/sandbox/mariadb';
+import { seedSampleDatabase } from '../../src/dev/sampleData';
+import { startMariadbSandbox } from '../../src/mysql/servers/mariadb';
 import { captureTriggers, swapTables, restoredName, beforeName } from '../../src/mysql/tableSwap';
 import { approveSignal, decideUpdate } from '../../src/workflows/approval';
 import { asPerson, harness, makeTestConfig, rootConnection, runCli, tableChecksums, temporalClient, withWorker, type TestSetup } from '../harness/context';
@@ -315,7 +315,7 @@ test('child processes never inherit the password an { env } reference points at'
 });
 
 test('every session dbops opens has a time limit (the cluster statementTimeout)', async () => {
-  const { withConnection } = await import('../../src/activities/mysql');
+  const { withConnection } = await import('../../src/mysql/connection');
   const limited = { ...setup.config.clusters[0]!, statementTimeout: '2s' };
   const outcome = await withConnection(limited, async (c) => {
     const [[v]] = (await c.query('SELECT @@max_statement_time AS t')) as unknown as [[RowDataPacket]];

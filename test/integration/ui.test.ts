@@ -8,7 +8,7 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import { startBackup, waitForManifest } from '../../src/client/backups';
 import { approvalState, decide, startTableRestore } from '../../src/client/restores';
 import { parseTarget } from '../../src/domain/restoreTarget';
-import { seedSampleDatabase } from '../../src/sandbox/sampleData';
+import { seedSampleDatabase } from '../../src/dev/sampleData';
 import { asPerson, harness, makeTestConfig, rootConnection, temporalClient, withWorker } from '../harness/context';
 
 let browser: Browser;

@@ -2,9 +2,9 @@
 import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { startFullBackup, waitForManifest } from '../../src/client/backups';
-import { LocalRepository, verifyArtifactFile } from '../../src/activities/repository';
+import { openRepository, verifyArtifactFile } from '../../src/repository';
 import { makeTestConfig, rootConnection, temporalClient, withWorker } from '../harness/context';
-import { seedSampleDatabase } from '../../src/sandbox/sampleData';
+import { seedSampleDatabase } from '../../src/dev/sampleData';
 
 test('a flipped byte or a truncated artifact is detected with the reason', async () => {
   const conn = await rootConnection();
@@ -14,9 +14,9 @@ test('a flipped byte or a truncated artifact is detected with the reason', async
   const { client, close } = await temporalClient();
   const manifest = await withWorker(setup.config, async () => waitForManifest(await startFullBackup(client, setup.config, { cluster: 'test' })));
   await close();
-  const [stored] = await new LocalRepository(setup.config.repository.path).list('test');
+  const [stored] = await openRepository(setup.config).catalog.list('test');
   const artifact = manifest.artifacts[0]!;
-  const original = path.join(stored!.dir, artifact.name);
+  const original = path.join(stored!.dir!, artifact.name);
   expect(await verifyArtifactFile(original, artifact)).toEqual({ ok: true, problems: [] });
 
   const flipped = path.join(setup.dir, 'flipped.zst');

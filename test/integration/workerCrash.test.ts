@@ -7,8 +7,8 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 import * as path from 'node:path';
 import type { RowDataPacket } from 'mysql2/promise';
 import { startFullBackup, waitForManifest } from '../../src/client/backups';
-import { LocalRepository, verifyArtifactFile } from '../../src/activities/repository';
-import { seedSampleDatabase } from '../../src/sandbox/sampleData';
+import { openRepository, verifyArtifactFile } from '../../src/repository';
+import { seedSampleDatabase } from '../../src/dev/sampleData';
 import { makeTestConfig, rootConnection, runCli, spawnCliWorker, temporalClient, withWorker } from '../harness/context';
 
 const DB = 'crashtest';
@@ -83,7 +83,7 @@ test('SIGKILL of the worker mid-dump: retried elsewhere, exactly one backup, no 
       .filter((a): a is number => typeof a === 'number');
     expect(Math.max(...dumpAttempts)).toBeGreaterThanOrEqual(2);
 
-    const backups = await new LocalRepository(repo).list('test');
+    const backups = await openRepository({ repository: { path: repo, compression: 'zstd' } }).catalog.list('test');
     expect(backups.map((b) => b.manifest.id)).toEqual([manifest.id]);
     expect(readdirSync(stagingRoot)).toEqual([]);
     expect(visibleFiles(repo)).toEqual(
@@ -93,7 +93,7 @@ test('SIGKILL of the worker mid-dump: retried elsewhere, exactly one backup, no 
         path.join(backups[0]!.relativePath, 'manifest.json'),
       ].sort(),
     );
-    const check = await verifyArtifactFile(path.join(backups[0]!.dir, 'dump.sql.zst'), manifest.artifacts[0]!);
+    const check = await verifyArtifactFile(path.join(backups[0]!.dir!, 'dump.sql.zst'), manifest.artifacts[0]!);
     expect(check).toEqual({ ok: true, problems: [] });
     expect(manifest.tables.find((t) => t.table === 'orders')?.rows).toBe(Number(orderCount));
   } finally {

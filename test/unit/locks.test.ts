@@ -5,13 +5,13 @@
 import { mkdtempSync, readdirSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { LocalRepository, RepositoryLocks, type LockHolder } from '../../src/activities/repository';
+import { ClusterLocks, LocalStorage, type LockHolder } from '../../src/repository';
 
 const owner = (n: number): LockHolder => ({ workflowId: `backup-full/c/${n}`, runId: `run-${n}`, operation: 'full backup', since: '2026-12-01T00:00:00Z' });
 
-function locks(): { locks: RepositoryLocks; dir: string } {
+function locks(): { locks: ClusterLocks; dir: string } {
   const dir = mkdtempSync(path.join(tmpdir(), 'dbops-locks-'));
-  return { locks: new RepositoryLocks(new LocalRepository(dir)), dir };
+  return { locks: new ClusterLocks(new LocalStorage(dir)), dir };
 }
 
 test('ten runs want a free cluster at once: one gets it, nine are told who has it', async () => {

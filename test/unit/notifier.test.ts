@@ -9,7 +9,8 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { Writable } from 'node:stream';
 import pino from 'pino';
-import { Notifier } from '../../src/activities/notifier';
+import { LocalStorage } from '../../src/repository/storage';
+import { Notifier } from '../../src/notify/notifier';
 import { ConfigSchema, type DbopsConfig } from '../../src/config/schema';
 
 let server: Server;
@@ -66,7 +67,7 @@ function setup(webhooks: unknown[]): { notifier: Notifier; logs: string[] } {
       done();
     },
   });
-  return { notifier: new Notifier(config, pino({ level: 'trace' }, stream)), logs };
+  return { notifier: new Notifier(config, pino({ level: 'trace' }, stream), new LocalStorage(config.repository.path)), logs };
 }
 
 const failure = { severity: 'critical' as const, event: 'backup-failed', cluster: 'shop', message: 'dump failed' };

@@ -7,7 +7,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import pino from 'pino';
-import { createRetentionActivities, readersQuery } from '../../src/activities/retentionActivities';
+import { createRetentionActivities, readersQuery } from '../../src/activities/retention';
+import { buildActivityDeps } from '../../src/activities';
 import { ConfigSchema } from '../../src/config/schema';
 
 let dir = '';
@@ -16,8 +17,10 @@ afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
 const activities = (runningReaders: (cluster: string) => Promise<string[]>) =>
   createRetentionActivities(
-    ConfigSchema.parse({ repository: { path: dir }, clusters: [{ name: 'shop', host: '127.0.0.1', user: 'dbops' }], temporal: { address: '127.0.0.1:1' } }),
-    pino({ level: 'silent' }),
+    buildActivityDeps(
+      ConfigSchema.parse({ repository: { path: dir }, clusters: [{ name: 'shop', host: '127.0.0.1', user: 'dbops' }], temporal: { address: '127.0.0.1:1' } }),
+      pino({ level: 'silent' }),
+    ),
     { runningReaders },
   );
 
@@ -30,27 +33,27 @@ test('a running restore or drill: nothing deleted, every id skipped with the run
   const r = await activities(async (cluster) => {
     asked.push(cluster);
     return ['restore-pitr/shop/shop/20261122T140000Z'];
-  }).deleteBackups({ cluster: 'shop', ids: ['a-full', 'b-incremental'] });
+  }).deleteBackups({ cluster: 'shop', ids: ['20261101T020000.000Z-full', '20261101T060000.000Z-incremental'] });
   expect(asked).toEqual(['shop']);
   const why = 'restore/drill restore-pitr/shop/shop/20261122T140000Z is running; retention tries again on its next run';
-  expect(r).toMatchObject({ deleted: [], blockedBy: why, skipped: [{ id: 'a-full', why }, { id: 'b-incremental', why }] });
+  expect(r).toMatchObject({ deleted: [], blockedBy: why, skipped: [{ id: '20261101T020000.000Z-full', why }, { id: '20261101T060000.000Z-incremental', why }] });
   expect(r.storageAfter.usedBytes).toBe(0);
 });
 
 test('Temporal cannot be asked: nothing deleted (safe side), and the reason says so', async () => {
   const r = await activities(async () => {
     throw new Error('Failed to connect before the deadline');
-  }).deleteBackups({ cluster: 'shop', ids: ['a-full'] });
+  }).deleteBackups({ cluster: 'shop', ids: ['20261101T020000.000Z-full'] });
   expect(r.deleted).toEqual([]);
   expect(r.skipped).toEqual([
     {
-      id: 'a-full',
+      id: '20261101T020000.000Z-full',
       why: 'cannot ask Temporal at 127.0.0.1:1 whether a restore or drill of shop is running (Failed to connect before the deadline); nothing deleted, retention tries again on its next run',
     },
   ]);
 });
 
 test('nothing running: the fresh plan decides (here: nothing is selected any more)', async () => {
-  const r = await activities(async () => []).deleteBackups({ cluster: 'shop', ids: ['a-full'] });
-  expect(r).toMatchObject({ deleted: [], blockedBy: null, skipped: [{ id: 'a-full', why: expect.stringMatching(/^no longer selected by retention/) }] });
+  const r = await activities(async () => []).deleteBackups({ cluster: 'shop', ids: ['20261101T020000.000Z-full'] });
+  expect(r).toMatchObject({ deleted: [], blockedBy: null, skipped: [{ id: '20261101T020000.000Z-full', why: expect.stringMatching(/^no longer selected by retention/) }] });
 });

@@ -1,0 +1,547 @@
+/**
+ * Restores into a NEW database on the cluster, never over live data: the full backup is
+ * streamed out of the repository through the database filter (select + rename) into one
+ * client session, then the binlogs are replayed with ONE mysqlbinlog process into ONE
+ * client session (TZ=UTC), stopping exactly at the target.
+ */
+import { Failure } from '../domain/failures';
+import { spawn } from 'node:child_process';
+import { createWriteStream } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { Transform, type Readable, type Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { ApplicationFailure } from '@temporalio/common';
+import type { RowDataPacket } from 'mysql2/promise';
+import type { ClusterConfig } from '../config/schema';
+import { DumpDatabaseFilter } from '../domain/dumpRewrite';
+import { layout } from '../repository/layout';
+import type { Storage } from '../repository/storage';
+import { ReplayRefused, ReplayStream, type ScanReport } from '../domain/restore/replayStream';
+import { createScopedAccount, dropScopedAccount, type ScopedAccount } from './restoreAccount';
+import { createRoutedObjects, currentDefiner, definerOf, disableEvents, originalsMap, restoreDefiners } from './schemaObjects';
+import { quoteIdentifier } from '../domain/identifiers';
+import type { Product } from '../domain/manifest';
+import type { RestorePlan } from '../domain/restorePlan';
+import { compilePattern } from '../domain/restoreTarget';
+import { compressionOf, decompressor } from '../tools/compression';
+import { withDefaultsFile } from './dump';
+import { classifyToolStderr } from './errors';
+import { statementLimitInit, withConnection } from './connection';
+import { childEnv, findTool } from '../tools/tools';
+
+/** The account restores use (write privileges), falling back to the backup account. */
+export function restoreAccount(cluster: ClusterConfig): ClusterConfig {
+  return {
+    ...cluster,
+    user: cluster.restoreUser ?? cluster.user,
+    ...(cluster.restorePassword ? { password: cluster.restorePassword } : {}),
+  };
+}
+
+export const MARKER_PREFIX = 'dbops restore ';
+
+export interface ReplayReached {
+  file: string | null;
+  position: number | null;
+  gtid: string | null;
+  transactions: number;
+}
+
+export interface RestoreDatabaseResult {
+  into: string;
+  loadedBytes: number;
+  replay: ReplayReached;
+  /** DDL lines (views, triggers, routines) whose qualified references to the source database were rewritten. */
+  rewrittenReferences: number;
+  /** Replayed statements rewritten to the target, and statements left out (account management). */
+  rewrittenStatements: number;
+  skippedStatements: number;
+  /** Views, triggers, routines and events given their original DEFINER back. */
+  definersRestored: number;
+  /** DDL of the dump naming other databases (kept; the restore's account decides). */
+  warnings: string[];
+  durationMs: { load: number; replay: number };
+  /** With expectRows: tables checked at the snapshot, and what did not match. */
+  snapshotCheck: { tables: number; mismatches: string[] } | null;
+}
+
+/** Does the database exist, and did this run create it (retry) or someone else? */
+export async function targetState(cluster: ClusterConfig, database: string, marker: string): Promise<'absent' | 'ours' | 'foreign'> {
+  return withConnection(restoreAccount(cluster), async (conn) => {
+    const [rows] = await conn.query<RowDataPacket[]>('SELECT SCHEMA_COMMENT AS c FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?', [database]);
+    if (rows.length === 0) return 'absent';
+    return String(rows[0]?.c ?? '') === MARKER_PREFIX + marker ? 'ours' : 'foreign';
+  });
+}
+
+function clientTool(cluster: ClusterConfig, product: Product): string {
+  return cluster.tools.client ?? (product === 'mariadb' ? 'mariadb' : 'mysql');
+}
+
+/** One client session reading SQL from stdin; resolves with its exit status and stderr. */
+function clientSession(tool: string, defaultsFile: string, limit: string): { stdin: Writable; done: Promise<{ code: number | null; stderr: string }>; kill: () => void } {
+  const child = spawn(tool, [`--defaults-extra-file=${defaultsFile}`, '--binary-mode', '--batch', `--init-command=SET SESSION foreign_key_checks=0, ${limit}`], {
+    stdio: ['pipe', 'ignore', 'pipe'],
+    env: childEnv(),
+  });
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const done = new Promise<{ code: number | null; stderr: string }>((resolve) => {
+    child.on('error', (e) => resolve({ code: -1, stderr: e.message }));
+    child.on('close', (code) => resolve({ code, stderr }));
+  });
+  // A client that dies early closes its stdin: surface that as its own error, not EPIPE.
+  child.stdin.on('error', () => undefined);
+  return { stdin: child.stdin, done, kill: () => child.kill('SIGKILL') };
+}
+
+function failure(what: string, result: { code: number | null; stderr: string }, cluster: string): Error {
+  const classified = classifyToolStderr(result.stderr, cluster);
+  if (classified) return classified;
+  return ApplicationFailure.nonRetryable(`${what} failed (exit ${result.code}): ${result.stderr.trim().split('\n').slice(-3).join(' ')}`, Failure.ReplayError);
+}
+
+export interface RestoreDatabaseRequest {
+  cluster: ClusterConfig;
+  product: Product;
+  /** The repository's storage, where the plan's artifacts are. */
+  storage: Storage;
+  plan: RestorePlan;
+  into: string;
+  marker: string;
+  onProgress: (p: { phase: string; bytes: number }) => void;
+  signal?: AbortSignal;
+  /** Row counts the full backup recorded: checked right after the load, before any replay. */
+  expectRows?: Array<{ table: string; rows: number }>;
+  /**
+   * A restore on a live server: load and replay as an account of this restore that can write
+   * only `into`, objects created by the administrator, definers put back at the end. Off for
+   * the drill's private server, where the restore is the only thing on it.
+   */
+  confine: boolean;
+}
+
+/** The mysqlbinlog arguments of a replay of `plan` into `into` (also what the window scan reads). */
+export function replayArguments(product: Product, plan: RestorePlan, into: string | null): string[] {
+  // MariaDB filters --database on the name before --rewrite-db, MySQL on the name after it.
+  const args = ['--no-defaults'];
+  if (into !== null) {
+    args.push(`--database=${product === 'mariadb' || into === plan.database ? plan.database : into}`);
+    if (into !== plan.database) args.push(`--rewrite-db=${plan.database}->${into}`);
+  }
+  // MySQL: the copy's transactions get new GTIDs (the source's are already executed on this server).
+  if (product === 'mysql') args.push('--skip-gtids');
+  const stop = plan.stop;
+  if (stop.kind === 'gtid') {
+    args.push(`--start-position=${plan.start.gtidSet ?? ''}`, `--stop-position=${stop.gtid}`);
+  } else {
+    args.push(`--start-position=${plan.start.position}`);
+    if (stop.kind === 'datetime') args.push(`--stop-datetime=${stop.value}`);
+    if (stop.kind === 'position') args.push(`--stop-position=${stop.position}`);
+  }
+  return args;
+}
+
+function binlogToolOf(cluster: ClusterConfig, product: Product): string {
+  return cluster.tools.binlog ?? (product === 'mariadb' ? 'mariadb-binlog' : 'mysqlbinlog');
+}
+
+/** Every database on the server (to tell db.table from alias.column in statements). */
+async function serverSchemas(cluster: ClusterConfig): Promise<Set<string>> {
+  return withConnection(restoreAccount(cluster), async (conn) => {
+    const [rows] = await conn.query<RowDataPacket[]>('SELECT SCHEMA_NAME AS name FROM information_schema.SCHEMATA');
+    return new Set(rows.map((r) => String(r.name)));
+  });
+}
+
+/** "ERROR 1142 (42000) at line 39: …" of the client, with the binlog position and statement of line 39. */
+function replayFailure(stream: ReplayStream, into: string, result: { code: number | null; stderr: string }, cluster: string): Error {
+  const line = /ERROR \d+ \([0-9A-Z]+\) at line (\d+)/.exec(result.stderr);
+  const at = line?.[1] ? stream.positionAtLine(Number(line[1])) : null;
+  const message = result.stderr.trim().split('\n').slice(-3).join(' ');
+  if (/ERROR 1105 .*Unknown error/.test(message) && at?.statement === 'BINLOG row event') {
+    // MySQL reports a row event refused by table privileges this way (the reason goes to the error log).
+    return ApplicationFailure.nonRetryable(`replaying into ${into} stopped at ${at.file}:${at.position}: a row event was refused by the server (privileges of the restore account: it may write only ${into})`, Failure.ReplayError);
+  }
+  const where = at ? ` at ${at.file}:${at.position} (${at.statement})` : '';
+  return ApplicationFailure.nonRetryable(`replaying into ${into} stopped${where}: ${message.replace(/^.*?ERROR/, 'ERROR')}`, Failure.ReplayError);
+  void cluster;
+}
+
+export async function restoreDatabase(req: RestoreDatabaseRequest): Promise<RestoreDatabaseResult> {
+  const admin = restoreAccount(req.cluster);
+  const into = quoteIdentifier(req.into);
+  // Idempotent: a retry drops what this run created; anything else is never touched.
+  const state = await targetState(req.cluster, req.into, req.marker);
+  if (state === 'foreign') {
+    throw ApplicationFailure.nonRetryable(`database ${req.into} already exists on ${req.cluster.name}; restore into a new name (--into)`, Failure.InvalidInput);
+  }
+  await withConnection(admin, async (conn) => {
+    if (state === 'ours') await conn.query(`DROP DATABASE ${into}`);
+    await conn.query(`CREATE DATABASE ${into} CHARACTER SET utf8mb4 COMMENT ${conn.escape(MARKER_PREFIX + req.marker)}`);
+  });
+  const schemas = await serverSchemas(req.cluster);
+  const scoped = req.confine ? await withConnection(admin, (conn) => createScopedAccount(conn, req.product, req.into, req.marker)) : null;
+  const credentials = scoped ? { user: scoped.user, password: scoped.password } : undefined;
+  try {
+    return await loadAndReplay(req, schemas, scoped, credentials);
+  } finally {
+    if (scoped) await withConnection(admin, (conn) => dropScopedAccount(conn, scoped));
+  }
+}
+
+async function loadAndReplay(
+  req: RestoreDatabaseRequest,
+  schemas: Set<string>,
+  scoped: ScopedAccount | null,
+  credentials: { user: string; password: string } | undefined,
+): Promise<RestoreDatabaseResult> {
+  const admin = restoreAccount(req.cluster);
+  const client = await findTool(clientTool(req.cluster, req.product));
+  const started = Date.now();
+  let loadedBytes = 0;
+  const filter = new DumpDatabaseFilter(req.plan.database, req.into, schemas, { routeObjects: scoped !== null });
+
+  // 1. The full: decompress -> select + rename + confine -> one client session.
+  await withDefaultsFile(admin, async (defaultsFile) => {
+    const session = clientSession(client, defaultsFile, statementLimitInit(req.product, req.cluster));
+    const codec = await decompressor(compressionOf(req.plan.full.artifact));
+    const abort = () => {
+      codec.kill();
+      session.kill();
+    };
+    req.signal?.addEventListener('abort', abort, { once: true });
+    try {
+      const feeding = pipeline(await req.storage.openRead(layout.artifact(req.plan.full.path, req.plan.full.artifact)), codec.input);
+      const loading = pipeline(
+        codec.output as Readable,
+        new Transform({
+          transform(chunk: Buffer, _e, cb) {
+            loadedBytes += chunk.length;
+            req.onProgress({ phase: 'load', bytes: loadedBytes });
+            for (const part of filter.push(chunk)) this.push(part);
+            cb();
+          },
+          flush(cb) {
+            for (const part of filter.finish()) this.push(part);
+            cb();
+          },
+        }),
+        session.stdin,
+      );
+      const [decoded, fed, loaded, result] = await Promise.allSettled([codec.done, feeding, loading, session.done]);
+      if (decoded.status === 'rejected') throw new Error(`${req.plan.full.id}/${req.plan.full.artifact}: ${(decoded.reason as Error)?.message ?? String(decoded.reason)}`);
+      const r = result.status === 'fulfilled' ? result.value : { code: -1, stderr: String(result.reason) };
+      if (r.code !== 0) throw failure(`loading full backup ${req.plan.full.id} into ${req.into}`, r, req.cluster.name);
+      for (const x of [fed, loaded]) if (x.status === 'rejected') throw x.reason instanceof Error ? x.reason : new Error(String(x.reason));
+    } finally {
+      req.signal?.removeEventListener('abort', abort);
+    }
+  }, credentials);
+  if (scoped) {
+    // Views, triggers, routines and events: created by the administrator, run as the restore's account.
+    await withConnection(admin, (conn) => createRoutedObjects(conn, req.into, filter.objects, definerOf(scoped)));
+  }
+  const loadMs = Date.now() - started;
+  let snapshotCheck: RestoreDatabaseResult['snapshotCheck'] = null;
+  if (req.expectRows) {
+    const loaded = new Map((await verifyDatabase(req.cluster, req.into)).map((v) => [v.table, v.rows]));
+    const mismatches = req.expectRows
+      .filter((e) => loaded.get(e.table) !== e.rows)
+      .map((e) => `${req.plan.database}.${e.table}: ${loaded.has(e.table) ? `${loaded.get(e.table)} rows` : 'missing'}, the backup recorded ${e.rows}`);
+    snapshotCheck = { tables: req.expectRows.length, mismatches };
+  }
+
+  // 2. The binlogs: ONE mysqlbinlog over all files, confined, into ONE client session, TZ=UTC.
+  const replayStarted = Date.now();
+  const reached: ReplayReached = { file: req.plan.start.file, position: req.plan.start.position, gtid: null, transactions: 0 };
+  const stream = new ReplayStream({ mode: 'replay', context: { source: req.plan.database, target: req.into, schemas }, firstFile: req.plan.binlogs[0]?.file ?? req.plan.start.file });
+  if (req.plan.binlogs.length > 0) {
+    const work = await mkdtemp(path.join(tmpdir(), `dbops-replay-${process.pid}-`));
+    try {
+      const files = await unpackBinlogs(req.plan, req.storage, work, (file) => req.onProgress({ phase: `unpack ${file}`, bytes: loadedBytes }));
+      const args = replayArguments(req.product, req.plan, req.into);
+      const binlogTool = await findTool(binlogToolOf(req.cluster, req.product));
+      await withDefaultsFile(admin, async (defaultsFile) => {
+        const session = clientSession(client, defaultsFile, statementLimitInit(req.product, req.cluster));
+        const decoder = spawn(binlogTool, [...args, ...files], { stdio: ['ignore', 'pipe', 'pipe'], env: childEnv({ TZ: 'UTC' }) });
+        let decodeErr = '';
+        decoder.stderr.on('data', (d: Buffer) => (decodeErr += d.toString()));
+        const decoded = new Promise<number | null>((resolve) => decoder.on('close', resolve));
+        const abort = () => {
+          decoder.kill('SIGKILL');
+          session.kill();
+        };
+        req.signal?.addEventListener('abort', abort, { once: true });
+        let tail = '';
+        const guard = new Transform({
+          transform(chunk: Buffer, _e, cb) {
+            let out: string[];
+            try {
+              out = stream.push(chunk.toString('utf8'));
+            } catch (error) {
+              // Stop the client before it can see the end of its input (it would run a partial statement).
+              abort();
+              cb(error as Error);
+              return;
+            }
+            // Follow "end_log_pos N", "GTID d-s-n" and "Rotate to F" in the headers.
+            const text = tail + out.join('');
+            const lines = text.split('\n');
+            tail = lines.pop() ?? '';
+            for (const line of lines) {
+              if (line.charCodeAt(0) !== 0x23 /* # */) continue;
+              const pos = /end_log_pos (\d+)/.exec(line);
+              if (pos?.[1]) reached.position = Number(pos[1]);
+              const gtid = /\sGTID (\d+-\d+-\d+)/.exec(line) ?? /\sGTID\s+last_committed=\S+\s+sequence_number=\S+/.exec(line);
+              if (gtid) {
+                if (gtid[1]) reached.gtid = gtid[1];
+                reached.transactions += 1;
+              }
+              const rotate = /Rotate to (\S+)\s+pos: (\d+)/.exec(line);
+              if (rotate?.[1]) reached.file = rotate[1];
+            }
+            cb(null, out.join(''));
+          },
+          flush(cb) {
+            try {
+              cb(null, stream.finish().join(''));
+            } catch (error) {
+              abort();
+              cb(error as Error);
+            }
+          },
+        });
+        try {
+          const piping = pipeline(decoder.stdout, guard, session.stdin);
+          const [code, r, piped] = await Promise.all([decoded, session.done, piping.then(() => null, (e: unknown) => e)]);
+          if (piped instanceof ReplayRefused) throw ApplicationFailure.nonRetryable(`replay into ${req.into} refused before writing it: ${piped.message}`, Failure.ReplayError);
+          if (code !== 0) throw failure(`mysqlbinlog over ${files.length} binlog(s)`, { code, stderr: decodeErr }, req.cluster.name);
+          if (r.code !== 0) throw replayFailure(stream, req.into, r, req.cluster.name);
+          if (piped) throw piped instanceof Error ? piped : new Error(String(piped));
+        } finally {
+          req.signal?.removeEventListener('abort', abort);
+        }
+      }, credentials);
+    } finally {
+      await rm(work, { recursive: true, force: true });
+    }
+  }
+
+  // 3. Definers back to the originals; every restored event disabled.
+  let definersRestored = 0;
+  if (scoped) {
+    const originals = originalsMap([...filter.objects, ...stream.report.definers]);
+    definersRestored = await withConnection(admin, async (conn) => {
+      const fixed = await restoreDefiners(conn, req.into, scoped, originals, await currentDefiner(conn));
+      await disableEvents(conn, req.into);
+      return fixed.length;
+    });
+  }
+  return {
+    into: req.into,
+    loadedBytes,
+    replay: reached,
+    rewrittenReferences: filter.rewrittenReferences,
+    rewrittenStatements: stream.report.rewritten.length,
+    skippedStatements: stream.report.skipped.length,
+    definersRestored,
+    warnings: filter.warnings,
+    snapshotCheck,
+    durationMs: { load: loadMs, replay: Date.now() - replayStarted },
+  };
+}
+
+/**
+ * Reads the replay window before anything is written: the statements it would send, as the
+ * replay will (filtered and renamed), and the whole window (every database) for statements
+ * on the source that the filter would drop. Returns what would be rewritten, skipped and
+ * refused, each with its binlog position.
+ */
+export async function scanReplayWindow(req: { cluster: ClusterConfig; product: Product; storage: Storage; plan: RestorePlan; into: string; onProgress?: () => void }): Promise<ScanReport> {
+  const schemas = await serverSchemas(req.cluster);
+  const context = { source: req.plan.database, target: req.into, schemas };
+  const firstFile = req.plan.binlogs[0]?.file ?? req.plan.start.file;
+  const filtered = new ReplayStream({ mode: 'scan', context, firstFile });
+  const whole = new ReplayStream({ mode: 'crossScan', context, firstFile });
+  if (req.plan.binlogs.length === 0) return filtered.report;
+  const work = await mkdtemp(path.join(tmpdir(), `dbops-scan-${process.pid}-`));
+  try {
+    const files = await unpackBinlogs(req.plan, req.storage, work, () => req.onProgress?.());
+    const tool = await findTool(binlogToolOf(req.cluster, req.product));
+    const read = async (args: string[], stream: ReplayStream) => {
+      const decoder = spawn(tool, [...args, ...files], { stdio: ['ignore', 'pipe', 'pipe'], env: childEnv({ TZ: 'UTC' }) });
+      let stderr = '';
+      decoder.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      const closed = new Promise<number | null>((resolve) => decoder.on('close', resolve));
+      let bytes = 0;
+      for await (const chunk of decoder.stdout as AsyncIterable<Buffer>) {
+        stream.push(chunk.toString('utf8'));
+        bytes += chunk.length;
+        if (bytes > 64 << 20) {
+          bytes = 0;
+          req.onProgress?.();
+        }
+      }
+      stream.finish();
+      const code = await closed;
+      if (code !== 0) throw new Error(`mysqlbinlog could not read the window (exit ${code}): ${stderr.trim().split('\n').slice(-2).join(' ')}`);
+    };
+    await read(replayArguments(req.product, req.plan, req.into), filtered);
+    await read(replayArguments(req.product, req.plan, null).filter((a) => a !== '--skip-gtids'), whole);
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+  const report = filtered.report;
+  report.refused.push(...whole.report.refused);
+  report.refused.sort((a, b) => a.file.localeCompare(b.file) || a.position - b.position);
+  // A server with binary logging lets only SUPER create triggers and stored routines; a restore's account has no SUPER.
+  const routines = report.objectsCreated.filter((o) => o.type === 'TRIGGER' || o.type === 'PROCEDURE' || o.type === 'FUNCTION');
+  if (routines.length > 0) {
+    const trusted = await withConnection(restoreAccount(req.cluster), async (conn) => {
+      const [rows] = await conn.query<RowDataPacket[]>('SELECT @@log_bin AS logBin, @@log_bin_trust_function_creators AS trust');
+      return Number(rows[0]?.logBin) === 0 || Number(rows[0]?.trust) === 1;
+    });
+    if (!trusted) {
+      for (const o of routines) {
+        report.refused.push({
+          file: o.file,
+          position: o.position,
+          statement: `CREATE ${o.type} ${o.name}`,
+          reason: `the window creates ${o.type.toLowerCase()} ${o.name}; with binary logging on, the server lets only SUPER create triggers and stored routines, and a restore's account has no SUPER`,
+          fix: 'restore to a point before it, or set log_bin_trust_function_creators=1 on the server for the restore',
+        });
+      }
+    }
+  }
+  return report;
+}
+
+/** Decompresses the plan's binlogs into a private folder (mysqlbinlog reads files). */
+async function unpackBinlogs(plan: RestorePlan, storage: Storage, work: string, onFile: (file: string) => void): Promise<string[]> {
+  const files: string[] = [];
+  for (const b of plan.binlogs) {
+    const out = path.join(work, b.file);
+    const codec = await decompressor(compressionOf(b.artifact));
+    const results = await Promise.allSettled([
+      codec.done,
+      pipeline(await storage.openRead(layout.artifact(b.path, b.artifact)), codec.input),
+      pipeline(codec.output, createWriteStream(out, { mode: 0o600 })),
+    ]);
+    // The codec's own complaint (corrupt data) says more than the EPIPE it causes upstream.
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw new Error(`${b.backupId}/${b.artifact}: ${(failed.reason as Error)?.message ?? String(failed.reason)}`);
+    files.push(out);
+    onFile(b.file);
+  }
+  return files;
+}
+
+export interface StatementHit {
+  file: string;
+  position: number;
+  time: string;
+  gtid: string | null;
+  statement: string;
+}
+
+function headerTime(line: string): string | null {
+  const m = /^#(\d{2})(\d{2})(\d{2})\s+(\d{1,2}):(\d{2}):(\d{2})/.exec(line);
+  if (!m) return null;
+  return `20${m[1]}-${m[2]}-${m[3]}T${m[4]!.padStart(2, '0')}:${m[5]}:${m[6]}Z`;
+}
+
+const SQL_VERB = /^(DELETE|UPDATE|INSERT|REPLACE|DROP|TRUNCATE|ALTER|RENAME|CREATE)\b/i;
+
+/**
+ * "Just before the bad statement": decodes the plan's binlogs (rows as comments, the
+ * original statements from the annotate events, TZ=UTC) and returns the start of the
+ * first transaction whose statement matches, at or after `after`.
+ */
+export async function findStatement(
+  cluster: ClusterConfig,
+  product: Product,
+  storage: Storage,
+  plan: RestorePlan,
+  pattern: string,
+  after: string | null,
+  onProgress: () => void = () => undefined,
+): Promise<StatementHit | null> {
+  if (plan.binlogs.length === 0) return null;
+  const re = compilePattern(pattern);
+  const matches = (text: string) => re.matcher(text).find();
+  const work = await mkdtemp(path.join(tmpdir(), 'dbops-find-'));
+  try {
+    const files = await unpackBinlogs(plan, storage, work, () => undefined);
+    const tool = await findTool(cluster.tools.binlog ?? (product === 'mariadb' ? 'mariadb-binlog' : 'mysqlbinlog'));
+    const decoder = spawn(
+      tool,
+      ['--no-defaults', '--base64-output=DECODE-ROWS', '--verbose', `--database=${plan.database}`, `--start-position=${plan.start.position}`, ...files],
+      { stdio: ['ignore', 'pipe', 'ignore'], env: childEnv({ TZ: 'UTC' }) },
+    );
+    let file = plan.binlogs[0]!.file;
+    let at = plan.start.position;
+    let tx: { file: string; position: number; time: string; gtid: string | null } | null = null;
+    let tail = '';
+    let bytes = 0;
+    for await (const chunk of decoder.stdout as AsyncIterable<Buffer>) {
+      bytes += chunk.length;
+      if (bytes >= 16 << 20) {
+        bytes = 0;
+        onProgress();
+      }
+      const lines = (tail + chunk.toString('utf8')).split('\n');
+      tail = lines.pop() ?? '';
+      for (const line of lines) {
+        if (line.startsWith('# at ')) {
+          at = Number(line.slice(5));
+          continue;
+        }
+        if (line.startsWith('#')) {
+          const gtid = /\sGTID (\d+-\d+-\d+)/.exec(line);
+          if (gtid) tx = { file, position: at, time: headerTime(line) ?? '', gtid: gtid[1] ?? null };
+          const rotate = /Rotate to (\S+)\s+pos: (\d+)/.exec(line);
+          if (rotate?.[1]) file = rotate[1];
+          if (line.startsWith('#Q> ') && tx && matches(line.slice(4)) && (!after || tx.time >= after)) {
+            decoder.kill();
+            return { ...tx, statement: line.slice(4, 300) };
+          }
+          continue;
+        }
+        if (tx && SQL_VERB.test(line) && matches(line) && (!after || tx.time >= after)) {
+          decoder.kill();
+          return { ...tx, statement: line.slice(0, 300) };
+        }
+      }
+    }
+    return null;
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
+export interface TableVerification {
+  table: string;
+  rows: number;
+  checksum: string;
+}
+
+/** Row counts and CHECKSUM TABLE of every base table in a database. */
+export async function verifyDatabase(cluster: ClusterConfig, database: string): Promise<TableVerification[]> {
+  return withConnection(restoreAccount(cluster), async (conn) => {
+    const [tables] = await conn.query<RowDataPacket[]>(
+      "SELECT TABLE_NAME AS t FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_TYPE = 'BASE TABLE' ORDER BY TABLE_NAME",
+      [database],
+    );
+    const out: TableVerification[] = [];
+    for (const { t } of tables) {
+      const name = `${quoteIdentifier(database)}.${quoteIdentifier(String(t))}`;
+      const [[count]] = (await conn.query(`SELECT COUNT(*) AS n FROM ${name}`)) as unknown as [[{ n: string }]];
+      const [[sum]] = (await conn.query(`CHECKSUM TABLE ${name} EXTENDED`)) as unknown as [[{ Checksum: string | null }]];
+      out.push({ table: String(t), rows: Number(count.n), checksum: String(sum.Checksum) });
+    }
+    return out;
+  });
+}

@@ -1,0 +1,211 @@
+/**
+ * A private, throwaway MySQL server in a folder of its own (datadir, socket, port, binlog
+ * ROW with GTIDs, server id), the MySQL twin of ./mariadb.ts. Debian 12 ships no MySQL, so
+ * the binaries come from the Debian sid chroot scripts/setup.sh builds in .tools/mysql-root,
+ * run through the wrappers in .tools/mysql/bin (or $DBOPS_MYSQL_BIN_DIR). The wrappers run
+ * each tool in a private mount namespace where the host's data folders (/tmp, /work, /home,
+ * ...; not /etc, /usr, /var, /run) have the same paths as on the host, so the datadir,
+ * socket and logs below are plain host paths. Every wrapper step execs the next, so the pid
+ * spawn returns is mysqld's own; the pid file confirms it. It never touches a system service.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, openSync, readFileSync, closeSync, renameSync, rmSync } from 'node:fs';
+import * as path from 'node:path';
+import { createConnection } from 'mysql2/promise';
+import { freePort, processAlive } from './mariadb';
+import { childEnv, projectRoot as findProjectRoot } from '../../tools/tools';
+
+const projectRoot = findProjectRoot();
+
+export type MysqlTool = 'mysqld' | 'mysql' | 'mysqldump' | 'mysqlbinlog' | 'mysqladmin';
+
+/** $DBOPS_MYSQL_BIN_DIR (a folder with the same wrapper names), else .tools/mysql/bin. */
+function mysqlBinDir(): string {
+  return process.env.DBOPS_MYSQL_BIN_DIR || path.join(projectRoot, '.tools', 'mysql', 'bin');
+}
+
+/** The path of a MySQL tool's wrapper (it runs the tool from the chroot). */
+export function mysqlToolPath(name: MysqlTool): string {
+  return path.join(mysqlBinDir(), name);
+}
+
+const runningAsRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+
+/** Is MySQL installed for the project (scripts/setup.sh ran as root), and can we run it? */
+export function mysqlAvailable(): boolean {
+  if (process.env.DBOPS_MYSQL_BIN_DIR) return existsSync(mysqlToolPath('mysqld'));
+  return runningAsRoot && existsSync(mysqlToolPath('mysqld')) && existsSync(path.join(projectRoot, '.tools', 'mysql-root', 'usr', 'sbin', 'mysqld'));
+}
+
+/** Host folders that are NOT the host's inside the chroot (see scripts/setup.sh). */
+const HIDDEN_IN_CHROOT = ['/bin', '/boot', '/etc', '/lib', '/lib32', '/lib64', '/libx32', '/run', '/sbin', '/usr', '/var'];
+
+function checkVisibleInChroot(dir: string): void {
+  if (process.env.DBOPS_MYSQL_BIN_DIR) return; // someone else's wrappers: their rules
+  if (dir === '/var/tmp' || dir.startsWith('/var/tmp/')) return;
+  const hidden = HIDDEN_IN_CHROOT.find((h) => dir === h || dir.startsWith(h + '/'));
+  if (hidden) throw new Error(`MySQL sandbox folder ${dir} is under ${hidden}, which the MySQL chroot does not share with the host; use a folder under /tmp or the project`);
+}
+
+export interface MysqlSandboxOptions {
+  /** Folder for datadir, socket, logs; created if missing, reused if already initialised. */
+  baseDir: string;
+  port?: number;
+  serverId?: number;
+  /** Extra mysqld options, e.g. ['--innodb-buffer-pool-size=1G']. */
+  extraArgs?: string[];
+  startTimeoutMs?: number;
+}
+
+export interface MysqlSandbox {
+  readonly baseDir: string;
+  readonly datadir: string;
+  readonly socket: string;
+  readonly host: string;
+  readonly port: number;
+  /** mysqld's own pid (as its pid file says), not a wrapper's. */
+  readonly pid: number;
+  readonly errorLog: string;
+  stop(): Promise<void>;
+}
+
+function tail(file: string, lines = 15): string {
+  return existsSync(file) ? readFileSync(file, 'utf8').split('\n').slice(-lines).join('\n') : '(no log)';
+}
+
+function runToCompletion(command: string, args: string[], logFile: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const fd = openSync(logFile, 'a');
+    const child = spawn(command, args, { stdio: ['ignore', fd, fd], env: childEnv() });
+    child.on('error', (e) => {
+      closeSync(fd);
+      reject(e);
+    });
+    child.on('exit', (code, signal) => {
+      closeSync(fd);
+      if (code === 0) resolve();
+      else reject(new Error(`${command} ${args.join(' ')} exited with ${code ?? signal}; ${logFile}:\n${tail(logFile)}`));
+    });
+  });
+}
+
+function readPid(pidFile: string): number | null {
+  if (!existsSync(pidFile)) return null;
+  const pid = Number(readFileSync(pidFile, 'utf8').trim());
+  return Number.isInteger(pid) && pid > 0 ? pid : null;
+}
+
+export async function startMysqlSandbox(options: MysqlSandboxOptions): Promise<MysqlSandbox> {
+  const baseDir = path.resolve(options.baseDir);
+  checkVisibleInChroot(baseDir);
+  const datadir = path.join(baseDir, 'data');
+  const socket = path.join(baseDir, 'mysqld.sock');
+  const errorLog = path.join(baseDir, 'error.log');
+  const pidFile = path.join(baseDir, 'mysqld.pid');
+  mkdirSync(baseDir, { recursive: true });
+  const mysqld = mysqlToolPath('mysqld');
+  if (!existsSync(mysqld)) throw new Error(`${mysqld} not found: run scripts/setup.sh as root (it builds the MySQL chroot), or set DBOPS_MYSQL_BIN_DIR`);
+
+  // mysql.ibd is the data dictionary: without it the datadir was never initialised.
+  // Initialise into a side folder and rename it into place when complete, so an
+  // interrupted --initialize never leaves a datadir a later start would trust.
+  if (!existsSync(path.join(datadir, 'mysql.ibd'))) {
+    if (existsSync(datadir)) throw new Error(`${datadir} exists but holds no initialised MySQL datadir; remove it first`);
+    const initDir = path.join(baseDir, 'data.initializing');
+    rmSync(initDir, { recursive: true, force: true });
+    await runToCompletion(mysqld, ['--no-defaults', '--initialize-insecure', '--user=root', `--datadir=${initDir}`], path.join(baseDir, 'install.log'));
+    renameSync(initDir, datadir);
+  }
+
+  const stale = readPid(pidFile);
+  // A stale pid file from a server that died is fine; a live server is not.
+  if (stale !== null && processAlive(stale)) throw new Error(`a MySQL server (pid ${stale}) already runs on ${datadir}; stop it first (kill ${stale})`);
+  rmSync(pidFile, { force: true });
+
+  const port = options.port ?? (await freePort());
+  const args = [
+    '--no-defaults',
+    '--user=root',
+    `--datadir=${datadir}`,
+    `--socket=${socket}`,
+    `--port=${port}`,
+    '--bind-address=127.0.0.1',
+    '--secure-file-priv=',
+    '--mysqlx=OFF',
+    `--log-bin=${path.join(datadir, 'binlog')}`,
+    `--server-id=${options.serverId ?? 1}`,
+    '--gtid-mode=ON',
+    '--enforce-gtid-consistency=ON',
+    '--binlog-format=ROW',
+    `--pid-file=${pidFile}`,
+    `--log-error=${errorLog}`,
+    '--innodb-buffer-pool-size=256M',
+    '--innodb-flush-log-at-trx-commit=2',
+    '--sync-binlog=0',
+    '--max-allowed-packet=256M',
+    '--character-set-server=utf8mb4',
+    ...(options.extraArgs ?? []),
+  ];
+  const child: ChildProcess = spawn(mysqld, args, { stdio: 'ignore', env: childEnv() });
+  let exited: string | null = null;
+  const exitedPromise = new Promise<void>((resolve) => {
+    child.on('exit', (code, signal) => {
+      exited = String(code ?? signal);
+      resolve();
+    });
+    child.on('error', (e) => {
+      exited = e.message;
+      resolve();
+    });
+  });
+
+  const deadline = Date.now() + (options.startTimeoutMs ?? 60_000);
+  for (;;) {
+    if (exited !== null) {
+      throw new Error(`mysqld exited with ${exited} during start; error log ${errorLog}:\n${tail(errorLog)}`);
+    }
+    try {
+      // TCP on our own port: proves that this process, not an older one on the socket, is up.
+      const conn = await createConnection({ host: '127.0.0.1', port, user: 'root' });
+      await conn.end();
+      break;
+    } catch {
+      if (Date.now() > deadline) {
+        const pid = readPid(pidFile);
+        if (pid !== null && pid !== child.pid) process.kill(pid, 'SIGKILL');
+        child.kill('SIGKILL');
+        throw new Error(`mysqld did not accept connections on 127.0.0.1:${port} within ${options.startTimeoutMs ?? 60_000} ms; error log ${errorLog}:\n${tail(errorLog)}`);
+      }
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+
+  // The wrappers exec all the way down, so the pid file names our child. Should some
+  // other DBOPS_MYSQL_BIN_DIR wrapper fork instead, signal mysqld itself, not the wrapper.
+  const pid = readPid(pidFile) ?? child.pid ?? -1;
+
+  const stop = async (): Promise<void> => {
+    const gone = async (): Promise<void> => {
+      await exitedPromise;
+      while (pid !== child.pid && processAlive(pid)) await new Promise((r) => setTimeout(r, 100));
+    };
+    if (exited !== null && !processAlive(pid)) return;
+    const timer = setTimeout(() => {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+      child.kill('SIGKILL');
+    }, 20_000);
+    try {
+      process.kill(pid, 'SIGTERM');
+    } catch {
+      // already gone
+    }
+    await gone();
+    clearTimeout(timer);
+  };
+
+  return { baseDir, datadir, socket, host: '127.0.0.1', port, pid, errorLog, stop };
+}

@@ -1,0 +1,285 @@
+/**
+ * The catalog: every backup is a folder holding its artifacts and a manifest.json, published
+ * by moving a verified staging folder into place, so a reader sees a whole backup or none.
+ * The per-type index.json is derived from the manifests (a cache; the manifests are the
+ * truth). Everything goes through the Storage interface and the layout module.
+ */
+import { createHash } from 'node:crypto';
+import { Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { DrillReport } from '../domain/drill';
+import {
+  BACKUP_TYPES,
+  IndexSchema,
+  ManifestSchema,
+  totalRawBytes,
+  totalStoredBytes,
+  type Artifact,
+  type BackupIndex,
+  type BackupType,
+  type Manifest,
+  type ManifestDraft,
+} from '../domain/manifest';
+import { decompressor, zstdTest } from '../tools/compression';
+import { layout } from './layout';
+import { LocalStorage, type Storage } from './storage';
+import * as path from 'node:path';
+
+export interface ArtifactCheck {
+  ok: boolean;
+  problems: string[];
+}
+
+/**
+ * Re-reading a stored artifact: size and sha256 as stored, then decompressed end to end.
+ * `full` also hashes the decompressed bytes against rawSha256 (`dbops backup validate`);
+ * `frame` lets the codec check its own content checksum instead (zstd's XXH64, gzip's
+ * CRC32), which proves the same at a fraction of the CPU; `stored` checks only the stored
+ * bytes, for artifacts whose activity already decompressed them from disk.
+ */
+export type VerifyDepth = 'full' | 'frame' | 'stored';
+
+export interface StoredBackup {
+  manifest: Manifest;
+  /** The backup's folder as a repository key (relative path). */
+  relativePath: string;
+  /** The folder on disk, where the storage has one. */
+  dir: string | null;
+}
+
+export interface StagingOwner {
+  workflowId: string;
+  runId: string;
+}
+
+export class Repository {
+  constructor(readonly storage: Storage) {}
+
+  /** Where a path a person can open is useful (CLI output); null for object stores. */
+  localPath(key: string): string | null {
+    return this.storage.localPath ? this.storage.localPath(key) : null;
+  }
+
+  /** A fresh, empty staging folder for this backup id (a retry starts over), marked with the run that owns it. */
+  async resetStaging(cluster: string, id: string, owner?: StagingOwner): Promise<string> {
+    const key = layout.staging(cluster, id);
+    await this.storage.removeTree(key);
+    if (owner) await this.storage.writeText(layout.stagingOwner(cluster, id), JSON.stringify(owner));
+    return key;
+  }
+
+  async removeStaging(cluster: string, id: string): Promise<void> {
+    await this.storage.removeTree(layout.staging(cluster, id));
+  }
+
+  async stagingOwner(cluster: string, id: string): Promise<StagingOwner | null> {
+    try {
+      const parsed = JSON.parse((await this.storage.readText(layout.stagingOwner(cluster, id))) ?? 'null') as StagingOwner | null;
+      return parsed && typeof parsed.workflowId === 'string' ? parsed : null;
+    } catch {
+      return null;
+    }
+  }
+
+  /** A manifest read back from storage: hostile until parsed (ids, names and cluster checked). */
+  async readManifest(backupKey: string): Promise<Manifest | null> {
+    try {
+      const text = await this.storage.readText(layout.manifest(backupKey));
+      return text === null ? null : ManifestSchema.parse(JSON.parse(text));
+    } catch {
+      return null;
+    }
+  }
+
+  /** Every published backup of a cluster (optionally one type), oldest first. */
+  async list(cluster: string, type?: BackupType): Promise<StoredBackup[]> {
+    const types = type ? [type] : [...BACKUP_TYPES];
+    const found: StoredBackup[] = [];
+    for (const t of types) {
+      for (const day of await this.storage.children(layout.typeDir(cluster, t))) {
+        if (!layout.isDay(day)) continue;
+        for (const id of await this.storage.children(layout.dayDir(cluster, t, day))) {
+          if (!layout.isBackupId(id)) continue;
+          const key = layout.listedBackup(cluster, t, day, id);
+          const manifest = await this.readManifest(key);
+          // The folder's own name, type and cluster must agree with what the manifest says.
+          if (manifest && manifest.id === id && manifest.type === t && manifest.cluster === cluster) found.push({ manifest, relativePath: key, dir: this.localPath(key) });
+        }
+      }
+    }
+    return found.sort((a, b) => a.manifest.startedAt.localeCompare(b.manifest.startedAt) || a.manifest.id.localeCompare(b.manifest.id));
+  }
+
+  async clusters(): Promise<string[]> {
+    return (await this.storage.children('')).filter((name) => !name.startsWith('.'));
+  }
+
+  async find(id: string, cluster?: string): Promise<StoredBackup | null> {
+    if (!layout.isBackupId(id)) throw new Error(`not a backup id: ${JSON.stringify(id)} (expected e.g. 20261122T140307.123Z-full)`);
+    for (const c of cluster ? [cluster] : await this.clusters()) {
+      const hit = (await this.list(c)).find((b) => b.manifest.id === id);
+      if (hit) return hit;
+    }
+    return null;
+  }
+
+  /**
+   * Removes a published backup: one move out of the catalog (it disappears from every
+   * listing at once), then the files, then the type's index. Idempotent: a backup already
+   * gone returns null.
+   */
+  async remove(cluster: string, id: string): Promise<Manifest | null> {
+    if (!layout.isBackupId(id)) throw new Error(`not a backup id: ${JSON.stringify(id)}`);
+    const found = (await this.list(cluster)).find((b) => b.manifest.id === id);
+    const trash = layout.trash(cluster, id);
+    if (found) {
+      await this.storage.removeTree(trash);
+      await this.storage.moveTree(found.relativePath, trash);
+      await this.storage.pruneEmpty(found.relativePath.slice(0, found.relativePath.lastIndexOf('/'))); // the day's folder, once empty
+    }
+    await this.storage.removeTree(trash);
+    if (found) await this.rebuildIndex(cluster, found.manifest.type, new Date());
+    return found?.manifest ?? null;
+  }
+
+  async rebuildIndex(cluster: string, type: BackupType, now: Date): Promise<BackupIndex> {
+    const backups = await this.list(cluster, type);
+    const index: BackupIndex = IndexSchema.parse({
+      formatVersion: 1,
+      cluster,
+      type,
+      generatedAt: now.toISOString(),
+      backups: backups.map((b) => ({
+        id: b.manifest.id,
+        path: b.relativePath,
+        startedAt: b.manifest.startedAt,
+        finishedAt: b.manifest.finishedAt,
+        size: totalStoredBytes(b.manifest),
+        rawSize: totalRawBytes(b.manifest),
+        snapshot: b.manifest.snapshot,
+        parentId: b.manifest.parentId,
+      })),
+    });
+    await this.storage.writeText(layout.index(cluster, type), JSON.stringify(index, null, 2) + '\n');
+    return index;
+  }
+
+  /** Re-reads one stored artifact (see VerifyDepth). */
+  async verifyArtifact(folderKey: string, artifact: Artifact, depth: VerifyDepth = 'full'): Promise<ArtifactCheck> {
+    return this.verifyObject(layout.artifact(folderKey, artifact.name), artifact, depth);
+  }
+
+  /** Re-reads the object at `key` as the artifact the manifest describes. */
+  async verifyObject(key: string, artifact: Artifact, depth: VerifyDepth = 'full'): Promise<ArtifactCheck> {
+    const problems: string[] = [];
+    const info = await this.storage.stat(key);
+    if (!info) return { ok: false, problems: [`${artifact.name}: missing`] };
+    if (info.size !== artifact.size) problems.push(`${artifact.name}: size ${info.size}, manifest says ${artifact.size}`);
+    const storedHash = createHash('sha256');
+    if (depth === 'stored') {
+      await pipeline(await this.storage.openRead(key), new Writable({ write(chunk: Buffer, _e, cb) { storedHash.update(chunk); cb(); } }));
+      const digest = storedHash.digest('hex');
+      if (digest !== artifact.sha256) problems.push(`${artifact.name}: sha256 ${digest}, manifest says ${artifact.sha256}`);
+      return { ok: problems.length === 0, problems };
+    }
+    const rawHash = createHash('sha256');
+    let rawSize = 0;
+    const frameOnly = depth === 'frame' && artifact.compression === 'zstd';
+    const codec = frameOnly ? await zstdTest() : await decompressor(artifact.compression);
+    const reading = pipeline(
+      await this.storage.openRead(key),
+      async function* (source: AsyncIterable<Buffer>) {
+        for await (const chunk of source) {
+          storedHash.update(chunk);
+          yield chunk;
+        }
+      },
+      codec.input,
+    );
+    // zstd -t prints nothing; for the others the decompressed bytes are hashed and counted.
+    const counting = pipeline(
+      codec.output,
+      new Writable({
+        write(chunk: Buffer, _enc, cb) {
+          rawHash.update(chunk);
+          rawSize += chunk.length;
+          cb();
+        },
+      }),
+    );
+    const results = await Promise.allSettled([reading, counting, codec.done]);
+    const sha256 = storedHash.digest('hex');
+    if (sha256 !== artifact.sha256) problems.push(`${artifact.name}: sha256 ${sha256}, manifest says ${artifact.sha256}`);
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) {
+      problems.push(`${artifact.name}: does not decompress: ${String((failed.reason as Error)?.message ?? failed.reason).split('\n')[0]}`);
+    } else if (!frameOnly) {
+      const rawSha256 = rawHash.digest('hex');
+      if (rawSize !== artifact.rawSize) problems.push(`${artifact.name}: decompresses to ${rawSize} bytes, manifest says ${artifact.rawSize}`);
+      if (rawSha256 !== artifact.rawSha256) problems.push(`${artifact.name}: decompressed sha256 differs from the manifest`);
+    }
+    return { ok: problems.length === 0, problems };
+  }
+
+  /**
+   * Verifies the staged artifacts against the manifest, writes the manifest, and makes the
+   * backup visible by moving the folder into place. Idempotent: a retry after a successful
+   * move returns the published manifest.
+   */
+  async publish(draft: ManifestDraft, finalKey: string, depth: VerifyDepth = 'frame'): Promise<{ manifest: Manifest | null; problems: string[] }> {
+    const existing = await this.readManifest(finalKey);
+    if (existing && existing.id === draft.id) {
+      if (existing.workflow.runId === draft.workflow.runId) return { manifest: existing, problems: [] }; // our own retry
+      return { manifest: null, problems: [`${finalKey} already holds backup ${existing.id} of run ${existing.workflow.runId}`] };
+    }
+    const staging = layout.staging(draft.cluster, draft.id);
+    const problems: string[] = [];
+    for (const artifact of draft.artifacts) problems.push(...(await this.verifyArtifact(staging, artifact, depth)).problems);
+    if (problems.length > 0) return { manifest: null, problems };
+
+    const verified = ManifestSchema.parse({ ...draft, status: 'verified', verifiedAt: new Date().toISOString() });
+    await this.storage.remove(layout.stagingOwner(draft.cluster, draft.id));
+    await this.storage.writeText(layout.manifest(staging), JSON.stringify(verified, null, 2) + '\n');
+    await this.storage.moveTree(staging, finalKey);
+    await this.rebuildIndex(draft.cluster, draft.type, new Date());
+    return { manifest: verified, problems: [] };
+  }
+
+  /** The drill reports of a cluster, oldest first; one still being written is skipped. */
+  async drillReports(cluster: string): Promise<DrillReport[]> {
+    const reports: DrillReport[] = [];
+    for (const id of await this.storage.children(layout.drills(cluster))) {
+      if (!layout.isDrillId(id)) continue;
+      try {
+        const text = await this.storage.readText(layout.drillReport(cluster, id, 'json'));
+        if (text) reports.push(JSON.parse(text) as DrillReport);
+      } catch {
+        // not finished yet, or not ours
+      }
+    }
+    return reports;
+  }
+
+  async drillReportText(cluster: string, drillId: string, kind: 'json' | 'md'): Promise<string | null> {
+    return this.storage.readText(layout.drillReport(cluster, drillId, kind));
+  }
+
+  async storeDrillReport(report: DrillReport, markdown: string): Promise<{ json: string; markdown: string }> {
+    const json = layout.drillReport(report.cluster, report.drillId, 'json');
+    const md = layout.drillReport(report.cluster, report.drillId, 'md');
+    await this.storage.writeText(json, JSON.stringify(report, null, 2) + '\n');
+    await this.storage.writeText(md, markdown);
+    return { json: this.localPath(json) ?? json, markdown: this.localPath(md) ?? md };
+  }
+
+  async storeArchiveReport(cluster: string, job: string, runKey: string, report: unknown): Promise<string> {
+    const key = layout.archiveReport(cluster, job, runKey);
+    await this.storage.writeText(key, JSON.stringify(report, null, 2) + '\n');
+    return this.localPath(key) ?? key;
+  }
+}
+
+/** Re-reads an artifact file anywhere on disk (a copy taken aside, a test's corrupted file). */
+export function verifyArtifactFile(file: string, artifact: Artifact, depth: VerifyDepth = 'full'): Promise<ArtifactCheck> {
+  return new Repository(new LocalStorage(path.dirname(file))).verifyObject(path.basename(file), artifact, depth);
+}

@@ -1,0 +1,70 @@
+/**
+ * Every place in the repository, named once. Nothing else joins repository paths: the
+ * catalog, locks, chain state, reports and notification state ask here, and every name that
+ * becomes a segment (cluster, backup id, artifact, job, drill, run) is checked first, so a
+ * name read back from storage or handed in by a caller cannot point anywhere else.
+ *
+ *   <cluster>/<type>/index.json                       per-type index (derived from manifests)
+ *   <cluster>/<type>/<YYYY-MM-DD>/<id>/manifest.json  a backup: its manifest and artifacts
+ *   <cluster>/.staging/<id>/                          work in progress (never listed)
+ *   <cluster>/.staging/<id>/.owner.json               the run that fills it
+ *   <cluster>/.trash/<id>/                            a deleted backup, on its way out
+ *   <cluster>/chain.json                              a recorded gap in the backup chain
+ *   <cluster>/.locks/backup/<generation>.json         the cluster's backup lock
+ *   <cluster>/drills/<drill id>/report.{json,md}      DR drill reports
+ *   <cluster>/archives/<job>/<run>.json               archive run reports
+ *   .notifications.json                               webhook cooldown state
+ */
+import { BACKUP_ID_PATTERN, ARTIFACT_NAME_PATTERN, type BackupType, BACKUP_TYPES } from '../domain/manifest';
+import { CLUSTER_NAME_PATTERN } from '../domain/identifiers';
+
+function segment(value: string, pattern: RegExp, what: string): string {
+  if (!pattern.test(value) || value.includes('..')) throw new Error(`not a ${what}: ${JSON.stringify(value)}`);
+  return value;
+}
+
+const cluster = (c: string) => segment(c, CLUSTER_NAME_PATTERN, 'cluster name');
+const backupId = (id: string) => segment(id, BACKUP_ID_PATTERN, 'backup id');
+const artifact = (name: string) => segment(name, ARTIFACT_NAME_PATTERN, 'artifact name');
+const DAY = /^\d{4}-\d{2}-\d{2}$/;
+const JOB = /^[a-z0-9][a-z0-9_.-]{0,62}$/;
+const DRILL = /^drill-\d{8}T\d{6}Z$/;
+const RUN_KEY = /^\d{8}T\d{6}Z$/;
+
+export function isBackupType(t: string): t is BackupType {
+  return (BACKUP_TYPES as readonly string[]).includes(t);
+}
+
+export const layout = {
+  cluster,
+  clusterDir: (c: string) => cluster(c),
+  typeDir: (c: string, type: BackupType) => `${cluster(c)}/${type}`,
+  index: (c: string, type: BackupType) => `${cluster(c)}/${type}/index.json`,
+  /** A day's folder of a type (as listed). */
+  dayDir: (c: string, type: BackupType, day: string) => `${cluster(c)}/${type}/${segment(day, DAY, 'day')}`,
+  isDay: (name: string) => DAY.test(name),
+  /** Where a backup lives: <cluster>/<type>/<UTC day it started>/<id>. */
+  backup: (c: string, type: BackupType, id: string, startedAt: Date) => `${cluster(c)}/${type}/${startedAt.toISOString().slice(0, 10)}/${backupId(id)}`,
+  /** A backup folder found by listing (day and id checked). */
+  listedBackup: (c: string, type: BackupType, day: string, id: string) => `${cluster(c)}/${type}/${segment(day, DAY, 'day')}/${backupId(id)}`,
+  isBackupId: (name: string) => BACKUP_ID_PATTERN.test(name),
+  manifest: (backupKey: string) => `${backupKey}/manifest.json`,
+  artifact: (backupKey: string, name: string) => `${backupKey}/${artifact(name)}`,
+  stagingDir: (c: string) => `${cluster(c)}/.staging`,
+  staging: (c: string, id: string) => `${cluster(c)}/.staging/${backupId(id)}`,
+  stagingOwner: (c: string, id: string) => `${cluster(c)}/.staging/${backupId(id)}/.owner.json`,
+  trashDir: (c: string) => `${cluster(c)}/.trash`,
+  trash: (c: string, id: string) => `${cluster(c)}/.trash/${backupId(id)}`,
+  chainState: (c: string) => `${cluster(c)}/chain.json`,
+  lockDir: (c: string) => `${cluster(c)}/.locks/backup`,
+  lockGeneration: (c: string, generation: number) => `${cluster(c)}/.locks/backup/${String(generation).padStart(12, '0')}.json`,
+  lockGenerationOf: (name: string): number | null => {
+    const m = /^(\d{12})\.json$/.exec(name);
+    return m?.[1] ? Number(m[1]) : null;
+  },
+  drills: (c: string) => `${cluster(c)}/drills`,
+  drillReport: (c: string, drillId: string, kind: 'json' | 'md') => `${cluster(c)}/drills/${segment(drillId, DRILL, 'drill id')}/report.${kind}`,
+  isDrillId: (name: string) => DRILL.test(name),
+  archiveReport: (c: string, job: string, runKey: string) => `${cluster(c)}/archives/${segment(job, JOB, 'job name')}/${segment(runKey, RUN_KEY, 'run key')}.json`,
+  notificationState: () => '.notifications.json',
+};
