@@ -8,13 +8,14 @@
  * Time is virtual: timers (approval deadlines, escalations, retry backoffs) fire when the
  * test awaits a result or calls env.sleep, never after wall-clock waits.
  */
-import { randomUUID } from 'node:crypto';
-import { readdirSync, readFileSync } from 'node:fs';
+import { createHash, randomUUID } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { ApplicationFailure, WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
+import { ApplicationFailure, WorkflowFailedError, type WorkflowHandle, type WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
-import { bundleWorkflowCode, DefaultLogger, makeTelemetryFilterString, Runtime, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { bundleWorkflowCode, DefaultLogger, makeTelemetryFilterString, Runtime, Worker } from '@temporalio/worker';
 import { testServerPath } from './testServer';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -153,18 +154,47 @@ function installQuietRuntime(): void {
   }
 }
 
-/** One time-skipping test server and one workflow bundle per test file. */
+/** Every file under dir, sorted (what the workflow bundle is built from, src/ side). */
+function filesUnder(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true })
+    .flatMap((e) => (e.isDirectory() ? filesUnder(path.join(dir, e.name)) : [path.join(dir, e.name)]))
+    .sort();
+}
+
+/**
+ * The workflows bundled from src/workflows, once per content: test files share a bundle
+ * (each would otherwise spend seconds in webpack), keyed by every file in src/ and the
+ * lockfile, so an edit anywhere bundles again.
+ */
+async function workflowBundle(): Promise<{ codePath: string }> {
+  const hash = createHash('sha256');
+  for (const file of [...filesUnder(SRC), path.join(SRC, '..', 'package-lock.json')]) {
+    hash.update(path.relative(SRC, file)).update('\0').update(readFileSync(file)).update('\0');
+  }
+  const dir = path.join(tmpdir(), 'dbops-workflow-bundles');
+  const codePath = path.join(dir, `${hash.digest('hex').slice(0, 32)}.js`);
+  if (!existsSync(codePath)) {
+    const { code } = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: quiet });
+    mkdirSync(dir, { recursive: true });
+    const partial = `${codePath}.${process.pid}.partial`;
+    writeFileSync(partial, code);
+    renameSync(partial, codePath);
+  }
+  return { codePath };
+}
+
+/** One time-skipping test server per test file; the workflow bundle is shared. */
 export class WorkflowTestEnv {
   private constructor(
     readonly env: TestWorkflowEnvironment,
-    private readonly bundle: WorkflowBundleWithSourceMap,
+    private readonly bundle: { codePath: string },
   ) {}
 
   static async start(): Promise<WorkflowTestEnv> {
     installQuietRuntime();
     const [env, bundle] = await Promise.all([
       TestWorkflowEnvironment.createTimeSkipping({ server: { executable: { type: 'existing-path', path: testServerPath() } } }),
-      bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: quiet }),
+      workflowBundle(),
     ]);
     const searchAttributes = searchAttributesDefinedInSrc();
     if (Object.keys(searchAttributes).length > 0) {
@@ -216,7 +246,7 @@ export class WorkflowTestEnv {
   }
 }
 
-export type Starter = (workflowType: string, input: unknown, options?: { workflowId?: string }) => Promise<WorkflowHandle>;
+export type Starter = (workflowType: string, input: unknown, options?: { workflowId?: string }) => Promise<WorkflowHandleWithFirstExecutionRunId>;
 
 /**
  * How a run failed: the first ApplicationFailure in the chain (what the workflow threw, or
