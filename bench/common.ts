@@ -3,7 +3,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import * as path from 'node:path';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { DevServer } from '../src/dev/temporalServer';
 import { createConnection, type Connection } from 'mysql2/promise';
 import pino from 'pino';
 import { stringify as toYaml } from 'yaml';
@@ -98,7 +98,7 @@ export async function ensureReferenceDataset(conn: Connection, log: (s: string) 
 export interface BenchContext {
   server: MariadbSandbox;
   conn: Connection;
-  temporal: TestWorkflowEnvironment;
+  temporal: DevServer;
   work: string;
   /** A client defaults file for the peers (0600, in the run folder). */
   cnf: string;

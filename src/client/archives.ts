@@ -5,7 +5,7 @@ import { formatConfigIssues, type DbopsConfig } from '../config/schema';
 import { approversFor, selfApprovalRefusal } from '../domain/approval';
 import { ArchiveJobSchema, archiveJobName, archiveWorkflowId, parseDestination, type ArchiveJob, type ArchiveJobInput } from '../domain/archive';
 import { SA_CLUSTER, SA_OPERATION } from '../domain/searchAttributes';
-import type { ArchiveInput } from '../workflows/archive';
+import { archiveWorkflow, type ArchiveInput } from '../workflows/archive';
 
 /** A job from the config by name, or an ad hoc one from CLI fields; errors name the field. */
 export function resolveArchiveJob(config: DbopsConfig, input: { job?: string; fields?: ArchiveJobInput }): ArchiveJob {
@@ -69,7 +69,7 @@ export function archiveSummary(job: ArchiveJob): string {
 export async function startArchive(client: Client, config: DbopsConfig, input: ArchiveInput & { job: ArchiveJob }): Promise<WorkflowHandleWithFirstExecutionRunId> {
   const id = input.dryRun ? `${archiveWorkflowId(input.job)}/plan-${new Date().toISOString().replace(/[-:]/g, '')}` : archiveWorkflowId(input.job);
   try {
-    return await client.workflow.start('archiveWorkflow', {
+    return await client.workflow.start(archiveWorkflow, {
       taskQueue: config.temporal.taskQueue,
       workflowId: id,
       args: [input],

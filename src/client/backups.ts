@@ -7,7 +7,7 @@ import type { DbopsConfig } from '../config/schema';
 import type { BackupType, Manifest } from '../domain/manifest';
 import { backupWorkflowId } from '../domain/naming';
 import { SA_BACKUP_TYPE, SA_CLUSTER, SA_OPERATION } from '../domain/searchAttributes';
-import type { BackupInput } from '../workflows/backup';
+import { differentialBackupWorkflow, emergencyBackupWorkflow, fullBackupWorkflow, incrementalBackupWorkflow, schemaBackupWorkflow, type BackupInput } from '../workflows/backup';
 
 /**
  * The Temporal identity this CLI presents: the OS user and host. Runs record it for their
@@ -33,28 +33,13 @@ export async function connectClient(config: DbopsConfig): Promise<{ client: Clie
   return { client: new Client({ connection, namespace: config.temporal.namespace, identity: cliIdentity() }), close: () => connection.close() };
 }
 
-export const BACKUP_WORKFLOWS: Record<BackupType, { workflow: string; what: string }> = {
-  full: {
-    workflow: 'fullBackupWorkflow',
-    what: 'Logical full backup (consistent snapshot, routines, triggers, events, views)',
-  },
-  emergency: {
-    workflow: 'emergencyBackupWorkflow',
-    what: 'Emergency full backup on demand (waits for routine work, kept under its own retention)',
-  },
-  schema: {
-    workflow: 'schemaBackupWorkflow',
-    what: 'Schema backup (tables, views, routines, events, triggers; no rows)',
-  },
-  incremental: {
-    workflow: 'incrementalBackupWorkflow',
-    what: 'Incremental backup: the binary logs since the previous backup of the chain',
-  },
-  differential: {
-    workflow: 'differentialBackupWorkflow',
-    what: 'Differential backup: the binary logs since the last full backup',
-  },
-};
+export const BACKUP_WORKFLOWS = {
+  full: { workflow: fullBackupWorkflow, what: 'Logical full backup (consistent snapshot, routines, triggers, events, views)' },
+  emergency: { workflow: emergencyBackupWorkflow, what: 'Emergency full backup on demand (waits for routine work, kept under its own retention)' },
+  schema: { workflow: schemaBackupWorkflow, what: 'Schema backup (tables, views, routines, events, triggers; no rows)' },
+  incremental: { workflow: incrementalBackupWorkflow, what: 'Incremental backup: the binary logs since the previous backup of the chain' },
+  differential: { workflow: differentialBackupWorkflow, what: 'Differential backup: the binary logs since the last full backup' },
+} satisfies Record<BackupType, { workflow: (input: BackupInput) => Promise<Manifest>; what: string }>;
 
 export async function startBackup(
   client: Client,

@@ -5,7 +5,7 @@ import type { DbopsConfig } from '../config/schema';
 import { approversFor, refuseDecision, type ApprovalState } from '../domain/approval';
 import { isValidSqlIdentifier, SQL_IDENTIFIER_RULE } from '../domain/identifiers';
 import { SA_AWAITING_APPROVAL, SA_CLUSTER, SA_OPERATION } from '../domain/searchAttributes';
-import type { PitrInput, RestoreInput, TableRestoreInput } from '../workflows/restore';
+import { pointInTimeRestoreWorkflow, restorePlanWorkflow, tableRestoreWorkflow, type PitrInput, type RestoreInput, type TableRestoreInput } from '../workflows/restore';
 import { approvalQuery, decideUpdate } from '../workflows/approval';
 
 function checkName(value: string, flag: string): void {
@@ -17,7 +17,7 @@ function runId(prefix: string): string {
   return `${prefix}/${new Date().toISOString().replace(/[-:]/g, '')}`;
 }
 
-function start<T>(client: Client, config: DbopsConfig, workflow: string, id: string, input: T & RestoreInput, summary: string) {
+function start<I extends RestoreInput>(client: Client, config: DbopsConfig, workflow: (input: I) => Promise<unknown>, id: string, input: I, summary: string) {
   return client.workflow.start(workflow, {
     taskQueue: config.temporal.taskQueue,
     workflowId: id,
@@ -34,14 +34,14 @@ function start<T>(client: Client, config: DbopsConfig, workflow: string, id: str
 export async function startRestorePlan(client: Client, config: DbopsConfig, input: RestoreInput): Promise<WorkflowHandleWithFirstExecutionRunId> {
   findCluster(config, input.cluster);
   checkName(input.database, '--database');
-  return start(client, config, 'restorePlanWorkflow', runId(`restore-plan/${input.cluster}`), input, `Plan a restore of ${input.database} on ${input.cluster}`);
+  return start(client, config, restorePlanWorkflow, runId(`restore-plan/${input.cluster}`), input, `Plan a restore of ${input.database} on ${input.cluster}`);
 }
 
 export async function startPitr(client: Client, config: DbopsConfig, input: PitrInput): Promise<WorkflowHandleWithFirstExecutionRunId> {
   findCluster(config, input.cluster);
   checkName(input.database, '--database');
   checkName(input.into, '--into');
-  return start(client, config, 'pointInTimeRestoreWorkflow', runId(`restore-pitr/${input.cluster}/${input.into}`), input, `Point-in-time restore of ${input.database} into ${input.into} on ${input.cluster}`);
+  return start(client, config, pointInTimeRestoreWorkflow, runId(`restore-pitr/${input.cluster}/${input.into}`), input, `Point-in-time restore of ${input.database} into ${input.into} on ${input.cluster}`);
 }
 
 export async function startTableRestore(client: Client, config: DbopsConfig, input: TableRestoreInput): Promise<WorkflowHandleWithFirstExecutionRunId> {
@@ -55,7 +55,7 @@ export async function startTableRestore(client: Client, config: DbopsConfig, inp
   return start(
     client,
     config,
-    'tableRestoreWorkflow',
+    tableRestoreWorkflow,
     runId(`restore-table/${input.cluster}/${input.database}`),
     input,
     `Table restore of ${input.tables.join(', ')} in ${input.database} on ${input.cluster}${input.swap ? ' (swap after approval)' : ''}`,

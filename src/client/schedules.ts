@@ -3,79 +3,73 @@
  * missing, updates the changed (keeping an operator's pause), deletes only schedules it
  * manages (id prefix "dbops/") that the config no longer names.
  */
-import { ScheduleAlreadyRunning, ScheduleNotFoundError, ScheduleOverlapPolicy, type Client, type ScheduleDescription } from '@temporalio/client';
+import { ScheduleAlreadyRunning, ScheduleNotFoundError, ScheduleOverlapPolicy, type Client, type ScheduleDescription, type ScheduleOptionsStartWorkflowAction } from '@temporalio/client';
+import type { Workflow } from '@temporalio/common';
 import type { DbopsConfig } from '../config/schema';
 import { desiredSchedules, planReconcile, SCHEDULE_PREFIX, type DesiredSchedule, type ReconcilePlan } from '../domain/schedules';
 import { SA_BACKUP_TYPE, SA_CLUSTER, SA_OPERATION } from '../domain/searchAttributes';
 import { BACKUP_WORKFLOWS } from './backups';
-import { findCluster } from '../config/load';
-import type { DrillInput } from '../workflows/drill';
+import { disasterRecoveryDrillWorkflow } from '../workflows/drill';
+import { drillInput } from './drills';
+import { archiveWorkflow } from '../workflows/archive';
+import { retentionWorkflow } from '../workflows/retention';
 import { archiveWorkflowId } from '../domain/archive';
 import { archiveInput, archiveSummary, resolveArchiveJob } from './archives';
 
 const HASH_KEY = 'dbopsScheduleHash';
 
-/** What a drill run receives: its targets and profile (queries and approvers are the worker's config). */
-export function drillInput(config: DbopsConfig, cluster: string, full: boolean, requestedBy: string): DrillInput {
-  findCluster(config, cluster);
-  return { cluster, rtoTarget: config.drills.rtoTarget, rpoTarget: config.drills.rpoTarget, ...(full ? { full: true } : {}), requestedBy };
+/** One typed start action: the workflow by reference, its arguments checked against it. */
+function startAction<W extends Workflow>(workflowType: W, args: Parameters<W>, rest: Omit<ScheduleOptionsStartWorkflowAction<W>, 'type' | 'workflowType' | 'args'>): ScheduleOptionsStartWorkflowAction<Workflow> {
+  return { type: 'startWorkflow', workflowType, args, ...rest } as ScheduleOptionsStartWorkflowAction<Workflow>;
 }
 
-function action(config: DbopsConfig, d: DesiredSchedule) {
-  const common = { type: 'startWorkflow' as const, taskQueue: config.temporal.taskQueue, memo: { [HASH_KEY]: d.hash } };
+function action(config: DbopsConfig, d: DesiredSchedule): ScheduleOptionsStartWorkflowAction<Workflow> {
+  const common = { taskQueue: config.temporal.taskQueue, memo: { [HASH_KEY]: d.hash } };
   if (d.action === 'retention') {
-    return {
+    return startAction(retentionWorkflow, [{ cluster: d.cluster, requestedBy: `schedule ${d.id}` }], {
       ...common,
-      workflowType: 'retentionWorkflow',
       workflowId: `retention/${d.cluster}/scheduled`,
-      args: [{ cluster: d.cluster, requestedBy: `schedule ${d.id}` }],
       typedSearchAttributes: [
         { key: SA_CLUSTER, value: d.cluster },
         { key: SA_OPERATION, value: 'retention' },
       ],
       staticSummary: `Scheduled retention of ${d.cluster}`,
-    };
+    });
   }
   if (d.action === 'archive' && d.job) {
     const job = resolveArchiveJob(config, { job: d.job });
-    return {
+    return startAction(archiveWorkflow, [archiveInput(config, job, { requestedBy: `schedule ${d.id}` })], {
       ...common,
-      workflowType: 'archiveWorkflow',
       workflowId: `${archiveWorkflowId(job)}/scheduled`,
-      args: [archiveInput(config, job, { requestedBy: `schedule ${d.id}` })],
       typedSearchAttributes: [
         { key: SA_CLUSTER, value: d.cluster },
         { key: SA_OPERATION, value: 'archive' },
       ],
       staticSummary: `Scheduled ${archiveSummary(job)}`,
-    };
+    });
   }
   if (d.backupType === null) {
-    return {
+    return startAction(disasterRecoveryDrillWorkflow, [drillInput(config, d.cluster, d.action === 'drill-full', `schedule ${d.id}`)], {
       ...common,
-      workflowType: 'disasterRecoveryDrillWorkflow',
       workflowId: `${d.action}/${d.cluster}/scheduled`,
-      args: [drillInput(config, d.cluster, d.action === 'drill-full', `schedule ${d.id}`)],
       typedSearchAttributes: [
         { key: SA_CLUSTER, value: d.cluster },
         { key: SA_OPERATION, value: 'drill' },
       ],
       staticSummary: `Scheduled ${d.action === 'drill-full' ? 'full DR drill (failover rehearsal)' : 'DR drill'} of ${d.cluster}`,
-    };
+    });
   }
-  return {
+  return startAction(BACKUP_WORKFLOWS[d.backupType].workflow, [{ cluster: d.cluster, requestedBy: `schedule ${d.id}` }], {
     ...common,
-    workflowType: BACKUP_WORKFLOWS[d.backupType].workflow,
     // Temporal appends the scheduled time: backup-full/shop/scheduled-2026-11-22T02:00:00Z
     workflowId: `backup-${d.backupType}/${d.cluster}/scheduled`,
-    args: [{ cluster: d.cluster, requestedBy: `schedule ${d.id}` }],
     typedSearchAttributes: [
       { key: SA_CLUSTER, value: d.cluster },
       { key: SA_OPERATION, value: 'backup' },
       { key: SA_BACKUP_TYPE, value: d.backupType },
     ],
     staticSummary: `Scheduled ${d.backupType} backup of ${d.cluster}`,
-  };
+  });
 }
 
 function spec(d: DesiredSchedule) {

@@ -1,9 +1,17 @@
-/** The Temporal CLI dev server (with its Web UI), as the project installs it. */
+/**
+ * The Temporal CLI dev server (with its Web UI), as the project installs it. Started here
+ * rather than through the SDK's ephemeral-server helper because that helper gives the
+ * server a fixed five seconds to answer, which a busy two-core CI machine misses now and
+ * then; a dev server that is slow to start is not a failure.
+ */
 import { existsSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { TestWorkflowEnvironment } from '@temporalio/testing';
-import { projectRoot as findProjectRoot } from '../tools/tools';
+import { Client, Connection } from '@temporalio/client';
+import { NativeConnection } from '@temporalio/worker';
 import { ALL_SEARCH_ATTRIBUTES } from '../domain/searchAttributes';
+import { execa, type ResultPromise } from '../tools/execa';
+import { childEnv, projectRoot as findProjectRoot } from '../tools/tools';
+import { freePort } from '../mysql/servers/mariadb';
 
 const projectRoot = findProjectRoot();
 
@@ -23,25 +31,82 @@ export function resolveTemporalCli(): string {
 }
 
 export interface DevServerOptions {
-  namespace?: string;
   port?: number;
   ui?: boolean;
   uiPort?: number;
   /** Persist the dev server's state in this SQLite file (default: in memory). */
   dbFilename?: string;
+  /** How long the server may take to answer (default 120 s). */
+  startupTimeoutMs?: number;
 }
 
-export async function startTemporalDevServer(options: DevServerOptions = {}): Promise<TestWorkflowEnvironment> {
-  return TestWorkflowEnvironment.createLocal({
-    server: {
-      executable: { type: 'existing-path', path: resolveTemporalCli() },
-      namespace: options.namespace ?? 'default',
-      ...(options.port !== undefined ? { port: options.port } : {}),
-      ...(options.ui ? { ui: true } : {}),
-      ...(options.uiPort !== undefined ? { uiPort: options.uiPort } : {}),
-      ...(options.dbFilename !== undefined ? { dbFilename: options.dbFilename } : {}),
-      searchAttributes: [...ALL_SEARCH_ATTRIBUTES],
-      log: { format: 'json', level: 'error' },
-    },
+export interface DevServer {
+  address: string;
+  connection: Connection;
+  client: Client;
+  /** For workers in the same process. */
+  nativeConnection: NativeConnection;
+  teardown(): Promise<void>;
+}
+
+export async function startTemporalDevServer(options: DevServerOptions = {}): Promise<DevServer> {
+  const port = options.port ?? (await freePort());
+  const address = `127.0.0.1:${port}`;
+  const args = [
+    'server', 'start-dev',
+    '--ip', '127.0.0.1',
+    '--port', String(port),
+    '--namespace', 'default',
+    '--log-format', 'json',
+    '--log-level', 'error',
+    ...ALL_SEARCH_ATTRIBUTES.flatMap((a) => ['--search-attribute', `${a.name}=${a.type === 'BOOL' ? 'Bool' : 'Keyword'}`]),
+    ...(options.dbFilename !== undefined ? ['--db-filename', options.dbFilename] : []),
+    ...(options.ui ? ['--ui-port', String(options.uiPort ?? port + 1000)] : ['--headless']),
+  ];
+  const child: ResultPromise = execa(resolveTemporalCli(), args, { env: childEnv(), extendEnv: false, stdin: 'ignore', stdout: 'ignore', stderr: 'pipe', reject: false, cleanup: true });
+  let stderr = '';
+  child.stderr?.on('data', (chunk: Buffer) => {
+    stderr = (stderr + chunk.toString()).slice(-4000);
   });
+  let exited = false;
+  void child.then(() => {
+    exited = true;
+  });
+  const stop = async (): Promise<void> => {
+    if (exited) return;
+    child.kill('SIGTERM');
+    const killer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+    await child;
+    clearTimeout(killer);
+  };
+
+  const deadline = Date.now() + (options.startupTimeoutMs ?? 120_000);
+  let lastError: unknown = null;
+  for (;;) {
+    if (exited) throw new Error(`the Temporal dev server exited at start: ${stderr.trim().split('\n').slice(-3).join(' ') || 'no output'}`);
+    try {
+      const connection = await Connection.connect({ address, connectTimeout: '2 seconds' });
+      await connection.workflowService.getSystemInfo({});
+      const client = new Client({ connection, namespace: 'default' });
+      const nativeConnection = await NativeConnection.connect({ address });
+      return {
+        address,
+        connection,
+        client,
+        nativeConnection,
+        teardown: async () => {
+          await connection.close().catch(() => undefined);
+          await nativeConnection.close().catch(() => undefined);
+          await stop();
+        },
+      };
+    } catch (error) {
+      lastError = error;
+    }
+    if (Date.now() > deadline) {
+      await stop();
+      throw new Error(`the Temporal dev server at ${address} did not answer within ${Math.round((options.startupTimeoutMs ?? 120_000) / 1000)} s: ${(lastError as Error | null)?.message ?? 'no answer'}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
 }

@@ -13,12 +13,24 @@ import { freePort, startMariadbSandbox } from '../../src/mysql/servers/mariadb';
 import { createBackupUser, createRestoreUser } from '../../src/dev/sampleData';
 import { startTemporalDevServer } from '../../src/dev/temporalServer';
 import { WORKFLOWS_PATH } from '../../src/workers/worker';
+import globalTeardown from './globalTeardown';
 import { HARNESS_ENV, type HarnessState, type HarnessHandles } from './state';
 
 export default async function globalSetup(): Promise<void> {
   const baseDir = mkdtempSync(path.join(tmpdir(), 'dbops-test-'));
   const handles: HarnessHandles = { baseDir };
   (globalThis as { __DBOPS_HARNESS__?: HarnessHandles }).__DBOPS_HARNESS__ = handles;
+  try {
+    await start(handles);
+  } catch (error) {
+    // Jest skips globalTeardown when globalSetup throws: stop what did start.
+    await globalTeardown();
+    throw error;
+  }
+}
+
+async function start(handles: HarnessHandles): Promise<void> {
+  const { baseDir } = handles;
 
   const mariadb = await startMariadbSandbox({ baseDir: path.join(baseDir, 'mariadb'), serverId: 11 });
   handles.mariadb = mariadb;

@@ -1,4 +1,4 @@
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { DevServer } from '../../src/dev/temporalServer';
 import type { MariadbSandbox } from '../../src/mysql/servers/mariadb';
 
 export const HARNESS_ENV = 'DBOPS_TEST_HARNESS';
@@ -18,5 +18,5 @@ export interface HarnessState {
 export interface HarnessHandles {
   baseDir: string;
   mariadb?: MariadbSandbox;
-  temporal?: TestWorkflowEnvironment;
+  temporal?: DevServer;
 }

@@ -5,6 +5,7 @@
 import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
+import Long from 'long';
 import { seedSampleDatabase } from '../../src/dev/sampleData';
 import { ManifestSchema } from '../../src/domain/manifest';
 import { harness, makeTestConfig, rootConnection, runCli, temporalClient, withWorker } from '../harness/context';
@@ -149,7 +150,7 @@ test('dbops setup temporal registers the search attributes on a namespace, once'
   const namespace = `dbops-setup-${Date.now()}`;
   const { client, close } = await temporalClient();
   try {
-    await client.connection.workflowService.registerNamespace({ namespace, workflowExecutionRetentionPeriod: { seconds: 86400 } });
+    await client.connection.workflowService.registerNamespace({ namespace, workflowExecutionRetentionPeriod: { seconds: Long.fromNumber(86400) } });
     const text = readFileSync(setup.configPath, 'utf8').replace('namespace: default', `namespace: ${namespace}`);
     writeFileSync(setup.configPath, text);
     let first = await runCli(['setup', 'temporal', '--config', setup.configPath]);

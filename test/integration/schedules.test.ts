@@ -54,7 +54,7 @@ test('apply is idempotent, updates what changed, deletes what the config dropped
   expect(second.unchanged.sort()).toEqual(['dbops/test/backup-differential', 'dbops/test/backup-full', 'dbops/test/backup-incremental', 'dbops/test/drill', 'dbops/test/drill-full', 'dbops/test/retention']);
   const retention = await client.schedule.getHandle('dbops/test/retention').describe();
   expect(retention.action).toMatchObject({ workflowType: 'retentionWorkflow', workflowId: 'retention/test/scheduled' });
-  expect(retention.spec.calendars?.length ?? retention.spec.cronExpressions?.length).toBeTruthy();
+  expect(retention.spec.calendars?.length).toBeTruthy();
   const drill = await client.schedule.getHandle('dbops/test/drill').describe();
   expect(drill.action).toMatchObject({ workflowType: 'disasterRecoveryDrillWorkflow', workflowId: 'drill/test/scheduled' });
   const full = await client.schedule.getHandle('dbops/test/backup-full').describe();

@@ -19,6 +19,7 @@ import { startMariadbSandbox } from '../../src/mysql/servers/mariadb';
 import { captureTriggers, swapTables, restoredName, beforeName } from '../../src/mysql/tableSwap';
 import { approveSignal, decideUpdate } from '../../src/workflows/approval';
 import { asPerson, harness, makeTestConfig, rootConnection, runCli, tableChecksums, temporalClient, withWorker, type TestSetup } from '../harness/context';
+import { withConnection } from '../../src/mysql/connection';
 
 const DB = 'hostile';
 let setup: TestSetup;
@@ -315,7 +316,6 @@ test('child processes never inherit the password an { env } reference points at'
 });
 
 test('every session dbops opens has a time limit (the cluster statementTimeout)', async () => {
-  const { withConnection } = await import('../../src/mysql/connection');
   const limited = { ...setup.config.clusters[0]!, statementTimeout: '2s' };
   const outcome = await withConnection(limited, async (c) => {
     const [[v]] = (await c.query('SELECT @@max_statement_time AS t')) as unknown as [[RowDataPacket]];

@@ -143,14 +143,14 @@ archive:
   jobs:
     - { name: orders-90d, cluster: shop, database: shop, table: orders, where: "created_at < NOW() - INTERVAL 90 DAY", to: orders_history }
 ${extra}`;
-  const ok = parseConfig(yaml('schedules: { entries: [{ cluster: shop, action: archive, job: orders-90d, cron: "30 3 * * *" }] }'), 'x.yaml');
+  const ok = parseConfig(yaml('schedules: { entries: [{ cluster: shop, action: archive, job: orders-90d, cron: "30 3 * * *" }] }'), 'x.yaml', '/etc/dbops');
   expect(ok.archive.jobs[0]?.batchSize).toBe(1000);
   const desired = desiredSchedules(ok.schedules, null, { 'orders-90d': ok.archive.jobs[0] });
   expect(desired.map((d) => [d.id, d.job])).toEqual([['dbops/shop/archive/orders-90d', 'orders-90d']]);
   const changed = desiredSchedules(ok.schedules, null, { 'orders-90d': { ...ok.archive.jobs[0], batchSize: 5 } });
   expect(changed[0]?.hash).not.toBe(desired[0]?.hash);
-  expect(() => parseConfig(yaml('schedules: { entries: [{ cluster: shop, action: archive, job: nope, cron: "30 3 * * *" }] }'), 'x.yaml')).toThrow(/schedules.entries\[0\].job: unknown archive job "nope"/);
-  expect(() => parseConfig(yaml('schedules: { entries: [{ cluster: shop, action: archive, cron: "30 3 * * *" }] }'), 'x.yaml')).toThrow(/schedules.entries\[0\].job: action archive needs job/);
+  expect(() => parseConfig(yaml('schedules: { entries: [{ cluster: shop, action: archive, job: nope, cron: "30 3 * * *" }] }'), 'x.yaml', '/etc/dbops')).toThrow(/schedules.entries\[0\].job: unknown archive job "nope"/);
+  expect(() => parseConfig(yaml('schedules: { entries: [{ cluster: shop, action: archive, cron: "30 3 * * *" }] }'), 'x.yaml', '/etc/dbops')).toThrow(/schedules.entries\[0\].job: action archive needs job/);
   expect(() =>
     parseConfig(
       `
@@ -158,6 +158,7 @@ repository: { path: /tmp/r }
 clusters: [{ name: shop, host: db, user: u }]
 archive: { jobs: [{ cluster: shop, database: shop, table: o, where: "id < 3", to: "dw:arch.o" }] }`,
       'x.yaml',
+      '/etc/dbops',
     ),
   ).toThrow(/archive.jobs\[0\].name: a configured job needs a name[\s\S]*archive.jobs\[0\].to: unknown cluster "dw"/);
 });

@@ -140,7 +140,7 @@ describe('docker-compose.yml', () => {
     expect(mounts).toContain('./monitoring/prometheus/dbops-rules.yml:/etc/prometheus/rules/dbops-rules.yml');
     const scrape = parse(read('docker/prometheus/prometheus.yml')) as { rule_files: string[]; scrape_configs: Array<{ static_configs: Array<{ targets: string[] }> }> };
     expect(scrape.rule_files).toContain('/etc/prometheus/rules/dbops-rules.yml');
-    const listen = parseConfig(read('docker/dbops.docker.yaml'), path.join(ROOT, 'docker', 'dbops.docker.yaml')).metrics?.listen;
+    const listen = parseConfig(read('docker/dbops.docker.yaml'), path.join(ROOT, 'docker', 'dbops.docker.yaml'), path.join(ROOT, 'docker')).metrics?.listen;
     expect(listen).toBe('0.0.0.0:9464');
     expect(scrape.scrape_configs[0]?.static_configs[0]?.targets).toEqual(['worker:9464']);
     const grafana = mountsOf(service('grafana')).map((m) => `${m.source}:${m.target}`);

@@ -1,0 +1,134 @@
+/** dbops restore …: plan a restore, restore a database to a point in time into a new one, restore tables next to (or in place of) the live ones. */
+import { Command, Option } from 'commander';
+import { ConfigError } from '../../config/load';
+import type { ScanReport } from '../../domain/restore/replayStream';
+import type { RestorePlan } from '../../domain/restorePlan';
+import { beforeMatching, describeTarget, parseTarget, TargetError, type RestoreTarget } from '../../domain/restoreTarget';
+import { progressWanted, resultWithProgress } from '../progress';
+import { startPitr, startRestorePlan, startTableRestore } from '../restores';
+import { configOf, io, jsonWanted, operatorOf, UsageError, withClient } from './shared';
+
+interface TargetOptions {
+  cluster: string;
+  database: string;
+  to?: string;
+  beforeMatching?: string;
+  after?: string;
+  wait?: boolean;
+  as?: string;
+}
+
+function target(options: TargetOptions): RestoreTarget {
+  try {
+    if (options.beforeMatching !== undefined) {
+      if (options.to !== undefined) throw new UsageError('give either --to or --before-matching, not both');
+      return beforeMatching(options.beforeMatching, options.after);
+    }
+    if (options.after !== undefined) throw new UsageError('--after goes with --before-matching');
+    if (options.to === undefined) throw new UsageError('--to (or --before-matching) is required');
+    return parseTarget(options.to);
+  } catch (error) {
+    if (error instanceof TargetError) throw new ConfigError(error.message);
+    throw error;
+  }
+}
+
+const TARGET_HELP = `
+TARGET is one of:
+  2026-11-22T14:03:06Z     the state at the end of that UTC second
+  binlog:FILE:POS          stop before the event at that position
+  gtid:D-S-N               stop after that transaction (MariaDB)
+  latest                   everything the backups hold
+--before-matching REGEX stops just before the first statement matching it (RE2 syntax, case-insensitive).`;
+
+function withTarget(command: Command): Command {
+  return command
+    .requiredOption('--cluster <name>', 'the cluster')
+    .requiredOption('--database <name>', 'the database to restore')
+    .option('--to <target>', 'where to stop (see below)')
+    .option('--before-matching <regex>', 'stop just before the first statement matching this')
+    .option('--after <time>', 'with --before-matching: only statements after this UTC time')
+    .option('--as <name>', 'who asks (default: $USER)')
+    .addHelpText('after', TARGET_HELP);
+}
+
+export function describeRestoreResult(sub: string, r: Record<string, unknown>): string {
+  const plan = (sub === 'plan' ? r : r.plan) as RestorePlan & { hit?: { statement: string; time: string; file: string; position: number } };
+  const lines = [
+    `restore of ${plan.database} on ${plan.cluster} to ${describeTarget(plan.target)}`,
+    `  full        ${plan.full.id} (snapshot ${plan.full.snapshot.file}:${plan.full.snapshot.position})`,
+    ...plan.chain.map((c) => `  ${c.type.padEnd(12)}${c.id}`),
+    `  replay      ${plan.binlogs.length ? `${plan.binlogs.map((b) => b.file).join(', ')} from ${plan.start.file}:${plan.start.position}` : 'nothing (the full alone)'}`,
+    `  stop        ${plan.stop.kind === 'datetime' ? `before ${plan.stop.value} UTC` : plan.stop.kind === 'position' ? `at ${plan.stop.file}:${plan.stop.position}` : plan.stop.kind === 'gtid' ? `after GTID ${plan.stop.gtid}` : 'at the end of the last backup'}`,
+    `  window      ${plan.window.from ?? '?'} … ${plan.window.to ?? '?'}`,
+  ];
+  if (plan.hit) lines.push(`  statement   ${plan.hit.statement} (at ${plan.hit.time}, ${plan.hit.file}:${plan.hit.position})`);
+  const scan = (sub === 'plan' ? r.scan : null) as ScanReport | null;
+  if (scan) {
+    lines.push(`  window      ${scan.statements} statement(s) and ${scan.rowEvents} row event(s); ${scan.rewritten.length} rewritten to the target, ${scan.skipped.length} skipped${scan.statementDml ? `; ${scan.statementDml} DML logged as statements (binlog_format ROW is safer)` : ''}`);
+    for (const x of scan.rewritten.slice(0, 10)) lines.push(`  rewrite     ${x.file}:${x.position} ${x.statement} (${x.changes.join(', ')})`);
+    for (const x of scan.skipped.slice(0, 10)) lines.push(`  skip        ${x.file}:${x.position} ${x.statement} (${x.reason})`);
+    for (const x of scan.refused) lines.push(`  REFUSED     ${x.file}:${x.position} ${x.statement}: ${x.reason}; ${x.fix}`);
+  }
+  if (sub !== 'plan') {
+    const reached = r.reached as { file: string | null; position: number | null; gtid: string | null };
+    lines.push(`  reached     ${reached.file}:${reached.position}${reached.gtid ? ` (GTID ${reached.gtid})` : ''}`);
+    for (const v of r.verification as Array<{ table: string; rows: number; checksum: string }>) lines.push(`  verified    ${v.table}: ${v.rows} rows, checksum ${v.checksum}`);
+    if (r.into) lines.push(`restored into ${String(r.into)}`);
+    if (r.decision) lines.push(`decision: ${JSON.stringify(r.decision)}`);
+  }
+  return lines.join('\n');
+}
+
+export function registerRestore(program: Command): void {
+  const restore = program.command('restore').description('restores into new databases, never over live data without an approval');
+
+  withTarget(restore.command('plan').description('what a restore would use and how its replay window would be confined; touches nothing')).action(
+    async (options: TargetOptions, command: Command) => {
+      const to = target(options);
+      const cfg = configOf(command);
+      await withClient(cfg, async (client) => {
+        const handle = await startRestorePlan(client, cfg, { cluster: options.cluster, database: options.database, target: to, requestedBy: operatorOf(options) });
+        const result = await resultWithProgress<Record<string, unknown>>(handle, progressWanted(jsonWanted(command)));
+        io.out(jsonWanted(command) ? JSON.stringify(result, null, 2) : describeRestoreResult('plan', result));
+      });
+    },
+  );
+
+  withTarget(restore.command('pitr').description('restore a database to a point in time into a NEW database'))
+    .requiredOption('--into <name>', 'the new database')
+    .option('--wait', 'wait and print the result')
+    .addHelpText('after', `\nExample:\n  dbops restore pitr --cluster shop --database shop --before-matching 'DELETE FROM .*orders' --into shop_before --wait`)
+    .action(async (options: TargetOptions & { into: string }, command: Command) => {
+      const to = target(options);
+      const cfg = configOf(command);
+      await withClient(cfg, async (client) => {
+        const handle = await startPitr(client, cfg, { cluster: options.cluster, database: options.database, target: to, requestedBy: operatorOf(options), into: options.into });
+        await finish('pitr', handle, options.wait === true, command);
+      });
+    });
+
+  withTarget(restore.command('table').description('restore tables next to the live ones; with --swap, put them in place after a second person approves'))
+    .addOption(new Option('--table <name...>', 'a table to restore (repeat for more)').makeOptionMandatory())
+    .option('--swap', 'swap the restored tables in (one atomic RENAME) after approval')
+    .option('--wait', 'wait and print the result')
+    .action(async (options: TargetOptions & { table: string[]; swap?: boolean }, command: Command) => {
+      const to = target(options);
+      const cfg = configOf(command);
+      await withClient(cfg, async (client) => {
+        const handle = await startTableRestore(client, cfg, { cluster: options.cluster, database: options.database, target: to, requestedBy: operatorOf(options), tables: options.table, swap: options.swap === true });
+        await finish('table', handle, options.wait === true, command, options.swap === true);
+      });
+    });
+}
+
+async function finish(sub: string, handle: { workflowId: string; firstExecutionRunId: string; result(): Promise<unknown> } & Parameters<typeof resultWithProgress>[0], wait: boolean, command: Command, swap = false): Promise<void> {
+  const json = jsonWanted(command);
+  if (!wait) {
+    io.out(json ? JSON.stringify({ workflowId: handle.workflowId, runId: handle.firstExecutionRunId }) : `started ${handle.workflowId}`);
+    return;
+  }
+  if (!json) io.out(`started ${handle.workflowId}; waiting${swap ? ' (the swap waits for an approval: dbops approvals list)' : ''}`);
+  const result = await resultWithProgress<Record<string, unknown>>(handle, progressWanted(json));
+  io.out(json ? JSON.stringify(result, null, 2) : describeRestoreResult(sub, result));
+}
