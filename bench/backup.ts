@@ -4,7 +4,7 @@
  * On the reference dataset (4 million order rows, ~0.5 GB as SQL) and one private MariaDB:
  *   1. the full backup WORKFLOW end to end (lock, inspect, dump, compress, hash, read back
  *      and decompress to verify, publish) against `mariadb-dump --single-transaction … | zstd -T0 -3`;
- *   2. the space saving of the stored full (seed 001: >= 70 %);
+ *   2. the space saving of the stored full (target: >= 70 %);
  *   3. the incremental backup WORKFLOW over >= 1 GB of binlog against a raw remote copy
  *      with `mariadb-binlog --read-from-remote-server --raw` of the same files.
  * Each pair runs twice, alternating; the best of each side is compared.

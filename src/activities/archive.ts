@@ -7,10 +7,7 @@ import { Failure } from '../domain/failures';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { createConnection, type Connection } from 'mysql2/promise';
-import * as path from 'node:path';
-import type { Logger } from 'pino';
 import { findCluster } from '../config/load';
-import type { DbopsConfig } from '../config/schema';
 import {
   ArchiveJobSchema,
   archiveJobName,
@@ -29,10 +26,11 @@ import {
 } from '../domain/archive';
 import { durationSeconds } from '../domain/duration';
 import { formatConfigIssues } from '../config/schema';
-import { CountMismatch, decideThrottle, destinationDdl, invalidJob, measureArchive, moveRangeAcross, moveRangeSameServer, permanentMoveError, planArchiveWith, preparedRun, prepareSession, sampleLoad } from '../mysql/archive';
+import { CountMismatch, decideThrottle, measureArchive, moveRangeAcross, moveRangeSameServer, permanentMoveError, sampleLoad } from '../mysql/archiveMove';
+import { destinationDdl, invalidJob, planArchiveWith, preparedRun, prepareSession } from '../mysql/archivePlan';
 import { toFailure } from '../mysql/errors';
 import { connectionOptions, limitStatements } from '../mysql/connection';
-import { restoreAccount } from '../mysql/restore';
+import { restoreAccount } from '../mysql/restoreAccount';
 import type { ActivityDeps } from './deps';
 import { accept } from './context';
 import { ArchiveRunSpecSchema, Checksum } from './schemas';

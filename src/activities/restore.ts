@@ -13,7 +13,10 @@ import { planRestore, type PlanOutcome, type ResolvedTarget, type RestorePlan } 
 import { RestoreTargetSchema } from '../domain/inputs';
 import { withConnection } from '../mysql/connection';
 import { toFailure } from '../mysql/errors';
-import { findStatement, restoreAccount, restoreDatabase, scanReplayWindow, targetState, verifyDatabase, type RestoreDatabaseResult, type StatementHit, type TableVerification } from '../mysql/restore';
+import { findStatement, scanReplayWindow, type StatementHit } from '../mysql/binlogRead';
+import { restoreDatabase, targetState, type RestoreDatabaseResult } from '../mysql/restore';
+import { restoreAccount } from '../mysql/restoreAccount';
+import { verifyDatabase, type TableVerification } from '../mysql/verify';
 import { captureTriggers, dropRestoredTables, moveRestoredTables, swapTables, type CapturedTrigger } from '../mysql/tableSwap';
 import { readChainState } from '../repository';
 import { accept, clusterOf, currentRun } from './context';

@@ -10,9 +10,6 @@
  */
 import { Failure } from '../domain/failures';
 import { ApplicationFailure } from '@temporalio/common';
-import type { Logger } from 'pino';
-import { findCluster } from '../config/load';
-import type { DbopsConfig } from '../config/schema';
 import type { BackupType } from '../domain/manifest';
 import { checkPlanSafe, planRetention, type RetentionPlan } from '../domain/retention';
 import { z } from 'zod';

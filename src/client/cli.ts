@@ -102,13 +102,14 @@ export function exitCodeOf(error: unknown): number {
   return error instanceof UsageError || error instanceof CommandLineError ? 2 : 1;
 }
 
-if (require.main === module) {
+/** The process entry (bin/dbops): run, print a failure as one line, set the exit code. */
+export function run(argv: string[]): void {
   // `dbops … | head` closes the pipe early: that is not a failure.
   process.stdout.on('error', (error: NodeJS.ErrnoException) => {
     if (error.code === 'EPIPE') process.exit(exit.code);
     throw error;
   });
-  main(process.argv.slice(2)).then(
+  main(argv).then(
     (code) => {
       process.exitCode = code;
     },
@@ -118,3 +119,5 @@ if (require.main === module) {
     },
   );
 }
+
+if (require.main === module) run(process.argv.slice(2));

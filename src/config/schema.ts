@@ -160,13 +160,13 @@ export const SchedulesSchema = z.strictObject({
     .refine(isTimeZone, 'an IANA time zone such as UTC, Europe/Zurich or Asia/Shanghai'),
   /** How far back missed runs are still taken after an outage (set explicitly; default 10m). */
   catchupWindow: duration.default('10m'),
-  /** Clusters that get the seed defaults: full daily 02:00, incremental every 4 hours, differential 10:00 and 16:00. */
+  /** Clusters that get the default schedules: full daily 02:00, incremental every 4 hours, differential 10:00 and 16:00. */
   defaultsFor: z.array(z.string().regex(CLUSTER_NAME_PATTERN, CLUSTER_NAME_RULE)).default([]),
   entries: z.array(ScheduleEntrySchema).default([]),
 });
 export type SchedulesConfig = z.infer<typeof SchedulesSchema>;
 
-/** DR drill targets (seed 000: RTO under 4 hours, RPO under 10 minutes). */
+/** DR drill targets (defaults: RTO under 4 hours, RPO under 10 minutes). */
 const ReadOnlyQuery = z.strictObject({
   database: z.string().regex(SQL_IDENTIFIER_PATTERN, SQL_IDENTIFIER_RULE),
   sql: z.string().regex(/^\s*(SELECT|WITH|SHOW)\b/i, 'a read-only query (SELECT, WITH or SHOW)'),
@@ -182,7 +182,7 @@ export const DrillsSchema = z.strictObject({
   failoverChecks: z.array(ReadOnlyQuery).default([]),
 });
 
-/** Batched history archiving (seed 002): named jobs, run from schedules or `dbops archive run --job NAME`. */
+/** Batched history archiving: named jobs, run from schedules or `dbops archive run --job NAME`. */
 export const ArchiveSchema = z.strictObject({
   jobs: z.array(ArchiveJobSchema).default([]),
 });
@@ -206,7 +206,7 @@ export const ConfigSchema = z
     schedules: SchedulesSchema.default({ timezone: 'UTC', catchupWindow: '10m', defaultsFor: [], entries: [] }),
     drills: DrillsSchema.default({ rtoTarget: '4h', rpoTarget: '10m', sampleQueries: [], failoverChecks: [] }),
     archive: ArchiveSchema.default({ jobs: [] }),
-    /** Seed 001: per-type days + minimum counts, the point-in-time window, storage limits. */
+    /** Per-type days + minimum counts, the point-in-time window, storage limits. */
     retention: RetentionConfigSchema.default(RetentionConfigSchema.parse({})),
     /** Webhooks (generic JSON, Slack) with severity and cooldown; alerts are also log lines. */
     notifications: NotificationsConfigSchema.default({ webhooks: [], cooldown: '15m' }),

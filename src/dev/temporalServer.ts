@@ -11,7 +11,7 @@ import { NativeConnection } from '@temporalio/worker';
 import { ALL_SEARCH_ATTRIBUTES } from '../domain/searchAttributes';
 import { execa, type ResultPromise } from '../tools/execa';
 import { childEnv, projectRoot as findProjectRoot } from '../tools/tools';
-import { freePort } from '../mysql/servers/mariadb';
+import { freePort } from '../mysql/servers/local';
 
 const projectRoot = findProjectRoot();
 

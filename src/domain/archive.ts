@@ -1,5 +1,5 @@
 /**
- * Batched history archiving (seed 002; DESIGN.md §5): move the rows a predicate selects
+ * Batched history archiving: move the rows a predicate selects
  * from a live table into a history table, in primary-key ranges, exactly once. Pure: the
  * job's validation, the SQL every batch runs, the throttle decision and the verification
  * arithmetic live here so that workflows can import them and unit tests can pin them.
@@ -86,7 +86,7 @@ export const ArchiveJobSchema = z
     }),
     /** Destination table; see DESTINATION_PATTERN. */
     to: z.string().regex(DESTINATION_PATTERN, 'a table, database.table or cluster:database.table'),
-    /** Seed 002: 1,000 rows per batch. */
+    /** 1,000 rows per batch: short transactions, short locks. */
     batchSize: z.number().int().min(1).max(100_000).default(1000),
     throttle: ThrottleSchema.default(DEFAULT_THROTTLE),
     /** Ask a person before the first row is deleted (approvers: the cluster's "archive-delete"). */

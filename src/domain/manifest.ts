@@ -1,5 +1,5 @@
 /**
- * The catalog's source of truth: one manifest.json per backup (DESIGN.md §3).
+ * The catalog's source of truth: one manifest.json per backup.
  * Pure: safe to import from workflows.
  */
 import { z } from 'zod';
@@ -148,7 +148,7 @@ export function totalRawBytes(manifest: Manifest): number {
   return manifest.artifacts.reduce((sum, a) => sum + a.rawSize, 0);
 }
 
-/** Space saved by compression, 0..1 (seed 001 asks for >= 0.70). */
+/** Space saved by compression, 0..1 (the target is >= 0.70). */
 export function spaceSaving(manifest: Manifest): number {
   const raw = totalRawBytes(manifest);
   return raw === 0 ? 0 : 1 - totalStoredBytes(manifest) / raw;

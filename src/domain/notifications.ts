@@ -1,8 +1,8 @@
 /**
- * Notifications (issue #8): what a webhook receives, which webhooks get an event, and when
+ * Notifications: what a webhook receives, which webhooks get an event, and when
  * a repeat is held back. Pure: an activity does the HTTP POST; the workflow decides.
  *
- * Cooldowns (seed 001): the same cluster + event + severity is sent at most once per
+ * Cooldowns: the same cluster + event + severity is sent at most once per
  * cooldown, to each webhook (each keeps its own state). Critical events obey the cooldown
  * too, but an escalation (the last notification sent for that cluster + event had a lower
  * severity) is always sent at once.
@@ -201,7 +201,7 @@ export type WebhookConfig = z.output<typeof WebhookSchema>;
 export const NotificationsConfigSchema = z
   .strictObject({
     webhooks: z.array(WebhookSchema).default([]),
-    /** Seed 001: the same cluster + event + severity at most once per cooldown. */
+    /** The same cluster + event + severity at most once per cooldown. */
     cooldown: durationSchema().default('15m'),
   })
   .superRefine((config, ctx) => {

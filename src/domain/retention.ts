@@ -1,7 +1,8 @@
 /**
- * Retention: which backups of one cluster may go, and why every other one stays (issue #8).
+ * Retention: which backups of one cluster may go, and why every other one stays.
  * Pure: the retention workflow plans with it, and checks the plan again with
- * checkPlanSafe before an activity deletes anything.
+ * checkPlanSafe before an activity deletes anything. Kept in one file (a little over 400
+ * lines) so the rules below and the code that enforces them are read together.
  *
  * A backup is a deletion candidate when it is older than its type's `days` AND at least
  * `minCount` newer backups of its type exist (the newest `minCount` always stay). Then:
@@ -33,7 +34,7 @@ export interface RetentionPolicy {
 }
 
 /**
- * Seed defaults. Differentials: 7 days / 14 — two a day (10:00 and 16:00), so 14 is a
+ * Defaults. Differentials: 7 days / 14 — two a day (10:00 and 16:00), so 14 is a
  * week of them, the same horizon as incrementals (4-hourly: 28 is about five days).
  */
 export const DEFAULT_RETENTION: Readonly<Record<BackupType, RetentionPolicy>> = {

@@ -12,16 +12,16 @@ export const SCHEDULE_INPUTS_VERSION = 2;
 
 export type ScheduledAction = 'backup-full' | 'backup-incremental' | 'backup-differential' | 'drill' | 'drill-full' | 'archive' | 'retention';
 
-/** Seed 000/001 defaults (seed 000 asks hourly incrementals; 4-hourly is the issue's default). */
-export const SEED_DEFAULTS: ReadonlyArray<{ action: ScheduledAction; cron: string }> = [
+/** The default schedules of a cluster listed in schedules.defaultsFor (hourly incrementals are one entry away). */
+export const DEFAULT_SCHEDULES: ReadonlyArray<{ action: ScheduledAction; cron: string }> = [
   { action: 'backup-full', cron: '0 2 * * *' },
   { action: 'backup-incremental', cron: '0 */4 * * *' },
   { action: 'backup-differential', cron: '0 10,16 * * *' },
-  // Seed 000: a monthly restore test (the drill), first of the month, after the nightly full.
+  // A monthly restore test (the drill), first of the month, after the nightly full.
   { action: 'drill', cron: '0 4 1 * *' },
-  // Seed 000: a quarterly DR drill, the full profile with the failover rehearsal.
+  // A quarterly DR drill, the full profile with the failover rehearsal.
   { action: 'drill-full', cron: '0 5 1 1,4,7,10 *' },
-  // Seed 001 / issue 8: retention daily at 03:00, after the nightly full.
+  // Retention daily at 03:00, after the nightly full.
   { action: 'retention', cron: '0 3 * * *' },
 ];
 
@@ -86,7 +86,7 @@ export function desiredSchedules(source: ScheduleSource, context: unknown = null
       hash: fnv1a(JSON.stringify(shape)),
     });
   };
-  for (const cluster of source.defaultsFor) for (const d of SEED_DEFAULTS) add(cluster, d.action, d.cron, null);
+  for (const cluster of source.defaultsFor) for (const d of DEFAULT_SCHEDULES) add(cluster, d.action, d.cron, null);
   // Explicit entries override the defaults for the same cluster and action.
   for (const e of source.entries) add(e.cluster, e.action, e.cron ?? null, e.every ?? null, e.job ?? null);
   return [...byId.values()].sort((a, b) => a.id.localeCompare(b.id));

@@ -9,7 +9,8 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import type { RowDataPacket } from 'mysql2/promise';
 import type { ClusterConfig } from '../config/schema';
-import { processAlive, startMariadbSandbox } from './servers/mariadb';
+import { processAlive } from './servers/local';
+import { startMariadbSandbox } from './servers/mariadb';
 import { withConnection } from './connection';
 
 /** Where the drill's server is: paths only (its passwords stay in 0600 files next to it). */

@@ -6,7 +6,6 @@
  */
 import { Failure } from '../domain/failures';
 import { spawn } from 'node:child_process';
-import { createWriteStream } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
@@ -18,27 +17,20 @@ import type { ClusterConfig } from '../config/schema';
 import { DumpDatabaseFilter } from '../domain/dumpRewrite';
 import { layout } from '../repository/layout';
 import type { Storage } from '../repository/storage';
-import { ReplayRefused, ReplayStream, type ScanReport } from '../domain/restore/replayStream';
-import { createScopedAccount, dropScopedAccount, type ScopedAccount } from './restoreAccount';
+import { ReplayRefused, ReplayStream } from '../domain/restore/replayStream';
+import { createScopedAccount, dropScopedAccount, restoreAccount, type ScopedAccount } from './restoreAccount';
+import { binlogToolOf, replayArguments, serverSchemas, unpackBinlogs } from './binlogRead';
+import { verifyDatabase } from './verify';
 import { createRoutedObjects, currentDefiner, definerOf, disableEvents, originalsMap, restoreDefiners } from './schemaObjects';
 import { quoteIdentifier } from '../domain/identifiers';
 import type { Product } from '../domain/manifest';
 import type { RestorePlan } from '../domain/restorePlan';
-import { compilePattern } from '../domain/restoreTarget';
 import { compressionOf, decompressor } from '../tools/compression';
 import { withDefaultsFile } from './dump';
 import { classifyToolStderr } from './errors';
 import { statementLimitInit, withConnection } from './connection';
 import { childEnv, findTool } from '../tools/tools';
 
-/** The account restores use (write privileges), falling back to the backup account. */
-export function restoreAccount(cluster: ClusterConfig): ClusterConfig {
-  return {
-    ...cluster,
-    user: cluster.restoreUser ?? cluster.user,
-    ...(cluster.restorePassword ? { password: cluster.restorePassword } : {}),
-  };
-}
 
 export const MARKER_PREFIX = 'dbops restore ';
 
@@ -123,38 +115,6 @@ export interface RestoreDatabaseRequest {
   confine: boolean;
 }
 
-/** The mysqlbinlog arguments of a replay of `plan` into `into` (also what the window scan reads). */
-export function replayArguments(product: Product, plan: RestorePlan, into: string | null): string[] {
-  // MariaDB filters --database on the name before --rewrite-db, MySQL on the name after it.
-  const args = ['--no-defaults'];
-  if (into !== null) {
-    args.push(`--database=${product === 'mariadb' || into === plan.database ? plan.database : into}`);
-    if (into !== plan.database) args.push(`--rewrite-db=${plan.database}->${into}`);
-  }
-  // MySQL: the copy's transactions get new GTIDs (the source's are already executed on this server).
-  if (product === 'mysql') args.push('--skip-gtids');
-  const stop = plan.stop;
-  if (stop.kind === 'gtid') {
-    args.push(`--start-position=${plan.start.gtidSet ?? ''}`, `--stop-position=${stop.gtid}`);
-  } else {
-    args.push(`--start-position=${plan.start.position}`);
-    if (stop.kind === 'datetime') args.push(`--stop-datetime=${stop.value}`);
-    if (stop.kind === 'position') args.push(`--stop-position=${stop.position}`);
-  }
-  return args;
-}
-
-function binlogToolOf(cluster: ClusterConfig, product: Product): string {
-  return cluster.tools.binlog ?? (product === 'mariadb' ? 'mariadb-binlog' : 'mysqlbinlog');
-}
-
-/** Every database on the server (to tell db.table from alias.column in statements). */
-async function serverSchemas(cluster: ClusterConfig): Promise<Set<string>> {
-  return withConnection(restoreAccount(cluster), async (conn) => {
-    const [rows] = await conn.query<RowDataPacket[]>('SELECT SCHEMA_NAME AS name FROM information_schema.SCHEMATA');
-    return new Set(rows.map((r) => String(r.name)));
-  });
-}
 
 /** "ERROR 1142 (42000) at line 39: …" of the client, with the binlog position and statement of line 39. */
 function replayFailure(stream: ReplayStream, into: string, result: { code: number | null; stderr: string }, cluster: string): Error {
@@ -352,196 +312,4 @@ async function loadAndReplay(
     snapshotCheck,
     durationMs: { load: loadMs, replay: Date.now() - replayStarted },
   };
-}
-
-/**
- * Reads the replay window before anything is written: the statements it would send, as the
- * replay will (filtered and renamed), and the whole window (every database) for statements
- * on the source that the filter would drop. Returns what would be rewritten, skipped and
- * refused, each with its binlog position.
- */
-export async function scanReplayWindow(req: { cluster: ClusterConfig; product: Product; storage: Storage; plan: RestorePlan; into: string; onProgress?: () => void }): Promise<ScanReport> {
-  const schemas = await serverSchemas(req.cluster);
-  const context = { source: req.plan.database, target: req.into, schemas };
-  const firstFile = req.plan.binlogs[0]?.file ?? req.plan.start.file;
-  const filtered = new ReplayStream({ mode: 'scan', context, firstFile });
-  const whole = new ReplayStream({ mode: 'crossScan', context, firstFile });
-  if (req.plan.binlogs.length === 0) return filtered.report;
-  const work = await mkdtemp(path.join(tmpdir(), `dbops-scan-${process.pid}-`));
-  try {
-    const files = await unpackBinlogs(req.plan, req.storage, work, () => req.onProgress?.());
-    const tool = await findTool(binlogToolOf(req.cluster, req.product));
-    const read = async (args: string[], stream: ReplayStream) => {
-      const decoder = spawn(tool, [...args, ...files], { stdio: ['ignore', 'pipe', 'pipe'], env: childEnv({ TZ: 'UTC' }) });
-      let stderr = '';
-      decoder.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-      const closed = new Promise<number | null>((resolve) => decoder.on('close', resolve));
-      let bytes = 0;
-      for await (const chunk of decoder.stdout as AsyncIterable<Buffer>) {
-        stream.push(chunk.toString('utf8'));
-        bytes += chunk.length;
-        if (bytes > 64 << 20) {
-          bytes = 0;
-          req.onProgress?.();
-        }
-      }
-      stream.finish();
-      const code = await closed;
-      if (code !== 0) throw new Error(`mysqlbinlog could not read the window (exit ${code}): ${stderr.trim().split('\n').slice(-2).join(' ')}`);
-    };
-    await read(replayArguments(req.product, req.plan, req.into), filtered);
-    await read(replayArguments(req.product, req.plan, null).filter((a) => a !== '--skip-gtids'), whole);
-  } finally {
-    await rm(work, { recursive: true, force: true });
-  }
-  const report = filtered.report;
-  report.refused.push(...whole.report.refused);
-  report.refused.sort((a, b) => a.file.localeCompare(b.file) || a.position - b.position);
-  // A server with binary logging lets only SUPER create triggers and stored routines; a restore's account has no SUPER.
-  const routines = report.objectsCreated.filter((o) => o.type === 'TRIGGER' || o.type === 'PROCEDURE' || o.type === 'FUNCTION');
-  if (routines.length > 0) {
-    const trusted = await withConnection(restoreAccount(req.cluster), async (conn) => {
-      const [rows] = await conn.query<RowDataPacket[]>('SELECT @@log_bin AS logBin, @@log_bin_trust_function_creators AS trust');
-      return Number(rows[0]?.logBin) === 0 || Number(rows[0]?.trust) === 1;
-    });
-    if (!trusted) {
-      for (const o of routines) {
-        report.refused.push({
-          file: o.file,
-          position: o.position,
-          statement: `CREATE ${o.type} ${o.name}`,
-          reason: `the window creates ${o.type.toLowerCase()} ${o.name}; with binary logging on, the server lets only SUPER create triggers and stored routines, and a restore's account has no SUPER`,
-          fix: 'restore to a point before it, or set log_bin_trust_function_creators=1 on the server for the restore',
-        });
-      }
-    }
-  }
-  return report;
-}
-
-/** Decompresses the plan's binlogs into a private folder (mysqlbinlog reads files). */
-async function unpackBinlogs(plan: RestorePlan, storage: Storage, work: string, onFile: (file: string) => void): Promise<string[]> {
-  const files: string[] = [];
-  for (const b of plan.binlogs) {
-    const out = path.join(work, b.file);
-    const codec = await decompressor(compressionOf(b.artifact));
-    const results = await Promise.allSettled([
-      codec.done,
-      pipeline(await storage.openRead(layout.artifact(b.path, b.artifact)), codec.input),
-      pipeline(codec.output, createWriteStream(out, { mode: 0o600 })),
-    ]);
-    // The codec's own complaint (corrupt data) says more than the EPIPE it causes upstream.
-    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-    if (failed) throw new Error(`${b.backupId}/${b.artifact}: ${(failed.reason as Error)?.message ?? String(failed.reason)}`);
-    files.push(out);
-    onFile(b.file);
-  }
-  return files;
-}
-
-export interface StatementHit {
-  file: string;
-  position: number;
-  time: string;
-  gtid: string | null;
-  statement: string;
-}
-
-function headerTime(line: string): string | null {
-  const m = /^#(\d{2})(\d{2})(\d{2})\s+(\d{1,2}):(\d{2}):(\d{2})/.exec(line);
-  if (!m) return null;
-  return `20${m[1]}-${m[2]}-${m[3]}T${m[4]!.padStart(2, '0')}:${m[5]}:${m[6]}Z`;
-}
-
-const SQL_VERB = /^(DELETE|UPDATE|INSERT|REPLACE|DROP|TRUNCATE|ALTER|RENAME|CREATE)\b/i;
-
-/**
- * "Just before the bad statement": decodes the plan's binlogs (rows as comments, the
- * original statements from the annotate events, TZ=UTC) and returns the start of the
- * first transaction whose statement matches, at or after `after`.
- */
-export async function findStatement(
-  cluster: ClusterConfig,
-  product: Product,
-  storage: Storage,
-  plan: RestorePlan,
-  pattern: string,
-  after: string | null,
-  onProgress: () => void = () => undefined,
-): Promise<StatementHit | null> {
-  if (plan.binlogs.length === 0) return null;
-  const re = compilePattern(pattern);
-  const matches = (text: string) => re.matcher(text).find();
-  const work = await mkdtemp(path.join(tmpdir(), 'dbops-find-'));
-  try {
-    const files = await unpackBinlogs(plan, storage, work, () => undefined);
-    const tool = await findTool(cluster.tools.binlog ?? (product === 'mariadb' ? 'mariadb-binlog' : 'mysqlbinlog'));
-    const decoder = spawn(
-      tool,
-      ['--no-defaults', '--base64-output=DECODE-ROWS', '--verbose', `--database=${plan.database}`, `--start-position=${plan.start.position}`, ...files],
-      { stdio: ['ignore', 'pipe', 'ignore'], env: childEnv({ TZ: 'UTC' }) },
-    );
-    let file = plan.binlogs[0]!.file;
-    let at = plan.start.position;
-    let tx: { file: string; position: number; time: string; gtid: string | null } | null = null;
-    let tail = '';
-    let bytes = 0;
-    for await (const chunk of decoder.stdout as AsyncIterable<Buffer>) {
-      bytes += chunk.length;
-      if (bytes >= 16 << 20) {
-        bytes = 0;
-        onProgress();
-      }
-      const lines = (tail + chunk.toString('utf8')).split('\n');
-      tail = lines.pop() ?? '';
-      for (const line of lines) {
-        if (line.startsWith('# at ')) {
-          at = Number(line.slice(5));
-          continue;
-        }
-        if (line.startsWith('#')) {
-          const gtid = /\sGTID (\d+-\d+-\d+)/.exec(line);
-          if (gtid) tx = { file, position: at, time: headerTime(line) ?? '', gtid: gtid[1] ?? null };
-          const rotate = /Rotate to (\S+)\s+pos: (\d+)/.exec(line);
-          if (rotate?.[1]) file = rotate[1];
-          if (line.startsWith('#Q> ') && tx && matches(line.slice(4)) && (!after || tx.time >= after)) {
-            decoder.kill();
-            return { ...tx, statement: line.slice(4, 300) };
-          }
-          continue;
-        }
-        if (tx && SQL_VERB.test(line) && matches(line) && (!after || tx.time >= after)) {
-          decoder.kill();
-          return { ...tx, statement: line.slice(0, 300) };
-        }
-      }
-    }
-    return null;
-  } finally {
-    await rm(work, { recursive: true, force: true });
-  }
-}
-
-export interface TableVerification {
-  table: string;
-  rows: number;
-  checksum: string;
-}
-
-/** Row counts and CHECKSUM TABLE of every base table in a database. */
-export async function verifyDatabase(cluster: ClusterConfig, database: string): Promise<TableVerification[]> {
-  return withConnection(restoreAccount(cluster), async (conn) => {
-    const [tables] = await conn.query<RowDataPacket[]>(
-      "SELECT TABLE_NAME AS t FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_TYPE = 'BASE TABLE' ORDER BY TABLE_NAME",
-      [database],
-    );
-    const out: TableVerification[] = [];
-    for (const { t } of tables) {
-      const name = `${quoteIdentifier(database)}.${quoteIdentifier(String(t))}`;
-      const [[count]] = (await conn.query(`SELECT COUNT(*) AS n FROM ${name}`)) as unknown as [[{ n: string }]];
-      const [[sum]] = (await conn.query(`CHECKSUM TABLE ${name} EXTENDED`)) as unknown as [[{ Checksum: string | null }]];
-      out.push({ table: String(t), rows: Number(count.n), checksum: String(sum.Checksum) });
-    }
-    return out;
-  });
 }

@@ -17,6 +17,16 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { Connection, RowDataPacket } from 'mysql2/promise';
 import type { Product } from '../domain/manifest';
 import { quoteIdentifier } from '../domain/identifiers';
+import type { ClusterConfig } from '../config/schema';
+
+/** The account restores use (write privileges), falling back to the backup account. */
+export function restoreAccount(cluster: ClusterConfig): ClusterConfig {
+  return {
+    ...cluster,
+    user: cluster.restoreUser ?? cluster.user,
+    ...(cluster.restorePassword ? { password: cluster.restorePassword } : {}),
+  };
+}
 
 export const SCOPED_ACCOUNT_PREFIX = 'dbops_r_';
 

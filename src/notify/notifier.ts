@@ -1,7 +1,7 @@
 /**
  * Sends notifications: always a structured log line (`alert`, `severity`), and a POST to
  * every configured webhook that wants the event (generic JSON or Slack format). The same
- * cluster + event + severity is sent at most once per cooldown to each webhook (seed 001);
+ * cluster + event + severity is sent at most once per cooldown to each webhook;
  * an escalation to a higher severity always goes out. The cooldown state lives in the
  * repository (`.notifications.json`) so that it survives restarts and is shared by workers.
  *

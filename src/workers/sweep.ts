@@ -13,10 +13,10 @@ import type { Logger } from 'pino';
 import { withTemporalClient } from '../temporal/client';
 import { drillRoot, teardownSandbox, SANDBOX_OWNER } from '../mysql/drillServer';
 import { withConnection } from '../mysql/connection';
-import { restoreAccount } from '../mysql/restore';
+import { restoreAccount } from '../mysql/restoreAccount';
 import { layout, openRepository } from '../repository';
 import type { DbopsConfig } from '../config/schema';
-import { processAlive } from '../mysql/servers/mariadb';
+import { processAlive } from '../mysql/servers/local';
 import { dropScopedAccount, listScopedAccounts, scopedAccountName } from '../mysql/restoreAccount';
 
 export interface SweepReport {

@@ -10,7 +10,7 @@ import { buildActivityDeps, createActivities, type ActivityDeps } from '../activ
 import type { DbopsConfig } from '../config/schema';
 import { PinoTemporalLogger } from '../logging/logger';
 import { startMetricsServer } from '../metrics/server';
-import { freePort } from '../mysql/servers/mariadb';
+import { freePort } from '../mysql/servers/local';
 import { sweepLeftovers } from './sweep';
 
 let runtimeInstalled = false;

@@ -1,5 +1,5 @@
 /**
- * Batched history archiving, as the seed-002 runbook goes: plan (count, key range, what
+ * Batched history archiving, as a DBA's runbook goes: plan (count, key range, what
  * it will run), ask a person before deleting, create the history table, then copy and
  * delete in primary-key ranges while watching the server's load, and finally prove by
  * checksums that every planned row is in exactly one place. Long runs continue as new

@@ -22,7 +22,6 @@ import {
   workflowInfo,
   type ActivityOptions,
 } from '@temporalio/workflow';
-import type { Duration } from '@temporalio/common';
 import type { BackupActivities } from '../activities';
 import { withClusterLock } from './lock';
 import { innermostMessage, NON_RETRYABLE_TYPES, Failure } from '../domain/failures';

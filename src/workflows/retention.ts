@@ -1,5 +1,5 @@
 /**
- * Retention, as the seed-001 cleanup runbook goes: list what each backup type keeps and
+ * Retention, as a DBA's cleanup runbook goes: list what each backup type keeps and
  * why, never delete what a kept backup or the point-in-time window needs, raise the
  * storage alerts, ask a person when a run would delete more than the configured amount,
  * then delete under the cluster's backup lock (so no backup builds on a parent that is

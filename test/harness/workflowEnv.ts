@@ -321,3 +321,28 @@ export async function waitForQuery<T>(handle: WorkflowHandle, query: string, pre
 }
 
 export const MINUTE = 60_000;
+
+/** The clients of two operators, as the CLI names itself (dbops-cli/<user>@<host>). */
+export const IDENTITY = { alice: 'dbops-cli/alice@alice-laptop', bob: 'dbops-cli/bob@bob-laptop' } as const;
+
+/**
+ * One time-skipping environment for the test file: started before its tests, torn down
+ * after them. The returned object forwards to it (usable inside tests and hooks only).
+ */
+export function useWorkflowTestEnv(): WorkflowTestEnv {
+  jest.setTimeout(60_000);
+  let env: WorkflowTestEnv | undefined;
+  beforeAll(async () => {
+    env = await WorkflowTestEnv.start();
+  });
+  afterAll(async () => {
+    await env?.teardown();
+  });
+  return new Proxy({} as WorkflowTestEnv, {
+    get(_target, key) {
+      if (!env) throw new Error('the workflow test environment is not started: use it inside a test or a hook');
+      const value: unknown = Reflect.get(env, key, env);
+      return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(env) : value;
+    },
+  });
+}

@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import { createConnection } from 'mysql2/promise';
 import { loadConfig } from '../../src/config/load';
 import { resolveSecret } from '../../src/config/secrets';
-import { processAlive } from '../../src/mysql/servers/mariadb';
+import { processAlive } from '../../src/mysql/servers/local';
 import { CLI, harness } from '../harness/context';
 
 test('dbops dev --demo: sandbox + dev server + worker, demo backup, clean stop on SIGTERM', async () => {

@@ -22,7 +22,7 @@ import { createRetentionActivities } from '../../src/activities/retention';
 import { buildActivityDeps } from '../../src/activities';
 import { SA_CLUSTER, SA_OPERATION } from '../../src/domain/searchAttributes';
 import type { BackupType, Manifest } from '../../src/domain/manifest';
-import { freePort } from '../../src/mysql/servers/mariadb';
+import { freePort } from '../../src/mysql/servers/local';
 import { harness, holdClusterLock, makeTestConfig, quietLogger, rootConnection, runCli, spawnCliWorker, temporalClient, withWorker, type TestSetup } from '../harness/context';
 
 const DB = 'montest';

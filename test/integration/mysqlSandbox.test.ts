@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { createConnection, type RowDataPacket } from 'mysql2/promise';
 import { mysqlAvailable, mysqlToolPath, startMysqlSandbox, type MysqlSandbox } from '../../src/mysql/servers/mysql';
-import { processAlive } from '../../src/mysql/servers/mariadb';
+import { processAlive } from '../../src/mysql/servers/local';
 
 const available = mysqlAvailable();
 if (!available) console.warn('MySQL chroot not installed (run scripts/setup.sh as root): skipping the MySQL sandbox test');

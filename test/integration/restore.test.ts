@@ -8,7 +8,7 @@
 import type { Client } from '@temporalio/client';
 import type { RowDataPacket } from 'mysql2/promise';
 import { startBackup, waitForManifest } from '../../src/client/backups';
-import { approvalState, decide, startPitr, startTableRestore } from '../../src/client/restores';
+import { approvalState, decide, startTableRestore } from '../../src/client/restores';
 import { parseTarget } from '../../src/domain/restoreTarget';
 import { asPerson, makeTestConfig, rootConnection, runCli, tableChecksums, temporalClient, withWorker, type TestSetup } from '../harness/context';
 import { seedSampleDatabase } from '../../src/dev/sampleData';

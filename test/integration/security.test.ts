@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import type { Client } from '@temporalio/client';
 import type { Connection, RowDataPacket } from 'mysql2/promise';
 import { createConnection } from 'mysql2/promise';
-import { archiveInput, resolveArchiveJob, startArchive } from '../../src/client/archives';
+import { resolveArchiveJob } from '../../src/client/archives';
 import { explainFailure, startBackup, waitForManifest } from '../../src/client/backups';
 import { approvalState, startTableRestore } from '../../src/client/restores';
 import { parseTarget } from '../../src/domain/restoreTarget';

@@ -5,7 +5,6 @@
  */
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import * as path from 'node:path';
-import type { RowDataPacket } from 'mysql2/promise';
 import { startFullBackup, waitForManifest } from '../../src/client/backups';
 import { openRepository, verifyArtifactFile } from '../../src/repository';
 import { seedSampleDatabase } from '../../src/dev/sampleData';

@@ -57,7 +57,7 @@ describe('the predicate', () => {
 
 describe('jobs', () => {
   const base = { cluster: 'shop', database: 'shop', table: 'orders', where: 'created_at < NOW() - INTERVAL 90 DAY', to: 'orders_history' };
-  test('defaults follow seed 002 and pt-online-schema-change', () => {
+  test('defaults: 1,000-row batches and pt-online-schema-change\'s throttle', () => {
     const job = ArchiveJobSchema.parse(base);
     expect(job.batchSize).toBe(1000);
     expect(job.approval).toBe(true);

@@ -1,6 +1,6 @@
 /**
  * The Grafana dashboard and the alert rules only query metrics the worker exposes (the
- * dbops_* list below, issue #8) or the Temporal SDK's own (temporal_*). Also checks the
+ * dbops_* list below) or the Temporal SDK's own (temporal_*). Also checks the
  * dashboard's import contract: a ${DS_PROMETHEUS} input and a cluster variable, and, with
  * promtool, that every panel query is valid PromQL.
  */
@@ -174,7 +174,7 @@ describe('alert rules', () => {
     }
   });
 
-  test('the alerts issue #8 and seed 001 ask for', () => {
+  test('the alerts a DBA needs: backup success rate, staleness, storage, drills, approvals', () => {
     const byName = new Map(rules.filter((r) => r.alert).map((r) => [r.alert as string, r]));
     const expected: Array<[string, string, RegExp]> = [
       ['DbopsBackupSuccessRateLow', 'critical', /dbops_backup_runs_total.*< 0\.95/s],

@@ -1,5 +1,5 @@
 import { parseConfig } from '../../src/config/load';
-import { desiredSchedules, planReconcile, SEED_DEFAULTS } from '../../src/domain/schedules';
+import { desiredSchedules, planReconcile, DEFAULT_SCHEDULES } from '../../src/domain/schedules';
 
 const base = { timezone: 'UTC', catchupWindow: '10m', defaultsFor: [] as string[], entries: [] as Array<{ cluster: string; action: 'backup-full' | 'backup-incremental' | 'backup-differential'; cron?: string; every?: string }> };
 
@@ -13,7 +13,7 @@ test('seed defaults per cluster; explicit entries override them', () => {
     ['dbops/shop/drill-full', '0 5 1 1,4,7,10 *'],
     ['dbops/shop/retention', '0 3 * * *'],
   ]);
-  expect(SEED_DEFAULTS).toHaveLength(6);
+  expect(DEFAULT_SCHEDULES).toHaveLength(6);
   const drillA = desiredSchedules({ ...base, defaultsFor: ['shop'] }, { rpoTarget: '10m' }).find((x) => x.action === 'drill')!;
   const drillB = desiredSchedules({ ...base, defaultsFor: ['shop'] }, { rpoTarget: '1h' }).find((x) => x.action === 'drill')!;
   expect(drillA.hash).not.toBe(drillB.hash); // changed drill targets update the drill schedule

@@ -7,20 +7,12 @@
  * refused and never fails a workflow task; a second person's approval swaps.
  */
 import type { WorkflowHandle, WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
-import { FakeActivities, MINUTE, resultOf, waitForQuery, WorkflowTestEnv, workflowTaskFailures, type Fakes } from '../harness/workflowEnv';
+import { FakeActivities, MINUTE, resultOf, waitForQuery, workflowTaskFailures, type Fakes, useWorkflowTestEnv, IDENTITY } from '../harness/workflowEnv';
 
-jest.setTimeout(60_000);
+const t = useWorkflowTestEnv();
 
-let t: WorkflowTestEnv;
-beforeAll(async () => {
-  t = await WorkflowTestEnv.start();
-});
-afterAll(async () => {
-  await t?.teardown();
-});
-
-const ALICE = 'dbops-cli/alice@alice-laptop';
-const BOB = 'dbops-cli/bob@bob-laptop';
+const ALICE = IDENTITY.alice;
+const BOB = IDENTITY.bob;
 
 const POLICY = { approvers: ['alice', 'bob'], selfApproval: false, timeout: '60m', escalateAfter: ['15m', '30m'] };
 

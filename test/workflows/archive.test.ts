@@ -5,19 +5,11 @@
  */
 import { ApplicationFailure, defaultPayloadConverter } from '@temporalio/common';
 import { temporal } from '@temporalio/proto';
-import { FakeActivities, failureOf, resultOf, WorkflowTestEnv, workflowTaskFailures, type Fakes } from '../harness/workflowEnv';
+import { FakeActivities, failureOf, resultOf, workflowTaskFailures, type Fakes, useWorkflowTestEnv, IDENTITY } from '../harness/workflowEnv';
 
-jest.setTimeout(60_000);
+const t = useWorkflowTestEnv();
 
-let t: WorkflowTestEnv;
-beforeAll(async () => {
-  t = await WorkflowTestEnv.start();
-});
-afterAll(async () => {
-  await t?.teardown();
-});
-
-const ALICE = 'dbops-cli/alice@alice-laptop';
+const ALICE = IDENTITY.alice;
 const PREDICATE = 'created_at < NOW() - INTERVAL 90 DAY';
 const JOB = { cluster: 'shop', database: 'shop', table: 'orders', where: PREDICATE, to: 'orders_history', approval: false, continueAsNewEvery: 2 };
 const FORGED_SQL = 'DELETE FROM shop.customers -- forged';

@@ -5,17 +5,9 @@
  * events warns the operator.
  */
 import { ApplicationFailure } from '@temporalio/common';
-import { FakeActivities, failureOf, resultOf, WorkflowTestEnv, type Fakes } from '../harness/workflowEnv';
+import { FakeActivities, failureOf, resultOf, type Fakes, useWorkflowTestEnv } from '../harness/workflowEnv';
 
-jest.setTimeout(60_000);
-
-let t: WorkflowTestEnv;
-beforeAll(async () => {
-  t = await WorkflowTestEnv.start();
-});
-afterAll(async () => {
-  await t?.teardown();
-});
+const t = useWorkflowTestEnv();
 
 const SHA = 'a'.repeat(64);
 

@@ -3,20 +3,12 @@
  * (not a wedged workflow task), and the quarterly profile's failover rehearsal waits for a
  * second person: rejected, it is recorded as skipped and the drill still passes.
  */
-import { FakeActivities, failureOf, resultOf, waitForQuery, WorkflowTestEnv, workflowTaskFailures, type Fakes } from '../harness/workflowEnv';
+import { FakeActivities, failureOf, resultOf, waitForQuery, workflowTaskFailures, type Fakes, useWorkflowTestEnv, IDENTITY } from '../harness/workflowEnv';
 
-jest.setTimeout(60_000);
+const t = useWorkflowTestEnv();
 
-let t: WorkflowTestEnv;
-beforeAll(async () => {
-  t = await WorkflowTestEnv.start();
-});
-afterAll(async () => {
-  await t?.teardown();
-});
-
-const ALICE = 'dbops-cli/alice@alice-laptop';
-const BOB = 'dbops-cli/bob@bob-laptop';
+const ALICE = IDENTITY.alice;
+const BOB = IDENTITY.bob;
 
 interface DrillResult {
   report: { passed: boolean; problems: string[]; checks: Array<{ what: string; ok: boolean; detail: string }>; drillId: string };

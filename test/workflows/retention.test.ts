@@ -2,17 +2,9 @@
  * Retention that would delete more than the configured amount asks a person first; a
  * rejection deletes nothing (fake activities, time-skipping server).
  */
-import { FakeActivities, resultOf, waitForQuery, WorkflowTestEnv } from '../harness/workflowEnv';
+import { FakeActivities, resultOf, waitForQuery, useWorkflowTestEnv } from '../harness/workflowEnv';
 
-jest.setTimeout(60_000);
-
-let t: WorkflowTestEnv;
-beforeAll(async () => {
-  t = await WorkflowTestEnv.start();
-});
-afterAll(async () => {
-  await t?.teardown();
-});
+const t = useWorkflowTestEnv();
 
 const PLAN = {
   delete: [

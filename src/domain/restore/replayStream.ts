@@ -16,7 +16,9 @@
  * The same reader runs twice: first as a scan over the whole window (nothing is written;
  * the restore is refused with the statement, its position and the fix if anything cannot
  * be confined), then on the replay itself, where it applies the same rewrites and guards.
- * Pure: bytes in, text out.
+ * Pure: bytes in, text out. One file, over 400 lines, because the stream's state (the
+ * position, the open statement, the session's definers and table maps) is shared by every
+ * branch; split, each half would need the other's internals.
  */
 import { confineStatement, createdObject, isStatementDml, type ConfineContext, type DefinedObjectType, type DefinerRecord } from './confine';
 import { codeTokens, identifierName, isKeyword, tokenize } from '../sql/lexer';

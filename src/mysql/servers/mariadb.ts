@@ -4,11 +4,11 @@
  * and DR drills. It never touches a system service.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chownSync, existsSync, mkdirSync, openSync, readFileSync, closeSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { chownSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { createConnection } from 'mysql2/promise';
 import { childEnv, findTool } from '../../tools/tools';
+import { freePort, processAlive, runToCompletion, type LocalServer } from './local';
 
 export interface MariadbSandboxOptions {
   /** Folder for datadir, socket, logs; created if missing, reused if already initialised. */
@@ -27,14 +27,7 @@ export interface MariadbSandboxOptions {
   private?: boolean;
 }
 
-export interface MariadbSandbox {
-  readonly baseDir: string;
-  readonly datadir: string;
-  readonly socket: string;
-  readonly host: string;
-  readonly port: number;
-  readonly pid: number;
-  readonly errorLog: string;
+export interface MariadbSandbox extends LocalServer {
   /** Private servers: 0600 files holding the root password and a read-only account's (user dbops_check). */
   readonly secrets: { rootPasswordFile: string; checkUser: string; checkPasswordFile: string } | null;
   stop(): Promise<void>;
@@ -54,46 +47,6 @@ async function unprivilegedUser(): Promise<{ name: string; uid: number; gid: num
     }
   }
   throw new Error('no unprivileged OS user (mysql or nobody) to run a private server as');
-}
-
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.unref();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-function runToCompletion(command: string, args: string[], logFile: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const fd = openSync(logFile, 'a');
-    const child = spawn(command, args, { stdio: ['ignore', fd, fd], env: childEnv() });
-    child.on('error', (e) => {
-      closeSync(fd);
-      reject(e);
-    });
-    child.on('exit', (code) => {
-      closeSync(fd);
-      if (code === 0) resolve();
-      else reject(new Error(`${command} exited with ${code}; see ${logFile}`));
-    });
-  });
-}
-
-/** Is a process with this pid alive (and ours to signal)? */
-export function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 const runningAsRoot = typeof process.getuid === 'function' && process.getuid() === 0;

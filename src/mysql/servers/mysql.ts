@@ -9,10 +9,10 @@
  * spawn returns is mysqld's own; the pid file confirms it. It never touches a system service.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, openSync, readFileSync, closeSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import * as path from 'node:path';
 import { createConnection } from 'mysql2/promise';
-import { freePort, processAlive } from './mariadb';
+import { freePort, processAlive, runToCompletion, tail, type LocalServer } from './local';
 import { childEnv, projectRoot as findProjectRoot } from '../../tools/tools';
 
 const projectRoot = findProjectRoot();
@@ -57,37 +57,7 @@ export interface MysqlSandboxOptions {
   startTimeoutMs?: number;
 }
 
-export interface MysqlSandbox {
-  readonly baseDir: string;
-  readonly datadir: string;
-  readonly socket: string;
-  readonly host: string;
-  readonly port: number;
-  /** mysqld's own pid (as its pid file says), not a wrapper's. */
-  readonly pid: number;
-  readonly errorLog: string;
-  stop(): Promise<void>;
-}
-
-function tail(file: string, lines = 15): string {
-  return existsSync(file) ? readFileSync(file, 'utf8').split('\n').slice(-lines).join('\n') : '(no log)';
-}
-
-function runToCompletion(command: string, args: string[], logFile: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const fd = openSync(logFile, 'a');
-    const child = spawn(command, args, { stdio: ['ignore', fd, fd], env: childEnv() });
-    child.on('error', (e) => {
-      closeSync(fd);
-      reject(e);
-    });
-    child.on('exit', (code, signal) => {
-      closeSync(fd);
-      if (code === 0) resolve();
-      else reject(new Error(`${command} ${args.join(' ')} exited with ${code ?? signal}; ${logFile}:\n${tail(logFile)}`));
-    });
-  });
-}
+export type MysqlSandbox = LocalServer;
 
 function readPid(pidFile: string): number | null {
   if (!existsSync(pidFile)) return null;

@@ -1,0 +1,63 @@
+/** What the throwaway servers (MariaDB, MySQL) have in common, and the helpers they share. */
+import { spawn } from 'node:child_process';
+import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { childEnv } from '../../tools/tools';
+
+/** A server dbops started in a folder of its own, on a free port and a private socket. */
+export interface LocalServer {
+  readonly baseDir: string;
+  readonly datadir: string;
+  readonly socket: string;
+  readonly host: string;
+  readonly port: number;
+  /** mysqld's own pid (as its pid file says), not a wrapper's. */
+  readonly pid: number;
+  readonly errorLog: string;
+  stop(): Promise<void>;
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.unref();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** Is a process with this pid alive (and ours to signal)? */
+export function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The last lines of a server's log, for an error message. */
+export function tail(file: string, lines = 15): string {
+  return existsSync(file) ? readFileSync(file, 'utf8').split('\n').slice(-lines).join('\n') : '(no log)';
+}
+
+/** Runs a setup command (initialise a datadir, …) with its output in the log; rejects with the log's tail. */
+export function runToCompletion(command: string, args: string[], logFile: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const fd = openSync(logFile, 'a');
+    const child = spawn(command, args, { stdio: ['ignore', fd, fd], env: childEnv() });
+    child.on('error', (e) => {
+      closeSync(fd);
+      reject(e);
+    });
+    child.on('exit', (code, signal) => {
+      closeSync(fd);
+      if (code === 0) resolve();
+      else reject(new Error(`${command} ${args.join(' ')} exited with ${code ?? signal}; ${logFile}:\n${tail(logFile)}`));
+    });
+  });
+}
