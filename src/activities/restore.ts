@@ -18,7 +18,7 @@ import { restoreDatabase, targetState, type RestoreDatabaseResult } from '../mys
 import { restoreAccount } from '../mysql/restoreAccount';
 import { verifyDatabase, type TableVerification } from '../mysql/verify';
 import { captureTriggers, dropRestoredTables, moveRestoredTables, swapTables, type CapturedTrigger } from '../mysql/tableSwap';
-import { readChainState } from '../repository';
+import { readChainState, releaseRestoreClaim } from '../repository';
 import { accept, clusterOf, currentRun } from './context';
 import type { ActivityDeps } from './deps';
 import { CapturedTriggerSchema, cluster, identifier, RestorePlanSchema, TableVerificationSchema } from './schemas';
@@ -72,7 +72,7 @@ export function createRestoreActivities(deps: ActivityDeps) {
     /** Is a restore target free? 'ours' means this run created it (a retry). */
     async checkRestoreTarget(raw: { cluster: string; database: string }): Promise<'absent' | 'ours' | 'foreign'> {
       const input = accept(z.strictObject({ cluster, database: identifier }), raw, 'checkRestoreTarget');
-      return targetState(clusterOf(config, input.cluster), input.database, currentRun().workflowId);
+      return targetState(clusterOf(config, input.cluster), input.database, { storage: repository.storage, run: currentRun().workflowId });
     },
 
     /** Loads the full and replays the binlogs into a new database, confined to it; a retry starts over. */
@@ -126,8 +126,10 @@ export function createRestoreActivities(deps: ActivityDeps) {
     async dropRestoreTarget(raw: { cluster: string; database: string }): Promise<boolean> {
       const input = accept(z.strictObject({ cluster, database: identifier }), raw, 'dropRestoreTarget');
       const c = clusterOf(config, input.cluster);
-      if ((await targetState(c, input.database, currentRun().workflowId)) !== 'ours') return false;
+      const run = currentRun().workflowId;
+      if ((await targetState(c, input.database, { storage: repository.storage, run })) !== 'ours') return false;
       await withConnection(restoreAccount(c), (conn) => conn.query(`DROP DATABASE ${quoteIdentifier(input.database)}`));
+      await releaseRestoreClaim(repository.storage, c.name, input.database, run);
       return true;
     },
 

@@ -40,7 +40,7 @@ export const RestorePlanSchema = z.strictObject({
   stop: z.discriminatedUnion('kind', [
     z.strictObject({ kind: z.literal('datetime'), value: z.string().regex(/^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$/) }),
     z.strictObject({ kind: z.literal('position'), file: binlogFile, position: z.number().int().nonnegative() }),
-    z.strictObject({ kind: z.literal('gtid'), gtid: z.string().regex(/^[0-9a-f:-]{5,100}$/) }),
+    z.strictObject({ kind: z.literal('gtid'), gtid: z.string().regex(/^[0-9a-f:,-]{5,4000}$/) }),
     z.strictObject({ kind: z.literal('end') }),
   ]),
   window: z.strictObject({ from: z.string().nullable(), to: z.string().nullable() }),

@@ -74,6 +74,15 @@ export const ClusterSchema = z
      * for every statement, MySQL max_execution_time for reads; lock waits are bounded apart).
      */
     statementTimeout: durationSchema().default('1h'),
+    /**
+     * Full backups never stall the server's writes. MySQL's mysqldump takes FLUSH TABLES WITH
+     * READ LOCK for a moment to read a consistent binlog position; that lock waits behind any
+     * running query while every new write queues behind it. So a dump is refused up front
+     * while a query older than longQuery runs (naming it), and the lock gives up after lockWait.
+     */
+    dumpGuard: z
+      .strictObject({ longQuery: durationSchema().default('60s'), lockWait: durationSchema().default('10s') })
+      .default({ longQuery: '60s', lockWait: '10s' }),
     /** Set only to override auto-detection (recorded in every manifest). */
     product: z.enum(['mariadb', 'mysql']).optional(),
     /** Client tools for this cluster (default: MariaDB's, found on PATH). */

@@ -5,6 +5,7 @@
  */
 import type { Connection } from 'mysql2/promise';
 import { quoteIdentifier } from '../domain/identifiers';
+import type { Product } from '../domain/manifest';
 
 export interface SampleOptions {
   database?: string;
@@ -96,14 +97,19 @@ export async function seedSampleDatabase(conn: Connection, options: SampleOption
   }
 }
 
-/** The least-privileged account dbops needs for logical backups and binlog copies (MariaDB). */
-export async function createBackupUser(conn: Connection, user: string, password: string, host = '%'): Promise<void> {
+/**
+ * The least-privileged account dbops needs for logical backups and binlog copies. MySQL:
+ * BACKUP_ADMIN lets the dump hold LOCK INSTANCE FOR BACKUP (no DDL while it runs) and read
+ * performance_schema.log_status; REPLICATION CLIENT reads SHOW BINARY LOG STATUS.
+ */
+export async function createBackupUser(conn: Connection, user: string, password: string, host = '%', product: Product = 'mariadb'): Promise<void> {
   await conn.query('CREATE USER IF NOT EXISTS ?@? IDENTIFIED BY ?', [user, host, password]);
   await conn.query('ALTER USER ?@? IDENTIFIED BY ?', [user, host, password]);
-  await conn.query(
-    'GRANT SELECT, SHOW VIEW, TRIGGER, EVENT, LOCK TABLES, RELOAD, PROCESS, BINLOG MONITOR, REPLICATION SLAVE, REPLICA MONITOR ON *.* TO ?@?',
-    [user, host],
-  );
+  const privileges =
+    product === 'mariadb'
+      ? 'SELECT, SHOW VIEW, TRIGGER, EVENT, LOCK TABLES, RELOAD, PROCESS, BINLOG MONITOR, REPLICATION SLAVE, REPLICA MONITOR'
+      : 'SELECT, SHOW VIEW, TRIGGER, EVENT, LOCK TABLES, RELOAD, PROCESS, REPLICATION CLIENT, REPLICATION SLAVE, BACKUP_ADMIN';
+  await conn.query(`GRANT ${privileges} ON *.* TO ?@?`, [user, host]);
 }
 
 /**

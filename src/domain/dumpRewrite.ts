@@ -5,6 +5,7 @@
  *   -- Current Database: `shop`        section start (every database has one or two)
  *   CREATE DATABASE ... `shop` ...;    dropped: the restore creates its target itself
  *   USE `shop`;                        rewritten to the new name
+ *   SET @@SESSION.SQL_LOG_BIN= 0;      dropped (MySQL), as is SET @@GLOBAL.GTID_PURGED
  *   DDL statements                     read whole (they span lines and DELIMITER blocks) and
  *                                      confined like the binlog's statements: `shop`.t becomes
  *                                      `shop_restored`.t (or a restored trigger would write into
@@ -49,6 +50,7 @@ const TRACKED: Record<string, keyof ObjectSession> = {
 const NEWLINE = 0x0a;
 const HEAD = 16;
 const MAX_DDL_LINE = 64 * 1024 * 1024;
+const RE_SERVER_STATE = /^(SET @MYSQLDUMP_TEMP_LOG_BIN\s*=|SET @@SESSION\.SQL_LOG_BIN\s*=|SET @@GLOBAL\.GTID_PURGED\s*=)/i;
 const RE_SECTION = /^-- Current Database: `((?:[^`]|``)+)`/;
 const RE_CREATE = /^CREATE DATABASE /;
 const RE_USE = /^USE `((?:[^`]|``)+)`;/;
@@ -230,6 +232,10 @@ export class DumpDatabaseFilter {
         return this.wanted() ? [this.encoder.encode(`-- Current Database: \`${this.target}\` (restored from \`${this.source}\`)${nl}`)] : [];
       }
       if (!this.wanted()) return [];
+      // mysqldump turns binary logging off for its load and may set GTID_PURGED. A restore
+      // next to live data is logged like any write (a replica must have the tables a swap
+      // renames), and the server's own GTID history is not the dump's to change.
+      if (RE_SERVER_STATE.test(text)) return [];
       if (this.section !== null && RE_CREATE.test(text)) return [];
       const use = RE_USE.exec(text);
       if (use?.[1] !== undefined) return [this.encoder.encode(`USE \`${this.target.replace(/`/g, '``')}\`;${nl}`)];

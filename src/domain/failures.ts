@@ -24,6 +24,8 @@ export const Failure = {
   DrillFailed: 'DrillFailed',
   /** A dump without a binlog position: retried (a fresh dump). */
   DumpPositionMissing: 'DumpPositionMissing',
+  /** A long-running query would stall the server's writes behind the dump's global read lock. */
+  DumpBlocked: 'DumpBlocked',
   Cancelled: 'Cancelled',
 } as const;
 export type FailureType = (typeof Failure)[keyof typeof Failure];
@@ -42,6 +44,7 @@ export const NON_RETRYABLE_TYPES: FailureType[] = [
   Failure.RetentionUnsafe,
   Failure.ArchiveCountMismatch,
   Failure.ApprovalRefused,
+  Failure.DumpBlocked,
 ];
 
 /** The type of an ApplicationFailure, also when it is the cause of an ActivityFailure. */

@@ -7,6 +7,7 @@
  * the tests share these schemas.
  */
 import { z } from 'zod';
+import { parseGtidTarget } from './gtid';
 import { ArchiveJobSchema } from './archive';
 import { durationSchema } from './duration';
 import { CLUSTER_NAME_PATTERN, CLUSTER_NAME_RULE, SQL_IDENTIFIER_PATTERN, SQL_IDENTIFIER_RULE } from './identifiers';
@@ -38,7 +39,16 @@ export const RestoreTargetSchema = z.discriminatedUnion('kind', [
   z.strictObject({ kind: z.literal('position'), file: z.string().regex(/^[A-Za-z0-9_.-]{1,200}\.\d{1,10}$/, 'a binlog file name such as binlog.000042'), position: z.number().int().min(4) }),
   z.strictObject({
     kind: z.literal('gtid'),
-    gtid: z.string().regex(/^(\d{1,10}-\d{1,10}-\d{1,20}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}:\d{1,20})$/, 'a GTID: domain-server-sequence (MariaDB) or uuid:number (MySQL)'),
+    gtid: z
+      .string()
+      .max(4000)
+      .refine((g) => {
+        try {
+          return parseGtidTarget(g).normalised === g;
+        } catch {
+          return false;
+        }
+      }, 'a GTID target: domain-server-sequence (MariaDB) or a normalised GTID set uuid:a-b[,…] (MySQL)'),
   }),
   z.strictObject({ kind: z.literal('latest') }),
   z.strictObject({

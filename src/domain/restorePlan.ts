@@ -10,6 +10,7 @@
 import { binlogNumber, restoreChainFor, type ChainState } from './chain';
 import { coverageEnd, totalStoredBytes, type Manifest } from './manifest';
 import { describeTarget, stopDatetimeFor, type RestoreTarget } from './restoreTarget';
+import { mysqlMax, mysqlSubset, parseGtidTarget, parseMysqlGtidSet } from './gtid';
 
 export type ResolvedTarget = Exclude<RestoreTarget, { kind: 'beforeMatching' }>;
 
@@ -103,15 +104,19 @@ export function planRestore(input: RestorePlanInput): PlanOutcome {
       case 'position':
         return atOrBefore(positionKey(s.file, s.position), positionKey(t.file, t.position));
       case 'gtid': {
-        const [d, , n] = t.gtid.split('-').map(Number) as [number, number, number];
-        const seq = gtidSeq(s.gtidSet, d);
-        return seq === null || seq < n;
+        const g = parseGtidTarget(t.gtid).target;
+        if (g.flavor === 'mariadb') {
+          const seq = gtidSeq(s.gtidSet, g.domain);
+          return seq === null || seq < g.sequence;
+        }
+        // MySQL: every transaction in the snapshot must be one the target wants.
+        return s.gtidSet === null || mysqlSubset(parseMysqlGtidSet(s.gtidSet), g.set);
       }
       default:
         return true;
     }
   };
-  const covers = (m: Manifest): boolean => {
+  const covers = (m: Manifest, full: Manifest): boolean => {
     const end = coverageEnd(m)!;
     switch (t.kind) {
       case 'time':
@@ -119,8 +124,18 @@ export function planRestore(input: RestorePlanInput): PlanOutcome {
       case 'position':
         return atOrBefore(positionKey(t.file, t.position), positionKey(end.file, end.position));
       case 'gtid': {
-        const [d, s, n] = t.gtid.split('-').map(Number) as [number, number, number];
-        return (m.binlogs?.gtids ?? []).some((g) => g.source === `${d}-${s}` && Number(g.last.split('-')[2]) >= n);
+        const g = parseGtidTarget(t.gtid).target;
+        if (g.flavor === 'mariadb') {
+          return (m.binlogs?.gtids ?? []).some((x) => x.source === `${g.domain}-${g.server}` && Number(x.last.split('-')[2]) >= g.sequence);
+        }
+        // MySQL: each source the target wants beyond the snapshot reaches its last wanted transaction.
+        const snapshot = parseMysqlGtidSet(full.snapshot?.gtidSet ?? '');
+        return [...g.set.keys()].every((uuid) => {
+          const wanted = mysqlMax(g.set, uuid);
+          if (wanted <= mysqlMax(snapshot, uuid)) return true;
+          const seen = (m.binlogs?.gtids ?? []).find((x) => x.source.toLowerCase() === uuid);
+          return seen !== undefined && Number(seen.last.split(':')[1]) >= wanted;
+        });
       }
       default:
         return true;
@@ -129,7 +144,7 @@ export function planRestore(input: RestorePlanInput): PlanOutcome {
 
   for (const full of fulls.filter(fullOk)) {
     const members = manifests.filter((m) => m.baseFullId === full.id && m.binlogs);
-    let candidates = members.filter(covers);
+    let candidates = members.filter((m) => covers(m, full));
     if (t.kind === 'latest') candidates = members.slice(-1);
     const chains = candidates.map((c) => restoreChainFor(manifests, c)).filter((c) => c[0]?.id === full.id);
     chains.sort((a, b) => a.length - b.length || a.reduce((n, m) => n + totalStoredBytes(m), 0) - b.reduce((n, m) => n + totalStoredBytes(m), 0));

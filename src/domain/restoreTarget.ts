@@ -6,11 +6,13 @@
  *                             that second (UTC; binlog times have second precision)
  *   binlog:binlog.000042:1234 stop before the event at that position
  *   gtid:0-1-2030             stop after the transaction with that GTID (MariaDB)
+ *   gtid:<uuid>:1-42          the state after exactly that GTID set (MySQL; uuid:42 = uuid:1-42)
  *   latest                    everything the backups hold
  *   before-matching           just before the first statement matching a pattern
  *                             (optionally after a time): the accidental DELETE
  */
 import { RE2JS } from 're2js';
+import { GtidError, parseGtidTarget } from './gtid';
 export type RestoreTarget =
   | { kind: 'time'; at: string }
   | { kind: 'position'; file: string; position: number }
@@ -40,9 +42,14 @@ export function parseTarget(text: string): RestoreTarget {
     return { kind: 'position', file: m[1], position: Number(m[2]) };
   }
   if (t.startsWith('gtid:')) {
-    const m = /^gtid:(\d+-\d+-\d+)$/.exec(t);
-    if (!m?.[1]) throw new TargetError(`--to: "${text}" is not gtid:<domain-server-sequence>, e.g. gtid:0-1-2030 (one MariaDB GTID)`);
-    return { kind: 'gtid', gtid: m[1] };
+    try {
+      return { kind: 'gtid', gtid: parseGtidTarget(t.slice(5)).normalised };
+    } catch (error) {
+      const why = error instanceof GtidError ? `: ${error.message}` : '';
+      throw new TargetError(
+        `--to: "${text}" is not a GTID target${why}; write gtid:0-1-2030 (MariaDB: one GTID) or gtid:3e11fa47-71ca-11e1-9e33-c80aa9429562:1-42 (MySQL: a GTID set)`,
+      );
+    }
   }
   return { kind: 'time', at: parseUtcTime(t, '--to') };
 }

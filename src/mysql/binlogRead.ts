@@ -13,6 +13,9 @@ import type { RowDataPacket } from 'mysql2/promise';
 import type { ClusterConfig } from '../config/schema';
 import type { Product } from '../domain/manifest';
 import { ReplayStream, type ScanReport } from '../domain/restore/replayStream';
+import { StatementFinder, type StatementHit } from '../domain/restore/statementFinder';
+
+export type { StatementHit } from '../domain/restore/statementFinder';
 import type { RestorePlan } from '../domain/restorePlan';
 import { compilePattern } from '../domain/restoreTarget';
 import { layout } from '../repository/layout';
@@ -30,10 +33,13 @@ export function replayArguments(product: Product, plan: RestorePlan, into: strin
     args.push(`--database=${product === 'mariadb' || into === plan.database ? plan.database : into}`);
     if (into !== plan.database) args.push(`--rewrite-db=${plan.database}->${into}`);
   }
-  // MySQL: the copy's transactions get new GTIDs (the source's are already executed on this server).
-  if (product === 'mysql') args.push('--skip-gtids');
+  // The source's GTIDs are decoded (the replay reports the last one it applied) but never
+  // sent: the replay stream drops GTID_NEXT, so the copy's transactions get new GTIDs.
   const stop = plan.stop;
-  if (stop.kind === 'gtid') {
+  if (stop.kind === 'gtid' && product === 'mysql') {
+    // A GTID set: exactly the transactions after the snapshot that are in it.
+    args.push(`--start-position=${plan.start.position}`, `--include-gtids=${stop.gtid}`);
+  } else if (stop.kind === 'gtid') {
     args.push(`--start-position=${plan.start.gtidSet ?? ''}`, `--stop-position=${stop.gtid}`);
   } else {
     args.push(`--start-position=${plan.start.position}`);
@@ -91,7 +97,7 @@ export async function scanReplayWindow(req: { cluster: ClusterConfig; product: P
       if (code !== 0) throw new Error(`mysqlbinlog could not read the window (exit ${code}): ${stderr.trim().split('\n').slice(-2).join(' ')}`);
     };
     await read(replayArguments(req.product, req.plan, req.into), filtered);
-    await read(replayArguments(req.product, req.plan, null).filter((a) => a !== '--skip-gtids'), whole);
+    await read(replayArguments(req.product, req.plan, null), whole);
   } finally {
     await rm(work, { recursive: true, force: true });
   }
@@ -140,26 +146,10 @@ export async function unpackBinlogs(plan: RestorePlan, storage: Storage, work: s
   return files;
 }
 
-export interface StatementHit {
-  file: string;
-  position: number;
-  time: string;
-  gtid: string | null;
-  statement: string;
-}
-
-function headerTime(line: string): string | null {
-  const m = /^#(\d{2})(\d{2})(\d{2})\s+(\d{1,2}):(\d{2}):(\d{2})/.exec(line);
-  if (!m) return null;
-  return `20${m[1]}-${m[2]}-${m[3]}T${m[4]!.padStart(2, '0')}:${m[5]}:${m[6]}Z`;
-}
-
-const SQL_VERB = /^(DELETE|UPDATE|INSERT|REPLACE|DROP|TRUNCATE|ALTER|RENAME|CREATE)\b/i;
-
 /**
  * "Just before the bad statement": decodes the plan's binlogs (rows as comments, the
- * original statements from the annotate events, TZ=UTC) and returns the start of the
- * first transaction whose statement matches, at or after `after`.
+ * original statements where the binlog holds them; MySQL's need -vv; TZ=UTC) and returns
+ * the start of the first transaction whose statement matches, at or after `after`.
  */
 export async function findStatement(
   cluster: ClusterConfig,
@@ -179,12 +169,10 @@ export async function findStatement(
     const tool = await findTool(binlogToolOf(cluster, product));
     const decoder = spawn(
       tool,
-      ['--no-defaults', '--base64-output=DECODE-ROWS', '--verbose', `--database=${plan.database}`, `--start-position=${plan.start.position}`, ...files],
+      ['--no-defaults', '--base64-output=DECODE-ROWS', '--verbose', ...(product === 'mysql' ? ['--verbose'] : []), `--database=${plan.database}`, `--start-position=${plan.start.position}`, ...files],
       { stdio: ['ignore', 'pipe', 'ignore'], env: childEnv({ TZ: 'UTC' }) },
     );
-    let file = plan.binlogs[0]!.file;
-    let at = plan.start.position;
-    let tx: { file: string; position: number; time: string; gtid: string | null } | null = null;
+    const finder = new StatementFinder({ firstFile: plan.binlogs[0]!.file, startPosition: plan.start.position, matches, after });
     let tail = '';
     let bytes = 0;
     for await (const chunk of decoder.stdout as AsyncIterable<Buffer>) {
@@ -196,24 +184,10 @@ export async function findStatement(
       const lines = (tail + chunk.toString('utf8')).split('\n');
       tail = lines.pop() ?? '';
       for (const line of lines) {
-        if (line.startsWith('# at ')) {
-          at = Number(line.slice(5));
-          continue;
-        }
-        if (line.startsWith('#')) {
-          const gtid = /\sGTID (\d+-\d+-\d+)/.exec(line);
-          if (gtid) tx = { file, position: at, time: headerTime(line) ?? '', gtid: gtid[1] ?? null };
-          const rotate = /Rotate to (\S+)\s+pos: (\d+)/.exec(line);
-          if (rotate?.[1]) file = rotate[1];
-          if (line.startsWith('#Q> ') && tx && matches(line.slice(4)) && (!after || tx.time >= after)) {
-            decoder.kill();
-            return { ...tx, statement: line.slice(4, 300) };
-          }
-          continue;
-        }
-        if (tx && SQL_VERB.test(line) && matches(line) && (!after || tx.time >= after)) {
+        const hit = finder.line(line);
+        if (hit) {
           decoder.kill();
-          return { ...tx, statement: line.slice(0, 300) };
+          return hit;
         }
       }
     }

@@ -20,6 +20,7 @@ import type { Storage } from '../repository/storage';
 import type { Artifact, Compression, Product } from '../domain/manifest';
 import { compressor, decompressor, EXTENSIONS } from '../tools/compression';
 import { classifyToolStderr } from './errors';
+import { lockWaitInit, openDumpGuard } from './dumpGuard';
 import { execa } from '../tools/execa';
 import { childEnv, findTool } from '../tools/tools';
 
@@ -254,16 +255,18 @@ export async function runDump(req: DumpRequest): Promise<DumpResult> {
   const name = `${req.schemaOnly ? 'schema' : 'dump'}.sql${EXTENSIONS[req.compression]}`;
   const target = layout.artifact(req.stagingKey, name);
   const progress: DumpProgress = { phase: 'dump', rawBytes: 0, storedBytes: 0 };
+  const guard = await openDumpGuard(req.cluster, req.product);
   const ticker = setInterval(() => req.onProgress?.(progress), 1000);
   try {
-    const stored = await withDefaultsFile(req.cluster, (defaultsFile) =>
-      writeCompressedDump(
-        req,
-        tool,
-        [`--defaults-extra-file=${defaultsFile}`, ...dumpArguments(req.product, req.databases, { gtid: req.gtid, schemaOnly: req.schemaOnly ?? false })],
-        target,
-        progress,
-      ),
+    const args = dumpArguments(req.product, req.databases, { gtid: req.gtid, schemaOnly: req.schemaOnly ?? false });
+    if (req.product === 'mysql') args.unshift(lockWaitInit(req.cluster));
+    const stored = await withDefaultsFile(req.cluster, (defaultsFile) => writeCompressedDump(req, tool, [`--defaults-extra-file=${defaultsFile}`, ...args], target, progress)).catch(
+      async (error: unknown) => {
+        if (/Lock wait timeout exceeded|\(1205\)|errno: 1205/i.test(String((error as Error)?.message ?? error))) {
+          throw ApplicationFailure.nonRetryable(await guard.explainLockWait(), Failure.DumpBlocked);
+        }
+        throw error;
+      },
     );
     progress.phase = 'verify';
     const { facts, rawSha256, rawSize } = await scanStoredDump(req.storage, target, req.compression, (n) => {
@@ -290,5 +293,6 @@ export async function runDump(req: DumpRequest): Promise<DumpResult> {
     };
   } finally {
     clearInterval(ticker);
+    await guard.release();
   }
 }

@@ -17,6 +17,7 @@ import type { ClusterConfig } from '../config/schema';
 import { DumpDatabaseFilter } from '../domain/dumpRewrite';
 import { layout } from '../repository/layout';
 import type { Storage } from '../repository/storage';
+import { readRestoreClaim, writeRestoreClaim } from '../repository/restoreClaims';
 import { ReplayRefused, ReplayStream } from '../domain/restore/replayStream';
 import { createScopedAccount, dropScopedAccount, restoreAccount, type ScopedAccount } from './restoreAccount';
 import { binlogToolOf, replayArguments, serverSchemas, unpackBinlogs } from './binlogRead';
@@ -59,13 +60,20 @@ export interface RestoreDatabaseResult {
   snapshotCheck: { tables: number; mismatches: string[] } | null;
 }
 
-/** Does the database exist, and did this run create it (retry) or someone else? */
-export async function targetState(cluster: ClusterConfig, database: string, marker: string): Promise<'absent' | 'ours' | 'foreign'> {
-  return withConnection(restoreAccount(cluster), async (conn) => {
-    const [rows] = await conn.query<RowDataPacket[]>('SELECT SCHEMA_COMMENT AS c FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?', [database]);
-    if (rows.length === 0) return 'absent';
-    return String(rows[0]?.c ?? '') === MARKER_PREFIX + marker ? 'ours' : 'foreign';
+/**
+ * Does the database exist, and did this run create it (a retry) or someone else? On a
+ * live server the answer is the run's claim in the repository; on a drill's private
+ * server (`claims` null) whatever exists was made by the drill.
+ */
+export async function targetState(cluster: ClusterConfig, database: string, claims: { storage: Storage; run: string } | null): Promise<'absent' | 'ours' | 'foreign'> {
+  const exists = await withConnection(restoreAccount(cluster), async (conn) => {
+    const [rows] = await conn.query<RowDataPacket[]>('SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?', [database]);
+    return rows.length > 0;
   });
+  if (!exists) return 'absent';
+  if (claims === null) return 'ours';
+  const claim = await readRestoreClaim(claims.storage, cluster.name, database);
+  return claim?.run === claims.run && claim.state === 'created' ? 'ours' : 'foreign';
 }
 
 function clientTool(cluster: ClusterConfig, product: Product): string {
@@ -134,14 +142,26 @@ export async function restoreDatabase(req: RestoreDatabaseRequest): Promise<Rest
   const admin = restoreAccount(req.cluster);
   const into = quoteIdentifier(req.into);
   // Idempotent: a retry drops what this run created; anything else is never touched.
-  const state = await targetState(req.cluster, req.into, req.marker);
+  const claims = req.confine ? { storage: req.storage, run: req.marker } : null;
+  const state = await targetState(req.cluster, req.into, claims);
   if (state === 'foreign') {
     throw ApplicationFailure.nonRetryable(`database ${req.into} already exists on ${req.cluster.name}; restore into a new name (--into)`, Failure.InvalidInput);
   }
+  if (state === 'absent' && claims) await writeRestoreClaim(req.storage, req.cluster.name, req.into, req.marker, 'claimed');
   await withConnection(admin, async (conn) => {
     if (state === 'ours') await conn.query(`DROP DATABASE ${into}`);
-    await conn.query(`CREATE DATABASE ${into} CHARACTER SET utf8mb4 COMMENT ${conn.escape(MARKER_PREFIX + req.marker)}`);
+    // MariaDB shows the run on the database as well (a mark for people; the claim decides).
+    const comment = req.product === 'mariadb' ? ` COMMENT ${conn.escape(MARKER_PREFIX + req.marker)}` : '';
+    try {
+      await conn.query(`CREATE DATABASE ${into} CHARACTER SET utf8mb4${comment}`);
+    } catch (error) {
+      if ((error as { errno?: number }).errno === 1007) {
+        throw ApplicationFailure.nonRetryable(`database ${req.into} was created on ${req.cluster.name} by someone else meanwhile; restore into a new name (--into)`, Failure.InvalidInput);
+      }
+      throw error;
+    }
   });
+  if (claims) await writeRestoreClaim(req.storage, req.cluster.name, req.into, req.marker, 'created');
   const schemas = await serverSchemas(req.cluster);
   const scoped = req.confine ? await withConnection(admin, (conn) => createScopedAccount(conn, req.product, req.into, req.marker)) : null;
   const credentials = scoped ? { user: scoped.user, password: scoped.password } : undefined;
@@ -267,7 +287,9 @@ async function loadAndReplay(
           },
           flush(cb) {
             try {
-              cb(null, stream.finish().join(''));
+              const rest = stream.finish().join('');
+              if (stream.lastSourceGtid) reached.gtid = stream.lastSourceGtid;
+              cb(null, rest);
             } catch (error) {
               abort();
               cb(error as Error);

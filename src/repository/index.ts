@@ -21,5 +21,6 @@ export function openRepository(config: Pick<DbopsConfig, 'repository'>): Reposit
 export { Repository, verifyArtifactFile, type StoredBackup, type VerifyDepth, type ArtifactCheck } from './catalog';
 export { ClusterLocks, type LockHolder } from './locks';
 export { readChainState, writeChainState } from './chainState';
+export { readRestoreClaim, releaseRestoreClaim, writeRestoreClaim, type RestoreClaim } from './restoreClaims';
 export { layout } from './layout';
 export { LocalStorage, type Storage } from './storage';

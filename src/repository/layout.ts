@@ -13,10 +13,11 @@
  *   <cluster>/.locks/backup/<generation>.json         the cluster's backup lock
  *   <cluster>/drills/<drill id>/report.{json,md}      DR drill reports
  *   <cluster>/archives/<job>/<run>.json               archive run reports
+ *   <cluster>/restore-targets/<database>.json         which restore created a database
  *   .notifications.json                               webhook cooldown state
  */
 import { BACKUP_ID_PATTERN, ARTIFACT_NAME_PATTERN, type BackupType, BACKUP_TYPES } from '../domain/manifest';
-import { CLUSTER_NAME_PATTERN } from '../domain/identifiers';
+import { CLUSTER_NAME_PATTERN, SQL_IDENTIFIER_PATTERN } from '../domain/identifiers';
 
 function segment(value: string, pattern: RegExp, what: string): string {
   if (!pattern.test(value) || value.includes('..')) throw new Error(`not a ${what}: ${JSON.stringify(value)}`);
@@ -66,5 +67,6 @@ export const layout = {
   drillReport: (c: string, drillId: string, kind: 'json' | 'md') => `${cluster(c)}/drills/${segment(drillId, DRILL, 'drill id')}/report.${kind}`,
   isDrillId: (name: string) => DRILL.test(name),
   archiveReport: (c: string, job: string, runKey: string) => `${cluster(c)}/archives/${segment(job, JOB, 'job name')}/${segment(runKey, RUN_KEY, 'run key')}.json`,
+  restoreClaim: (c: string, database: string) => `${cluster(c)}/restore-targets/${segment(database, SQL_IDENTIFIER_PATTERN, 'database name')}.json`,
   notificationState: () => '.notifications.json',
 };

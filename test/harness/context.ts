@@ -11,7 +11,8 @@ import { parseConfig } from '../../src/config/load';
 import type { DbopsConfig } from '../../src/config/schema';
 import { createWorker, installRuntimeLogger } from '../../src/workers/worker';
 import { openRepository } from '../../src/repository';
-import { HARNESS_ENV, type HarnessState } from './state';
+import { HARNESS_ENV, type HarnessState, type ServerInfo } from './state';
+import type { Product } from '../../src/domain/manifest';
 
 export const PROJECT_ROOT = path.resolve(__dirname, '..', '..');
 export const CLI = path.join(PROJECT_ROOT, 'dist', 'src', 'client', 'cli.js');
@@ -20,6 +21,20 @@ export function harness(): HarnessState {
   const file = process.env[HARNESS_ENV];
   if (!file) throw new Error(`${HARNESS_ENV} is not set: run the tests with npm test (jest globalSetup starts the servers)`);
   return JSON.parse(readFileSync(file, 'utf8')) as HarnessState;
+}
+
+/** The products the integration tests run on: MariaDB always, MySQL where it is installed. */
+export function products(): Product[] {
+  const h = harness();
+  return h.mysql ? ['mariadb', 'mysql'] : ['mariadb'];
+}
+
+/** The shared server of a product. */
+export function server(product: Product = 'mariadb'): ServerInfo {
+  const h = harness();
+  const s = product === 'mysql' ? h.mysql : h.mariadb;
+  if (!s) throw new Error('MySQL is not part of this test run (scripts/setup.sh as root installs it; DBOPS_SKIP_MYSQL unset)');
+  return s;
 }
 
 export const quietLogger = pino({ level: process.env.DBOPS_TEST_LOG_LEVEL ?? 'silent' });
@@ -39,6 +54,8 @@ export function makeTestConfig(
     compressionLevel?: number;
     approval?: { timeout: string; escalateAfter: string[] };
     cluster?: string;
+    /** The shared server to use (default MariaDB). */
+    product?: Product;
     /** More cluster names for the same server (e.g. to exercise cross-cluster paths). */
     aliases?: string[];
     archiveJobs?: unknown[];
@@ -48,15 +65,17 @@ export function makeTestConfig(
   } = {},
 ): TestSetup {
   const h = harness();
+  const db = server(extra.product);
   const dir = mkdtempSync(path.join(h.baseDir, `${name}-`));
   const clusterFor = (name: string) => ({
     name,
-    host: h.mariadb.host,
-    port: h.mariadb.port,
-    user: h.mariadb.user,
-    password: { file: h.mariadb.passwordFile },
-    restoreUser: h.mariadb.restoreUser,
-    restorePassword: { file: h.mariadb.restorePasswordFile },
+    host: db.host,
+    port: db.port,
+    user: db.user,
+    password: { file: db.passwordFile },
+    restoreUser: db.restoreUser,
+    restorePassword: { file: db.restorePasswordFile },
+    ...(db.tools ? { tools: db.tools } : {}),
     approvers: { 'restore-swap': ['alice', 'bob'], 'archive-delete': ['alice', 'bob'] },
     // The suites use --yes (the requester approving their own archive run); the four-eyes tests configure without it.
     allowSelfApproval: extra.allowSelfApproval ?? ['archive-delete'],
@@ -81,8 +100,14 @@ export function makeTestConfig(
   return { config: parseConfig(text, configPath, dir), configPath, dir };
 }
 
-export async function rootConnection(socket = harness().mariadb.socket): Promise<MysqlConnection> {
-  return createConnection({ socketPath: socket, user: 'root', multipleStatements: true, dateStrings: true, supportBigNumbers: true, bigNumberStrings: true });
+/** root on a shared server (MariaDB by default; a product name or a socket path picks another). */
+export async function rootConnection(on: Product | string = 'mariadb'): Promise<MysqlConnection> {
+  const options = { user: 'root', multipleStatements: true, dateStrings: true, supportBigNumbers: true, bigNumberStrings: true } as const;
+  if (on === 'mysql') {
+    const s = server('mysql');
+    return createConnection({ ...options, host: s.host, port: s.port });
+  }
+  return createConnection({ ...options, socketPath: on === 'mariadb' ? server('mariadb').socket : on });
 }
 
 /** A Temporal client; `identity` makes it a different caller (an approver is not the requester). */

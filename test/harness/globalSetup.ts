@@ -15,7 +15,10 @@ import { createBackupUser, createRestoreUser } from '../../src/dev/sampleData';
 import { startTemporalDevServer } from '../../src/dev/temporalServer';
 import { WORKFLOWS_PATH } from '../../src/workers/worker';
 import globalTeardown from './globalTeardown';
-import { HARNESS_ENV, type HarnessState, type HarnessHandles } from './state';
+import { HARNESS_ENV, type HarnessState, type HarnessHandles, type ServerInfo } from './state';
+import type { Product } from '../../src/domain/manifest';
+import type { LocalServer } from '../../src/mysql/servers/local';
+import { mysqlAvailable, mysqlToolPath, startMysqlSandbox } from '../../src/mysql/servers/mysql';
 
 export default async function globalSetup(): Promise<void> {
   const baseDir = mkdtempSync(path.join(tmpdir(), 'dbops-test-'));
@@ -35,15 +38,19 @@ async function start(handles: HarnessHandles): Promise<void> {
 
   const mariadb = await startMariadbSandbox({ baseDir: path.join(baseDir, 'mariadb'), serverId: 11 });
   handles.mariadb = mariadb;
-  const password = 'pw-' + Math.random().toString(36).slice(2);
-  const passwordFile = path.join(baseDir, 'dbops.password');
-  writeFileSync(passwordFile, password + '\n', { mode: 0o600 });
-  const root = await createConnection({ socketPath: mariadb.socket, user: 'root' });
-  await createBackupUser(root, 'dbops', password);
-  await createRestoreUser(root, 'dbops_restore', password + '-r');
-  const restorePasswordFile = path.join(baseDir, 'dbops_restore.password');
-  writeFileSync(restorePasswordFile, password + '-r\n', { mode: 0o600 });
-  await root.end();
+  const mariadbInfo = await createAccounts(baseDir, 'mariadb', mariadb, { socketPath: mariadb.socket, user: 'root' });
+
+  let mysqlInfo: ServerInfo | undefined;
+  if (mysqlAvailable() && process.env.DBOPS_SKIP_MYSQL !== '1') {
+    const mysql = await startMysqlSandbox({ baseDir: path.join(baseDir, 'mysql'), serverId: 21 });
+    handles.mysql = mysql;
+    mysqlInfo = {
+      ...(await createAccounts(baseDir, 'mysql', mysql, { host: mysql.host, port: mysql.port, user: 'root' })),
+      tools: { dump: mysqlToolPath('mysqldump'), client: mysqlToolPath('mysql'), binlog: mysqlToolPath('mysqlbinlog') },
+    };
+  } else {
+    console.warn('MySQL is not installed for the project (scripts/setup.sh as root) or DBOPS_SKIP_MYSQL=1: the integration tests run on MariaDB only');
+  }
 
   const uiPort = await freePort();
   const env = await startTemporalDevServer({ ui: true, uiPort });
@@ -59,9 +66,27 @@ async function start(handles: HarnessHandles): Promise<void> {
     uiUrl: `http://127.0.0.1:${uiPort}`,
     namespace: 'default',
     workflowBundlePath: bundlePath,
-    mariadb: { host: mariadb.host, port: mariadb.port, socket: mariadb.socket, datadir: mariadb.datadir, user: 'dbops', passwordFile, restoreUser: 'dbops_restore', restorePasswordFile },
+    mariadb: mariadbInfo,
+    ...(mysqlInfo ? { mysql: mysqlInfo } : {}),
   };
   const stateFile = path.join(baseDir, 'harness.json');
   writeFileSync(stateFile, JSON.stringify(state, null, 2));
   process.env[HARNESS_ENV] = stateFile;
+}
+
+/** The backup account (read-only) and the restore administrator, with their passwords in 0600 files. */
+async function createAccounts(baseDir: string, product: Product, server: LocalServer, root: Parameters<typeof createConnection>[0]): Promise<ServerInfo> {
+  const password = 'pw-' + Math.random().toString(36).slice(2);
+  const passwordFile = path.join(baseDir, `${product}-dbops.password`);
+  const restorePasswordFile = path.join(baseDir, `${product}-dbops_restore.password`);
+  writeFileSync(passwordFile, password + '\n', { mode: 0o600 });
+  writeFileSync(restorePasswordFile, password + '-r\n', { mode: 0o600 });
+  const conn = await createConnection(root);
+  try {
+    await createBackupUser(conn, 'dbops', password, '%', product);
+    await createRestoreUser(conn, 'dbops_restore', password + '-r');
+  } finally {
+    await conn.end();
+  }
+  return { product, host: server.host, port: server.port, socket: server.socket, datadir: server.datadir, user: 'dbops', passwordFile, restoreUser: 'dbops_restore', restorePasswordFile };
 }

@@ -1,5 +1,6 @@
 import type { DevServer } from '../../src/dev/temporalServer';
-import type { MariadbSandbox } from '../../src/mysql/servers/mariadb';
+import type { Product } from '../../src/domain/manifest';
+import type { LocalServer } from '../../src/mysql/servers/local';
 
 export const HARNESS_ENV = 'DBOPS_TEST_HARNESS';
 
@@ -11,12 +12,30 @@ export interface HarnessState {
   uiUrl: string;
   namespace: string;
   workflowBundlePath: string;
-  mariadb: { host: string; port: number; socket: string; datadir: string; user: string; passwordFile: string; restoreUser: string; restorePasswordFile: string };
+  mariadb: ServerInfo;
+  /** Absent where MySQL is not installed (not root) or DBOPS_SKIP_MYSQL=1. */
+  mysql?: ServerInfo;
+}
+
+/** One shared database server: where it listens, and the accounts dbops uses on it. */
+export interface ServerInfo {
+  product: Product;
+  host: string;
+  port: number;
+  socket: string;
+  datadir: string;
+  user: string;
+  passwordFile: string;
+  restoreUser: string;
+  restorePasswordFile: string;
+  /** The product's own client tools, when they are not the MariaDB ones on PATH. */
+  tools?: { dump: string; client: string; binlog: string };
 }
 
 /** Live objects only globalTeardown needs. */
 export interface HarnessHandles {
   baseDir: string;
-  mariadb?: MariadbSandbox;
+  mariadb?: LocalServer;
+  mysql?: LocalServer;
   temporal?: DevServer;
 }

@@ -2,6 +2,7 @@
 import { Command, Option } from 'commander';
 import { ConfigError } from '../../config/load';
 import type { ScanReport } from '../../domain/restore/replayStream';
+import type { StatementHit } from '../../domain/restore/statementFinder';
 import type { RestorePlan } from '../../domain/restorePlan';
 import { beforeMatching, describeTarget, parseTarget, TargetError, type RestoreTarget } from '../../domain/restoreTarget';
 import { progressWanted, resultWithProgress } from '../progress';
@@ -53,7 +54,7 @@ function withTarget(command: Command): Command {
 }
 
 export function describeRestoreResult(sub: string, r: Record<string, unknown>): string {
-  const plan = (sub === 'plan' ? r : r.plan) as RestorePlan & { hit?: { statement: string; time: string; file: string; position: number } };
+  const plan = (sub === 'plan' ? r : r.plan) as RestorePlan & { hit?: StatementHit };
   const lines = [
     `restore of ${plan.database} on ${plan.cluster} to ${describeTarget(plan.target)}`,
     `  full        ${plan.full.id} (snapshot ${plan.full.snapshot.file}:${plan.full.snapshot.position})`,
@@ -62,7 +63,10 @@ export function describeRestoreResult(sub: string, r: Record<string, unknown>): 
     `  stop        ${plan.stop.kind === 'datetime' ? `before ${plan.stop.value} UTC` : plan.stop.kind === 'position' ? `at ${plan.stop.file}:${plan.stop.position}` : plan.stop.kind === 'gtid' ? `after GTID ${plan.stop.gtid}` : 'at the end of the last backup'}`,
     `  window      ${plan.window.from ?? '?'} … ${plan.window.to ?? '?'}`,
   ];
-  if (plan.hit) lines.push(`  statement   ${plan.hit.statement} (at ${plan.hit.time}, ${plan.hit.file}:${plan.hit.position})`);
+  if (plan.hit) {
+    const note = plan.hit.from === 'row-event' ? ' (a row event; the binlog holds no statement text)' : '';
+    lines.push(`  statement   ${plan.hit.statement}${note} (at ${plan.hit.time}, ${plan.hit.file}:${plan.hit.position}${plan.hit.gtid ? `, GTID ${plan.hit.gtid}` : ''})`);
+  }
   const scan = (sub === 'plan' ? r.scan : null) as ScanReport | null;
   if (scan) {
     lines.push(`  window      ${scan.statements} statement(s) and ${scan.rowEvents} row event(s); ${scan.rewritten.length} rewritten to the target, ${scan.skipped.length} skipped${scan.statementDml ? `; ${scan.statementDml} DML logged as statements (binlog_format ROW is safer)` : ''}`);

@@ -10,8 +10,8 @@
  *     table map: a row event for any database other than the target stops the replay
  *     before the statement is complete (a server applies BINLOG row events with the
  *     BINLOG REPLAY privilege, without checking table privileges, so this check is ours);
- *   - the source's GTIDs are not replayed (`SET @@session.gtid_seq_no`, `GTID_NEXT`): the
- *     copy's transactions are new ones of the server that holds it.
+ *   - the source's GTIDs are not replayed (`SET @@session.gtid_seq_no`; MySQL's GTID_NEXT
+ *     becomes AUTOMATIC): the copy's transactions are new ones of the server that holds it.
  *
  * The same reader runs twice: first as a scan over the whole window (nothing is written;
  * the restore is refused with the statement, its position and the fix if anything cannot
@@ -179,6 +179,8 @@ export class ReplayStream {
   /** For error messages: output line number -> binlog position of the statement there. */
   private outputLine = 0;
   private readonly marks: Array<{ line: number; file: string; position: number; statement: string }> = [];
+  /** The source GTID of the last MySQL transaction passed on (its GTID_NEXT is not sent). */
+  lastSourceGtid: string | null = null;
   readonly report: ScanReport = { statements: 0, rewritten: [], skipped: [], refused: [], statementDml: 0, rowEvents: 0, definers: [], objectsCreated: [] };
 
   constructor(private readonly options: ReplayStreamOptions) {
@@ -306,7 +308,21 @@ export class ReplayStream {
       return;
     }
     // The source's GTIDs and server id stay with the source: the copy's transactions are new.
-    if (/^\/\*M!\d+ SET @@session\.(gtid_domain_id|server_id|gtid_seq_no|skip_parallel_replication)=/.test(sql) || /^SET @@SESSION\.GTID_NEXT\s*=/i.test(sql)) return;
+    // MySQL: a transaction's GTID_NEXT becomes AUTOMATIC, not nothing. After a BINLOG format
+    // event the session would otherwise apply row events as ANONYMOUS, which a server with
+    // GTID_MODE=ON refuses.
+    const next = /^SET @@SESSION\.GTID_NEXT\s*=\s*'([0-9a-fA-F-]{36}:\d+)'/i.exec(sql);
+    if (next?.[1]) {
+      this.lastSourceGtid = next[1].toLowerCase();
+      this.emit(out, `SET @@SESSION.GTID_NEXT='AUTOMATIC'${suffix}\n`);
+      return;
+    }
+    if (
+      /^\/\*M!\d+ SET @@session\.(gtid_domain_id|server_id|gtid_seq_no|skip_parallel_replication)=/.test(sql) ||
+      /^(\/\*!\d+ )?SET @@SESSION\.(original_commit_timestamp|original_server_version|immediate_server_version)\s*=/i.test(sql)
+    ) {
+      return;
+    }
     const use = /^use `((?:[^`]|``)+)`$/i.exec(sql);
     if (use?.[1] !== undefined) {
       this.current = use[1].replace(/``/g, '`');
