@@ -42,6 +42,8 @@ export interface DevServerOptions {
 
 export interface DevServer {
   address: string;
+  /** The Web UI (null when started headless). */
+  uiUrl: string | null;
   connection: Connection;
   client: Client;
   /** For workers in the same process. */
@@ -50,7 +52,23 @@ export interface DevServer {
 }
 
 export async function startTemporalDevServer(options: DevServerOptions = {}): Promise<DevServer> {
+  // A free port can be taken by someone else before the server binds it: with ports of our
+  // choosing, a server that exits at start is tried again on fresh ones.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startOnce(options);
+    } catch (error) {
+      const chosenByUs = options.port === undefined && options.uiPort === undefined;
+      if (!(error instanceof ExitedAtStart) || !chosenByUs || attempt >= 3) throw error;
+    }
+  }
+}
+
+class ExitedAtStart extends Error {}
+
+async function startOnce(options: DevServerOptions): Promise<DevServer> {
   const port = options.port ?? (await freePort());
+  const uiPort = options.uiPort ?? (options.port === undefined ? await freePort() : port + 1000);
   const address = `127.0.0.1:${port}`;
   const args = [
     'server', 'start-dev',
@@ -61,7 +79,7 @@ export async function startTemporalDevServer(options: DevServerOptions = {}): Pr
     '--log-level', 'error',
     ...ALL_SEARCH_ATTRIBUTES.flatMap((a) => ['--search-attribute', `${a.name}=${a.type === 'BOOL' ? 'Bool' : 'Keyword'}`]),
     ...(options.dbFilename !== undefined ? ['--db-filename', options.dbFilename] : []),
-    ...(options.ui ? ['--ui-port', String(options.uiPort ?? port + 1000)] : ['--headless']),
+    ...(options.ui ? ['--ui-port', String(uiPort)] : ['--headless']),
   ];
   const child: ResultPromise = execa(resolveTemporalCli(), args, { env: childEnv(), extendEnv: false, stdin: 'ignore', stdout: 'ignore', stderr: 'pipe', reject: false, cleanup: true });
   let stderr = '';
@@ -83,7 +101,11 @@ export async function startTemporalDevServer(options: DevServerOptions = {}): Pr
   const deadline = Date.now() + (options.startupTimeoutMs ?? 120_000);
   let lastError: unknown = null;
   for (;;) {
-    if (exited) throw new Error(`the Temporal dev server exited at start: ${stderr.trim().split('\n').slice(-3).join(' ') || 'no output'}`);
+    if (exited) {
+      const lines = stderr.trim().split('\n');
+      const why = lines.filter((l) => /panic|fatal|error|bind|address already in use/i.test(l)).slice(0, 3);
+      throw new ExitedAtStart(`the Temporal dev server exited at start: ${(why.length ? why : lines.slice(-3)).join(' ').slice(0, 1000) || 'no output'}`);
+    }
     try {
       const connection = await Connection.connect({ address, connectTimeout: '2 seconds' });
       await connection.workflowService.getSystemInfo({});
@@ -91,6 +113,7 @@ export async function startTemporalDevServer(options: DevServerOptions = {}): Pr
       const nativeConnection = await NativeConnection.connect({ address });
       return {
         address,
+        uiUrl: options.ui ? `http://127.0.0.1:${uiPort}` : null,
         connection,
         client,
         nativeConnection,

@@ -292,6 +292,7 @@ export class DumpScanner {
     this.pendingGtidPurged = null;
     const quoted = [...text.matchAll(/'([^']*)'/g)].map((m) => m[1] ?? '').filter((v) => v !== '+');
     const last = quoted[quoted.length - 1];
-    if (last !== undefined) this.facts.gtidSet = last.replace(/^\s*--\s?/gm, '').replace(/\s+/g, '');
+    // MySQL 9 writes the set as '+uuid:1-5' (add it to what the server has): the set itself is without the '+'.
+    if (last !== undefined) this.facts.gtidSet = last.replace(/^\s*--\s?/gm, '').replace(/\s+/g, '').replace(/^\+/, '');
   }
 }

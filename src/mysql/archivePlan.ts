@@ -21,6 +21,7 @@ import {
 } from '../domain/archive';
 import { checkPredicate } from '../domain/sql/predicate';
 import { quoteIdentifier } from '../domain/identifiers';
+import { explainRows } from './connection';
 
 export function invalidJob(message: string): ApplicationFailure {
   return ApplicationFailure.nonRetryable(message, Failure.InvalidArchiveJob);
@@ -180,7 +181,7 @@ export async function planArchiveWith(ctx: PlanContext): Promise<ArchivePlan & {
   // The server parses the predicate; EXPLAIN tells whether an index can serve it.
   let explain: RowDataPacket[];
   try {
-    explain = await rows(source, `EXPLAIN SELECT ${quoteIdentifier(key)} FROM ${quoteIdentifier(job.database)}.${quoteIdentifier(job.table)} WHERE (${job.where})`);
+    explain = await explainRows(source, `SELECT ${quoteIdentifier(key)} FROM ${quoteIdentifier(job.database)}.${quoteIdentifier(job.table)} WHERE (${job.where})`);
   } catch (error) {
     const e = error as { errno?: number; sqlMessage?: string; message?: string };
     if (e.errno === 1064 || e.errno === 1054 || e.errno === 1305 || e.errno === 1582) {
@@ -190,7 +191,7 @@ export async function planArchiveWith(ctx: PlanContext): Promise<ArchivePlan & {
   }
   // DELETE has rules SELECT does not (no subquery on the same table): ask the server now, not in the first batch.
   try {
-    await rows(source, `EXPLAIN ${sql.delete}`, ['0', '0']);
+    await explainRows(source, sql.delete, ['0', '0']);
   } catch (error) {
     const e = error as { errno?: number; sqlMessage?: string; message?: string };
     throw invalidJob(`where: the predicate cannot be used in DELETE on ${job.cluster}: ${e.sqlMessage ?? e.message}`);

@@ -66,6 +66,25 @@ function detectProduct(version: string, versionComment: string): Product {
   return /mariadb/i.test(version) || /mariadb/i.test(versionComment) ? 'mariadb' : 'mysql';
 }
 
+const sessionProducts = new WeakMap<Connection, Product>();
+
+/** The product on the other end of a session (asked once per session). */
+export async function productOf(conn: Connection): Promise<Product> {
+  const known = sessionProducts.get(conn);
+  if (known) return known;
+  const [rows] = await conn.query<RowDataPacket[]>('SELECT @@version AS v, @@version_comment AS c');
+  const product = detectProduct(String(rows[0]?.v ?? ''), String(rows[0]?.c ?? ''));
+  sessionProducts.set(conn, product);
+  return product;
+}
+
+/** EXPLAIN as a table of rows (MySQL 9 explains as a tree by default; MariaDB knows only the table). */
+export async function explainRows(conn: Connection, sql: string, params: unknown[] = []): Promise<RowDataPacket[]> {
+  const format = (await productOf(conn)) === 'mysql' ? 'FORMAT=TRADITIONAL ' : '';
+  const [rows] = await conn.query<RowDataPacket[]>(`EXPLAIN ${format}${sql}`, params);
+  return rows;
+}
+
 async function scalarRows(conn: Connection, sql: string, params: unknown[] = []): Promise<RowDataPacket[]> {
   const [rows] = await conn.query<RowDataPacket[]>(sql, params);
   return rows;

@@ -13,6 +13,9 @@ import { createWorker, installRuntimeLogger } from '../../src/workers/worker';
 import { openRepository } from '../../src/repository';
 import { HARNESS_ENV, type HarnessState, type ServerInfo } from './state';
 import type { Product } from '../../src/domain/manifest';
+import type { LocalServer } from '../../src/mysql/servers/local';
+import { startMariadbSandbox } from '../../src/mysql/servers/mariadb';
+import { mysqlToolPath, startMysqlSandbox } from '../../src/mysql/servers/mysql';
 
 export const PROJECT_ROOT = path.resolve(__dirname, '..', '..');
 export const CLI = path.join(PROJECT_ROOT, 'dist', 'src', 'client', 'cli.js');
@@ -197,10 +200,35 @@ export async function tableChecksums(conn: MysqlConnection, database: string): P
 }
 
 /** Loads a stored dump artifact into a server the way an operator would: zstd -dc | mariadb. */
-export function loadDump(artifactPath: string, socket: string): void {
+/** Where a dump is loaded by hand: a shared or scratch server of a product. */
+export interface LoadTarget {
+  product: Product;
+  socket: string;
+  host: string;
+  port: number;
+}
+
+/** Decompresses a dump artifact and loads it with the product's own client, as root (the way an operator would). */
+export function loadDump(artifactPath: string, target: LoadTarget): void {
   const decompress = artifactPath.endsWith('.zst') ? `zstd -dc ${JSON.stringify(artifactPath)}` : artifactPath.endsWith('.gz') ? `gzip -dc ${JSON.stringify(artifactPath)}` : `cat ${JSON.stringify(artifactPath)}`;
-  const result = spawnSync('bash', ['-o', 'pipefail', '-c', `${decompress} | mariadb --no-defaults -uroot -S ${JSON.stringify(socket)}`], { encoding: 'utf8' });
+  const client =
+    target.product === 'mysql'
+      ? `${JSON.stringify(mysqlToolPath('mysql'))} --no-defaults -uroot -h127.0.0.1 -P${target.port}`
+      : `mariadb --no-defaults -uroot -S ${JSON.stringify(target.socket)}`;
+  const result = spawnSync('bash', ['-o', 'pipefail', '-c', `${decompress} | ${client}`], { encoding: 'utf8' });
   if (result.status !== 0) throw new Error(`loading ${artifactPath} failed: ${result.stderr}`);
+}
+
+/** A fresh server of a product for the test to load into (stopped by the caller). */
+export async function scratchServer(product: Product, baseDir: string, serverId: number): Promise<LoadTarget & LocalServer> {
+  const started = product === 'mysql' ? await startMysqlSandbox({ baseDir, serverId }) : await startMariadbSandbox({ baseDir, serverId });
+  return Object.assign(started, { product });
+}
+
+/** root on a scratch server. */
+export async function rootConnectionTo(target: LoadTarget): Promise<MysqlConnection> {
+  const options = { user: 'root', multipleStatements: true, dateStrings: true, supportBigNumbers: true, bigNumberStrings: true } as const;
+  return target.product === 'mysql' ? createConnection({ ...options, host: '127.0.0.1', port: target.port }) : createConnection({ ...options, socketPath: target.socket });
 }
 
 /**

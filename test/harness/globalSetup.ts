@@ -9,7 +9,6 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { bundleWorkflowCode } from '@temporalio/worker';
 import { createConnection } from 'mysql2/promise';
-import { freePort } from '../../src/mysql/servers/local';
 import { startMariadbSandbox } from '../../src/mysql/servers/mariadb';
 import { createBackupUser, createRestoreUser } from '../../src/dev/sampleData';
 import { startTemporalDevServer } from '../../src/dev/temporalServer';
@@ -52,8 +51,7 @@ async function start(handles: HarnessHandles): Promise<void> {
     console.warn('MySQL is not installed for the project (scripts/setup.sh as root) or DBOPS_SKIP_MYSQL=1: the integration tests run on MariaDB only');
   }
 
-  const uiPort = await freePort();
-  const env = await startTemporalDevServer({ ui: true, uiPort });
+  const env = await startTemporalDevServer({ ui: true });
   handles.temporal = env;
 
   const bundle = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} } });
@@ -63,7 +61,7 @@ async function start(handles: HarnessHandles): Promise<void> {
   const state: HarnessState = {
     baseDir,
     temporalAddress: env.address,
-    uiUrl: `http://127.0.0.1:${uiPort}`,
+    uiUrl: env.uiUrl ?? '',
     namespace: 'default',
     workflowBundlePath: bundlePath,
     mariadb: mariadbInfo,

@@ -10,9 +10,9 @@ import { Worker } from '@temporalio/worker';
 import type { RowDataPacket, Connection as MysqlConnection } from 'mysql2/promise';
 import { startFullBackup, waitForManifest } from '../../src/client/backups';
 import { IndexSchema, type Manifest } from '../../src/domain/manifest';
-import { startMariadbSandbox, type MariadbSandbox } from '../../src/mysql/servers/mariadb';
+import type { LocalServer } from '../../src/mysql/servers/local';
 import { seedSampleDatabase } from '../../src/dev/sampleData';
-import { harness, loadDump, makeTestConfig, rootConnection, tableChecksums, temporalClient, withWorker } from '../harness/context';
+import { harness, loadDump, makeTestConfig, products, rootConnection, rootConnectionTo, scratchServer, tableChecksums, temporalClient, withWorker, type LoadTarget } from '../harness/context';
 
 const DB = 'fulltest';
 
@@ -34,11 +34,11 @@ async function awkwardValues(conn: MysqlConnection, db: string) {
   return { rows, edge };
 }
 
-describe('full backup workflow', () => {
-  let scratch: MariadbSandbox | undefined;
+describe.each(products())('full backup workflow on %s', (product) => {
+  let scratch: (LoadTarget & LocalServer) | undefined;
 
   beforeAll(async () => {
-    const conn = await rootConnection();
+    const conn = await rootConnection(product);
     await conn.query(`DROP DATABASE IF EXISTS ${DB}`);
     await seedSampleDatabase(conn, { database: DB, customers: 300, orders: 20_000 });
     await conn.query(`CREATE TABLE ${DB}.edge (id INT PRIMARY KEY, s TEXT NULL, b VARBINARY(64) NULL, j JSON NULL)`);
@@ -60,7 +60,7 @@ describe('full backup workflow', () => {
   });
 
   test('a verified backup restores into a fresh server with identical checksums, objects and data', async () => {
-    const setup = makeTestConfig('full', { databases: [DB] });
+    const setup = makeTestConfig(`full-${product}`, { databases: [DB], product });
     const { client, close } = await temporalClient();
     let manifest: Manifest;
     try {
@@ -89,7 +89,7 @@ describe('full backup workflow', () => {
     expect(readdirSync(path.join(repo, 'test', '.staging'))).toEqual([]);
 
     // What the manifest says matches the source.
-    const source = await rootConnection();
+    const source = await rootConnection(product);
     const [counts] = await source.query<RowDataPacket[]>(
       `SELECT 'audit_log' t, COUNT(*) n FROM ${DB}.audit_log UNION ALL SELECT 'customers', COUNT(*) FROM ${DB}.customers
        UNION ALL SELECT 'edge', COUNT(*) FROM ${DB}.edge UNION ALL SELECT 'orders', COUNT(*) FROM ${DB}.orders`,
@@ -99,15 +99,15 @@ describe('full backup workflow', () => {
     expect(byTable.audit_log).toBe(10);
     expect(manifest.snapshot?.file).toMatch(/^binlog\.\d{6}$/);
     expect(manifest.snapshot?.position).toBeGreaterThan(0);
-    expect(manifest.snapshot?.gtidSet).toMatch(/^\d+-11-\d+/);
-    expect(manifest.server).toMatchObject({ product: 'mariadb', serverId: 11 });
+    expect(manifest.snapshot?.gtidSet).toMatch(product === 'mariadb' ? /^\d+-11-\d+/ : /^[0-9a-f-]{36}:1-\d+$/);
+    expect(manifest.server).toMatchObject(product === 'mariadb' ? { product, serverId: 11 } : { product, serverId: 21 });
     expect(manifest.objects).toEqual({ views: [`${DB}.customer_totals`], routines: 2, triggers: 1, events: 1 });
     expect(manifest.status).toBe('verified');
 
     // Restore into a separate fresh server, the way an operator would, and compare.
-    scratch = await startMariadbSandbox({ baseDir: path.join(harness().baseDir, 'restore-target'), serverId: 99 });
-    loadDump(file, scratch.socket);
-    const restored = await rootConnection(scratch.socket);
+    scratch = await scratchServer(product, path.join(harness().baseDir, `restore-target-${product}`), 99);
+    loadDump(file, scratch);
+    const restored = await rootConnectionTo(scratch);
     expect(await tableChecksums(restored, DB)).toEqual(await tableChecksums(source, DB));
     expect(await schemaObjects(restored, DB)).toEqual(await schemaObjects(source, DB));
     expect(await awkwardValues(restored, DB)).toEqual(await awkwardValues(source, DB));
@@ -118,7 +118,7 @@ describe('full backup workflow', () => {
   });
 
   test('gzip repositories verify and restore the same way', async () => {
-    const setup = makeTestConfig('gzip', { databases: [DB], compression: 'gzip' });
+    const setup = makeTestConfig(`gzip-${product}`, { databases: [DB], compression: 'gzip', product });
     const { client, close } = await temporalClient();
     try {
       const manifest = await withWorker(setup.config, async () =>
@@ -127,11 +127,11 @@ describe('full backup workflow', () => {
       expect(manifest.artifacts[0]).toMatchObject({ name: 'dump.sql.gz', compression: 'gzip' });
       expect(manifest.artifacts[0]!.size).toBeLessThan(manifest.artifacts[0]!.rawSize * 0.3);
       const dir = path.join(setup.config.repository.path, 'test', 'full', manifest.startedAt.slice(0, 10), manifest.id);
-      const target = await startMariadbSandbox({ baseDir: path.join(setup.dir, 'target'), serverId: 98 });
+      const target = await scratchServer(product, path.join(setup.dir, 'target'), 98);
       try {
-        loadDump(path.join(dir, 'dump.sql.gz'), target.socket);
-        const restored = await rootConnection(target.socket);
-        const source = await rootConnection();
+        loadDump(path.join(dir, 'dump.sql.gz'), target);
+        const restored = await rootConnectionTo(target);
+        const source = await rootConnection(product);
         expect(await tableChecksums(restored, DB)).toEqual(await tableChecksums(source, DB));
         await restored.end();
         await source.end();

@@ -97,6 +97,14 @@ describe('DumpScanner', () => {
     expect(facts.completed).toBe(false); // no trailer: a truncated dump is recognisable
   });
 
+  test('MySQL 9.7 dialect: the commented GTID_PURGED with its + prefix gives the plain set', () => {
+    const dump =
+      "/* SET @@GLOBAL.GTID_PURGED='+52dbeed0-ede8-11f1-a611-02fc00000001:1-6';*/\n" +
+      "-- CHANGE REPLICATION SOURCE TO SOURCE_LOG_FILE='binlog.000003', SOURCE_LOG_POS=198;\n-- Dump completed on 2026-12-02  0:46:31\n";
+    const facts = scan(dump, 7);
+    expect([facts.binlogFile, facts.binlogPosition, facts.gtidSet, facts.completed]).toEqual(['binlog.000003', 198, '52dbeed0-ede8-11f1-a611-02fc00000001:1-6', true]);
+  });
+
   test('a dump cut off in the middle of a row is not "completed"', () => {
     const cut = MARIADB_DUMP.slice(0, MARIADB_DUMP.indexOf('(3,'));
     expect(scan(cut, 100).completed).toBe(false);
