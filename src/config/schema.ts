@@ -75,14 +75,11 @@ export const ClusterSchema = z
      */
     statementTimeout: durationSchema().default('1h'),
     /**
-     * Full backups never stall the server's writes. MySQL's mysqldump takes FLUSH TABLES WITH
-     * READ LOCK for a moment to read a consistent binlog position; that lock waits behind any
-     * running query while every new write queues behind it. So a dump is refused up front
-     * while a query older than longQuery runs (naming it), and the lock gives up after lockWait.
+     * How long a MySQL full backup may hold writes to the tables it dumps while it takes its
+     * snapshot (a moment normally; the wait for a long-open write transaction is cut off
+     * here and the backup fails naming it). MariaDB's dump takes no lock.
      */
-    dumpGuard: z
-      .strictObject({ longQuery: durationSchema().default('60s'), lockWait: durationSchema().default('10s') })
-      .default({ longQuery: '60s', lockWait: '10s' }),
+    dumpLockWait: durationSchema().default('10s'),
     /** Set only to override auto-detection (recorded in every manifest). */
     product: z.enum(['mariadb', 'mysql']).optional(),
     /** Client tools for this cluster (default: MariaDB's, found on PATH). */

@@ -80,7 +80,7 @@ export function sandboxCluster(sandbox: DrillSandbox, source: ClusterConfig, acc
     approvers: {},
     allowSelfApproval: [],
     statementTimeout: source.statementTimeout,
-    dumpGuard: source.dumpGuard,
+    dumpLockWait: source.dumpLockWait,
   };
 }
 

@@ -20,7 +20,7 @@ import type { Storage } from '../repository/storage';
 import type { Artifact, Compression, Product } from '../domain/manifest';
 import { compressor, decompressor, EXTENSIONS } from '../tools/compression';
 import { classifyToolStderr } from './errors';
-import { lockWaitInit, openDumpGuard } from './dumpGuard';
+import { openMysqlDumpGuard } from './dumpGuard';
 import { execa } from '../tools/execa';
 import { childEnv, findTool } from '../tools/tools';
 
@@ -68,7 +68,8 @@ export function dumpArguments(product: Product, databases: string[], options: { 
   const position =
     product === 'mariadb'
       ? ['--master-data=2', '--gtid']
-      : ['--source-data=2', `--set-gtid-purged=${options.gtid ? 'COMMENTED' : 'OFF'}`];
+      : // The position and GTID set come from the dump guard (mysqldump's own would FLUSH TABLES).
+        ['--set-gtid-purged=OFF'];
   return [...common, ...position, ...(options.schemaOnly ? ['--no-data'] : []), '--databases', ...databases];
 }
 
@@ -255,25 +256,37 @@ export async function runDump(req: DumpRequest): Promise<DumpResult> {
   const name = `${req.schemaOnly ? 'schema' : 'dump'}.sql${EXTENSIONS[req.compression]}`;
   const target = layout.artifact(req.stagingKey, name);
   const progress: DumpProgress = { phase: 'dump', rawBytes: 0, storedBytes: 0 };
-  const guard = await openDumpGuard(req.cluster, req.product);
+  // MySQL: the snapshot's position comes from the guard, and mysqldump never flushes tables.
+  const guard = req.product === 'mysql' ? await openMysqlDumpGuard(req.cluster, req.databases) : null;
   const ticker = setInterval(() => req.onProgress?.(progress), 1000);
   try {
     const args = dumpArguments(req.product, req.databases, { gtid: req.gtid, schemaOnly: req.schemaOnly ?? false });
-    if (req.product === 'mysql') args.unshift(lockWaitInit(req.cluster));
-    const stored = await withDefaultsFile(req.cluster, (defaultsFile) => writeCompressedDump(req, tool, [`--defaults-extra-file=${defaultsFile}`, ...args], target, progress)).catch(
-      async (error: unknown) => {
-        if (/Lock wait timeout exceeded|\(1205\)|errno: 1205/i.test(String((error as Error)?.message ?? error))) {
-          throw ApplicationFailure.nonRetryable(await guard.explainLockWait(), Failure.DumpBlocked);
-        }
-        throw error;
-      },
-    );
+    const stored = await withDefaultsFile(req.cluster, async (defaultsFile) => {
+      const stop = new AbortController();
+      const signal = req.signal ? AbortSignal.any([req.signal, stop.signal]) : stop.signal;
+      const dump = writeCompressedDump({ ...req, signal }, tool, [`--defaults-extra-file=${defaultsFile}`, ...args], target, progress);
+      const released = guard
+        ? guard.releaseAfterSnapshot(dump).catch((error: unknown) => {
+            stop.abort();
+            throw error;
+          })
+        : Promise.resolve();
+      const [dumped, guarded] = await Promise.allSettled([dump, released]);
+      if (guarded.status === 'rejected') throw guarded.reason;
+      if (dumped.status === 'rejected') throw dumped.reason;
+      return dumped.value;
+    });
     progress.phase = 'verify';
     const { facts, rawSha256, rawSize } = await scanStoredDump(req.storage, target, req.compression, (n) => {
       progress.rawBytes = n;
     });
     if (!facts.completed) {
       throw new Error(`${toolName} output ends without "-- Dump completed": the dump is truncated`);
+    }
+    if (guard) {
+      facts.binlogFile = guard.position.file;
+      facts.binlogPosition = guard.position.position;
+      facts.gtidSet = guard.position.gtidSet;
     }
     if (facts.binlogFile === null && !req.schemaOnly) {
       // The workflow checked log_bin before dumping, so this is not configuration: retry
@@ -293,6 +306,6 @@ export async function runDump(req: DumpRequest): Promise<DumpResult> {
     };
   } finally {
     clearInterval(ticker);
-    await guard.release();
+    await guard?.close();
   }
 }

@@ -1,61 +1,85 @@
 /**
- * Keeps a full backup from stalling the server's writes. MySQL's mysqldump reads its
- * consistent binlog position under FLUSH TABLES WITH READ LOCK: a moment when all is well,
- * but that lock waits behind any running query, and every new write queues behind it. So:
- *   - before the dump, a query running longer than dumpGuard.longQuery refuses the dump at
- *     once, naming the query (the long-query guard mydumper has);
- *   - the dump's session gives up on the lock after dumpGuard.lockWait (lock_wait_timeout),
- *     and the failure names the query it waited behind;
- *   - MySQL: LOCK INSTANCE FOR BACKUP (with BACKUP_ADMIN) for the dump's duration, so no DDL
- *     can break the dump's snapshot; without the privilege the dump runs without it.
- * MariaDB's dump reads the position from the snapshot itself (no global lock); the
- * long-query check still runs, for one rule on both products.
+ * A consistent MySQL dump without stalling the server. mysqldump finds its binlog position
+ * under FLUSH TABLES WITH READ LOCK, and a FLUSH waits behind any running query: while it
+ * waits every other statement on those tables waits behind it, and they keep waiting until
+ * that query ends even after the FLUSH itself gave up (tried: a 12 s SELECT held an UPDATE
+ * for 9.5 s after FTWRL timed out at 2 s). So dbops never lets mysqldump flush. Instead:
+ *
+ *   1. LOCK INSTANCE FOR BACKUP (with BACKUP_ADMIN): no DDL until the dump ends;
+ *   2. LOCK TABLES … READ on the tables to dump: running queries are not waited for; open
+ *      write transactions on them are, for at most dumpLockWait, and new writes to them
+ *      wait meanwhile;
+ *   3. the binlog position and GTID set, read under those locks: nothing can commit to
+ *      the dumped tables while they are held, so this is where the snapshot stands;
+ *   4. mysqldump --single-transaction starts its consistent snapshot; once its transaction
+ *      shows in INNODB_TRX, UNLOCK TABLES. Writes waited from step 2 to here: usually a
+ *      fraction of a second, never more than dumpLockWait before the backup gives up.
+ *
+ * MariaDB's dump reads a consistent position from its snapshot (binlog_snapshot_file and
+ * _position) without any lock: nothing to do there.
  */
 import { ApplicationFailure } from '@temporalio/common';
 import { createConnection, type Connection, type RowDataPacket } from 'mysql2/promise';
 import type { ClusterConfig } from '../config/schema';
 import { durationSeconds } from '../domain/duration';
 import { Failure } from '../domain/failures';
-import type { Product } from '../domain/manifest';
+import { quoteIdentifier } from '../domain/identifiers';
 import { connectionOptions, limitStatements } from './connection';
 import { toFailure } from './errors';
 
-export interface RunningQuery {
-  id: number;
-  user: string;
-  seconds: number;
-  query: string;
-}
-
-/** The longest-running query of another session (replication and event threads aside). */
-export async function longestRunningQuery(conn: Connection): Promise<RunningQuery | null> {
-  const [rows] = await conn.query<RowDataPacket[]>(
-    `SELECT ID AS id, USER AS user, TIME AS seconds, LEFT(INFO, 200) AS query FROM information_schema.PROCESSLIST
-      WHERE COMMAND = 'Query' AND ID <> CONNECTION_ID() AND INFO IS NOT NULL
-        AND USER NOT IN ('system user', 'event_scheduler') ORDER BY TIME DESC LIMIT 1`,
-  );
-  const r = rows[0];
-  return r ? { id: Number(r.id), user: String(r.user), seconds: Number(r.seconds), query: String(r.query).replace(/\s+/g, ' ') } : null;
-}
-
-function describe(q: RunningQuery): string {
-  return `query ${q.id} of ${q.user} has been running for ${q.seconds} s: ${q.query}`;
+export interface SnapshotPosition {
+  file: string;
+  position: number;
+  gtidSet: string | null;
 }
 
 export interface DumpGuard {
-  /** MySQL: held LOCK INSTANCE FOR BACKUP (null on MariaDB). */
-  instanceLock: boolean | null;
-  /** The dump's lock wait timed out: say what it waited behind. */
-  explainLockWait(): Promise<string>;
-  release(): Promise<void>;
+  /** Where the dump's snapshot stands (read under the table locks). */
+  position: SnapshotPosition;
+  /** Held LOCK INSTANCE FOR BACKUP (no BACKUP_ADMIN: false). */
+  instanceLock: boolean;
+  /** Waits until mysqldump's snapshot is open, then lets writes go again. */
+  releaseAfterSnapshot(dumpExited: Promise<unknown>): Promise<void>;
+  /** Ends the guard (always: on success and on failure). */
+  close(): Promise<void>;
 }
 
-/** The mysqldump option that bounds its wait for the global read lock. */
-export function lockWaitInit(cluster: Pick<ClusterConfig, 'dumpGuard'>): string {
-  return `--init-command=SET SESSION lock_wait_timeout=${Math.max(1, Math.round(durationSeconds(cluster.dumpGuard.lockWait)))}`;
+const LOCK_WAIT_TIMEOUT = 1205;
+const ACCESS_DENIED = 1227;
+
+function blocked(message: string): ApplicationFailure {
+  return ApplicationFailure.nonRetryable(message, Failure.DumpBlocked);
 }
 
-export async function openDumpGuard(cluster: ClusterConfig, product: Product): Promise<DumpGuard> {
+/** The oldest open transaction that has written (what a READ lock waits behind). */
+async function oldestWriter(conn: Connection): Promise<string | null> {
+  const [rows] = await conn.query<RowDataPacket[]>(
+    `SELECT t.trx_mysql_thread_id AS id, p.USER AS user, TIMESTAMPDIFF(SECOND, t.trx_started, NOW()) AS seconds, LEFT(COALESCE(t.trx_query, p.INFO, ''), 200) AS query
+       FROM information_schema.INNODB_TRX t LEFT JOIN information_schema.PROCESSLIST p ON p.ID = t.trx_mysql_thread_id
+      WHERE t.trx_mysql_thread_id <> CONNECTION_ID() AND t.trx_is_read_only = 0 AND t.trx_rows_modified > 0
+      ORDER BY t.trx_started LIMIT 1`,
+  );
+  const r = rows[0];
+  if (!r) return null;
+  const query = String(r.query ?? '').replace(/\s+/g, ' ').trim();
+  return `transaction of session ${String(r.id)} (${String(r.user ?? '?')}) open for ${String(r.seconds)} s${query ? `, now running: ${query}` : ', idle'}`;
+}
+
+async function binlogPosition(conn: Connection): Promise<SnapshotPosition> {
+  let rows: RowDataPacket[];
+  try {
+    [rows] = await conn.query<RowDataPacket[]>('SHOW BINARY LOG STATUS');
+  } catch (error) {
+    if ((error as { errno?: number }).errno !== 1064) throw error;
+    [rows] = await conn.query<RowDataPacket[]>('SHOW MASTER STATUS'); // MySQL before 8.2
+  }
+  const r = rows[0];
+  if (!r?.File) throw ApplicationFailure.nonRetryable('binary logging is off on this server: a point-in-time chain needs log_bin', Failure.Config);
+  const gtid = String(r.Executed_Gtid_Set ?? '').replace(/\s+/g, '');
+  return { file: String(r.File), position: Number(r.Position), gtidSet: gtid === '' ? null : gtid };
+}
+
+export async function openMysqlDumpGuard(cluster: ClusterConfig, databases: string[]): Promise<DumpGuard> {
   let conn: Connection;
   try {
     conn = await createConnection(connectionOptions(cluster));
@@ -63,42 +87,80 @@ export async function openDumpGuard(cluster: ClusterConfig, product: Product): P
   } catch (error) {
     throw toFailure(error, cluster.name);
   }
+  const wait = cluster.dumpLockWait;
+  const waitMs = Math.max(1, durationSeconds(wait)) * 1000;
+  let tablesLocked = false;
+  let instanceLock = false;
+  const unlockTables = async () => {
+    if (!tablesLocked) return;
+    tablesLocked = false;
+    await conn.query('UNLOCK TABLES').catch(() => undefined);
+  };
+  const close = async () => {
+    await unlockTables();
+    if (instanceLock) await conn.query('UNLOCK INSTANCE').catch(() => undefined);
+    await conn.end().catch(() => undefined);
+  };
   try {
-    const bound = durationSeconds(cluster.dumpGuard.longQuery);
-    const longest = await longestRunningQuery(conn);
-    if (longest && longest.seconds >= bound) {
-      throw ApplicationFailure.nonRetryable(
-        `cluster ${cluster.name}: not dumping now, ${describe(longest)}; the dump's global read lock would wait behind it while every write waits behind the lock. ` +
-          `Let it finish (or kill it) and back up again; clusters[].dumpGuard.longQuery (${cluster.dumpGuard.longQuery}) sets the bound`,
-        Failure.DumpBlocked,
-      );
-    }
-    let instanceLock: boolean | null = null;
-    if (product === 'mysql') {
-      instanceLock = await conn.query('LOCK INSTANCE FOR BACKUP').then(
-        () => true,
-        (error: { errno?: number }) => {
-          if (error.errno === 1227) return false; // no BACKUP_ADMIN: dump without it
-          throw error;
-        },
-      );
-    }
-    return {
-      instanceLock,
-      explainLockWait: async () => {
-        const blocker = await longestRunningQuery(conn).catch(() => null);
-        return (
-          `cluster ${cluster.name}: the dump gave up waiting ${cluster.dumpGuard.lockWait} for its global read lock (so writes were held no longer than that)` +
-          `${blocker ? `; ${describe(blocker)}` : ''}. Back up again when it is done; clusters[].dumpGuard.lockWait sets the wait`
+    await conn.query('SET SESSION lock_wait_timeout = ?', [Math.max(1, Math.round(durationSeconds(wait)))]);
+    instanceLock = await conn.query('LOCK INSTANCE FOR BACKUP').then(
+      () => true,
+      (error: { errno?: number }) => {
+        if (error.errno === ACCESS_DENIED) return false; // no BACKUP_ADMIN: DDL during the dump can fail it (it is retried)
+        throw error;
+      },
+    );
+    const [tables] = await conn.query<RowDataPacket[]>(
+      `SELECT TABLE_SCHEMA AS db, TABLE_NAME AS t FROM information_schema.TABLES WHERE TABLE_SCHEMA IN (?) AND TABLE_TYPE = 'BASE TABLE' ORDER BY 1, 2`,
+      [databases],
+    );
+    if (tables.length > 0) {
+      const list = tables.map((r) => `${quoteIdentifier(String(r.db))}.${quoteIdentifier(String(r.t))} READ`).join(', ');
+      try {
+        await conn.query(`LOCK TABLES ${list}`);
+        tablesLocked = true;
+      } catch (error) {
+        if ((error as { errno?: number }).errno !== LOCK_WAIT_TIMEOUT) throw error;
+        const writer = await oldestWriter(conn).catch(() => null);
+        throw blocked(
+          `cluster ${cluster.name}: the backup waited ${wait} (dumpLockWait) to hold the tables it dumps still for a moment and gave up, so writes waited no longer than that` +
+            `${writer ? `; it waited behind a ${writer}` : ''}. Back up again when that transaction has ended`,
         );
+      }
+    }
+    const position = await binlogPosition(conn);
+    return {
+      position,
+      instanceLock,
+      releaseAfterSnapshot: async (dumpExited) => {
+        let exited = false;
+        void dumpExited.then(
+          () => (exited = true),
+          () => (exited = true),
+        );
+        const deadline = Date.now() + waitMs;
+        try {
+          while (tablesLocked) {
+            // mysqldump names itself in its connection attributes; its snapshot is a transaction of a session newer than ours.
+            const [rows] = await conn.query<RowDataPacket[]>(
+              `SELECT 1 FROM information_schema.INNODB_TRX t JOIN performance_schema.session_connect_attrs a ON a.PROCESSLIST_ID = t.trx_mysql_thread_id
+                WHERE a.ATTR_NAME = 'program_name' AND a.ATTR_VALUE = 'mysqldump' AND t.trx_mysql_thread_id > CONNECTION_ID() LIMIT 1`,
+            );
+            if (rows.length > 0) break;
+            if (exited) return; // the dump failed before its snapshot: its own error says why
+            if (Date.now() > deadline) {
+              throw blocked(`cluster ${cluster.name}: mysqldump did not open its snapshot within ${wait} (dumpLockWait); writes to the dumped tables were let go again`);
+            }
+            await new Promise((r) => setTimeout(r, 20));
+          }
+        } finally {
+          await unlockTables();
+        }
       },
-      release: async () => {
-        if (instanceLock) await conn.query('UNLOCK INSTANCE').catch(() => undefined);
-        await conn.end().catch(() => undefined);
-      },
+      close,
     };
   } catch (error) {
-    await conn.end().catch(() => undefined);
+    await close();
     if (error instanceof ApplicationFailure) throw error;
     throw toFailure(error, cluster.name);
   }
