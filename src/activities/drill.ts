@@ -1,13 +1,14 @@
 /**
  * DR drill activities: plan the latest restorable point, bring up a private throwaway
- * server, restore into it, check it (as a read-only account, with the worker's own
- * queries), tear it down, file the report.
+ * server of the backup's product, restore into it, check it (as a read-only account, with
+ * the worker's own queries), tear it down, file the report.
  */
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { z } from 'zod';
 import { DrillReportSchema, drillMarkdown, DRILL_ID_PATTERN, type DrillReport } from '../domain/drill';
 import { Failure } from '../domain/failures';
+import { ProductSchema, type Product } from '../domain/manifest';
 import { quoteIdentifier } from '../domain/identifiers';
 import { formatBytes } from '../domain/naming';
 import { planRestore, type RestorePlan } from '../domain/restorePlan';
@@ -15,6 +16,7 @@ import { withConnection } from '../mysql/connection';
 import { countObjects, provisionSandbox, redactedError, sandboxCluster, sandboxDir, teardownSandbox, type DrillSandbox } from '../mysql/drillServer';
 import { toFailure } from '../mysql/errors';
 import { restoreDatabase, type RestoreDatabaseResult } from '../mysql/restore';
+import { mysqlUnavailableReason } from '../mysql/servers/mysql';
 import { verifyDatabase, type TableVerification } from '../mysql/verify';
 import { readChainState } from '../repository';
 import { accept, clusterOf, currentRun } from './context';
@@ -24,6 +26,8 @@ import { cluster, DrillSandboxSchema, identifier, RestorePlanSchema } from './sc
 const drillId = z.string().regex(DRILL_ID_PATTERN, 'a drill id such as drill-20261122T140307Z');
 
 export interface DrillPlan {
+  /** The product of the drilled full backup: the throwaway server must be the same. */
+  product: Product;
   plans: RestorePlan[];
   rpoSeconds: number | null;
   expect: Record<string, Array<{ table: string; rows: number }>>;
@@ -51,12 +55,22 @@ export function createDrillActivities(deps: ActivityDeps) {
       const newest = plans[0]?.window.to ?? null;
       const expect = Object.fromEntries(latest.databases.map((d) => [d, latest.tables.filter((t) => t.database === d).map((t) => ({ table: t.table, rows: t.rows }))]));
       const objects = { routines: latest.objects.routines, triggers: latest.objects.triggers, events: latest.objects.events, views: latest.objects.views.length };
-      return { plans, rpoSeconds: newest ? Math.max(0, Math.round((Date.now() - Date.parse(newest)) / 1000)) : null, expect, objects };
+      return { product: latest.server.product, plans, rpoSeconds: newest ? Math.max(0, Math.round((Date.now() - Date.parse(newest)) / 1000)) : null, expect, objects };
     },
 
-    async provisionSandbox(raw: { drillId: string }): Promise<DrillSandbox> {
-      const input = accept(z.strictObject({ drillId }), raw, 'provisionSandbox');
-      return provisionSandbox(input.drillId, 900 + Math.floor(Math.random() * 99), currentRun());
+    /** A private server of the backup's product; heartbeats while it initialises and starts (MySQL's first start takes a while). */
+    async provisionSandbox(raw: { drillId: string; product: Product }): Promise<DrillSandbox> {
+      // A drill planned before drills followed the backup's product names none: those ran on MariaDB.
+      const input = accept(z.strictObject({ drillId, product: ProductSchema.default('mariadb') }), raw, 'provisionSandbox');
+      const unavailable = input.product === 'mysql' ? mysqlUnavailableReason() : null;
+      if (unavailable) throw ApplicationFailure.nonRetryable(`a drill of a MySQL backup restores into a throwaway MySQL server on the worker; ${unavailable}`, Failure.Config);
+      const ctx = Context.current();
+      const beat = setInterval(() => ctx.heartbeat(), 10_000);
+      try {
+        return await provisionSandbox(input.drillId, 900 + Math.floor(Math.random() * 99), currentRun(), input.product);
+      } finally {
+        clearInterval(beat);
+      }
     },
 
     async restoreIntoSandbox(raw: { cluster: string; sandbox: DrillSandbox; plan: RestorePlan; expectRows: Array<{ table: string; rows: number }> }): Promise<RestoreDatabaseResult> {
@@ -67,6 +81,9 @@ export function createDrillActivities(deps: ActivityDeps) {
       );
       const plan = input.plan as RestorePlan;
       const c = clusterOf(config, input.cluster);
+      if (input.sandbox.product !== plan.full.product) {
+        throw ApplicationFailure.nonRetryable(`the drill server is ${input.sandbox.product}, the backup ${plan.full.id} is ${plan.full.product}'s: a backup is restored into a server of its own product`, Failure.InvalidInput);
+      }
       const ctx = Context.current();
       try {
         return await restoreDatabase({

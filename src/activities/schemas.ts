@@ -53,6 +53,8 @@ export const DrillSandboxSchema = z.strictObject({
   baseDir: z.string().min(1).max(1000),
   socket: z.string().min(1).max(1000),
   pid: z.number().int(),
+  /** Absent only from sandboxes provisioned before drills followed the backup's product: those were all MariaDB. */
+  product: ProductSchema.default('mariadb'),
 });
 
 export const TableVerificationSchema = z.strictObject({ table: z.string().max(64), rows: z.number().int().nonnegative(), checksum: z.string().max(40) });

@@ -1,7 +1,8 @@
 /**
- * The throwaway server of a DR drill, on the worker's host: provisioned in a private
- * folder, restored into, checked, and removed again by pid file and folder, also when
- * the worker that started it has died.
+ * The throwaway server of a DR drill, on the worker's host, of the product the drilled
+ * backup was taken from (MariaDB or MySQL): provisioned in a private folder, restored
+ * into, checked, and removed again by pid file and folder, also when the worker that
+ * started it has died.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { chmod, mkdir, rm, writeFile } from 'node:fs/promises';
@@ -9,8 +10,10 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import type { RowDataPacket } from 'mysql2/promise';
 import type { ClusterConfig } from '../config/schema';
+import type { Product } from '../domain/manifest';
 import { processAlive } from './servers/local';
 import { startMariadbSandbox } from './servers/mariadb';
+import { mysqlToolPath, startMysqlSandbox } from './servers/mysql';
 import { withConnection } from './connection';
 
 /** Where the drill's server is: paths only (its passwords stay in 0600 files next to it). */
@@ -18,6 +21,7 @@ export interface DrillSandbox {
   baseDir: string;
   socket: string;
   pid: number;
+  product: Product;
 }
 
 export function drillRoot(): string {
@@ -34,10 +38,11 @@ export function sandboxDir(drillId: string): string {
 }
 
 /**
- * A private server (see startMariadbSandbox's `private`): no TCP, socket in a 0700 folder,
- * secure_file_priv an empty folder, not run as OS root, random root password.
+ * A private server of `product` (see the servers' `private` option): no TCP, socket in a
+ * 0700 folder, secure_file_priv an empty folder, not run as OS root, random root password;
+ * no binlog and no event scheduler (restored events must not fire in the copy).
  */
-export async function provisionSandbox(drillId: string, serverId: number, owner?: { workflowId: string; runId: string }): Promise<DrillSandbox> {
+export async function provisionSandbox(drillId: string, serverId: number, owner: { workflowId: string; runId: string } | undefined, product: Product): Promise<DrillSandbox> {
   const baseDir = sandboxDir(drillId);
   await teardownSandbox(baseDir); // a retry starts from nothing
   // The drills' folder lets the server's OS user through to its own 0700 folder, and shows nobody what is in it.
@@ -45,11 +50,16 @@ export async function provisionSandbox(drillId: string, serverId: number, owner?
   await chmod(drillRoot(), 0o711);
   await mkdir(baseDir, { recursive: true, mode: 0o700 });
   if (owner) await writeFile(path.join(baseDir, SANDBOX_OWNER), JSON.stringify(owner), { mode: 0o600 });
-  const server = await startMariadbSandbox({ baseDir, serverId, extraArgs: ['--skip-log-bin', '--event-scheduler=OFF'], private: true });
-  return { baseDir, socket: server.socket, pid: server.pid };
+  const options = { baseDir, serverId, extraArgs: ['--skip-log-bin', '--event-scheduler=OFF'], private: true };
+  const server = product === 'mysql' ? await startMysqlSandbox(options) : await startMariadbSandbox(options);
+  return { baseDir, socket: server.socket, pid: server.pid, product };
 }
 
-/** Stops the server (SIGTERM, then SIGKILL) and removes its folder. Idempotent. */
+/**
+ * Stops the server (SIGTERM, then SIGKILL) and removes its folder. Idempotent. Either
+ * product writes its pid to mysqld.pid, and that pid is the server's own (the MySQL
+ * wrappers exec down to mysqld), so signalling it stops the server, not a wrapper.
+ */
 export async function teardownSandbox(baseDir: string): Promise<{ stopped: boolean }> {
   const pidFile = path.join(baseDir, 'mysqld.pid');
   let stopped = false;
@@ -68,15 +78,25 @@ export async function teardownSandbox(baseDir: string): Promise<{ stopped: boole
   return { stopped };
 }
 
-/** The sandbox as a cluster the restore code can use: root over the private socket, or the read-only check account. */
+/**
+ * The sandbox as a cluster the restore code can use: root over the private socket, or the
+ * read-only check account. Its tools are the source cluster's (they read that product's
+ * dumps and binlogs); for MySQL, a tool the source leaves to the default is the wrapper
+ * of the MySQL the sandbox runs on.
+ */
 export function sandboxCluster(sandbox: DrillSandbox, source: ClusterConfig, account: 'root' | 'check' = 'root'): ClusterConfig {
+  const tools =
+    sandbox.product === 'mysql'
+      ? { dump: source.tools.dump ?? mysqlToolPath('mysqldump'), client: source.tools.client ?? mysqlToolPath('mysql'), binlog: source.tools.binlog ?? mysqlToolPath('mysqlbinlog') }
+      : source.tools;
   return {
     name: `${source.name}-drill`,
     socket: sandbox.socket,
     port: 3306,
     user: account === 'root' ? 'root' : 'dbops_check',
     password: { file: path.join(sandbox.baseDir, account === 'root' ? ROOT_PASSWORD : CHECK_PASSWORD) },
-    tools: source.tools,
+    product: sandbox.product,
+    tools,
     approvers: {},
     allowSelfApproval: [],
     statementTimeout: source.statementTimeout,

@@ -1,7 +1,7 @@
 /**
  * What a killed worker can leave behind, removed when a worker starts: temporary folders
  * of its processes (defaults files, unpacked binlogs), backups' staging folders and drill
- * servers of runs that have ended, renamed-out backups in `.trash`, and restore accounts
+ * servers (MariaDB or MySQL) of runs that have ended, renamed-out backups in `.trash`, and restore accounts
  * (`dbops_r_…`) whose restore has ended. Only what dbops made, identified by its own marks,
  * and only when Temporal says the owning run is not running (if Temporal cannot answer,
  * nothing owned by a run is touched).

@@ -73,8 +73,8 @@ export async function disasterRecoveryDrillWorkflow(raw: DrillInput): Promise<Dr
   const databases = plan.plans.map((p) => p.database);
   let sandbox: DrillSandbox | null = null;
   try {
-    setCurrentDetails(`**DR drill ${drillId}**: provisioning a throwaway server`);
-    sandbox = await phase('provision server', () => careful.provisionSandbox({ drillId }));
+    setCurrentDetails(`**DR drill ${drillId}**: provisioning a throwaway ${plan.product === 'mysql' ? 'MySQL' : 'MariaDB'} server`);
+    sandbox = await phase('provision server', () => careful.provisionSandbox({ drillId, product: plan.product }));
     for (const p of plan.plans) {
       setCurrentDetails(`**DR drill ${drillId}**: restoring \`${p.database}\` (full ${p.full.id} + ${p.chain.length} binlog backup(s))`);
       const r = await phase(`restore ${p.database}`, () =>

@@ -2,10 +2,12 @@
  * A hostile caller with access to the namespace, one case per hole: workflow inputs that
  * carry SQL or authority, approvals by the requester, --yes by someone who may not approve,
  * predicates that read other tables or call functions, malformed signals and durations,
- * manifests that point outside the repository, a drill server reachable over TCP or able to
- * read files, and a swap interrupted between dropping and re-creating a trigger.
+ * manifests that point outside the repository, a drill server (MariaDB or MySQL)
+ * reachable over TCP or able to read files, and a swap interrupted between dropping and
+ * re-creating a trigger.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { execSync } from 'node:child_process';
+import { chmodSync, mkdirSync, readdirSync, readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import type { Client } from '@temporalio/client';
 import type { Connection, RowDataPacket } from 'mysql2/promise';
@@ -16,9 +18,10 @@ import { approvalState, startTableRestore } from '../../src/client/restores';
 import { parseTarget } from '../../src/domain/restoreTarget';
 import { seedSampleDatabase } from '../../src/dev/sampleData';
 import { startMariadbSandbox } from '../../src/mysql/servers/mariadb';
+import { startMysqlSandbox } from '../../src/mysql/servers/mysql';
 import { captureTriggers, swapTables, restoredName, beforeName } from '../../src/mysql/tableSwap';
 import { approveSignal, decideUpdate } from '../../src/workflows/approval';
-import { asPerson, harness, makeTestConfig, rootConnection, runCli, tableChecksums, temporalClient, withWorker, type TestSetup } from '../harness/context';
+import { asPerson, harness, makeTestConfig, products, rootConnection, runCli, tableChecksums, temporalClient, withWorker, type TestSetup } from '../harness/context';
 import { withConnection } from '../../src/mysql/connection';
 
 const DB = 'hostile';
@@ -29,6 +32,30 @@ let closeClient: () => Promise<void>;
 let conn: Connection;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** The TCP ports a process listens on (its socket inodes matched against /proc/net/tcp and tcp6). */
+function tcpPortsOf(pid: number): number[] {
+  const inodes = new Set<string>();
+  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+    let target = '';
+    try {
+      target = readlinkSync(`/proc/${pid}/fd/${fd}`);
+    } catch {
+      // closed meanwhile
+    }
+    const m = /^socket:\[(\d+)\]$/.exec(target);
+    if (m) inodes.add(m[1]!);
+  }
+  const ports: number[] = [];
+  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    for (const line of readFileSync(table, 'utf8').split('\n').slice(1)) {
+      const f = line.trim().split(/\s+/);
+      // local_address is HEX_IP:HEX_PORT, st 0A is LISTEN, the inode is the tenth field.
+      if (f.length > 9 && f[3] === '0A' && inodes.has(f[9]!)) ports.push(parseInt(f[1]!.split(':')[1]!, 16));
+    }
+  }
+  return ports;
+}
 
 async function pending(workflowId: string): Promise<void> {
   for (let i = 0; i < 300; i++) {
@@ -219,37 +246,48 @@ test('a manifest whose id points outside the repository is never listed, shown o
   expect(require('node:fs').readFileSync(outside, 'utf8')).toBe('keep me');
 });
 
-test('the drill server refuses TCP and LOAD_FILE, needs a password, and does not run as root', async () => {
-  const base = path.join(harness().baseDir, 'private-server');
-  mkdirSync(base, { recursive: true, mode: 0o700 });
-  require('node:fs').chmodSync(harness().baseDir, 0o711);
-  require('node:fs').chmodSync(base, 0o711);
-  const server = await startMariadbSandbox({ baseDir: path.join(base, 'server'), private: true, extraArgs: ['--skip-log-bin'] });
-  try {
-    expect(server.port).toBe(0);
-    const password = require('node:fs').readFileSync(server.secrets!.rootPasswordFile, 'utf8').trim();
-    await expect(createConnection({ socketPath: server.socket, user: 'root' })).rejects.toMatchObject({ errno: 1045 });
-    const root = await createConnection({ socketPath: server.socket, user: 'root', password });
+describe.each(products())('on %s', (product) => {
+  test('the drill server refuses TCP and LOAD_FILE, needs a password, and does not run as root', async () => {
+    const base = path.join(harness().baseDir, `private-server-${product}`);
+    mkdirSync(base, { recursive: true, mode: 0o700 });
+    chmodSync(harness().baseDir, 0o711);
+    chmodSync(base, 0o711);
+    const options = { baseDir: path.join(base, 'server'), private: true, extraArgs: ['--skip-log-bin'] };
+    const server = product === 'mysql' ? await startMysqlSandbox(options) : await startMariadbSandbox(options);
     try {
-      const [[vars]] = (await root.query("SELECT @@skip_networking AS skip, @@secure_file_priv AS priv, LOAD_FILE('/etc/passwd') AS f")) as unknown as [[RowDataPacket]];
-      expect(vars).toMatchObject({ skip: 1, f: null });
-      expect(String(vars?.priv)).toContain(path.join(base, 'server', 'files'));
+      expect(server.port).toBe(0);
+      const password = readFileSync(server.secrets!.rootPasswordFile, 'utf8').trim();
+      await expect(createConnection({ socketPath: server.socket, user: 'root' })).rejects.toMatchObject({ errno: 1045 });
+      const root = await createConnection({ socketPath: server.socket, user: 'root', password });
+      try {
+        const [[vars]] = (await root.query("SELECT VERSION() AS v, @@skip_networking AS skip, @@secure_file_priv AS priv, LOAD_FILE('/etc/passwd') AS f")) as unknown as [[RowDataPacket]];
+        expect(vars).toMatchObject({ skip: 1, f: null });
+        expect(String(vars?.v)).toMatch(product === 'mysql' ? /^9\./ : /MariaDB/);
+        expect(String(vars?.priv)).toContain(path.join(base, 'server', 'files'));
+        // Only root and the read-only account can sign in (besides the product's own locked system accounts).
+        const [accounts] = await root.query<RowDataPacket[]>("SELECT CONCAT(User, '@', Host) AS a FROM mysql.user WHERE User NOT IN ('mariadb.sys', 'mysql', 'mysql.infoschema', 'mysql.session', 'mysql.sys') ORDER BY a");
+        expect(accounts.map((r) => r.a)).toEqual(['dbops_check@localhost', 'root@localhost']);
+      } finally {
+        await root.end();
+      }
+      for (const file of [server.secrets!.rootPasswordFile, server.secrets!.checkPasswordFile]) expect(statSync(file).mode & 0o777).toBe(0o600);
+      const check = await createConnection({ socketPath: server.socket, user: server.secrets!.checkUser, password: readFileSync(server.secrets!.checkPasswordFile, 'utf8').trim() });
+      try {
+        await expect(check.query('CREATE DATABASE nope')).rejects.toThrow(/denied/);
+        const [[file]] = (await check.query("SELECT LOAD_FILE('/etc/passwd') AS f")) as unknown as [[RowDataPacket]];
+        expect(file?.f).toBeNull();
+      } finally {
+        await check.end();
+      }
+      // No TCP listener at all: the server's only socket is the Unix one in its 0700 folder.
+      expect(tcpPortsOf(server.pid)).toEqual([]);
+      expect(statSync(server.baseDir).mode & 0o777).toBe(0o700);
+      const owner = execSync(`ps -o user= -p ${server.pid}`).toString().trim();
+      expect(owner).not.toBe('root');
     } finally {
-      await root.end();
+      await server.stop();
     }
-    const check = await createConnection({ socketPath: server.socket, user: server.secrets!.checkUser, password: require('node:fs').readFileSync(server.secrets!.checkPasswordFile, 'utf8').trim() });
-    try {
-      await expect(check.query('CREATE DATABASE nope')).rejects.toThrow(/denied/);
-      const [[file]] = (await check.query("SELECT LOAD_FILE('/etc/passwd') AS f")) as unknown as [[RowDataPacket]];
-      expect(file?.f).toBeNull();
-    } finally {
-      await check.end();
-    }
-    const owner = require('node:child_process').execSync(`ps -o user= -p ${server.pid}`).toString().trim();
-    expect(owner).not.toBe('root');
-  } finally {
-    await server.stop();
-  }
+  });
 });
 
 test('a swap interrupted between dropping a trigger and creating it again: after the retry the live table has its trigger', async () => {

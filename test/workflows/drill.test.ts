@@ -18,12 +18,13 @@ interface DrillResult {
 function drill(overrides: Fakes = {}): FakeActivities {
   return new FakeActivities({
     planDrill: async () => ({
+      product: 'mysql',
       plans: [{ database: 'shop', full: { id: '20260101T000000.000Z-full' }, chain: [{ id: '20260101T040000.000Z-incremental' }], window: { to: '2026-01-01T04:00:00.000Z' } }],
       expect: { shop: [{ table: 'orders', rows: 10 }] },
       objects: null,
       rpoSeconds: 60,
     }),
-    provisionSandbox: async () => ({ baseDir: '/tmp/dbops-drills/x', socket: '/tmp/dbops-drills/x/mysqld.sock', pid: 4242 }),
+    provisionSandbox: async () => ({ baseDir: '/tmp/dbops-drills/x', socket: '/tmp/dbops-drills/x/mysqld.sock', pid: 4242, product: 'mysql' }),
     restoreIntoSandbox: async () => ({ snapshotCheck: { tables: 1, mismatches: [] }, replay: { file: 'binlog.000003', position: 900, gtid: null, transactions: 7 } }),
     checkSandbox: async () => ({ tables: { shop: [{ table: 'orders', rows: 12 }] }, objects: { routines: 0, triggers: 0, events: 0, views: 0 } }),
     runSampleQueries: async ({ kind }: { kind: string }) => [{ database: 'shop', sql: kind === 'sample' ? 'SELECT COUNT(*) FROM orders' : 'SELECT 1', rows: 1, minRows: 1, error: null }],
@@ -68,6 +69,8 @@ describe('DR drill (fake activities, time-skipping server)', () => {
         skipped ? [{ what: 'failover rehearsal', ok: true, detail: skipped }] : [{ what: 'failover check on shop: SELECT 1', ok: true, detail: '1 row(s), at least 1 expected' }],
       );
       expect(fakes.inputs('runSampleQueries').map((q: { kind: string }) => q.kind)).toEqual(kinds);
+      // The throwaway server is of the drilled backup's product.
+      expect(fakes.inputs('provisionSandbox')).toEqual([{ drillId: report.drillId, product: 'mysql' }]);
       expect(fakes.inputs('teardownSandbox')).toEqual([{ drillId: report.drillId }]);
       expect(fakes.inputs('storeDrillReport')).toEqual([{ report }]);
       expect(fakes.notifications()).toEqual(['info approval-requested']); // no dr-drill-failed

@@ -4,11 +4,12 @@
  * and DR drills. It never touches a system service.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chownSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { createConnection } from 'mysql2/promise';
 import { childEnv, findTool } from '../../tools/tools';
 import { freePort, processAlive, runToCompletion, type LocalServer } from './local';
+import { checkRunsAs, lockDown, preparePrivateFolder, runningAsRoot, unprivilegedUser, type PrivateSecrets } from './private';
 
 export interface MariadbSandboxOptions {
   /** Folder for datadir, socket, logs; created if missing, reused if already initialised. */
@@ -29,27 +30,9 @@ export interface MariadbSandboxOptions {
 
 export interface MariadbSandbox extends LocalServer {
   /** Private servers: 0600 files holding the root password and a read-only account's (user dbops_check). */
-  readonly secrets: { rootPasswordFile: string; checkUser: string; checkPasswordFile: string } | null;
+  readonly secrets: PrivateSecrets | null;
   stop(): Promise<void>;
 }
-
-/** The OS account a private server runs as when the worker is root (never root itself). */
-async function unprivilegedUser(): Promise<{ name: string; uid: number; gid: number } | null> {
-  if (!runningAsRoot) return null;
-  const { execFileSync } = await import('node:child_process');
-  for (const name of ['mysql', 'nobody']) {
-    try {
-      const uid = Number(execFileSync('id', ['-u', name], { encoding: 'utf8' }).trim());
-      const gid = Number(execFileSync('id', ['-g', name], { encoding: 'utf8' }).trim());
-      if (uid > 0) return { name, uid, gid };
-    } catch {
-      // no such user
-    }
-  }
-  throw new Error('no unprivileged OS user (mysql or nobody) to run a private server as');
-}
-
-const runningAsRoot = typeof process.getuid === 'function' && process.getuid() === 0;
 
 export async function startMariadbSandbox(options: MariadbSandboxOptions): Promise<MariadbSandbox> {
   const baseDir = path.resolve(options.baseDir);
@@ -57,28 +40,9 @@ export async function startMariadbSandbox(options: MariadbSandboxOptions): Promi
   const socket = path.join(baseDir, 'mysqld.sock');
   const errorLog = path.join(baseDir, 'error.log');
   mkdirSync(baseDir, { recursive: true, mode: options.private ? 0o700 : 0o755 });
-  const runAs = options.private ? await unprivilegedUser() : null;
-  if (runAs) {
-    // Every folder above the server's own must let its OS user through, or it cannot reach its files.
-    for (let dir = path.dirname(baseDir); dir !== path.dirname(dir); dir = path.dirname(dir)) {
-      const { statSync } = await import('node:fs');
-      const st = statSync(dir);
-      if ((st.mode & 0o001) === 0 && st.uid !== runAs.uid) {
-        throw new Error(`${dir} does not let the OS user ${runAs.name} through (mode ${(st.mode & 0o777).toString(8)}); a private server runs as ${runAs.name}: chmod o+x it, or put the servers elsewhere (DBOPS_DRILL_DIR)`);
-      }
-    }
-  }
+  const runAs = options.private ? unprivilegedUser(['mysql', 'nobody']) : null;
   const userArgs = runAs ? [`--user=${runAs.name}`] : runningAsRoot ? ['--user=root'] : [];
-  const filesDir = path.join(baseDir, 'files');
-  if (options.private) {
-    mkdirSync(filesDir, { recursive: true, mode: 0o700 });
-    // The server's OS user owns its folder (socket, logs, data) but not the secrets next to them.
-    mkdirSync(path.join(baseDir, 'secrets'), { recursive: true, mode: 0o700 });
-    if (runAs) {
-      chownSync(baseDir, runAs.uid, runAs.gid);
-      chownSync(filesDir, runAs.uid, runAs.gid);
-    }
-  }
+  const filesDir = options.private ? preparePrivateFolder(baseDir, runAs) : '';
 
   if (!existsSync(path.join(datadir, 'mysql'))) {
     await runToCompletion(
@@ -167,38 +131,12 @@ export async function startMariadbSandbox(options: MariadbSandboxOptions): Promi
   let secrets: MariadbSandbox['secrets'] = null;
   if (options.private) {
     try {
-      secrets = await lockDown(baseDir, socket);
+      checkRunsAs(child.pid ?? -1, runAs, 'mariadbd');
+      secrets = await lockDown(baseDir, socket, ['mariadb.sys', 'mysql']);
     } catch (error) {
       await stop();
       throw error;
     }
   }
   return { baseDir, datadir, socket, host: '127.0.0.1', port, pid: child.pid ?? -1, errorLog, secrets, stop };
-}
-
-/**
- * A private server's accounts: root gets a random password (the only other way in, the
- * socket, is in a 0700 folder), every other account goes, and a read-only account is made
- * for checks. The passwords are written to 0600 files next to the server.
- */
-async function lockDown(baseDir: string, socket: string): Promise<NonNullable<MariadbSandbox['secrets']>> {
-  const { randomBytes } = await import('node:crypto');
-  const { writeFileSync } = await import('node:fs');
-  const rootPassword = randomBytes(24).toString('base64url');
-  const checkPassword = randomBytes(24).toString('base64url');
-  const conn = await createConnection({ socketPath: socket, user: 'root' });
-  try {
-    const [users] = (await conn.query("SELECT User AS u, Host AS h FROM mysql.user WHERE NOT (User = 'root' AND Host = 'localhost') AND User NOT IN ('mariadb.sys', 'mysql')")) as unknown as [Array<{ u: string; h: string }>];
-    for (const u of users) await conn.query('DROP USER ?@?', [u.u, u.h]);
-    await conn.query('CREATE USER dbops_check@localhost IDENTIFIED BY ?', [checkPassword]);
-    await conn.query('GRANT SELECT, SHOW VIEW ON *.* TO dbops_check@localhost');
-    await conn.query("ALTER USER root@localhost IDENTIFIED BY ?", [rootPassword]);
-  } finally {
-    await conn.end();
-  }
-  const rootPasswordFile = path.join(baseDir, 'secrets', 'root.password');
-  const checkPasswordFile = path.join(baseDir, 'secrets', 'check.password');
-  writeFileSync(rootPasswordFile, rootPassword + '\n', { mode: 0o600 });
-  writeFileSync(checkPasswordFile, checkPassword + '\n', { mode: 0o600 });
-  return { rootPasswordFile, checkUser: 'dbops_check', checkPasswordFile };
 }

@@ -7,12 +7,17 @@
  * ...; not /etc, /usr, /var, /run) have the same paths as on the host, so the datadir,
  * socket and logs below are plain host paths. Every wrapper step execs the next, so the pid
  * spawn returns is mysqld's own; the pid file confirms it. It never touches a system service.
+ *
+ * A private server (`private: true`, a drill's throwaway copy) runs as `nobody`: the chroot
+ * has its own /etc/passwd, so the user must exist there with the host's uid and gid (the
+ * folders it owns are host folders, chowned on the host).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import * as path from 'node:path';
 import { createConnection } from 'mysql2/promise';
 import { freePort, processAlive, runToCompletion, tail, type LocalServer } from './local';
+import { checkRunsAs, lockDown, passwdEntry, preparePrivateFolder, runningAsRoot, unprivilegedUser, type OsUser, type PrivateSecrets } from './private';
 import { childEnv, projectRoot as findProjectRoot } from '../../tools/tools';
 
 const projectRoot = findProjectRoot();
@@ -29,12 +34,36 @@ export function mysqlToolPath(name: MysqlTool): string {
   return path.join(mysqlBinDir(), name);
 }
 
-const runningAsRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+const chrootDir = path.join(projectRoot, '.tools', 'mysql-root');
+
+/** Why this process cannot run MySQL, with the fix; null when it can. */
+export function mysqlUnavailableReason(): string | null {
+  const fix = 'run scripts/setup.sh as root on this host (it builds the MySQL chroot), or set DBOPS_MYSQL_BIN_DIR to a folder with MySQL tool wrappers (mysqld, mysql, mysqldump, mysqlbinlog)';
+  if (process.env.DBOPS_MYSQL_BIN_DIR) {
+    return existsSync(mysqlToolPath('mysqld')) ? null : `MySQL is not installed for this worker: DBOPS_MYSQL_BIN_DIR=${process.env.DBOPS_MYSQL_BIN_DIR} has no mysqld; ${fix}`;
+  }
+  if (!existsSync(mysqlToolPath('mysqld')) || !existsSync(path.join(chrootDir, 'usr', 'sbin', 'mysqld'))) return `MySQL is not installed for this worker: ${fix}`;
+  if (!runningAsRoot) return 'MySQL is installed (the chroot in .tools/mysql-root) but running it needs root: run the worker as root, or set DBOPS_MYSQL_BIN_DIR to MySQL tool wrappers this user can run';
+  return null;
+}
 
 /** Is MySQL installed for the project (scripts/setup.sh ran as root), and can we run it? */
 export function mysqlAvailable(): boolean {
-  if (process.env.DBOPS_MYSQL_BIN_DIR) return existsSync(mysqlToolPath('mysqld'));
-  return runningAsRoot && existsSync(mysqlToolPath('mysqld')) && existsSync(path.join(projectRoot, '.tools', 'mysql-root', 'usr', 'sbin', 'mysqld'));
+  return mysqlUnavailableReason() === null;
+}
+
+/**
+ * The OS user a private server runs as when the worker is root: `nobody`, which must have
+ * the same uid and gid in the chroot as on the host (checked where the chroot is ours).
+ */
+function privateServerUser(): OsUser | null {
+  const host = unprivilegedUser(['nobody']);
+  if (!host || process.env.DBOPS_MYSQL_BIN_DIR) return host;
+  const inside = passwdEntry(path.join(chrootDir, 'etc', 'passwd'), host.name);
+  if (!inside || inside.uid !== host.uid || inside.gid !== host.gid) {
+    throw new Error(`the MySQL chroot's ${host.name} (${inside ? `uid ${inside.uid}, gid ${inside.gid}` : 'missing'}) is not the host's (uid ${host.uid}, gid ${host.gid}): a private MySQL server could not own its folder; rebuild the chroot (scripts/setup.sh)`);
+  }
+  return host;
 }
 
 /** Host folders that are NOT the host's inside the chroot (see scripts/setup.sh). */
@@ -55,9 +84,19 @@ export interface MysqlSandboxOptions {
   /** Extra mysqld options, e.g. ['--innodb-buffer-pool-size=1G']. */
   extraArgs?: string[];
   startTimeoutMs?: number;
+  /**
+   * A server nobody else can reach (a drill's throwaway copy of production data): no TCP,
+   * the socket in a 0700 folder, secure_file_priv an empty folder, run as an unprivileged OS
+   * user when the worker is root, and a random root password (in a 0600 file, see
+   * `secrets`) set before anything else connects.
+   */
+  private?: boolean;
 }
 
-export type MysqlSandbox = LocalServer;
+export interface MysqlSandbox extends LocalServer {
+  /** Private servers: 0600 files holding the root password and a read-only account's (user dbops_check). */
+  readonly secrets: PrivateSecrets | null;
+}
 
 function readPid(pidFile: string): number | null {
   if (!existsSync(pidFile)) return null;
@@ -72,9 +111,12 @@ export async function startMysqlSandbox(options: MysqlSandboxOptions): Promise<M
   const socket = path.join(baseDir, 'mysqld.sock');
   const errorLog = path.join(baseDir, 'error.log');
   const pidFile = path.join(baseDir, 'mysqld.pid');
-  mkdirSync(baseDir, { recursive: true });
+  mkdirSync(baseDir, { recursive: true, mode: options.private ? 0o700 : 0o755 });
   const mysqld = mysqlToolPath('mysqld');
   if (!existsSync(mysqld)) throw new Error(`${mysqld} not found: run scripts/setup.sh as root (it builds the MySQL chroot), or set DBOPS_MYSQL_BIN_DIR`);
+  const runAs = options.private ? privateServerUser() : null;
+  const userArg = `--user=${runAs ? runAs.name : 'root'}`;
+  const filesDir = options.private ? preparePrivateFolder(baseDir, runAs) : '';
 
   // mysql.ibd is the data dictionary: without it the datadir was never initialised.
   // Initialise into a side folder and rename it into place when complete, so an
@@ -83,7 +125,7 @@ export async function startMysqlSandbox(options: MysqlSandboxOptions): Promise<M
     if (existsSync(datadir)) throw new Error(`${datadir} exists but holds no initialised MySQL datadir; remove it first`);
     const initDir = path.join(baseDir, 'data.initializing');
     rmSync(initDir, { recursive: true, force: true });
-    await runToCompletion(mysqld, ['--no-defaults', '--initialize-insecure', '--user=root', `--datadir=${initDir}`], path.join(baseDir, 'install.log'));
+    await runToCompletion(mysqld, ['--no-defaults', '--initialize-insecure', userArg, `--datadir=${initDir}`], path.join(baseDir, 'install.log'));
     renameSync(initDir, datadir);
   }
 
@@ -92,15 +134,14 @@ export async function startMysqlSandbox(options: MysqlSandboxOptions): Promise<M
   if (stale !== null && processAlive(stale)) throw new Error(`a MySQL server (pid ${stale}) already runs on ${datadir}; stop it first (kill ${stale})`);
   rmSync(pidFile, { force: true });
 
-  const port = options.port ?? (await freePort());
+  const port = options.private ? 0 : (options.port ?? (await freePort()));
+  const network = options.private ? ['--skip-networking', `--secure-file-priv=${filesDir}`] : [`--port=${port}`, '--bind-address=127.0.0.1', '--secure-file-priv='];
   const args = [
     '--no-defaults',
-    '--user=root',
+    userArg,
     `--datadir=${datadir}`,
     `--socket=${socket}`,
-    `--port=${port}`,
-    '--bind-address=127.0.0.1',
-    '--secure-file-priv=',
+    ...network,
     '--mysqlx=OFF',
     `--log-bin=${path.join(datadir, 'binlog')}`,
     `--server-id=${options.serverId ?? 1}`,
@@ -136,7 +177,8 @@ export async function startMysqlSandbox(options: MysqlSandboxOptions): Promise<M
     }
     try {
       // TCP on our own port: proves that this process, not an older one on the socket, is up.
-      const conn = await createConnection({ host: '127.0.0.1', port, user: 'root' });
+      // A private server has no TCP; its socket is in a folder of its own.
+      const conn = await createConnection(options.private ? { socketPath: socket, user: 'root' } : { host: '127.0.0.1', port, user: 'root' });
       await conn.end();
       break;
     } catch {
@@ -144,7 +186,7 @@ export async function startMysqlSandbox(options: MysqlSandboxOptions): Promise<M
         const pid = readPid(pidFile);
         if (pid !== null && pid !== child.pid) process.kill(pid, 'SIGKILL');
         child.kill('SIGKILL');
-        throw new Error(`mysqld did not accept connections on 127.0.0.1:${port} within ${options.startTimeoutMs ?? 60_000} ms; error log ${errorLog}:\n${tail(errorLog)}`);
+        throw new Error(`mysqld did not accept connections on ${options.private ? socket : `127.0.0.1:${port}`} within ${options.startTimeoutMs ?? 60_000} ms; error log ${errorLog}:\n${tail(errorLog)}`);
       }
       await new Promise((r) => setTimeout(r, 200));
     }
@@ -177,5 +219,16 @@ export async function startMysqlSandbox(options: MysqlSandboxOptions): Promise<M
     clearTimeout(timer);
   };
 
-  return { baseDir, datadir, socket, host: '127.0.0.1', port, pid, errorLog, stop };
+  let secrets: PrivateSecrets | null = null;
+  if (options.private) {
+    try {
+      checkRunsAs(pid, runAs, 'mysqld');
+      // mysql.infoschema, mysql.session and mysql.sys are MySQL's own (definers of its system views).
+      secrets = await lockDown(baseDir, socket, ['mysql.infoschema', 'mysql.session', 'mysql.sys']);
+    } catch (error) {
+      await stop();
+      throw error;
+    }
+  }
+  return { baseDir, datadir, socket, host: '127.0.0.1', port, pid, errorLog, secrets, stop };
 }
