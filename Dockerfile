@@ -3,8 +3,10 @@
 # dbops worker image.
 #   build:   node 20 (Debian bookworm), npm ci, tsc -> dist/
 #   runtime: MySQL's own mysql:8.4 image (Oracle Linux 9, amd64 + arm64), which already
-#            carries the 8.4 client tools dbops runs (mysql, mysqldump, mysqlbinlog) and
-#            zstd, plus the Node 20 binary copied from the official node image.
+#            carries the 8.4 client tools dbops runs (mysql, mysqldump, mysqlbinlog),
+#            zstd, and mysqld: a DR drill of the compose MySQL restores into a throwaway
+#            mysqld of the same version inside the worker container. Plus the Node 20
+#            binary copied from the official node image.
 #
 #   docker build -t dbops:local .
 #   docker run --rm dbops:local --help
@@ -45,7 +47,12 @@ RUN set -eux; \
     mysql --version; \
     mysqldump --version; \
     mysqlbinlog --version; \
-    zstd --version
+    mysqld --version; \
+    zstd --version; \
+    mkdir -p /opt/dbops/mysql-bin; \
+    for tool in mysqld mysql mysqldump mysqlbinlog mysqladmin; do \
+      ln -s "$(command -v "$tool")" "/opt/dbops/mysql-bin/$tool"; \
+    done
 
 # Non-root user. Writable paths belong to group 0 as well, so the container also works
 # under an arbitrary uid with gid 0 (docker-compose.yml runs it as the host user, to read
@@ -64,9 +71,11 @@ COPY --from=prod-deps /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 COPY package.json ./
 
+# DBOPS_MYSQL_BIN_DIR: where drills find mysqld and its tools (the image's own).
 ENV NODE_ENV=production \
     HOME=/home/dbops \
-    DBOPS_CONFIG=/etc/dbops/dbops.yaml
+    DBOPS_CONFIG=/etc/dbops/dbops.yaml \
+    DBOPS_MYSQL_BIN_DIR=/opt/dbops/mysql-bin
 
 USER dbops
 

@@ -1,6 +1,6 @@
 /**
  * `dbops dev`: the embedded stack in the foreground. A Temporal dev server with its Web UI,
- * a sandbox MariaDB (binlog on) with a sample database and a least-privileged backup user,
+ * a sandbox MariaDB or MySQL (binlog on) with a sample database and a least-privileged backup user,
  * a generated config for it, and a worker. State lives in one folder and survives restarts.
  */
 import { randomBytes } from 'node:crypto';
@@ -9,13 +9,15 @@ import * as path from 'node:path';
 import { createConnection } from 'mysql2/promise';
 import type { Logger } from 'pino';
 import { stringify as toYaml } from 'yaml';
-import { loadConfig } from '../config/load';
+import { ConfigError, loadConfig } from '../config/load';
 import { projectRoot } from '../tools/tools';
 import { formatBytes } from '../domain/naming';
-import { spaceSaving, totalStoredBytes } from '../domain/manifest';
+import { spaceSaving, totalStoredBytes, type Product } from '../domain/manifest';
 import { openRepository } from '../repository';
 import { freePort } from '../mysql/servers/local';
 import { startMariadbSandbox } from '../mysql/servers/mariadb';
+import { mysqlToolPath, mysqlUnavailableReason, startMysqlSandbox } from '../mysql/servers/mysql';
+import type { LocalServer } from '../mysql/servers/local';
 import { createBackupUser, createRestoreUser, seedSampleDatabase } from '../dev/sampleData';
 import { startTemporalDevServer } from '../dev/temporalServer';
 import { createWorker, installRuntimeLogger } from '../workers/worker';
@@ -27,6 +29,8 @@ export const DEV_CLUSTER = 'sandbox';
 
 export interface DevOptions {
   stateDir: string;
+  /** The sandbox server: MariaDB (Debian's) or MySQL (the project's chroot, see scripts/setup.sh). */
+  product: Product;
   demo: boolean;
   exitAfterDemo: boolean;
   logger: Logger;
@@ -43,6 +47,7 @@ export interface DevState {
   /** dbops's Prometheus metrics (the SDK runtime's are not served in the dev stack). */
   metricsUrl: string;
   repository: string;
+  product: Product;
   mysql: { host: string; port: number; socket: string; user: string };
   pid: number;
 }
@@ -56,6 +61,14 @@ async function portOr(preferred: number): Promise<number> {
   });
 }
 
+/** The sandbox server of a product, in the state folder; MySQL only where the project installed it. */
+async function startSandbox(product: Product, stateDir: string): Promise<LocalServer> {
+  if (product === 'mariadb') return startMariadbSandbox({ baseDir: path.join(stateDir, 'mariadb'), port: await portOr(3307), serverId: 1 });
+  const missing = mysqlUnavailableReason();
+  if (missing) throw new ConfigError(`dbops dev --product mysql: ${missing}`);
+  return startMysqlSandbox({ baseDir: path.join(stateDir, 'mysql'), port: await portOr(3308), serverId: 1 });
+}
+
 export async function runDev(options: DevOptions): Promise<void> {
   const stateDir = path.resolve(options.stateDir);
   mkdirSync(path.join(stateDir, 'secrets'), { recursive: true, mode: 0o700 });
@@ -63,8 +76,8 @@ export async function runDev(options: DevOptions): Promise<void> {
   installRuntimeLogger(log);
 
   options.out(`dbops dev: state in ${stateDir}`);
-  const mariadb = await startMariadbSandbox({ baseDir: path.join(stateDir, 'mariadb'), port: await portOr(3307), serverId: 1 });
-  const stops: Array<() => Promise<void>> = [() => mariadb.stop()];
+  const sandbox = await startSandbox(options.product, stateDir);
+  const stops: Array<() => Promise<void>> = [() => sandbox.stop()];
   const stopAll = async () => {
     for (const stop of stops.reverse()) await stop().catch((e: Error) => log.warn({ err: e }, 'stop failed'));
   };
@@ -75,15 +88,15 @@ export async function runDev(options: DevOptions): Promise<void> {
     for (const file of [passwordFile, restorePasswordFile]) {
       if (!existsSync(file)) writeFileSync(file, randomBytes(18).toString('base64url') + '\n', { mode: 0o600 });
     }
-    const root = await createConnection({ socketPath: mariadb.socket, user: 'root' });
+    const root = await createConnection(options.product === 'mysql' ? { host: '127.0.0.1', port: sandbox.port, user: 'root' } : { socketPath: sandbox.socket, user: 'root' });
     try {
-      await createBackupUser(root, 'dbops', readFileSync(passwordFile, 'utf8').trim());
+      await createBackupUser(root, 'dbops', readFileSync(passwordFile, 'utf8').trim(), '%', options.product);
       await createRestoreUser(root, 'dbops_restore', readFileSync(restorePasswordFile, 'utf8').trim());
       await seedSampleDatabase(root, { database: 'shop' });
     } finally {
       await root.end();
     }
-    options.out(`MariaDB sandbox on 127.0.0.1:${mariadb.port} (socket ${mariadb.socket}), sample database "shop"`);
+    options.out(`${options.product === 'mysql' ? 'MySQL' : 'MariaDB'} sandbox on 127.0.0.1:${sandbox.port} (socket ${sandbox.socket}), sample database "shop"`);
 
     const temporalPort = await portOr(7233);
     const uiPort = await portOr(8233);
@@ -99,7 +112,10 @@ export async function runDev(options: DevOptions): Promise<void> {
       clusters: [
         {
           name: DEV_CLUSTER,
-          socket: mariadb.socket,
+          // MySQL's tools run from the project's chroot: TCP is the path that is the same on both sides.
+          ...(options.product === 'mysql'
+            ? { host: '127.0.0.1', port: sandbox.port, product: 'mysql', tools: { dump: mysqlToolPath('mysqldump'), client: mysqlToolPath('mysql'), binlog: mysqlToolPath('mysqlbinlog') } }
+            : { socket: sandbox.socket }),
           user: 'dbops',
           password: { file: passwordFile },
           restoreUser: 'dbops_restore',
@@ -125,7 +141,8 @@ export async function runDev(options: DevOptions): Promise<void> {
       uiUrl,
       metricsUrl: `http://127.0.0.1:${metricsPort}/metrics`,
       repository: config.repository.path,
-      mysql: { host: '127.0.0.1', port: mariadb.port, socket: mariadb.socket, user: 'dbops' },
+      product: options.product,
+      mysql: { host: '127.0.0.1', port: sandbox.port, socket: sandbox.socket, user: 'dbops' },
       pid: process.pid,
     };
     writeFileSync(path.join(stateDir, 'dev.json'), JSON.stringify(state, null, 2) + '\n');

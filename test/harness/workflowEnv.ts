@@ -183,24 +183,80 @@ async function workflowBundle(): Promise<{ codePath: string }> {
   return { codePath };
 }
 
+/**
+ * The time-skipping test server, started here rather than by the SDK, whose helper gives it
+ * a fixed five seconds to answer: a busy two-core machine misses that now and then. The
+ * environment then connects to it the way the SDK's own helper does (its factory with an
+ * existing server and the test service on), which the SDK types as private.
+ */
+async function startTimeSkippingServer(): Promise<{ address: string; stop: () => Promise<void> }> {
+  const { spawn } = await import('node:child_process');
+  const net = await import('node:net');
+  const port = await new Promise<number>((resolve, reject) => {
+    const probe = net.createServer();
+    probe.on('error', reject);
+    probe.listen(0, '127.0.0.1', () => {
+      const address = probe.address();
+      probe.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
+    });
+  });
+  const child = spawn(testServerPath(), [String(port)], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr?.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-2000)));
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const stop = async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    child.kill('SIGTERM');
+    await exited;
+  };
+  const deadline = Date.now() + 120_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`the time-skipping test server exited at start: ${stderr.trim().slice(-500)}`);
+    const open = await new Promise<boolean>((resolve) => {
+      const socket = net.connect(port, '127.0.0.1', () => {
+        socket.destroy();
+        resolve(true);
+      });
+      socket.on('error', () => resolve(false));
+    });
+    if (open) return { address: `127.0.0.1:${port}`, stop };
+    if (Date.now() > deadline) {
+      await stop();
+      throw new Error(`the time-skipping test server did not listen on ${port} within 120 s`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+type EnvironmentFactory = { create(options: { server: { type: 'existing' }; address: string; namespace: string; supportsTimeSkipping: true }): Promise<TestWorkflowEnvironment> };
+
+function connectTimeSkipping(address: string): Promise<TestWorkflowEnvironment> {
+  return (TestWorkflowEnvironment as unknown as EnvironmentFactory).create({ server: { type: 'existing' }, address, namespace: 'default', supportsTimeSkipping: true });
+}
+
 /** One time-skipping test server per test file; the workflow bundle is shared. */
 export class WorkflowTestEnv {
   private constructor(
     readonly env: TestWorkflowEnvironment,
     private readonly bundle: { codePath: string },
+    private readonly stopServer: () => Promise<void>,
   ) {}
 
   static async start(): Promise<WorkflowTestEnv> {
     installQuietRuntime();
-    const [env, bundle] = await Promise.all([
-      TestWorkflowEnvironment.createTimeSkipping({ server: { executable: { type: 'existing-path', path: testServerPath() } } }),
-      workflowBundle(),
-    ]);
+    const [server, bundle] = await Promise.all([startTimeSkippingServer(), workflowBundle()]);
+    let env: TestWorkflowEnvironment;
+    try {
+      env = await connectTimeSkipping(server.address);
+    } catch (error) {
+      await server.stop();
+      throw error;
+    }
     const searchAttributes = searchAttributesDefinedInSrc();
     if (Object.keys(searchAttributes).length > 0) {
       await env.connection.operatorService.addSearchAttributes({ namespace: env.namespace ?? 'default', searchAttributes });
     }
-    return new WorkflowTestEnv(env, bundle);
+    return new WorkflowTestEnv(env, bundle, server.stop);
   }
 
   get client() {
@@ -209,6 +265,7 @@ export class WorkflowTestEnv {
 
   async teardown(): Promise<void> {
     await this.env.teardown();
+    await this.stopServer();
   }
 
   /**

@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import Long from 'long';
 import { seedSampleDatabase } from '../../src/dev/sampleData';
 import { ManifestSchema } from '../../src/domain/manifest';
-import { harness, makeTestConfig, rootConnection, runCli, temporalClient, withWorker } from '../harness/context';
+import { harness, makeTestConfig, products, rootConnection, runCli, temporalClient, withWorker } from '../harness/context';
 
 const DB = 'clitest';
 
@@ -88,8 +88,14 @@ test('a wrong password fails the backup at once, not after retries, saying what 
   expect(harness().mariadb.user).toBe('dbops');
 });
 
-test('schema backups need a reason and hold no rows; emergency backups are fulls under their own retention', async () => {
-  const setup = makeTestConfig('schema', { databases: [DB] });
+test.each(products())('on %s: schema backups need a reason and hold no rows; emergency backups are fulls under their own retention', async (product) => {
+  if (product !== 'mariadb') {
+    const conn = await rootConnection(product);
+    await conn.query(`DROP DATABASE IF EXISTS ${DB}`);
+    await seedSampleDatabase(conn, { database: DB, customers: 20, orders: 100 });
+    await conn.end();
+  }
+  const setup = makeTestConfig(`schema-${product}`, { databases: [DB], product });
   const refused = await runCli(['backup', 'schema', '--cluster', 'test', '--config', setup.configPath]);
   expect([refused.code, refused.stderr.trim()]).toEqual([1, 'dbops: --reason is required for a schema backup (e.g. the migration id)']);
 

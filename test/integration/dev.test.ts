@@ -1,5 +1,5 @@
 /**
- * `dbops dev --demo`, the README's first command: the embedded stack comes up, the demo
+ * `dbops dev --demo`, the README's first command, on both products: the embedded stack comes up, the demo
  * backup is taken and listed, dev.json tells other tools where everything is, and SIGTERM
  * stops it all (no server left running).
  */
@@ -10,11 +10,11 @@ import { createConnection } from 'mysql2/promise';
 import { loadConfig } from '../../src/config/load';
 import { resolveSecret } from '../../src/config/secrets';
 import { processAlive } from '../../src/mysql/servers/local';
-import { CLI, harness } from '../harness/context';
+import { CLI, harness, products } from '../harness/context';
 
-test('dbops dev --demo: sandbox + dev server + worker, demo backup, clean stop on SIGTERM', async () => {
+test.each(products())('dbops dev --product %s --demo: sandbox + dev server + worker, demo backup, clean stop on SIGTERM', async (product) => {
   const stateDir = mkdtempSync(path.join(harness().baseDir, 'dev-'));
-  const child = spawn(process.execPath, [CLI, 'dev', '--state-dir', stateDir, '--demo'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [CLI, 'dev', '--product', product, '--state-dir', stateDir, '--demo'], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
   child.stderr.on('data', () => undefined);
@@ -52,7 +52,8 @@ test('dbops dev --demo: sandbox + dev server + worker, demo backup, clean stop o
     const [rows] = await conn.query('SELECT COUNT(*) AS n FROM shop.orders');
     expect(rows).toEqual([{ n: 2000 }]);
     await conn.end();
-    const pidFile = path.join(stateDir, 'mariadb', 'mysqld.pid');
+    expect(readFileSync(state.configPath, 'utf8')).toContain(product === 'mysql' ? 'product: mysql' : `socket: ${state.mysql.socket}`);
+    const pidFile = path.join(stateDir, product, 'mysqld.pid');
     const mariadbPid = Number(readFileSync(pidFile, 'utf8').trim());
     expect(processAlive(mariadbPid)).toBe(true);
 

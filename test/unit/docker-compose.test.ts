@@ -231,6 +231,13 @@ describe('Dockerfile', () => {
     expect(text).toMatch(/npx tsc -p tsconfig\.json/);
   });
 
+  it('carries a mysqld for DR drills of the compose MySQL, where drills look for it', () => {
+    const text = readFileSync(file, 'utf8');
+    expect(text).toMatch(/mysqld --version/);
+    expect(text).toMatch(/DBOPS_MYSQL_BIN_DIR=\/opt\/dbops\/mysql-bin/);
+    for (const tool of ['mysqld', 'mysql', 'mysqldump', 'mysqlbinlog']) expect(text).toContain(tool);
+  });
+
   it('keeps secrets and local build output out of the build context', () => {
     const ignored = read('.dockerignore')
       .split('\n')
@@ -253,7 +260,7 @@ describe('docker/dbops.docker.yaml', () => {
     expect(cluster?.user).toBe('dbops');
     expect(cluster?.product).toBe('mysql');
     expect(cluster?.password).toEqual({ file: '/run/secrets/dbops_mysql_password' });
-    expect(cluster?.tools).toEqual({ dump: 'mysqldump', client: 'mysql' });
+    expect(cluster?.tools).toEqual({ dump: 'mysqldump', client: 'mysql', binlog: 'mysqlbinlog' });
   });
 
   it('points the password at the secret the worker mounts', () => {

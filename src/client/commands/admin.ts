@@ -6,7 +6,7 @@ import { createLogger, type Level } from '../../logging/logger';
 import { runWorker } from '../../workers/worker';
 import { runDev } from '../dev';
 import { registerSearchAttributes } from '../setupTemporal';
-import { configOf, io, jsonWanted, withClient } from './shared';
+import { configOf, io, jsonWanted, UsageError, withClient } from './shared';
 
 /** The configuration as it may be printed: literal webhook URLs (secrets) masked as scheme://host/…. */
 export function displayConfig(cfg: DbopsConfig): DbopsConfig {
@@ -17,12 +17,15 @@ export function registerAdmin(program: Command): void {
   program
     .command('dev')
     .description('the embedded stack in the foreground: Temporal dev server + UI, a sandbox MariaDB with sample data, a worker')
-    .option('--state-dir <dir>', 'where its state lives', '.dbops/dev')
+    .option('--product <product>', 'the sandbox server: mariadb, or mysql (MySQL 9.7 from the project\'s chroot; scripts/setup.sh as root)', 'mariadb')
+    .option('--state-dir <dir>', 'where its state lives (default .dbops/dev, or .dbops/dev-mysql)')
     .option('--demo', 'take a full backup and list it once everything is up')
     .option('--exit-after-demo', 'stop after the demo')
-    .action(async (options: { stateDir: string; demo?: boolean; exitAfterDemo?: boolean }) => {
+    .action(async (options: { product: string; stateDir?: string; demo?: boolean; exitAfterDemo?: boolean }) => {
+      if (options.product !== 'mariadb' && options.product !== 'mysql') throw new UsageError(`--product must be mariadb or mysql, not ${JSON.stringify(options.product)}`);
       await runDev({
-        stateDir: options.stateDir,
+        product: options.product,
+        stateDir: options.stateDir ?? (options.product === 'mysql' ? '.dbops/dev-mysql' : '.dbops/dev'),
         demo: options.demo === true,
         exitAfterDemo: options.exitAfterDemo === true,
         logger: createLogger((process.env.DBOPS_LOG_LEVEL as Level | undefined) ?? 'warn'),

@@ -115,7 +115,8 @@ export async function startMysqlSandbox(options: MysqlSandboxOptions): Promise<M
   const mysqld = mysqlToolPath('mysqld');
   if (!existsSync(mysqld)) throw new Error(`${mysqld} not found: run scripts/setup.sh as root (it builds the MySQL chroot), or set DBOPS_MYSQL_BIN_DIR`);
   const runAs = options.private ? privateServerUser() : null;
-  const userArg = `--user=${runAs ? runAs.name : 'root'}`;
+  // --user only means something to a mysqld started as root (a container's worker is not).
+  const userArg = runAs ? [`--user=${runAs.name}`] : runningAsRoot ? ['--user=root'] : [];
   const filesDir = options.private ? preparePrivateFolder(baseDir, runAs) : '';
 
   // mysql.ibd is the data dictionary: without it the datadir was never initialised.
@@ -125,7 +126,7 @@ export async function startMysqlSandbox(options: MysqlSandboxOptions): Promise<M
     if (existsSync(datadir)) throw new Error(`${datadir} exists but holds no initialised MySQL datadir; remove it first`);
     const initDir = path.join(baseDir, 'data.initializing');
     rmSync(initDir, { recursive: true, force: true });
-    await runToCompletion(mysqld, ['--no-defaults', '--initialize-insecure', userArg, `--datadir=${initDir}`], path.join(baseDir, 'install.log'));
+    await runToCompletion(mysqld, ['--no-defaults', '--initialize-insecure', ...userArg, `--datadir=${initDir}`], path.join(baseDir, 'install.log'));
     renameSync(initDir, datadir);
   }
 
@@ -138,7 +139,7 @@ export async function startMysqlSandbox(options: MysqlSandboxOptions): Promise<M
   const network = options.private ? ['--skip-networking', `--secure-file-priv=${filesDir}`] : [`--port=${port}`, '--bind-address=127.0.0.1', '--secure-file-priv='];
   const args = [
     '--no-defaults',
-    userArg,
+    ...userArg,
     `--datadir=${datadir}`,
     `--socket=${socket}`,
     ...network,
