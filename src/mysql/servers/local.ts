@@ -17,6 +17,24 @@ export interface LocalServer {
   stop(): Promise<void>;
 }
 
+/** How a throwaway server is started. */
+export interface LocalServerOptions {
+  /** Folder for datadir, socket, logs; created if missing, reused if already initialised. */
+  baseDir: string;
+  port?: number;
+  serverId?: number;
+  /** Extra server options, e.g. ['--innodb-buffer-pool-size=1G']. */
+  extraArgs?: string[];
+  startTimeoutMs?: number;
+  /**
+   * A server nobody else can reach (a drill's throwaway copy of production data): no TCP,
+   * the socket in a 0700 folder, secure_file_priv an empty folder, run as an unprivileged OS
+   * user when the worker is root, and a random root password (in a 0600 file, see
+   * `secrets`) set before anything else connects.
+   */
+  private?: boolean;
+}
+
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();

@@ -8,25 +8,10 @@ import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { createConnection } from 'mysql2/promise';
 import { childEnv, findTool } from '../../tools/tools';
-import { freePort, processAlive, runToCompletion, type LocalServer } from './local';
+import { freePort, processAlive, runToCompletion, type LocalServer, type LocalServerOptions } from './local';
 import { checkRunsAs, lockDown, preparePrivateFolder, runningAsRoot, unprivilegedUser, type PrivateSecrets } from './private';
 
-export interface MariadbSandboxOptions {
-  /** Folder for datadir, socket, logs; created if missing, reused if already initialised. */
-  baseDir: string;
-  port?: number;
-  serverId?: number;
-  /** Extra mariadbd options, e.g. ['--innodb-buffer-pool-size=1G']. */
-  extraArgs?: string[];
-  startTimeoutMs?: number;
-  /**
-   * A server nobody else can reach (a drill's throwaway copy of production data): no TCP,
-   * the socket in a 0700 folder, secure_file_priv an empty folder, run as an unprivileged OS
-   * user when the worker is root, and a random root password (in a 0600 file, see
-   * `secrets`) set before anything else connects.
-   */
-  private?: boolean;
-}
+export type MariadbSandboxOptions = LocalServerOptions;
 
 export interface MariadbSandbox extends LocalServer {
   /** Private servers: 0600 files holding the root password and a read-only account's (user dbops_check). */

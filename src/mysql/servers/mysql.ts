@@ -16,7 +16,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import * as path from 'node:path';
 import { createConnection } from 'mysql2/promise';
-import { freePort, processAlive, runToCompletion, tail, type LocalServer } from './local';
+import { freePort, processAlive, runToCompletion, tail, type LocalServer, type LocalServerOptions } from './local';
 import { checkRunsAs, lockDown, passwdEntry, preparePrivateFolder, runningAsRoot, unprivilegedUser, type OsUser, type PrivateSecrets } from './private';
 import { childEnv, projectRoot as findProjectRoot } from '../../tools/tools';
 
@@ -76,22 +76,7 @@ function checkVisibleInChroot(dir: string): void {
   if (hidden) throw new Error(`MySQL sandbox folder ${dir} is under ${hidden}, which the MySQL chroot does not share with the host; use a folder under /tmp or the project`);
 }
 
-export interface MysqlSandboxOptions {
-  /** Folder for datadir, socket, logs; created if missing, reused if already initialised. */
-  baseDir: string;
-  port?: number;
-  serverId?: number;
-  /** Extra mysqld options, e.g. ['--innodb-buffer-pool-size=1G']. */
-  extraArgs?: string[];
-  startTimeoutMs?: number;
-  /**
-   * A server nobody else can reach (a drill's throwaway copy of production data): no TCP,
-   * the socket in a 0700 folder, secure_file_priv an empty folder, run as an unprivileged OS
-   * user when the worker is root, and a random root password (in a 0600 file, see
-   * `secrets`) set before anything else connects.
-   */
-  private?: boolean;
-}
+export type MysqlSandboxOptions = LocalServerOptions;
 
 export interface MysqlSandbox extends LocalServer {
   /** Private servers: 0600 files holding the root password and a read-only account's (user dbops_check). */
