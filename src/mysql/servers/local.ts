@@ -2,6 +2,7 @@
 import { spawn } from 'node:child_process';
 import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { createConnection } from 'mysql2/promise';
 import { childEnv } from '../../tools/tools';
 
 /** A server dbops started in a folder of its own, on a free port and a private socket. */
@@ -78,4 +79,37 @@ export function runToCompletion(command: string, args: string[], logFile: string
       else reject(new Error(`${command} ${args.join(' ')} exited with ${code ?? signal}; ${logFile}:\n${tail(logFile)}`));
     });
   });
+}
+
+/**
+ * Waits until a server just started accepts root: over TCP on its own port (proves that this
+ * process, not an older one on the socket, is up), or over the socket for a private server,
+ * which has no TCP. Throws with the error log's tail when it exits or the deadline passes.
+ */
+export async function waitUntilAccepting(server: {
+  name: string;
+  errorLog: string;
+  privateSocket: string | null;
+  port: number;
+  exited: () => string | null;
+  timeoutMs: number;
+  onTimeout: () => void;
+}): Promise<void> {
+  const deadline = Date.now() + server.timeoutMs;
+  for (;;) {
+    const exited = server.exited();
+    if (exited !== null) throw new Error(`${server.name} exited with ${exited} during start; error log ${server.errorLog}:\n${tail(server.errorLog)}`);
+    try {
+      const conn = await createConnection(server.privateSocket ? { socketPath: server.privateSocket, user: 'root' } : { host: '127.0.0.1', port: server.port, user: 'root' });
+      await conn.end();
+      return;
+    } catch {
+      if (Date.now() > deadline) {
+        server.onTimeout();
+        const where = server.privateSocket ?? `127.0.0.1:${server.port}`;
+        throw new Error(`${server.name} did not accept connections on ${where} within ${server.timeoutMs} ms; error log ${server.errorLog}:\n${tail(server.errorLog)}`);
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
 }

@@ -6,9 +6,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { createConnection } from 'mysql2/promise';
 import { childEnv, findTool } from '../../tools/tools';
-import { freePort, processAlive, runToCompletion, type LocalServer, type LocalServerOptions } from './local';
+import { freePort, processAlive, runToCompletion, waitUntilAccepting, type LocalServer, type LocalServerOptions } from './local';
 import { checkRunsAs, lockDown, preparePrivateFolder, runningAsRoot, unprivilegedUser, type PrivateSecrets } from './private';
 
 export type MariadbSandboxOptions = LocalServerOptions;
@@ -80,26 +79,15 @@ export async function startMariadbSandbox(options: MariadbSandboxOptions): Promi
     exited = code ?? -1;
   });
 
-  const deadline = Date.now() + (options.startTimeoutMs ?? 30_000);
-  for (;;) {
-    if (exited !== null) {
-      const tail = existsSync(errorLog) ? readFileSync(errorLog, 'utf8').split('\n').slice(-15).join('\n') : '';
-      throw new Error(`mariadbd exited with ${exited} during start; error log ${errorLog}:\n${tail}`);
-    }
-    try {
-      // TCP on our own port: proves that this process, not an older one on the socket, is up.
-      // A private server has no TCP; its socket is in a folder of its own.
-      const conn = await createConnection(options.private ? { socketPath: socket, user: 'root' } : { host: '127.0.0.1', port, user: 'root' });
-      await conn.end();
-      break;
-    } catch {
-      if (Date.now() > deadline) {
-        child.kill('SIGKILL');
-        throw new Error(`mariadbd did not accept connections within the timeout; see ${errorLog}`);
-      }
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
+  await waitUntilAccepting({
+    name: 'mariadbd',
+    errorLog,
+    privateSocket: options.private ? socket : null,
+    port,
+    exited: () => (exited === null ? null : String(exited)),
+    timeoutMs: options.startTimeoutMs ?? 60_000,
+    onTimeout: () => child.kill('SIGKILL'),
+  });
 
   const stop = async (): Promise<void> => {
     if (exited !== null) return;

@@ -15,8 +15,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import * as path from 'node:path';
-import { createConnection } from 'mysql2/promise';
-import { freePort, processAlive, runToCompletion, tail, type LocalServer, type LocalServerOptions } from './local';
+import { freePort, processAlive, runToCompletion, waitUntilAccepting, type LocalServer, type LocalServerOptions } from './local';
 import { checkRunsAs, lockDown, passwdEntry, preparePrivateFolder, runningAsRoot, unprivilegedUser, type OsUser, type PrivateSecrets } from './private';
 import { childEnv, projectRoot as findProjectRoot } from '../../tools/tools';
 
@@ -156,27 +155,19 @@ export async function startMysqlSandbox(options: MysqlSandboxOptions): Promise<M
     });
   });
 
-  const deadline = Date.now() + (options.startTimeoutMs ?? 60_000);
-  for (;;) {
-    if (exited !== null) {
-      throw new Error(`mysqld exited with ${exited} during start; error log ${errorLog}:\n${tail(errorLog)}`);
-    }
-    try {
-      // TCP on our own port: proves that this process, not an older one on the socket, is up.
-      // A private server has no TCP; its socket is in a folder of its own.
-      const conn = await createConnection(options.private ? { socketPath: socket, user: 'root' } : { host: '127.0.0.1', port, user: 'root' });
-      await conn.end();
-      break;
-    } catch {
-      if (Date.now() > deadline) {
-        const pid = readPid(pidFile);
-        if (pid !== null && pid !== child.pid) process.kill(pid, 'SIGKILL');
-        child.kill('SIGKILL');
-        throw new Error(`mysqld did not accept connections on ${options.private ? socket : `127.0.0.1:${port}`} within ${options.startTimeoutMs ?? 60_000} ms; error log ${errorLog}:\n${tail(errorLog)}`);
-      }
-      await new Promise((r) => setTimeout(r, 200));
-    }
-  }
+  await waitUntilAccepting({
+    name: 'mysqld',
+    errorLog,
+    privateSocket: options.private ? socket : null,
+    port,
+    exited: () => exited,
+    timeoutMs: options.startTimeoutMs ?? 60_000,
+    onTimeout: () => {
+      const pid = readPid(pidFile);
+      if (pid !== null && pid !== child.pid) process.kill(pid, 'SIGKILL');
+      child.kill('SIGKILL');
+    },
+  });
 
   // The wrappers exec all the way down, so the pid file names our child. Should some
   // other DBOPS_MYSQL_BIN_DIR wrapper fork instead, signal mysqld itself, not the wrapper.
