@@ -1,24 +1,78 @@
 /**
  * Benchmarks against the standard tools, in the same run, on the same data and server:
- *   npm run bench -- backup    full backup vs mysqldump | zstd; incremental vs mysqlbinlog --raw
+ *   npm run bench -- backup    full backup vs the product's dump tool | zstd; incremental vs its binlog tool --raw
  *   npm run bench -- restore   loading a full vs zstd -dc | mariadb; binlog replay vs mysqlbinlog | mariadb
  *   npm run bench -- archive   moving history rows vs pt-archiver --bulk-insert --bulk-delete
+ * `--product mariadb|mysql|both` picks the servers (default both; MySQL only where this host
+ * can run it, see scripts/setup.sh). backup compares both products; restore and archive
+ * run on MariaDB only.
  * Not part of npm test. Prints a Markdown table to paste into bench/RESULTS.md.
  */
+import type { Product } from '../src/domain/manifest';
+import { mysqlUnavailableReason } from '../src/mysql/servers/mysql';
 import { runBackupBenchmark } from './backup';
 import { runRestoreBenchmark } from './restore';
 import { runArchiveBenchmark } from './archive';
 
-const suites: Record<string, () => Promise<void>> = { backup: runBackupBenchmark, restore: runRestoreBenchmark, archive: runArchiveBenchmark };
+type Suite = (products: Product[]) => Promise<void>;
+
+const mariadbOnly =
+  (name: string, run: () => Promise<void>): Suite =>
+  async (products) => {
+    if (!products.includes('mariadb')) throw new Error(`the ${name} benchmark runs on MariaDB only`);
+    await run();
+  };
+
+const suites: Record<string, Suite> = {
+  backup: runBackupBenchmark,
+  restore: mariadbOnly('restore', runRestoreBenchmark),
+  archive: mariadbOnly('archive', runArchiveBenchmark),
+};
+
+const PRODUCT_CHOICES = ['mariadb', 'mysql', 'both'] as const;
+type ProductChoice = (typeof PRODUCT_CHOICES)[number];
+
+function isProductChoice(value: string | undefined): value is ProductChoice {
+  return (PRODUCT_CHOICES as readonly string[]).includes(value ?? '');
+}
+
+/** The suite names and the --product choice (--product X or --product=X). */
+function parse(argv: string[]): { names: string[]; choice: ProductChoice } | null {
+  const names: string[] = [];
+  let choice: ProductChoice = 'both';
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === '--product' || arg.startsWith('--product=')) {
+      const value = arg === '--product' ? argv[++i] : arg.slice('--product='.length);
+      if (!isProductChoice(value)) return null;
+      choice = value;
+    } else if (suites[arg]) {
+      names.push(arg);
+    } else {
+      return null;
+    }
+  }
+  return names.length > 0 ? { names, choice } : null;
+}
+
+/** The products to run: both by default, MariaDB alone (said loudly) where MySQL cannot run. */
+function productsFor(choice: ProductChoice): Product[] {
+  if (choice !== 'both') return [choice];
+  const reason = mysqlUnavailableReason();
+  if (reason === null) return ['mariadb', 'mysql'];
+  process.stderr.write(`[bench] MySQL skipped: ${reason}\n`);
+  return ['mariadb'];
+}
 
 async function main(): Promise<void> {
-  const names = process.argv.slice(2);
-  if (names.length === 0 || names.some((n) => !suites[n])) {
-    process.stderr.write(`usage: npm run bench -- ${Object.keys(suites).join('|')}\n`);
+  const parsed = parse(process.argv.slice(2));
+  if (!parsed) {
+    process.stderr.write(`usage: npm run bench -- ${Object.keys(suites).join('|')} [--product ${PRODUCT_CHOICES.join('|')}]\n`);
     process.exitCode = 2;
     return;
   }
-  for (const name of names) await suites[name]!();
+  const products = productsFor(parsed.choice);
+  for (const name of parsed.names) await suites[name]!(products);
 }
 
 main().catch((error: unknown) => {
