@@ -27,7 +27,7 @@ function data(n: number): Buffer {
 
 async function collect(source: Readable, transform: NodeJS.ReadWriteStream): Promise<Buffer> {
   const out: Buffer[] = [];
-  await pipeline(source, transform, async function* (s: AsyncIterable<Buffer>) {
+  await pipeline(source, transform, async (s: AsyncIterable<Buffer>) => {
     for await (const b of s) out.push(b);
   });
   return Buffer.concat(out);
