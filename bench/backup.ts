@@ -18,6 +18,7 @@ import { cpSync, mkdirSync, rmSync, statSync } from 'node:fs';
 import * as path from 'node:path';
 import { startBackup, waitForManifest } from '../src/client/backups';
 import type { DbopsConfig } from '../src/config/schema';
+import { localRepositoryRoot } from '../src/repository';
 import { spaceSaving, totalRawBytes, totalStoredBytes, type Manifest, type Product } from '../src/domain/manifest';
 import { formatBytes } from '../src/domain/naming';
 import { benchContext, machine, PRODUCT_NAME, q, sh, timed, writeBinlog, type BenchContext } from './common';
@@ -81,7 +82,7 @@ async function benchmarkProduct(product: Product): Promise<Row[]> {
       rmSync(peerDir, { recursive: true, force: true });
       // A fresh repository holding only the full, so each run copies the same binlogs.
       const cfg = ctx.configFor(`repo-inc-${i}`);
-      cpSync(path.join(config.repository.path, 'bench', 'full'), path.join(cfg.repository.path, 'bench', 'full'), { recursive: true });
+      cpSync(path.join(localRepositoryRoot(config.repository), 'bench', 'full'), path.join(localRepositoryRoot(cfg.repository), 'bench', 'full'), { recursive: true });
       const o = await backupVia(ctx, cfg, 'incremental');
       incRuns.push({ peer: p.seconds, ours: o.seconds, manifest: o.value });
       say(`  peer ${p.seconds.toFixed(1)} s, dbops ${o.seconds.toFixed(1)} s`);

@@ -9,6 +9,7 @@
  *   2. binlog replay: the workflow's replay phase against
  *      `mariadb-binlog --database --rewrite-db … files | mariadb` over the same files.
  */
+import { localRepositoryRoot } from '../src/repository';
 import { mkdirSync } from 'node:fs';
 import * as path from 'node:path';
 import { startPitr } from '../src/client/restores';
@@ -28,7 +29,7 @@ export async function runRestoreBenchmark(): Promise<void> {
     const full = (await backupVia(ctx, config, 'full')).value;
     const files = await writeBinlog(ctx.conn, full.snapshot!.file, 0.5 * 2 ** 30, log);
     const inc: Manifest = (await backupVia(ctx, config, 'incremental')).value;
-    const fullFile = path.join(config.repository.path, 'bench', 'full', full.startedAt.slice(0, 10), full.id, full.artifacts[0]!.name);
+    const fullFile = path.join(localRepositoryRoot(config.repository), 'bench', 'full', full.startedAt.slice(0, 10), full.id, full.artifacts[0]!.name);
     const restore = async (into: string, to: string) =>
       ctx.withWorker(config, () =>
         timed(async () => {
@@ -43,7 +44,7 @@ export async function runRestoreBenchmark(): Promise<void> {
     const binlogDir = path.join(ctx.work, 'binlogs');
     mkdirSync(binlogDir);
     await sh(
-      inc.binlogs!.files.map((f, i) => `zstd -q -dc ${path.join(config.repository.path, 'bench', 'incremental', inc.startedAt.slice(0, 10), inc.id, inc.artifacts[i]!.name)} > ${binlogDir}/${f}`).join(' && '),
+      inc.binlogs!.files.map((f, i) => `zstd -q -dc ${path.join(localRepositoryRoot(config.repository), 'bench', 'incremental', inc.startedAt.slice(0, 10), inc.id, inc.artifacts[i]!.name)} > ${binlogDir}/${f}`).join(' && '),
     );
     for (let i = 0; i < 2; i++) {
       log(`restore, round ${i + 1}: peer load`);

@@ -37,9 +37,18 @@ export function createRestoreActivities(deps: ActivityDeps) {
     async planRestore(raw: { cluster: string; database: string; target: unknown }): Promise<PlanOutcome & { hit?: StatementHit }> {
       const input = accept(z.strictObject({ cluster, database: identifier, target: RestoreTargetSchema }), raw, 'planRestore');
       const c = clusterOf(config, input.cluster);
-      const backups = await repository.catalog.list(c.name);
+      const { backups, unusable } = await repository.catalog.scan(c.name);
       const chainState = await readChainState(repository.storage, c.name);
-      const planFor = (target: ResolvedTarget) => planRestore({ cluster: c.name, database: input.database, target, backups, chainState, now: new Date() });
+      const planFor = (target: ResolvedTarget): PlanOutcome => {
+        const outcome = planRestore({ cluster: c.name, database: input.database, target, backups, chainState, now: new Date() });
+        if (!outcome.ok) return outcome;
+        // A damaged or altered backup taken since the chosen full may be a link of the
+        // chain: restoring around it would silently stop short. Refuse, and say which.
+        const since = outcome.plan.full.id.slice(0, 19);
+        const suspect = unusable.filter((u) => (u.key.split('/').pop() ?? '').slice(0, 19) >= since);
+        if (suspect.length === 0) return outcome;
+        return { ok: false, reason: `backups since the full ${outcome.plan.full.id} cannot be read, so the chain may be broken: ${suspect.map((u) => u.problem).join('; ')}`, window: outcome.plan.window };
+      };
       if (input.target.kind !== 'beforeMatching') return planFor(input.target);
       const everything = planFor({ kind: 'latest' });
       if (!everything.ok) return everything;

@@ -68,7 +68,7 @@ export const CapturedTriggerSchema = z.strictObject({
   collationConnection: z.string().max(64),
 });
 
-export const ManifestDraftSchema = ManifestSchema.omit({ status: true, verifiedAt: true }).strict();
+export const ManifestDraftSchema = ManifestSchema.omit({ status: true, verifiedAt: true, encryption: true }).strict();
 
 export const ArchiveRunSpecSchema = z.strictObject({
   job: ArchiveJobSchema,

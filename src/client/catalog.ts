@@ -1,7 +1,7 @@
 /** Reading the repository's catalog for the CLI: show, validate, storage info. */
 import type { ChainState } from '../domain/chain';
 import { storageTotals, type TypeTotals } from '../domain/storage';
-import type { DbopsConfig } from '../config/schema';
+import { describeRepository, type DbopsConfig } from '../config/schema';
 import { ConfigError } from '../config/load';
 import { openRepository, readChainState, type StoredBackup } from '../repository';
 
@@ -12,7 +12,7 @@ export async function findBackup(config: DbopsConfig, id: string, cluster?: stri
   } catch (error) {
     throw new ConfigError((error as Error).message);
   }
-  if (!found) throw new ConfigError(`no backup ${id} in ${config.repository.path}${cluster ? ` for cluster ${cluster}` : ''} (dbops backup list)`);
+  if (!found) throw new ConfigError(`no backup ${id} in ${describeRepository(config.repository)}${cluster ? ` for cluster ${cluster}` : ''} (dbops backup list)`);
   return found;
 }
 
@@ -55,5 +55,5 @@ export async function storageReport(config: DbopsConfig): Promise<StorageReport>
     clusters.push({ cluster, types: storageTotals(manifests), chain: await readChainState(storage, cluster) });
   }
   const capacity = await storage.capacity();
-  return { repository: config.repository.path, freeBytes: capacity?.free ?? 0, totalBytes: capacity?.total ?? 0, clusters };
+  return { repository: describeRepository(config.repository), freeBytes: capacity?.free ?? 0, totalBytes: capacity?.total ?? 0, clusters };
 }

@@ -14,6 +14,7 @@ import { projectRoot } from '../tools/tools';
 import { formatBytes } from '../domain/naming';
 import { spaceSaving, totalStoredBytes, type Product } from '../domain/manifest';
 import { openRepository } from '../repository';
+import { describeRepository } from '../config/schema';
 import { freePort } from '../mysql/servers/local';
 import { startMariadbSandbox } from '../mysql/servers/mariadb';
 import { mysqlToolPath, mysqlUnavailableReason, startMysqlSandbox } from '../mysql/servers/mysql';
@@ -140,7 +141,7 @@ export async function runDev(options: DevOptions): Promise<void> {
       taskQueue: config.temporal.taskQueue,
       uiUrl,
       metricsUrl: `http://127.0.0.1:${metricsPort}/metrics`,
-      repository: config.repository.path,
+      repository: describeRepository(config.repository),
       product: options.product,
       mysql: { host: '127.0.0.1', port: sandbox.port, socket: sandbox.socket, user: 'dbops' },
       pid: process.pid,

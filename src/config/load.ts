@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
-import { ConfigSchema, formatConfigIssues, type ClusterConfig, type DbopsConfig } from './schema';
+import { ConfigSchema, formatConfigIssues, type ClusterConfig, type DbopsConfig, type SecretRef } from './schema';
 
 export class ConfigError extends Error {
   constructor(
@@ -28,7 +28,11 @@ export function parseConfig(text: string, source: string, baseDir: string): Dbop
     throw new ConfigError(`${source}: invalid configuration:\n  ${issues.join('\n  ')}`, issues);
   }
   const config = result.data;
-  config.repository.path = path.resolve(baseDir, config.repository.path);
+  const repo = config.repository;
+  if (repo.path !== undefined) repo.path = path.resolve(baseDir, repo.path);
+  const absolute = (ref: SecretRef): SecretRef => ('file' in ref ? { file: path.resolve(baseDir, ref.file) } : ref);
+  if (repo.s3) repo.s3 = { ...repo.s3, accessKeyId: absolute(repo.s3.accessKeyId), secretAccessKey: absolute(repo.s3.secretAccessKey) };
+  if (repo.encryption) repo.encryption = { ...repo.encryption, keys: Object.fromEntries(Object.entries(repo.encryption.keys).map(([id, ref]) => [id, absolute(ref)])) };
   for (const cluster of config.clusters) {
     if (cluster.password && 'file' in cluster.password) {
       cluster.password = { file: path.resolve(baseDir, cluster.password.file) };

@@ -3,7 +3,7 @@
  * the field path and what was expected (see formatConfigError).
  */
 import { z } from 'zod';
-import { CLUSTER_NAME_PATTERN, CLUSTER_NAME_RULE, SQL_IDENTIFIER_PATTERN, SQL_IDENTIFIER_RULE } from '../domain/identifiers';
+import { CLUSTER_NAME_PATTERN, CLUSTER_NAME_RULE, KEY_ID_PATTERN, SQL_IDENTIFIER_PATTERN, SQL_IDENTIFIER_RULE } from '../domain/identifiers';
 import { CompressionSchema } from '../domain/manifest';
 import { durationSchema, durationSeconds } from '../domain/duration';
 
@@ -103,10 +103,48 @@ export type ClusterConfig = z.infer<typeof ClusterSchema>;
 
 const LEVELS = { zstd: 19, gzip: 9 } as const;
 
+/** An object-store prefix: '/'-separated segments of safe characters, no leading or trailing '/'. */
+const PREFIX_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]*(\/[A-Za-z0-9][A-Za-z0-9._-]*)*$/;
+
+/** Any S3-compatible object store (AWS S3, Ceph RGW, SeaweedFS, S3Proxy, ...). */
+export const S3RepositorySchema = z.strictObject({
+  /** The service URL; omit for AWS S3 itself (the region then picks the endpoint). */
+  endpoint: z
+    .string()
+    .regex(/^https?:\/\/[^\s/?#@]+(:\d+)?\/?$/, 'a URL like https://s3.example.com or http://127.0.0.1:8333 (scheme, host, optional port; no path, no credentials)')
+    .optional(),
+  region: z.string().regex(/^[a-z0-9-]{1,40}$/, 'a region name like us-east-1').default('us-east-1'),
+  bucket: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'a bucket name: 3 to 63 lower-case letters, digits, "." or "-"'),
+  /** Everything dbops stores goes under this prefix ("" for the whole bucket). */
+  prefix: z
+    .string()
+    .refine((p) => p === '' || (PREFIX_PATTERN.test(p) && !p.split('/').some((s) => s === '..' || s === '.')), 'a prefix like backups/prod: segments of letters, digits, ".", "-", "_", no leading or trailing "/"')
+    .default(''),
+  /** Path-style addressing (http://host/bucket/key): most self-hosted services need it. */
+  pathStyle: z.boolean().default(false),
+  accessKeyId: SecretRefSchema,
+  secretAccessKey: SecretRefSchema,
+});
+export type S3RepositoryConfig = z.infer<typeof S3RepositorySchema>;
+
+/** Client-side encryption: every object is sealed with `current`; older keys stay to read older backups. */
+export const EncryptionSchema = z
+  .strictObject({
+    current: z.string().regex(KEY_ID_PATTERN, 'a key id: letters, digits, ".", "-", "_" (up to 64)'),
+    /** key id -> a reference to 32 random bytes (hex or base64; openssl rand -base64 32). */
+    keys: z.record(z.string().regex(KEY_ID_PATTERN, 'a key id: letters, digits, ".", "-", "_" (up to 64)'), SecretRefSchema),
+  })
+  .refine((e) => Object.hasOwn(e.keys, e.current), { message: 'current names no key in keys', path: ['current'] });
+export type EncryptionConfig = z.infer<typeof EncryptionSchema>;
+
 export const RepositorySchema = z
   .strictObject({
-    /** Local path (an S3-compatible driver comes later). */
-    path: z.string().min(1),
+    /** A local (or mounted) folder. Give path or s3. */
+    path: z.string().min(1).optional(),
+    /** An S3-compatible bucket. Give path or s3. */
+    s3: S3RepositorySchema.optional(),
+    /** Seal every stored object (see README, "Encryption"). Strongly advised with s3. */
+    encryption: EncryptionSchema.optional(),
     compression: CompressionSchema.default('zstd'),
     /** zstd 1..19 (default 3) or gzip 1..9 (default 6). */
     compressionLevel: z.number().int().min(1).max(19).optional(),
@@ -114,6 +152,9 @@ export const RepositorySchema = z
     binlogCompressionLevel: z.number().int().min(1).max(19).optional(),
   })
   .superRefine((r, ctx) => {
+    if ((r.path === undefined) === (r.s3 === undefined)) {
+      ctx.addIssue({ code: 'custom', path: ['path'], message: r.path === undefined ? 'give path (a local folder) or s3 (a bucket)' : 'give path or s3, not both' });
+    }
     for (const field of ['compressionLevel', 'binlogCompressionLevel'] as const) {
       const level = r[field];
       if (level === undefined) continue;
@@ -121,6 +162,13 @@ export const RepositorySchema = z
       else if (level > LEVELS[r.compression]) ctx.addIssue({ code: 'custom', path: [field], message: `${r.compression} levels go from 1 to ${LEVELS[r.compression]}` });
     }
   });
+export type RepositoryConfig = z.infer<typeof RepositorySchema>;
+
+/** Where the repository is, for people: the folder, or s3://bucket/prefix. */
+export function describeRepository(r: RepositoryConfig): string {
+  const where = r.s3 ? `s3://${r.s3.bucket}/${r.s3.prefix}` : (r.path ?? '?');
+  return r.encryption ? `${where} (encrypted, key ${r.encryption.current})` : where;
+}
 
 export const TemporalSchema = z.strictObject({
   address: z.string().min(1).default('localhost:7233'),

@@ -39,3 +39,6 @@ export function quoteIdentifier(name: string): string {
   }
   return '`' + name + '`';
 }
+
+/** An encryption key id, as configured and as written in every sealed object's header. */
+export const KEY_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;

@@ -115,6 +115,8 @@ export const ManifestSchema = z.object({
   workflow: z.object({ workflowId: z.string(), runId: z.string() }),
   requestedBy: z.string().nullable(),
   reason: z.string().nullable(),
+  /** Set by the repository that published it: the key every object of this backup is sealed with. */
+  encryption: z.object({ keyId: z.string(), scheme: z.literal('aes-256-gcm-stream-v1') }).nullable().default(null),
 });
 export type Manifest = z.infer<typeof ManifestSchema>;
 
@@ -155,7 +157,7 @@ export function spaceSaving(manifest: Manifest): number {
 }
 
 /** What the workflow assembles; the repository adds status and verifiedAt after re-reading. */
-export type ManifestDraft = Omit<Manifest, 'status' | 'verifiedAt'>;
+export type ManifestDraft = Omit<Manifest, 'status' | 'verifiedAt' | 'encryption'>;
 
 /** Where replay continues after this backup: a full's snapshot, or the end of the binlogs copied. */
 export function coverageEnd(m: Pick<Manifest, 'snapshot' | 'binlogs'>): { file: string; position: number } | null {

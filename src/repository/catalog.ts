@@ -21,6 +21,7 @@ import {
   type ManifestDraft,
 } from '../domain/manifest';
 import { decompressor, zstdTest } from '../tools/compression';
+import { SealError } from './crypto';
 import { layout } from './layout';
 import { LocalStorage, type Storage } from './storage';
 import * as path from 'node:path';
@@ -53,7 +54,11 @@ export interface StagingOwner {
 }
 
 export class Repository {
-  constructor(readonly storage: Storage) {}
+  /** `sealedWith`: the key id the storage seals new objects with (null: not encrypted), recorded in each manifest. */
+  constructor(
+    readonly storage: Storage,
+    private readonly sealedWith: string | null = null,
+  ) {}
 
   /** Where a path a person can open is useful (CLI output); null for object stores. */
   localPath(key: string): string | null {
@@ -83,31 +88,60 @@ export class Repository {
 
   /** A manifest read back from storage: hostile until parsed (ids, names and cluster checked). */
   async readManifest(backupKey: string): Promise<Manifest | null> {
+    const read = await this.tryManifest(backupKey);
+    return 'manifest' in read ? read.manifest : null;
+  }
+
+  /** The manifest, none (no manifest.json: not a published backup), or why it cannot be believed. */
+  private async tryManifest(backupKey: string): Promise<{ manifest: Manifest } | { problem: string | null }> {
+    let text: string | null;
     try {
-      const text = await this.storage.readText(layout.manifest(backupKey));
-      return text === null ? null : ManifestSchema.parse(JSON.parse(text));
+      text = await this.storage.readText(layout.manifest(backupKey));
+    } catch (error) {
+      return { problem: (error as Error).message }; // unreadable, or fails authentication in an encrypted repository
+    }
+    if (text === null) return { problem: null };
+    try {
+      return { manifest: ManifestSchema.parse(JSON.parse(text)) };
     } catch {
-      return null;
+      return { problem: `${layout.manifest(backupKey)}: not a valid manifest` };
     }
   }
 
   /** Every published backup of a cluster (optionally one type), oldest first. */
   async list(cluster: string, type?: BackupType): Promise<StoredBackup[]> {
+    return (await this.scan(cluster, type)).backups;
+  }
+
+  /**
+   * The published backups, and the folders that look like backups but cannot be used: a
+   * manifest that is damaged, altered (fails authentication) or disagrees with its folder.
+   * Those are never restored from; listing and verification report them.
+   */
+  async scan(cluster: string, type?: BackupType): Promise<{ backups: StoredBackup[]; unusable: Array<{ key: string; problem: string }> }> {
     const types = type ? [type] : [...BACKUP_TYPES];
     const found: StoredBackup[] = [];
+    const unusable: Array<{ key: string; problem: string }> = [];
     for (const t of types) {
       for (const day of await this.storage.children(layout.typeDir(cluster, t))) {
         if (!layout.isDay(day)) continue;
         for (const id of await this.storage.children(layout.dayDir(cluster, t, day))) {
           if (!layout.isBackupId(id)) continue;
           const key = layout.listedBackup(cluster, t, day, id);
-          const manifest = await this.readManifest(key);
+          const read = await this.tryManifest(key);
+          if (!('manifest' in read)) {
+            if (read.problem) unusable.push({ key, problem: read.problem });
+            continue;
+          }
+          const manifest = read.manifest;
           // The folder's own name, type and cluster must agree with what the manifest says.
-          if (manifest && manifest.id === id && manifest.type === t && manifest.cluster === cluster) found.push({ manifest, relativePath: key, dir: this.localPath(key) });
+          if (manifest.id === id && manifest.type === t && manifest.cluster === cluster) found.push({ manifest, relativePath: key, dir: this.localPath(key) });
+          else unusable.push({ key, problem: `${layout.manifest(key)}: describes ${manifest.cluster}/${manifest.type}/${manifest.id}, not the folder it is in` });
         }
       }
     }
-    return found.sort((a, b) => a.manifest.startedAt.localeCompare(b.manifest.startedAt) || a.manifest.id.localeCompare(b.manifest.id));
+    found.sort((a, b) => a.manifest.startedAt.localeCompare(b.manifest.startedAt) || a.manifest.id.localeCompare(b.manifest.id));
+    return { backups: found, unusable };
   }
 
   async clusters(): Promise<string[]> {
@@ -177,7 +211,12 @@ export class Repository {
     if (info.size !== artifact.size) problems.push(`${artifact.name}: size ${info.size}, manifest says ${artifact.size}`);
     const storedHash = createHash('sha256');
     if (depth === 'stored') {
-      await pipeline(await this.storage.openRead(key), new Writable({ write(chunk: Buffer, _e, cb) { storedHash.update(chunk); cb(); } }));
+      try {
+        await pipeline(await this.storage.openRead(key), new Writable({ write(chunk: Buffer, _e, cb) { storedHash.update(chunk); cb(); } }));
+      } catch (error) {
+        if (error instanceof SealError) return { ok: false, problems: [error.message] };
+        throw error;
+      }
       const digest = storedHash.digest('hex');
       if (digest !== artifact.sha256) problems.push(`${artifact.name}: sha256 ${digest}, manifest says ${artifact.sha256}`);
       return { ok: problems.length === 0, problems };
@@ -211,7 +250,9 @@ export class Repository {
     const sha256 = storedHash.digest('hex');
     if (sha256 !== artifact.sha256) problems.push(`${artifact.name}: sha256 ${sha256}, manifest says ${artifact.sha256}`);
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-    if (failed) {
+    if (failed && failed.reason instanceof SealError) {
+      problems.push(failed.reason.message); // names the object and the damaged chunk
+    } else if (failed) {
       problems.push(`${artifact.name}: does not decompress: ${String((failed.reason as Error)?.message ?? failed.reason).split('\n')[0]}`);
     } else if (!frameOnly) {
       const rawSha256 = rawHash.digest('hex');
@@ -237,7 +278,8 @@ export class Repository {
     for (const artifact of draft.artifacts) problems.push(...(await this.verifyArtifact(staging, artifact, depth)).problems);
     if (problems.length > 0) return { manifest: null, problems };
 
-    const verified = ManifestSchema.parse({ ...draft, status: 'verified', verifiedAt: new Date().toISOString() });
+    const encryption = this.sealedWith ? { keyId: this.sealedWith, scheme: 'aes-256-gcm-stream-v1' } : null;
+    const verified = ManifestSchema.parse({ ...draft, status: 'verified', verifiedAt: new Date().toISOString(), encryption });
     await this.storage.remove(layout.stagingOwner(draft.cluster, draft.id));
     await this.storage.writeText(layout.manifest(staging), JSON.stringify(verified, null, 2) + '\n');
     await this.storage.moveTree(staging, finalKey);

@@ -25,6 +25,7 @@
  */
 import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto';
 import { Transform, type TransformCallback } from 'node:stream';
+import { KEY_ID_PATTERN } from '../domain/identifiers';
 
 export const CHUNK = 64 * 1024;
 const TAG = 16;
@@ -32,7 +33,6 @@ const SEALED_CHUNK = CHUNK + TAG;
 const MAGIC = Buffer.from('DBOPSENC', 'ascii');
 const VERSION = 1;
 const SALT = 32;
-export const KEY_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
 /** Thrown for anything that is not an intact object sealed with a key we hold. */
 export class SealError extends Error {

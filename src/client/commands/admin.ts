@@ -1,6 +1,6 @@
 /** dbops dev, worker, setup temporal, config check: running the pieces and checking the setup. */
 import type { Command } from 'commander';
-import type { DbopsConfig } from '../../config/schema';
+import { describeRepository, type DbopsConfig } from '../../config/schema';
 import { displayWebhookUrl } from '../../domain/notifications';
 import { createLogger, type Level } from '../../logging/logger';
 import { runWorker } from '../../workers/worker';
@@ -61,6 +61,6 @@ export function registerAdmin(program: Command): void {
     .description('load and validate the config; every bad field is named with its fix (secrets are not printed)')
     .action((_o: unknown, command: Command) => {
       const cfg = configOf(command);
-      io.out(jsonWanted(command) ? JSON.stringify(displayConfig(cfg), null, 2) : `ok: ${cfg.clusters.length} cluster(s): ${cfg.clusters.map((c) => c.name).join(', ')}; repository ${cfg.repository.path}`);
+      io.out(jsonWanted(command) ? JSON.stringify(displayConfig(cfg), null, 2) : `ok: ${cfg.clusters.length} cluster(s): ${cfg.clusters.map((c) => c.name).join(', ')}; repository ${describeRepository(cfg.repository)}`);
     });
 }

@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { BACKUP_TYPES, spaceSaving, totalStoredBytes, type BackupType, type Manifest } from '../../domain/manifest';
 import { formatBytes } from '../../domain/naming';
 import { openRepository } from '../../repository';
+import { describeRepository } from '../../config/schema';
 import { startBackup } from '../backups';
 import { findBackup, storageReport, validateBackup } from '../catalog';
 import { progressWanted, resultWithProgress } from '../progress';
@@ -66,13 +67,15 @@ export function registerBackup(program: Command): void {
       const cfg = configOf(command);
       knownCluster(cfg, options.cluster);
       if (options.type !== undefined && !(BACKUP_TYPES as readonly string[]).includes(options.type)) throw new UsageError(`--type must be one of ${BACKUP_TYPES.join(', ')}`);
-      const backups = await openRepository(cfg).catalog.list(options.cluster, options.type as BackupType | undefined);
+      const { backups, unusable } = await openRepository(cfg).catalog.scan(options.cluster, options.type as BackupType | undefined);
+      // Never silent: a backup whose manifest is damaged or altered is not restorable, and the operator must know.
+      for (const u of unusable) io.err(`dbops: warning: ${u.key} is not used: ${u.problem}`);
       if (jsonWanted(command)) {
         io.out(JSON.stringify(backups.map((b) => b.manifest), null, 2));
         return;
       }
       if (backups.length === 0) {
-        io.out(`no backups of ${options.cluster} in ${cfg.repository.path}`);
+        io.out(`no backups of ${options.cluster} in ${describeRepository(cfg.repository)}`);
         return;
       }
       io.out(['ID'.padEnd(28), 'TYPE'.padEnd(12), 'STARTED'.padEnd(22), 'TOOK'.padStart(8), 'SIZE'.padStart(10), 'SAVED'.padStart(6), 'ROWS'.padStart(10), 'SNAPSHOT'].join('  '));

@@ -14,9 +14,11 @@ export class UsageError extends Error {}
 
 export interface Io {
   out: (line: string) => void;
+  /** Warnings that must not mix with output a script parses. */
+  err: (line: string) => void;
 }
 
-export const io: Io = { out: (line) => process.stdout.write(line + '\n') };
+export const io: Io = { out: (line) => process.stdout.write(line + '\n'), err: (line) => process.stderr.write(line + '\n') };
 
 /** Options every command accepts, before or after the command's name. */
 export interface GlobalOptions {
