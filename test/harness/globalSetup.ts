@@ -1,6 +1,7 @@
 /**
  * Starts what the whole test run shares: ONE private MariaDB (temp datadir, binlog ROW,
- * server id, GTID) and ONE Temporal dev server (the project's pinned CLI, free ports, the
+ * server id, GTID), ONE S3-compatible server (S3Proxy over a temp folder, loopback only,
+ * one bucket) and ONE Temporal dev server (the project's pinned CLI, free ports, the
  * custom search attributes registered), and bundles the workflows once. Stopped by
  * globalTeardown, also when tests fail.
  */
@@ -11,10 +12,11 @@ import { bundleWorkflowCode } from '@temporalio/worker';
 import { createConnection } from 'mysql2/promise';
 import { startMariadbSandbox } from '../../src/mysql/servers/mariadb';
 import { createBackupUser, createRestoreUser } from '../../src/dev/sampleData';
+import { s3ServerAvailable, startS3Server } from '../../src/dev/s3Server';
 import { startTemporalDevServer } from '../../src/dev/temporalServer';
 import { WORKFLOWS_PATH } from '../../src/workers/worker';
 import globalTeardown from './globalTeardown';
-import { HARNESS_ENV, type HarnessState, type HarnessHandles, type ServerInfo } from './state';
+import { HARNESS_ENV, type HarnessState, type HarnessHandles, type S3Info, type ServerInfo } from './state';
 import type { Product } from '../../src/domain/manifest';
 import type { LocalServer } from '../../src/mysql/servers/local';
 import { mysqlAvailable, mysqlToolPath, startMysqlSandbox } from '../../src/mysql/servers/mysql';
@@ -51,6 +53,16 @@ async function start(handles: HarnessHandles): Promise<void> {
     console.warn('MySQL is not installed for the project (scripts/setup.sh as root) or DBOPS_SKIP_MYSQL=1: the integration tests run on MariaDB only');
   }
 
+  let s3Info: S3Info | undefined;
+  if (s3ServerAvailable()) {
+    const s3 = await startS3Server({ baseDir: path.join(baseDir, 's3'), bucket: 'dbops-test' });
+    handles.s3 = s3;
+    const { endpoint, region, bucket, accessKeyIdFile, secretAccessKeyFile, dataDir } = s3;
+    s3Info = { endpoint, region, bucket, accessKeyIdFile, secretAccessKeyFile, dataDir };
+  } else {
+    console.warn('S3Proxy or Java 17 is not installed for the project (scripts/setup.sh): the S3 storage tests cannot run');
+  }
+
   const env = await startTemporalDevServer({ ui: true });
   handles.temporal = env;
 
@@ -66,6 +78,7 @@ async function start(handles: HarnessHandles): Promise<void> {
     workflowBundlePath: bundlePath,
     mariadb: mariadbInfo,
     ...(mysqlInfo ? { mysql: mysqlInfo } : {}),
+    ...(s3Info ? { s3: s3Info } : {}),
   };
   const stateFile = path.join(baseDir, 'harness.json');
   writeFileSync(stateFile, JSON.stringify(state, null, 2));

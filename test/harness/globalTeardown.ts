@@ -34,5 +34,6 @@ export default async function globalTeardown(): Promise<void> {
   await handles.temporal?.teardown().catch(() => undefined);
   await handles.mariadb?.stop().catch(() => undefined);
   await handles.mysql?.stop().catch(() => undefined);
+  await handles.s3?.stop().catch(() => undefined);
   if (!process.env.DBOPS_KEEP_TEST_DIR) rmSync(handles.baseDir, { recursive: true, force: true });
 }

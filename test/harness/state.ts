@@ -1,3 +1,4 @@
+import type { S3Server } from '../../src/dev/s3Server';
 import type { DevServer } from '../../src/dev/temporalServer';
 import type { Product } from '../../src/domain/manifest';
 import type { LocalServer } from '../../src/mysql/servers/local';
@@ -15,6 +16,19 @@ export interface HarnessState {
   mariadb: ServerInfo;
   /** Absent where MySQL is not installed (not root) or DBOPS_SKIP_MYSQL=1. */
   mysql?: ServerInfo;
+  /** The S3-compatible server; absent where scripts/setup.sh could not install it (no Java 17). */
+  s3?: S3Info;
+}
+
+/** The shared S3-compatible server: where it listens, its bucket, and the credentials in 0600 files. */
+export interface S3Info {
+  endpoint: string;
+  region: string;
+  bucket: string;
+  accessKeyIdFile: string;
+  secretAccessKeyFile: string;
+  /** Where the server keeps the objects (one folder per bucket). */
+  dataDir: string;
 }
 
 /** One shared database server: where it listens, and the accounts dbops uses on it. */
@@ -37,5 +51,6 @@ export interface HarnessHandles {
   baseDir: string;
   mariadb?: LocalServer;
   mysql?: LocalServer;
+  s3?: S3Server;
   temporal?: DevServer;
 }
