@@ -41,7 +41,10 @@ export function createRestoreActivities(deps: ActivityDeps) {
       const chainState = await readChainState(repository.storage, c.name);
       const planFor = (target: ResolvedTarget): PlanOutcome => {
         const outcome = planRestore({ cluster: c.name, database: input.database, target, backups, chainState, now: new Date() });
-        if (!outcome.ok) return outcome;
+        if (!outcome.ok) {
+          if (unusable.length === 0) return outcome;
+          return { ...outcome, reason: `${outcome.reason}; and ${unusable.length} backup(s) cannot be read, so the chain may be broken: ${unusable.map((u) => u.problem).join('; ')}` };
+        }
         // A damaged or altered backup taken since the chosen full may be a link of the
         // chain: restoring around it would silently stop short. Refuse, and say which.
         const since = outcome.plan.full.id.slice(0, 19);

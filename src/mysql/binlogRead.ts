@@ -3,6 +3,7 @@
  * the arguments a replay decodes them with, the scan of a replay window (what it would
  * rewrite, skip or refuse), and finding "the bad statement" a restore stops before.
  */
+import { SealError } from '../repository/crypto';
 import { spawn } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -137,7 +138,10 @@ export async function unpackBinlogs(plan: RestorePlan, storage: Storage, work: s
       pipeline(await storage.openRead(layout.artifact(b.path, b.artifact)), codec.input),
       pipeline(codec.output, createWriteStream(out, { mode: 0o600 })),
     ]);
-    // The codec's own complaint (corrupt data) says more than the EPIPE it causes upstream.
+    // A stored object that fails authentication is the cause; otherwise the codec's own
+    // complaint (corrupt data) says more than the EPIPE it causes upstream.
+    const sealed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected' && r.reason instanceof SealError);
+    if (sealed) throw sealed.reason;
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed) throw new Error(`${b.backupId}/${b.artifact}: ${(failed.reason as Error)?.message ?? String(failed.reason)}`);
     files.push(out);

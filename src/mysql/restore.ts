@@ -4,6 +4,7 @@
  * client session, then the binlogs are replayed with ONE mysqlbinlog process into ONE
  * client session (TZ=UTC), stopping exactly at the target.
  */
+import { SealError } from '../repository/crypto';
 import { Failure } from '../domain/failures';
 import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -212,6 +213,8 @@ async function loadAndReplay(
         session.stdin,
       );
       const [decoded, fed, loaded, result] = await Promise.allSettled([codec.done, feeding, loading, session.done]);
+      // Damage found while reading the stored object is the cause; the codec's "unexpected end" is its echo.
+      if (fed.status === 'rejected' && fed.reason instanceof SealError) throw fed.reason;
       if (decoded.status === 'rejected') throw new Error(`${req.plan.full.id}/${req.plan.full.artifact}: ${(decoded.reason as Error)?.message ?? String(decoded.reason)}`);
       const r = result.status === 'fulfilled' ? result.value : { code: -1, stderr: String(result.reason) };
       if (r.code !== 0) throw failure(`loading full backup ${req.plan.full.id} into ${req.into}`, r, req.cluster.name);

@@ -1,5 +1,7 @@
 /** Helpers for test files: the shared servers, per-file configs, workers and the CLI. */
 import { spawn, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { DeleteObjectCommand, GetObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import * as path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
@@ -11,6 +13,7 @@ import { parseConfig } from '../../src/config/load';
 import type { DbopsConfig } from '../../src/config/schema';
 import { createWorker, installRuntimeLogger } from '../../src/workers/worker';
 import { openRepository } from '../../src/repository';
+import { createS3Client } from '../../src/tools/s3Client';
 import { HARNESS_ENV, type HarnessState, type S3Info, type ServerInfo } from './state';
 import type { Product } from '../../src/domain/manifest';
 import type { LocalServer } from '../../src/mysql/servers/local';
@@ -53,6 +56,49 @@ export interface TestSetup {
   config: DbopsConfig;
   configPath: string;
   dir: string;
+  /** The repository's encryption key file, when the config has one. */
+  keyFile?: string;
+}
+
+function s3Client() {
+  const s3 = s3Server();
+  return createS3Client({
+    endpoint: s3.endpoint,
+    region: s3.region,
+    forcePathStyle: true,
+    credentials: { accessKeyId: readFileSync(s3.accessKeyIdFile, 'utf8').trim(), secretAccessKey: readFileSync(s3.secretAccessKeyFile, 'utf8').trim() },
+  });
+}
+
+/** Every object in the test bucket under a prefix (or that one key), with its bytes: what someone holding the bucket sees. */
+export async function s3Objects(prefix: string): Promise<Array<{ key: string; body: Buffer }>> {
+  const client = s3Client();
+  const out: Array<{ key: string; body: Buffer }> = [];
+  try {
+    let token: string | undefined;
+    do {
+      const page = await client.send(new ListObjectsV2Command({ Bucket: s3Server().bucket, Prefix: prefix, ContinuationToken: token }));
+      for (const o of page.Contents ?? []) {
+        const got = await client.send(new GetObjectCommand({ Bucket: s3Server().bucket, Key: o.Key! }));
+        out.push({ key: o.Key!, body: Buffer.from(await got.Body!.transformToByteArray()) });
+      }
+      token = page.NextContinuationToken;
+    } while (token);
+    return out;
+  } finally {
+    client.destroy();
+  }
+}
+
+/** Writes (or, with null, deletes) one object behind dbops's back: the damage a test inflicts. */
+export async function s3Put(key: string, body: Buffer | null): Promise<void> {
+  const client = s3Client();
+  try {
+    if (body === null) await client.send(new DeleteObjectCommand({ Bucket: s3Server().bucket, Key: key }));
+    else await client.send(new PutObjectCommand({ Bucket: s3Server().bucket, Key: key, Body: body }));
+  } finally {
+    client.destroy();
+  }
 }
 
 /** A config for the shared MariaDB with its own repository and task queue. */
@@ -70,6 +116,10 @@ export function makeTestConfig(
     aliases?: string[];
     archiveJobs?: unknown[];
     allowSelfApproval?: string[];
+    /** Keep the repository in the shared S3 server (under a fresh prefix, or the one given) instead of a folder. */
+    s3?: true | { prefix: string };
+    /** Seal the repository with a fresh key (or the key file given), id k1. */
+    encrypted?: true | { keyFile: string };
     /** Last word on the raw YAML document (top-level sections, broken clusters, ...). */
     mutate?: (raw: Record<string, unknown>) => void;
   } = {},
@@ -91,10 +141,28 @@ export function makeTestConfig(
     allowSelfApproval: extra.allowSelfApproval ?? ['archive-delete'],
     ...(extra.databases ? { databases: extra.databases } : {}),
   });
+  let keyFile: string | undefined;
+  if (extra.encrypted === true) {
+    keyFile = path.join(dir, 'repository.key');
+    writeFileSync(keyFile, randomBytes(32).toString('base64') + '\n', { mode: 0o600 });
+  } else if (extra.encrypted) keyFile = extra.encrypted.keyFile;
   const raw = {
     temporal: { address: h.temporalAddress, namespace: h.namespace, taskQueue: `dbops-test-${name}-${path.basename(dir)}` },
     repository: {
-      path: path.join(dir, 'repository'),
+      ...(extra.s3
+        ? {
+            s3: {
+              endpoint: s3Server().endpoint,
+              region: s3Server().region,
+              bucket: s3Server().bucket,
+              prefix: extra.s3 === true ? `t/${path.basename(dir)}` : extra.s3.prefix,
+              pathStyle: true,
+              accessKeyId: { file: s3Server().accessKeyIdFile },
+              secretAccessKey: { file: s3Server().secretAccessKeyFile },
+            },
+          }
+        : { path: path.join(dir, 'repository') }),
+      ...(keyFile ? { encryption: { current: 'k1', keys: { k1: { file: keyFile } } } } : {}),
       compression: extra.compression ?? 'zstd',
       ...(extra.compressionLevel ? { compressionLevel: extra.compressionLevel } : {}),
     },
@@ -107,7 +175,7 @@ export function makeTestConfig(
   const configPath = path.join(dir, 'dbops.yaml');
   const text = toYaml(raw);
   writeFileSync(configPath, text);
-  return { config: parseConfig(text, configPath, dir), configPath, dir };
+  return { config: parseConfig(text, configPath, dir), configPath, dir, ...(keyFile ? { keyFile } : {}) };
 }
 
 /** root on a shared server (MariaDB by default; a product name or a socket path picks another). */

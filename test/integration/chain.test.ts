@@ -37,7 +37,7 @@ describe.each(products())('on %s', (product) => {
 
   /** Decompresses a binlog backup and decodes it (from its start position) like a replay would. */
   function insertedLabels(m: Manifest): string[] {
-    const stored = path.join(setup.config.repository.path, 'test', m.type, m.startedAt.slice(0, 10), m.id);
+    const stored = path.join(setup.config.repository.path!, 'test', m.type, m.startedAt.slice(0, 10), m.id);
     const work = mkdtempSync(path.join(setup.dir, 'decode-'));
     const files = m.binlogs!.files.map((f) => {
       const out = path.join(work, f);
@@ -115,7 +115,7 @@ describe.each(products())('on %s', (product) => {
       expect(types.filter((t) => t.count > 0).map((t) => [t.type, t.count])).toEqual([['full', 1], ['incremental', 2], ['differential', 1]]);
 
       // A flipped byte: validate fails, says why, exits non-zero.
-      const artifact = path.join(setup.config.repository.path, 'test', 'incremental', incr1.startedAt.slice(0, 10), incr1.id, incr1.artifacts[0]!.name);
+      const artifact = path.join(setup.config.repository.path!, 'test', 'incremental', incr1.startedAt.slice(0, 10), incr1.id, incr1.artifacts[0]!.name);
       const bytes = readFileSync(artifact);
       bytes[bytes.length >> 1]! ^= 0xff;
       writeFileSync(artifact, bytes);

@@ -106,7 +106,7 @@ test.each(products())('on %s: schema backups need a reason and hold no rows; eme
     expect(m).toMatchObject({ type: 'schema', retentionClass: 'schema', reason: 'MIG-42' });
     expect(m.artifacts[0]!.name).toBe('schema.sql.zst');
     expect(m.objects).toMatchObject({ routines: 2, triggers: 1, events: 1 });
-    const dir = path.join(setup.config.repository.path, 'test', 'schema', m.startedAt.slice(0, 10), m.id);
+    const dir = path.join(setup.config.repository.path!, 'test', 'schema', m.startedAt.slice(0, 10), m.id);
     const sql = execFileSync('zstd', ['-dc', path.join(dir, 'schema.sql.zst')], { encoding: 'utf8' });
     expect(sql).toContain('CREATE TABLE `orders`');
     expect(sql).toContain('CREATE DEFINER');

@@ -111,7 +111,7 @@ describe.each(products())('on %s', (product) => {
   });
 
   test('a drill over a corrupted artifact fails loudly with the reason; no server or datadir is left', async () => {
-    const file = path.join(setup.config.repository.path, 'test', 'incremental', incremental.startedAt.slice(0, 10), incremental.id, incremental.artifacts[0]!.name);
+    const file = path.join(setup.config.repository.path!, 'test', 'incremental', incremental.startedAt.slice(0, 10), incremental.id, incremental.artifacts[0]!.name);
     const original = readFileSync(file);
     const bad = Buffer.from(original);
     bad[bad.length >> 1]! ^= 0xff;
@@ -125,8 +125,8 @@ describe.each(products())('on %s', (product) => {
       });
       expect(readdirSync(drillDir())).toEqual([]);
       expect(serverRunningIn(product, drillDir())).toBe(false);
-      const reports = readdirSync(path.join(setup.config.repository.path, 'test', 'drills'));
-      const latest = JSON.parse(readFileSync(path.join(setup.config.repository.path, 'test', 'drills', reports.sort().pop()!, 'report.json'), 'utf8'));
+      const reports = readdirSync(path.join(setup.config.repository.path!, 'test', 'drills'));
+      const latest = JSON.parse(readFileSync(path.join(setup.config.repository.path!, 'test', 'drills', reports.sort().pop()!, 'report.json'), 'utf8'));
       expect(latest.passed).toBe(false);
     } finally {
       writeFileSync(file, original);

@@ -77,7 +77,7 @@ describe.each(products())('full backup workflow on %s', (product) => {
     }
 
     // The catalog: manifest, artifact checksum, index, nothing left in staging.
-    const repo = setup.config.repository.path;
+    const repo = setup.config.repository.path!;
     const dir = path.join(repo, 'test', 'full', manifest.startedAt.slice(0, 10), manifest.id);
     const artifact = manifest.artifacts[0]!;
     const file = path.join(dir, artifact.name);
@@ -126,7 +126,7 @@ describe.each(products())('full backup workflow on %s', (product) => {
       );
       expect(manifest.artifacts[0]).toMatchObject({ name: 'dump.sql.gz', compression: 'gzip' });
       expect(manifest.artifacts[0]!.size).toBeLessThan(manifest.artifacts[0]!.rawSize * 0.3);
-      const dir = path.join(setup.config.repository.path, 'test', 'full', manifest.startedAt.slice(0, 10), manifest.id);
+      const dir = path.join(setup.config.repository.path!, 'test', 'full', manifest.startedAt.slice(0, 10), manifest.id);
       const target = await scratchServer(product, path.join(setup.dir, 'target'), 98);
       try {
         loadDump(path.join(dir, 'dump.sql.gz'), target);

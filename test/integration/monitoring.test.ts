@@ -324,7 +324,7 @@ describe('retention on a real repository', () => {
       expect(history).not.toContain('SECRET-TOKEN');
 
       expect(await ids()).toEqual([full2.id, inc2.id]);
-      const index = JSON.parse((await import('node:fs')).readFileSync(path.join(setup.config.repository.path, 'test', 'full', 'index.json'), 'utf8')) as { backups: Array<{ id: string }> };
+      const index = JSON.parse((await import('node:fs')).readFileSync(path.join(setup.config.repository.path!, 'test', 'full', 'index.json'), 'utf8')) as { backups: Array<{ id: string }> };
       expect(index.backups.map((b) => b.id)).toEqual([full2.id]);
       const valid = await runCli(['backup', 'validate', full2.id, '--config', setup.configPath]);
       expect(valid.code).toBe(0);

@@ -12,7 +12,7 @@ import type { RowDataPacket } from 'mysql2/promise';
 import { startBackup, waitForManifest } from '../../src/client/backups';
 import { seedSampleDatabase } from '../../src/dev/sampleData';
 import type { Manifest } from '../../src/domain/manifest';
-import { harness, makeTestConfig, products, rootConnection, runCli, s3Objects, tableChecksums, temporalClient, withWorker, type TestSetup } from '../harness/context';
+import { harness, makeTestConfig, products, rootConnection, runCli, s3Objects, s3Put, tableChecksums, temporalClient, withWorker, type TestSetup } from '../harness/context';
 
 jest.setTimeout(600_000);
 
@@ -100,7 +100,7 @@ describe.each(products())('off-site, encrypted, on %s', (product) => {
 
   test('no plaintext in the bucket: no row value, no SQL, no schema name in any stored object', async () => {
     const objects = await s3Objects(prefix);
-    expect(objects.filter((o) => o.key.endsWith('/manifest.json'))).toHaveLength(3);
+    expect(objects.filter((o: { key: string }) => o.key.endsWith('/manifest.json'))).toHaveLength(3);
     const needles = ['witness-7f3a@example.com', 'c12@example.com', 'after the accident', 'INSERT INTO', 'CREATE TABLE', 'DELETE FROM', 'offsite', 'orders', 'customers'];
     for (const o of objects) {
       for (const needle of needles) expect({ key: o.key, found: o.body.includes(Buffer.from(needle)) }).toEqual({ key: o.key, found: false });
@@ -119,7 +119,7 @@ describe.each(products())('off-site, encrypted, on %s', (product) => {
       withWorker(config.config, () => runCli(['restore', 'pitr', '--cluster', 'test', '--database', DB, '--to', secondBeforeDelete, '--into', 'offsite_refused', '--wait', '--config', config.configPath]));
 
     async function damaged(key: string, change: (body: Buffer | null) => Buffer | null, check: () => Promise<void>): Promise<void> {
-      const original = (await s3Objects(key)).find((o) => o.key === key)!.body;
+      const original = (await s3Objects(key)).find((o: { key: string }) => o.key === key)!.body;
       await s3Put(key, change(Buffer.from(original)));
       try {
         await check();

@@ -79,7 +79,7 @@ beforeAll(async () => {
     databases: [DB],
     allowSelfApproval: [],
     mutate: (raw) => {
-      (raw.repository as { path: string }).path = setup.config.repository.path;
+      (raw.repository as { path: string }).path = setup.config.repository.path!;
     },
   });
   ({ client, close: closeClient } = await temporalClient());
@@ -234,7 +234,7 @@ test('a malformed approve signal or Update leaves the run waiting; a malformed d
 }, 120_000);
 
 test('a manifest whose id points outside the repository is never listed, shown or deleted', async () => {
-  const dir = path.join(setup.config.repository.path, 'test', 'full', '2026-01-01', 'evil');
+  const dir = path.join(setup.config.repository.path!, 'test', 'full', '2026-01-01', 'evil');
   mkdirSync(dir, { recursive: true });
   const outside = path.join(harness().baseDir, 'precious.txt');
   writeFileSync(outside, 'keep me');

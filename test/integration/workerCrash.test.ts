@@ -51,7 +51,7 @@ test('SIGKILL of the worker mid-dump: retried elsewhere, exactly one backup, no 
 
   // zstd -15 makes compression the bottleneck (~10 MB/s here), so each attempt takes seconds.
   const setup = makeTestConfig('crash', { databases: [DB], compressionLevel: 15 });
-  const repo = setup.config.repository.path;
+  const repo = setup.config.repository.path!;
   const stagingRoot = path.join(repo, 'test', '.staging');
   const first = spawnCliWorker(setup.configPath, path.join(setup.dir, 'worker-1.log'));
   const { client, close } = await temporalClient();

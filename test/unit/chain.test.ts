@@ -6,6 +6,7 @@ const server: ServerIdentity = { product: 'mariadb', version: '10.11.19', server
 function manifest(id: string, type: Manifest['type'], extra: Partial<Manifest> = {}): Manifest {
   return {
     formatVersion: 1,
+    encryption: null,
     id,
     type,
     cluster: 'c',

@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { PassThrough, Readable } from 'node:stream';
+import { PassThrough, Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { CHUNK, openBuffer, openStream, parseMasterKey, plaintextSize, sealBuffer, sealStream, SealError, type Keyring } from '../../src/repository/crypto';
 import { EncryptedStorage } from '../../src/repository/encryptedStorage';
@@ -27,9 +27,7 @@ function data(n: number): Buffer {
 
 async function collect(source: Readable, transform: NodeJS.ReadWriteStream): Promise<Buffer> {
   const out: Buffer[] = [];
-  await pipeline(source, transform, async (s: AsyncIterable<Buffer>) => {
-    for await (const b of s) out.push(b);
-  });
+  await pipeline(source, transform, new Writable({ write(b: Buffer, _e, cb) { out.push(b); cb(); } }));
   return Buffer.concat(out);
 }
 

@@ -67,7 +67,7 @@ function setup(webhooks: unknown[]): { notifier: Notifier; logs: string[] } {
       done();
     },
   });
-  return { notifier: new Notifier(config, pino({ level: 'trace' }, stream), new LocalStorage(config.repository.path)), logs };
+  return { notifier: new Notifier(config, pino({ level: 'trace' }, stream), new LocalStorage(config.repository.path!)), logs };
 }
 
 const failure = { severity: 'critical' as const, event: 'backup-failed', cluster: 'shop', message: 'dump failed' };

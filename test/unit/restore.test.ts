@@ -24,7 +24,7 @@ function m(id: string, type: Manifest['type'], at: string, extra: Partial<Manife
   return {
     relativePath: `c/${type}/x/${id}`,
     manifest: {
-      formatVersion: 1, id, type, cluster: 'c', status: 'verified', retentionClass: 'routine', parentId: null, baseFullId: null,
+      formatVersion: 1, id, type, encryption: null, cluster: 'c', status: 'verified', retentionClass: 'routine', parentId: null, baseFullId: null,
       startedAt: at, finishedAt: at.replace(':00.000Z', ':30.000Z'), verifiedAt: at, durationMs: 1, server, tool: { name: 't', version: '1' },
       databases: ['shop'], snapshot: null, binlogs: null, tables: [{ database: 'shop', table: 'orders', rows: 1 }],
       objects: { views: [], routines: 0, triggers: 0, events: 0 },

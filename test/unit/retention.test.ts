@@ -38,6 +38,7 @@ function mk(o: Make): Manifest {
   const chained = o.type === 'incremental' || o.type === 'differential';
   const manifest: Manifest = {
     formatVersion: 1,
+    encryption: null,
     id,
     type: o.type,
     cluster: o.cluster ?? 'shop',
