@@ -197,13 +197,15 @@ export class S3Storage implements Storage {
 
   async writeText(key: string, text: string): Promise<void> {
     const objectKey = this.objectKey(key);
-    await this.call('writing', objectKey, () => this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: objectKey, Body: text })));
+    const body = Buffer.from(text, 'utf8');
+    await this.call('writing', objectKey, () => this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: objectKey, Body: body, ContentLength: body.length })));
   }
 
   async createExclusive(key: string, text: string): Promise<boolean> {
     const objectKey = this.objectKey(key);
     try {
-      await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: objectKey, Body: text, IfNoneMatch: '*' }));
+      const body = Buffer.from(text, 'utf8');
+      await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: objectKey, Body: body, ContentLength: body.length, IfNoneMatch: '*' }));
       return true;
     } catch (error) {
       const { name, status } = errorFacts(error);
