@@ -365,6 +365,10 @@ test('errors say what to check: credentials, a missing bucket, an endpoint that 
 
   const noBucket = storageAt(prefix, { bucket: 'dbops-no-such-bucket' });
   await expect(noBucket.writeText('c/x', 'x')).rejects.toThrow('bucket dbops-no-such-bucket does not exist');
+  // A stream whose upload fails does not leave its writer blocked: the writer fails too.
+  const sink = await noBucket.openWrite('c/dump.sql.zst');
+  await expect(pipeline(Readable.from(deterministicBytes(40 * MiB, 2)), sink.stream)).rejects.toThrow();
+  await expect(sink.done).rejects.toThrow('bucket dbops-no-such-bucket does not exist');
 
   const nobody = `http://127.0.0.1:${await freePort()}`;
   const unreachable = storageAt(prefix, { endpoint: nobody });
