@@ -278,7 +278,8 @@ export class S3Storage implements Storage {
     const done = upload.done().then(
       () => undefined,
       (error: unknown) => {
-        // An upload that failed on its own reads no more: release a writer blocked on it.
+        // An upload that failed on its own reads no more. Ending its read of the stream
+        // already ends the stream; this makes sure a writer never waits on it.
         stream.destroy(error instanceof Error ? error : new Error(String(error)));
         throw this.failure('uploading', objectKey, error);
       },
