@@ -78,7 +78,18 @@ function errorFacts(error: unknown): { name: string; status: number | undefined;
 }
 
 const CREDENTIAL_ERRORS = new Set(['AccessDenied', 'InvalidAccessKeyId', 'SignatureDoesNotMatch', 'InvalidToken', 'ExpiredToken', 'AuthorizationHeaderMalformed', 'Forbidden']);
-const NETWORK_ERRORS = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EPIPE']);
+const NETWORK_ERRORS = ['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EPIPE'];
+
+/**
+ * The network failure an error stands for, if any. By its code, or by its message: the SDK
+ * wraps a socket error it does not recognise as an Error (one from another realm) in a new
+ * Error that keeps only the text.
+ */
+function networkError(code: string | undefined, name: string, message: string): string | null {
+  if (code !== undefined && NETWORK_ERRORS.includes(code)) return code;
+  if (name === 'TimeoutError') return name;
+  return NETWORK_ERRORS.find((c) => message.includes(c)) ?? null;
+}
 
 /** Runs fn over items, at most `limit` at a time; the first failure is thrown once all have settled. */
 async function eachLimited<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
@@ -149,6 +160,7 @@ export class S3Storage implements Storage {
   /** An error that names the object and says what to check. */
   private failure(action: string, objectKey: string, error: unknown): Error {
     const { name, status, code, message } = errorFacts(error);
+    const unreachable = networkError(code, name, message);
     let why: string;
     if (name === 'RequestTimeTooSkewed') {
       why = `the store says this machine's clock is off (${name}): fix the clock`;
@@ -156,8 +168,8 @@ export class S3Storage implements Storage {
       why = `the store refused the credentials (${name || status}): check the access key id and secret access key, and that they may use bucket ${this.bucket}`;
     } else if (name === 'NoSuchBucket') {
       why = `bucket ${this.bucket} does not exist at ${this.endpointText}: create it, or fix the bucket name`;
-    } else if ((code !== undefined && NETWORK_ERRORS.has(code)) || name === 'TimeoutError') {
-      why = `cannot reach ${this.endpointText} (${code ?? name}): check the endpoint and that the server is up`;
+    } else if (unreachable !== null) {
+      why = `cannot reach ${this.endpointText} (${unreachable}): check the endpoint and that the server is up`;
     } else {
       why = `${name && !message.startsWith(name) ? `${name}: ` : ''}${message}`;
     }
@@ -185,13 +197,15 @@ export class S3Storage implements Storage {
 
   async writeText(key: string, text: string): Promise<void> {
     const objectKey = this.objectKey(key);
-    await this.call('writing', objectKey, () => this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: objectKey, Body: text })));
+    const body = Buffer.from(text, 'utf8');
+    await this.call('writing', objectKey, () => this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: objectKey, Body: body, ContentLength: body.length })));
   }
 
   async createExclusive(key: string, text: string): Promise<boolean> {
     const objectKey = this.objectKey(key);
     try {
-      await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: objectKey, Body: text, IfNoneMatch: '*' }));
+      const body = Buffer.from(text, 'utf8');
+      await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: objectKey, Body: body, ContentLength: body.length, IfNoneMatch: '*' }));
       return true;
     } catch (error) {
       const { name, status } = errorFacts(error);
@@ -264,7 +278,8 @@ export class S3Storage implements Storage {
     const done = upload.done().then(
       () => undefined,
       (error: unknown) => {
-        // An upload that failed on its own reads no more: release a writer blocked on it.
+        // An upload that failed on its own reads no more. Ending its read of the stream
+        // already ends the stream; this makes sure a writer never waits on it.
         stream.destroy(error instanceof Error ? error : new Error(String(error)));
         throw this.failure('uploading', objectKey, error);
       },
