@@ -41,7 +41,7 @@ export function createDrillActivities(deps: ActivityDeps) {
     /** The latest restorable point of every database in the newest full, and how old it is (RPO). */
     async planDrill(raw: { cluster: string }): Promise<DrillPlan> {
       const c = clusterOf(config, accept(z.strictObject({ cluster }), raw, 'planDrill').cluster);
-      const backups = await repository.catalog.list(c.name);
+      const backups = await repository.reader().list(c.name);
       const fulls = backups.filter((b) => b.manifest.type === 'full');
       const latest = fulls[fulls.length - 1]?.manifest;
       if (!latest) throw ApplicationFailure.nonRetryable(`cluster ${c.name}: no full backup to drill with`, Failure.InvalidInput);
@@ -90,6 +90,7 @@ export function createDrillActivities(deps: ActivityDeps) {
           cluster: sandboxCluster(input.sandbox, c),
           product: plan.full.product,
           storage: repository.storage,
+          backups: repository.reader().storage,
           plan,
           into: plan.database,
           marker: currentRun().workflowId,

@@ -8,6 +8,7 @@
 import { createApprovalActivities } from './approval';
 import { createArchiveActivities } from './archive';
 import { createBackupActivities } from './backup';
+import { createCopyActivities } from './copy';
 import type { ActivityDeps } from './deps';
 import { createDrillActivities } from './drill';
 import { createLockActivities } from './lock';
@@ -19,6 +20,7 @@ export function createActivities(deps: ActivityDeps) {
   return {
     ...createLockActivities(deps),
     ...createBackupActivities(deps),
+    ...createCopyActivities(deps),
     ...createRestoreActivities(deps),
     ...createDrillActivities(deps),
     ...createArchiveActivities(deps),
@@ -33,6 +35,7 @@ export { buildActivityDeps, type ActivityDeps } from './deps';
 export type { ApprovalActivities } from './approval';
 export type { ArchiveActivities } from './archive';
 export type { BackupActivities } from './backup';
+export type { CopyActivities } from './copy';
 export type { DrillActivities } from './drill';
 export type { LockActivities } from './lock';
 export type { NotifyActivities } from './notify';

@@ -37,7 +37,7 @@ export function createRestoreActivities(deps: ActivityDeps) {
     async planRestore(raw: { cluster: string; database: string; target: unknown }): Promise<PlanOutcome & { hit?: StatementHit }> {
       const input = accept(z.strictObject({ cluster, database: identifier, target: RestoreTargetSchema }), raw, 'planRestore');
       const c = clusterOf(config, input.cluster);
-      const { backups, unusable } = await repository.catalog.scan(c.name);
+      const { backups, unusable } = await repository.reader().scan(c.name);
       const chainState = await readChainState(repository.storage, c.name);
       const planFor = (target: ResolvedTarget): PlanOutcome => {
         const outcome = planRestore({ cluster: c.name, database: input.database, target, backups, chainState, now: new Date() });
@@ -57,7 +57,7 @@ export function createRestoreActivities(deps: ActivityDeps) {
       if (!everything.ok) return everything;
       const ctx = Context.current();
       ctx.heartbeat('decoding binlogs');
-      const hit = await findStatement(c, everything.plan.full.product, repository.storage, everything.plan, input.target.pattern, input.target.after, () => ctx.heartbeat('decoding binlogs'));
+      const hit = await findStatement(c, everything.plan.full.product, repository.reader().storage, everything.plan, input.target.pattern, input.target.after, () => ctx.heartbeat('decoding binlogs'));
       if (!hit) {
         return {
           ok: false,
@@ -75,7 +75,7 @@ export function createRestoreActivities(deps: ActivityDeps) {
       const c = clusterOf(config, input.cluster);
       const ctx = Context.current();
       try {
-        return await scanReplayWindow({ cluster: c, product: p.full.product, storage: repository.storage, plan: p, into: input.into, onProgress: () => ctx.heartbeat('reading the replay window') });
+        return await scanReplayWindow({ cluster: c, product: p.full.product, storage: repository.reader().storage, plan: p, into: input.into, onProgress: () => ctx.heartbeat('reading the replay window') });
       } catch (error) {
         throw toFailure(error, c.name);
       }
@@ -98,6 +98,7 @@ export function createRestoreActivities(deps: ActivityDeps) {
           cluster: c,
           product: p.full.product,
           storage: repository.storage,
+          backups: repository.reader().storage,
           plan: p,
           into: input.into,
           marker: currentRun().workflowId,

@@ -11,7 +11,10 @@
 import { Failure } from '../domain/failures';
 import { ApplicationFailure } from '@temporalio/common';
 import type { BackupType } from '../domain/manifest';
-import { checkPlanSafe, planRetention, type RetentionPlan } from '../domain/retention';
+import { checkPlanSafe, holdBack, planRetention, type RetentionConfig, type RetentionPlan } from '../domain/retention';
+import { notYetCopied } from '../domain/copies';
+import { RepoNameSchema } from '../domain/inputs';
+import type { Repository } from '../repository';
 import { z } from 'zod';
 import { accept, clusterOf } from './context';
 import type { ActivityDeps } from './deps';
@@ -43,11 +46,27 @@ export interface RetentionOptions {
 
 export function createRetentionActivities(deps: ActivityDeps, options: RetentionOptions = {}) {
   const { config, logger, repository, metrics, temporal } = deps;
-  const planNow = async (cluster: string): Promise<RetentionPlan> => {
-    const backups = (await repository.catalog.list(cluster)).map((b) => b.manifest);
+  /** The repository a run works on: the primary, or a copy with its own retention. */
+  const target = (repo: string | undefined): { catalog: Repository; retention: RetentionConfig } => {
+    if (repo === undefined) return { catalog: repository.catalog, retention: config.retention };
+    const copy = repository.copies().find((c) => c.name === repo);
+    if (!copy) throw ApplicationFailure.nonRetryable(`no copy repository named ${repo}`, Failure.Config);
+    return { catalog: copy.catalog, retention: copy.retention };
+  };
+  const planNow = async (cluster: string, repo?: string): Promise<RetentionPlan> => {
+    const { catalog, retention } = target(repo);
+    const backups = (await catalog.list(cluster)).map((b) => b.manifest);
     const now = new Date();
-    const plan = planRetention({ backups, now, config: config.retention });
-    const violations = checkPlanSafe(backups, plan, { now, config: config.retention });
+    let plan = planRetention({ backups, now, config: retention });
+    if (repository.copies().length > 0) {
+      // Never delete what a copy still needs: in the primary, a backup not yet copied
+      // everywhere; in a copy, what a backup still on its way there builds on.
+      const primary = repo === undefined ? backups : (await repository.catalog.list(cluster)).map((b) => b.manifest);
+      const copies = repo === undefined ? await Promise.all(repository.copies().map(async (c) => (await c.catalog.list(cluster)).map((b) => b.manifest))) : [backups];
+      const pending = notYetCopied(primary, copies);
+      plan = holdBack(plan, pending, repo === undefined ? 'not yet in every copy repository' : 'a backup still being copied here builds on it');
+    }
+    const violations = checkPlanSafe(backups, plan, { now, config: retention });
     if (violations.length > 0) {
       // A planner bug must never reach the disk.
       throw ApplicationFailure.nonRetryable(`retention plan for ${cluster} is unsafe, nothing deleted: ${violations.join('; ')}`, Failure.RetentionUnsafe);
@@ -68,20 +87,21 @@ export function createRetentionActivities(deps: ActivityDeps, options: Retention
         return ids;
       }));
 
-  const storageNow = async (cluster: string): Promise<RetentionPlan['storage']> => {
-    const backups = (await repository.catalog.list(cluster)).map((b) => b.manifest);
-    return planRetention({ backups, now: new Date(), config: config.retention }).storage;
+  const storageNow = async (cluster: string, repo?: string): Promise<RetentionPlan['storage']> => {
+    const { catalog, retention } = target(repo);
+    const backups = (await catalog.list(cluster)).map((b) => b.manifest);
+    return planRetention({ backups, now: new Date(), config: retention }).storage;
   };
 
   return {
-    async planRetention(raw: { cluster: string }): Promise<RetentionPlanResult> {
-      const input = accept(z.strictObject({ cluster: clusterName }), raw, 'planRetention');
+    async planRetention(raw: { cluster: string; repo?: string }): Promise<RetentionPlanResult> {
+      const input = accept(z.strictObject({ cluster: clusterName, repo: RepoNameSchema.optional() }), raw, 'planRetention');
       const c = clusterOf(config, input.cluster);
-      return { plan: await planNow(c.name) };
+      return { plan: await planNow(c.name, input.repo) };
     },
 
-    async deleteBackups(raw: { cluster: string; ids: string[] }): Promise<RetentionDeleteResult> {
-      const input = accept(z.strictObject({ cluster: clusterName, ids: z.array(BackupIdSchema).max(10_000) }), raw, 'deleteBackups');
+    async deleteBackups(raw: { cluster: string; repo?: string; ids: string[] }): Promise<RetentionDeleteResult> {
+      const input = accept(z.strictObject({ cluster: clusterName, repo: RepoNameSchema.optional(), ids: z.array(BackupIdSchema).max(10_000) }), raw, 'deleteBackups');
       clusterOf(config, input.cluster);
       let blockedBy: string | null = null;
       try {
@@ -94,10 +114,11 @@ export function createRetentionActivities(deps: ActivityDeps, options: Retention
       }
       if (blockedBy !== null) {
         logger.warn({ cluster: input.cluster, backups: input.ids.length, why: blockedBy }, 'retention deleted nothing');
-        return { deleted: [], skipped: input.ids.map((id) => ({ id, why: blockedBy as string })), blockedBy, storageAfter: await storageNow(input.cluster) };
+        return { deleted: [], skipped: input.ids.map((id) => ({ id, why: blockedBy as string })), blockedBy, storageAfter: await storageNow(input.cluster, input.repo) };
       }
 
-      const fresh = await planNow(input.cluster);
+      const fresh = await planNow(input.cluster, input.repo);
+      const { catalog } = target(input.repo);
       const deletable = new Map(fresh.delete.map((d) => [d.id, d]));
       const result: RetentionDeleteResult = { deleted: [], skipped: [], blockedBy: null, storageAfter: fresh.storage };
       const approved = new Set(input.ids);
@@ -107,7 +128,7 @@ export function createRetentionActivities(deps: ActivityDeps, options: Retention
         if (!deletable.has(id)) result.skipped.push({ id, why: 'no longer selected by retention (the catalog changed since the plan), kept' });
       }
       for (const d of order) {
-        const removed = await repository.catalog.remove(input.cluster, d.id);
+        const removed = await catalog.remove(input.cluster, d.id);
         if (!removed) {
           result.skipped.push({ id: d.id, why: 'already gone' });
           continue;
@@ -116,7 +137,7 @@ export function createRetentionActivities(deps: ActivityDeps, options: Retention
         logger.info({ cluster: input.cluster, backupId: d.id, type: d.type, reason: d.reason }, 'retention deleted a backup');
         result.deleted.push({ id: d.id, type: d.type, bytes: d.bytes });
       }
-      result.storageAfter = await storageNow(input.cluster);
+      result.storageAfter = await storageNow(input.cluster, input.repo);
       return result;
     },
   };

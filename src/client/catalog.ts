@@ -1,6 +1,7 @@
 /** Reading the repository's catalog for the CLI: show, validate, storage info. */
 import type { ChainState } from '../domain/chain';
 import { storageTotals, type TypeTotals } from '../domain/storage';
+import { copyLag, type CopyLag } from '../domain/copies';
 import { describeRepository, type DbopsConfig } from '../config/schema';
 import { ConfigError } from '../config/load';
 import { openRepository, readChainState, type StoredBackup } from '../repository';
@@ -8,7 +9,8 @@ import { openRepository, readChainState, type StoredBackup } from '../repository
 export async function findBackup(config: DbopsConfig, id: string, cluster?: string): Promise<StoredBackup> {
   let found: StoredBackup | null;
   try {
-    found = await openRepository(config).catalog.find(id, cluster);
+    // Wherever it is kept: the primary first, then the copies.
+    found = await openRepository(config).reader().find(id, cluster);
   } catch (error) {
     throw new ConfigError((error as Error).message);
   }
@@ -25,7 +27,7 @@ export interface ValidationReport {
 
 /** Re-reads every artifact, checks sha256 as stored and decompresses end to end; checks the chain link. */
 export async function validateBackup(config: DbopsConfig, stored: StoredBackup): Promise<ValidationReport> {
-  const { catalog } = openRepository(config);
+  const catalog = openRepository(config).reader();
   const problems: string[] = [];
   const checked: Array<{ name: string; bytes: number }> = [];
   for (const artifact of stored.manifest.artifacts) {
@@ -45,15 +47,33 @@ export interface StorageReport {
   freeBytes: number;
   totalBytes: number;
   clusters: Array<{ cluster: string; types: TypeTotals[]; chain: ChainState | null }>;
+  /** Each copy repository: what it holds, and how far behind the primary it is per cluster (or why it cannot be read). */
+  copies: Array<{ name: string; repository: string; clusters: Array<{ cluster: string; backups: number; lag: CopyLag }>; error: string | null }>;
 }
 
 export async function storageReport(config: DbopsConfig): Promise<StorageReport> {
-  const { catalog, storage } = openRepository(config);
+  const repository = openRepository(config);
+  const { catalog, storage } = repository;
   const clusters = [];
   for (const cluster of config.clusters.map((c) => c.name)) {
     const manifests = (await catalog.list(cluster)).map((b) => b.manifest);
     clusters.push({ cluster, types: storageTotals(manifests), chain: await readChainState(storage, cluster) });
   }
   const capacity = await storage.capacity();
-  return { repository: describeRepository(config.repository), freeBytes: capacity?.free ?? 0, totalBytes: capacity?.total ?? 0, clusters };
+  const copies: StorageReport['copies'] = [];
+  const now = new Date();
+  for (const copy of repository.copies()) {
+    const entry: StorageReport['copies'][number] = { name: copy.name, repository: copy.description, clusters: [], error: null };
+    try {
+      for (const cluster of config.clusters.map((c) => c.name)) {
+        const primary = (await catalog.list(cluster)).map((b) => b.manifest);
+        const held = (await copy.catalog.list(cluster)).map((b) => b.manifest);
+        entry.clusters.push({ cluster, backups: held.length, lag: copyLag(primary, held, now) });
+      }
+    } catch (error) {
+      entry.error = (error as Error).message;
+    }
+    copies.push(entry);
+  }
+  return { repository: describeRepository(config.repository), freeBytes: capacity?.free ?? 0, totalBytes: capacity?.total ?? 0, clusters, copies };
 }

@@ -28,11 +28,15 @@ export function parseConfig(text: string, source: string, baseDir: string): Dbop
     throw new ConfigError(`${source}: invalid configuration:\n  ${issues.join('\n  ')}`, issues);
   }
   const config = result.data;
-  const repo = config.repository;
-  if (repo.path !== undefined) repo.path = path.resolve(baseDir, repo.path);
   const absolute = (ref: SecretRef): SecretRef => ('file' in ref ? { file: path.resolve(baseDir, ref.file) } : ref);
-  if (repo.s3) repo.s3 = { ...repo.s3, accessKeyId: absolute(repo.s3.accessKeyId), secretAccessKey: absolute(repo.s3.secretAccessKey) };
-  if (repo.encryption) repo.encryption = { ...repo.encryption, keys: Object.fromEntries(Object.entries(repo.encryption.keys).map(([id, ref]) => [id, absolute(ref)])) };
+  const absoluteRepo = <R extends { path?: string | undefined; s3?: DbopsConfig['repository']['s3']; encryption?: DbopsConfig['repository']['encryption'] }>(r: R): R => ({
+    ...r,
+    ...(r.path !== undefined ? { path: path.resolve(baseDir, r.path) } : {}),
+    ...(r.s3 ? { s3: { ...r.s3, accessKeyId: absolute(r.s3.accessKeyId), secretAccessKey: absolute(r.s3.secretAccessKey) } } : {}),
+    ...(r.encryption ? { encryption: { ...r.encryption, keys: Object.fromEntries(Object.entries(r.encryption.keys).map(([id, ref]) => [id, absolute(ref)])) } } : {}),
+  });
+  config.repository = absoluteRepo(config.repository);
+  config.copies = config.copies.map(absoluteRepo);
   for (const cluster of config.clusters) {
     if (cluster.password && 'file' in cluster.password) {
       cluster.password = { file: path.resolve(baseDir, cluster.password.file) };

@@ -164,8 +164,32 @@ export const RepositorySchema = z
   });
 export type RepositoryConfig = z.infer<typeof RepositorySchema>;
 
+const REPO_NAME = /^[a-z][a-z0-9-]{0,30}$/;
+
+/**
+ * A further repository every backup is copied to after it is published (an off-site
+ * bucket next to a fast local folder), with its own retention. Backups are restored from
+ * the first repository that holds them: the primary, then the copies in this order.
+ */
+export const CopyRepositorySchema = z
+  .strictObject({
+    name: z.string().regex(REPO_NAME, 'a short name: lower-case letters, digits, "-" (e.g. offsite)').refine((n) => n !== 'primary', '"primary" names the repository itself'),
+    path: z.string().min(1).optional(),
+    s3: S3RepositorySchema.optional(),
+    /** Default: the primary's encryption (the same keys). */
+    encryption: EncryptionSchema.optional(),
+    /** Default: the top-level retention. */
+    retention: RetentionConfigSchema.optional(),
+  })
+  .superRefine((r, ctx) => {
+    if ((r.path === undefined) === (r.s3 === undefined)) {
+      ctx.addIssue({ code: 'custom', path: ['path'], message: r.path === undefined ? 'give path (a local folder) or s3 (a bucket)' : 'give path or s3, not both' });
+    }
+  });
+export type CopyRepositoryConfig = z.infer<typeof CopyRepositorySchema>;
+
 /** Where the repository is, for people: the folder, or s3://bucket/prefix. */
-export function describeRepository(r: RepositoryConfig): string {
+export function describeRepository(r: Pick<RepositoryConfig, 'path' | 's3' | 'encryption'>): string {
   const where = r.s3 ? `s3://${r.s3.bucket}/${r.s3.prefix}` : (r.path ?? '?');
   return r.encryption ? `${where} (encrypted, key ${r.encryption.current})` : where;
 }
@@ -265,8 +289,17 @@ export const ConfigSchema = z
     /** Webhooks (generic JSON, Slack) with severity and cooldown; alerts are also log lines. */
     notifications: NotificationsConfigSchema.default({ webhooks: [], cooldown: '15m' }),
     metrics: MetricsSchema.optional(),
+    /** Further repositories each backup is copied to (see CopyRepositorySchema). */
+    copies: z.array(CopyRepositorySchema).max(8).default([]),
   })
   .superRefine((config, ctx) => {
+    const repoNames = new Set<string>();
+    config.copies.forEach((copy, index) => {
+      if (repoNames.has(copy.name)) ctx.addIssue({ code: 'custom', path: ['copies', index, 'name'], message: `two copies named "${copy.name}"` });
+      repoNames.add(copy.name);
+      const same = copy.path !== undefined ? copy.path === config.repository.path : copy.s3 !== undefined && config.repository.s3 !== undefined && copy.s3.bucket === config.repository.s3.bucket && copy.s3.prefix === config.repository.s3.prefix && copy.s3.endpoint === config.repository.s3.endpoint;
+      if (same) ctx.addIssue({ code: 'custom', path: ['copies', index], message: 'a copy must be a different place than the repository itself' });
+    });
     const names = new Set(config.clusters.map((c) => c.name));
     config.schedules.entries.forEach((entry, index) => {
       if (!names.has(entry.cluster)) {

@@ -27,6 +27,8 @@ export const Failure = {
   /** A long-running query would stall the server's writes behind the dump's global read lock. */
   DumpBlocked: 'DumpBlocked',
   Cancelled: 'Cancelled',
+  /** A backup named by a run is no longer in the repository (deleted since the run planned). */
+  BackupGone: 'BackupGone',
 } as const;
 export type FailureType = (typeof Failure)[keyof typeof Failure];
 
@@ -45,6 +47,7 @@ export const NON_RETRYABLE_TYPES: FailureType[] = [
   Failure.ArchiveCountMismatch,
   Failure.ApprovalRefused,
   Failure.DumpBlocked,
+  Failure.BackupGone,
 ];
 
 /** The type of an ApplicationFailure, also when it is the cause of an ActivityFailure. */

@@ -112,8 +112,20 @@ export const DrillInputSchema = z.strictObject({
   requestedBy: PersonSchema.optional(),
 });
 
+/** A copy repository's name, as configured under copies[].name. */
+export const RepoNameSchema = z.string().regex(/^[a-z][a-z0-9-]{0,30}$/, 'a copy repository name (copies[].name)');
+
+export const CopyInputSchema = z.strictObject({
+  cluster: clusterName,
+  repo: RepoNameSchema,
+  /** Apply the copy's retention after catching up (default true). */
+  retention: z.boolean().optional(),
+});
+
 export const RetentionInputSchema = z.strictObject({
   cluster: clusterName,
+  /** A copy repository (copies[].name); default the primary. */
+  repo: RepoNameSchema.optional(),
   dryRun: z.boolean().optional(),
   requestedBy: PersonSchema.optional(),
 });

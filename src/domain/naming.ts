@@ -26,6 +26,11 @@ export function backupWorkflowId(type: BackupType, cluster: string, at: Date): s
   return `backup-${type}/${cluster}/${at.toISOString().replace(/[-:]/g, '')}`;
 }
 
+/** The one copy workflow of a cluster and copy repository: copy/shop-prod/offsite. */
+export function copyWorkflowId(cluster: string, repo: string): string {
+  return `copy/${cluster}/${repo}`;
+}
+
 /** Where a backup lives inside the repository, relative to its root: shop-prod/full/2026-11-22/<id>. */
 export function backupDirectory(cluster: string, type: BackupType, id: string, startedAt: Date): string {
   const day = startedAt.toISOString().slice(0, 10);

@@ -407,3 +407,24 @@ export function checkPlanSafe(
   }
   return violations;
 }
+
+/**
+ * The plan with `ids` kept instead of deleted, for `reason`. `ids` must be closed over what
+ * each builds on (a kept incremental keeps its parent chain); the storage figures after
+ * the plan grow by what is kept.
+ */
+export function holdBack(plan: RetentionPlan, ids: ReadonlySet<string>, reason: string): RetentionPlan {
+  const held = plan.delete.filter((d) => ids.has(d.id));
+  if (held.length === 0) return plan;
+  const heldBytes = held.reduce((n, d) => n + d.bytes, 0);
+  const bytesAfter = plan.storage.bytesAfter + heldBytes;
+  const keep = [...plan.keep.map((k) => (ids.has(k.id) && !k.reasons.includes(reason) ? { ...k, reasons: [...k.reasons, reason] } : k)), ...held.map((d) => ({ id: d.id, type: d.type, reasons: [reason] }))];
+  keep.sort((a, b) => a.id.localeCompare(b.id)); // ids begin with their UTC start: oldest first
+  return {
+    ...plan,
+    delete: plan.delete.filter((d) => !ids.has(d.id)),
+    keep,
+    storage: { ...plan.storage, bytesAfter, fractionAfter: plan.storage.maxBytes ? bytesAfter / plan.storage.maxBytes : plan.storage.fractionAfter },
+    warnings: [...plan.warnings, `${held.length} backup(s) kept although retention would delete them: ${reason}`],
+  };
+}

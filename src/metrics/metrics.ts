@@ -38,6 +38,7 @@ export class DbopsMetrics {
   readonly drillLastSuccess = new Gauge({ name: 'dbops_drill_last_success_timestamp_seconds', help: 'When the latest passed drill finished', labelNames: ['cluster'], registers: this.r });
   readonly archivedRows = new Counter({ name: 'dbops_archive_rows_total', help: 'Rows moved by archive jobs', labelNames: ['cluster', 'database', 'table'], registers: this.r });
   readonly retentionDeleted = new Counter({ name: 'dbops_retention_deleted_total', help: 'Backups deleted by retention', labelNames: ['cluster', 'type'], registers: this.r });
+  readonly copyLag = new Gauge({ name: 'dbops_copy_lag_seconds', help: 'How long the oldest backup not yet in a copy repository has waited (0: caught up)', labelNames: ['cluster', 'repository'], registers: this.r });
   readonly approvalsWaiting = new Gauge({ name: 'dbops_approvals_waiting', help: 'Runs waiting for a person', labelNames: ['cluster'], registers: this.r });
 
   /** Series at 0 from the start, so the first failure is an increase. */

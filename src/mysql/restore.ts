@@ -109,6 +109,8 @@ export interface RestoreDatabaseRequest {
   product: Product;
   /** The repository's storage, where the plan's artifacts are. */
   storage: Storage;
+  /** Where the backups are read from, when not `storage` (the primary and its copies, nearest first). */
+  backups?: Storage;
   plan: RestorePlan;
   into: string;
   marker: string;
@@ -195,7 +197,7 @@ async function loadAndReplay(
     };
     req.signal?.addEventListener('abort', abort, { once: true });
     try {
-      const feeding = pipeline(await req.storage.openRead(layout.artifact(req.plan.full.path, req.plan.full.artifact)), codec.input);
+      const feeding = pipeline(await (req.backups ?? req.storage).openRead(layout.artifact(req.plan.full.path, req.plan.full.artifact)), codec.input);
       const loading = pipeline(
         codec.output as Readable,
         new Transform({
@@ -244,7 +246,7 @@ async function loadAndReplay(
   if (req.plan.binlogs.length > 0) {
     const work = await mkdtemp(path.join(tmpdir(), `dbops-replay-${process.pid}-`));
     try {
-      const files = await unpackBinlogs(req.plan, req.storage, work, (file) => req.onProgress({ phase: `unpack ${file}`, bytes: loadedBytes }));
+      const files = await unpackBinlogs(req.plan, req.backups ?? req.storage, work, (file) => req.onProgress({ phase: `unpack ${file}`, bytes: loadedBytes }));
       const args = replayArguments(req.product, req.plan, req.into);
       const binlogTool = await findTool(binlogToolOf(req.cluster, req.product));
       await withDefaultsFile(admin, async (defaultsFile) => {

@@ -65,21 +65,45 @@ export class Repository {
     return this.storage.localPath ? this.storage.localPath(key) : null;
   }
 
-  /** A fresh, empty staging folder for this backup id (a retry starts over), marked with the run that owns it. */
+  /** Where a backup is written before it is published: its staging folder, or its final folder on stores that publish in place. */
+  workKey(cluster: string, id: string): string {
+    return this.storage.publishesInPlace ? layout.backupOfId(cluster, id) : layout.staging(cluster, id);
+  }
+
+  /** A fresh, empty folder to write this backup into (a retry starts over), marked with the run that owns it. */
   async resetStaging(cluster: string, id: string, owner?: StagingOwner): Promise<string> {
-    const key = layout.staging(cluster, id);
+    const key = this.workKey(cluster, id);
+    // In place, the folder is the backup's own: never clear one that is already published.
+    if (this.storage.publishesInPlace && (await this.storage.stat(layout.manifest(key)))) throw new Error(`${key} already holds a published backup`);
     await this.storage.removeTree(key);
-    if (owner) await this.storage.writeText(layout.stagingOwner(cluster, id), JSON.stringify(owner));
+    if (owner) await this.storage.writeText(layout.owner(key), JSON.stringify(owner));
     return key;
   }
 
   async removeStaging(cluster: string, id: string): Promise<void> {
-    await this.storage.removeTree(layout.staging(cluster, id));
+    const key = this.workKey(cluster, id);
+    if (this.storage.publishesInPlace && (await this.storage.stat(layout.manifest(key)))) return;
+    await this.storage.removeTree(key);
+  }
+
+  /** Backup folders without a manifest on a store that publishes in place: runs in progress, or their leftovers. */
+  async unpublished(cluster: string): Promise<string[]> {
+    if (!this.storage.publishesInPlace) return [];
+    const ids: string[] = [];
+    for (const t of BACKUP_TYPES) {
+      for (const day of await this.storage.children(layout.typeDir(cluster, t))) {
+        if (!layout.isDay(day)) continue;
+        for (const id of await this.storage.children(layout.dayDir(cluster, t, day))) {
+          if (layout.isBackupId(id) && !(await this.storage.stat(layout.manifest(layout.listedBackup(cluster, t, day, id))))) ids.push(id);
+        }
+      }
+    }
+    return ids;
   }
 
   async stagingOwner(cluster: string, id: string): Promise<StagingOwner | null> {
     try {
-      const parsed = JSON.parse((await this.storage.readText(layout.stagingOwner(cluster, id))) ?? 'null') as StagingOwner | null;
+      const parsed = JSON.parse((await this.storage.readText(layout.owner(this.workKey(cluster, id)))) ?? 'null') as StagingOwner | null;
       return parsed && typeof parsed.workflowId === 'string' ? parsed : null;
     } catch {
       return null;
@@ -273,18 +297,69 @@ export class Repository {
       if (existing.workflow.runId === draft.workflow.runId) return { manifest: existing, problems: [] }; // our own retry
       return { manifest: null, problems: [`${finalKey} already holds backup ${existing.id} of run ${existing.workflow.runId}`] };
     }
-    const staging = layout.staging(draft.cluster, draft.id);
+    const staging = this.workKey(draft.cluster, draft.id);
+    if (this.storage.publishesInPlace && staging !== finalKey) return { manifest: null, problems: [`${draft.id} belongs in ${staging}, not ${finalKey}`] };
     const problems: string[] = [];
     for (const artifact of draft.artifacts) problems.push(...(await this.verifyArtifact(staging, artifact, depth)).problems);
     if (problems.length > 0) return { manifest: null, problems };
 
     const encryption = this.sealedWith ? { keyId: this.sealedWith, scheme: 'aes-256-gcm-stream-v1' } : null;
     const verified = ManifestSchema.parse({ ...draft, status: 'verified', verifiedAt: new Date().toISOString(), encryption });
-    await this.storage.remove(layout.stagingOwner(draft.cluster, draft.id));
+    await this.storage.remove(layout.owner(staging));
+    // The manifest comes last: until it exists, no listing shows the backup.
     await this.storage.writeText(layout.manifest(staging), JSON.stringify(verified, null, 2) + '\n');
-    await this.storage.moveTree(staging, finalKey);
+    if (staging !== finalKey) await this.storage.moveTree(staging, finalKey);
     await this.rebuildIndex(draft.cluster, draft.type, new Date());
     return { manifest: verified, problems: [] };
+  }
+
+  /**
+   * Copies a published backup from another repository into this one, as publishing does:
+   * every artifact streamed into staging (decrypted with the source's key, sealed with
+   * this repository's), its sha256 and size checked on the way, re-read from here, then the
+   * manifest written and the folder moved into place. Idempotent: a backup already here is
+   * left alone. `onBytes` reports progress (for heartbeats).
+   */
+  async importBackup(stored: { manifest: Manifest; relativePath: string }, source: Storage, onBytes: (bytes: number) => void = () => undefined): Promise<{ copied: boolean; bytes: number; problems: string[] }> {
+    const m = stored.manifest;
+    const finalKey = layout.listedBackup(m.cluster, m.type, m.startedAt.slice(0, 10), m.id);
+    if (finalKey !== stored.relativePath) return { copied: false, bytes: 0, problems: [`${stored.relativePath} is not where ${m.id} belongs (${finalKey})`] };
+    const existing = await this.readManifest(finalKey);
+    if (existing?.id === m.id) return { copied: false, bytes: 0, problems: [] };
+    const staging = await this.resetStaging(m.cluster, m.id);
+    const publishedHere = staging === finalKey;
+    let bytes = 0;
+    const problems: string[] = [];
+    for (const artifact of m.artifacts) {
+      const hash = createHash('sha256');
+      let size = 0;
+      const sink = await this.storage.openWrite(layout.artifact(staging, artifact.name));
+      await pipeline(
+        await source.openRead(layout.artifact(stored.relativePath, artifact.name)),
+        async function* (chunks: AsyncIterable<Buffer>) {
+          for await (const chunk of chunks) {
+            hash.update(chunk);
+            size += chunk.length;
+            onBytes((bytes += chunk.length));
+            yield chunk;
+          }
+        },
+        sink.stream,
+      );
+      await sink.done;
+      const sha256 = hash.digest('hex');
+      if (sha256 !== artifact.sha256 || size !== artifact.size) problems.push(`${m.id}/${artifact.name}: read ${size} bytes with sha256 ${sha256} from the source, the manifest says ${artifact.size} bytes, ${artifact.sha256}`);
+      else problems.push(...(await this.verifyArtifact(staging, artifact, 'stored')).problems);
+    }
+    if (problems.length > 0) {
+      await this.removeStaging(m.cluster, m.id);
+      return { copied: false, bytes, problems };
+    }
+    const encryption = this.sealedWith ? { keyId: this.sealedWith, scheme: 'aes-256-gcm-stream-v1' } : null;
+    await this.storage.writeText(layout.manifest(staging), JSON.stringify(ManifestSchema.parse({ ...m, encryption }), null, 2) + '\n');
+    if (!publishedHere) await this.storage.moveTree(staging, finalKey);
+    await this.rebuildIndex(m.cluster, m.type, new Date());
+    return { copied: true, bytes, problems: [] };
   }
 
   /** The drill reports of a cluster, oldest first; one still being written is skipped. */

@@ -21,12 +21,14 @@ const EnvelopeSchema = z.strictObject({ sealed: z.literal('dbops-v1'), keyId: z.
 
 export class EncryptedStorage implements Storage {
   readonly description: string;
+  readonly publishesInPlace: boolean;
 
   constructor(
     private readonly inner: Storage,
     private readonly keyring: Keyring,
   ) {
     this.description = `${inner.description} (encrypted, key ${keyring.current})`;
+    this.publishesInPlace = inner.publishesInPlace === true;
   }
 
   private sealText(text: string): string {

@@ -4,6 +4,8 @@
  * and the cluster locks. Everything below talks to the Storage interface only.
  */
 import { describeRepository, type DbopsConfig, type RepositoryConfig } from '../config/schema';
+import { RetentionConfigSchema, type RetentionConfig } from '../domain/retention';
+import { ReadThroughStorage } from './readThrough';
 import { resolveSecret } from '../config/secrets';
 import { Repository } from './catalog';
 import { parseMasterKey, type Keyring } from './crypto';
@@ -16,10 +18,28 @@ export interface RepositoryAccess {
   storage: Storage;
   catalog: Repository;
   locks: ClusterLocks;
+  /**
+   * Every backup wherever it is kept: the primary, then the copies in config order (read
+   * only). Restores, drills and validation read through it; opened on first use, so a
+   * command that needs only the primary never needs the copies' credentials.
+   */
+  reader(): Repository;
+  /** The configured copies, opened on first use. */
+  copies(): CopyAccess[];
+}
+
+/** A copy repository: where every backup goes after it is published, with its own retention. */
+export interface CopyAccess {
+  name: string;
+  description: string;
+  storage: Storage;
+  catalog: Repository;
+  locks: ClusterLocks;
+  retention: RetentionConfig;
 }
 
 /** The master keys named in the config, read now (a missing or malformed key fails here, naming the field). */
-export function keyringOf(config: RepositoryConfig): Keyring | null {
+export function keyringOf(config: Pick<RepositoryConfig, 'encryption'>): Keyring | null {
   const e = config.encryption;
   if (!e) return null;
   const keys = new Map<string, Buffer>();
@@ -31,7 +51,7 @@ export function keyringOf(config: RepositoryConfig): Keyring | null {
 }
 
 /** The storage driver the config names, without encryption. */
-export function openStorage(config: RepositoryConfig): Storage {
+export function openStorage(config: Pick<RepositoryConfig, 'path' | 's3'>): Storage {
   if (config.s3) {
     const s3 = config.s3;
     return new S3Storage({
@@ -46,18 +66,43 @@ export function openStorage(config: RepositoryConfig): Storage {
       },
     });
   }
-  return new LocalStorage(localRepositoryRoot(config));
+  if (config.path === undefined) throw new Error('a repository needs path or s3');
+  return new LocalStorage(config.path);
 }
 
-export function openRepository(config: Pick<DbopsConfig, 'repository'>): RepositoryAccess {
-  const keyring = keyringOf(config.repository);
-  const plain = openStorage(config.repository);
-  const storage = keyring ? new EncryptedStorage(plain, keyring) : plain;
-  return { storage, catalog: new Repository(storage, keyring?.current ?? null), locks: new ClusterLocks(storage) };
+function sealedStorage(where: Pick<RepositoryConfig, 'path' | 's3'>, encryption: RepositoryConfig['encryption']): { storage: Storage; keyId: string | null } {
+  const keyring = keyringOf({ encryption });
+  const plain = openStorage(where);
+  return { storage: keyring ? new EncryptedStorage(plain, keyring) : plain, keyId: keyring?.current ?? null };
+}
+
+function once<T>(make: () => T): () => T {
+  let made: { value: T } | null = null;
+  return () => (made ??= { value: make() }).value;
+}
+
+export function openRepository(config: Pick<DbopsConfig, 'repository'> & Partial<Pick<DbopsConfig, 'copies' | 'retention'>>): RepositoryAccess {
+  const { storage, keyId } = sealedStorage(config.repository, config.repository.encryption);
+  const catalog = new Repository(storage, keyId);
+  const copies = once((): CopyAccess[] =>
+    (config.copies ?? []).map((c) => {
+      const opened = sealedStorage(c, c.encryption ?? config.repository.encryption);
+      return {
+        name: c.name,
+        description: describeRepository({ ...c, encryption: c.encryption ?? config.repository.encryption }),
+        storage: opened.storage,
+        catalog: new Repository(opened.storage, opened.keyId),
+        locks: new ClusterLocks(opened.storage),
+        retention: c.retention ?? config.retention ?? RetentionConfigSchema.parse({}),
+      };
+    }),
+  );
+  const reader = once(() => (config.copies?.length ? new Repository(new ReadThroughStorage([storage, ...copies().map((c) => c.storage)])) : catalog));
+  return { storage, catalog, locks: new ClusterLocks(storage), reader, copies };
 }
 
 /** The folder of a local repository; for the few things that need one (benchmarks, the dev stack). */
-export function localRepositoryRoot(config: RepositoryConfig): string {
+export function localRepositoryRoot(config: Pick<RepositoryConfig, 'path' | 's3' | 'encryption'>): string {
   if (config.path === undefined) throw new Error(`repository ${describeRepository(config)} is not a local folder`);
   return config.path;
 }

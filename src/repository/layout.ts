@@ -49,11 +49,17 @@ export const layout = {
   /** A backup folder found by listing (day and id checked). */
   listedBackup: (c: string, type: BackupType, day: string, id: string) => `${cluster(c)}/${type}/${segment(day, DAY, 'day')}/${backupId(id)}`,
   isBackupId: (name: string) => BACKUP_ID_PATTERN.test(name),
+  /** Where a backup lives, from its id alone (the id carries its UTC start and its type). */
+  backupOfId: (c: string, id: string) => {
+    const m = /^(\d{4})(\d{2})(\d{2})T.*-([a-z]+)$/.exec(backupId(id));
+    return `${cluster(c)}/${m?.[4]}/${m?.[1]}-${m?.[2]}-${m?.[3]}/${id}`;
+  },
   manifest: (backupKey: string) => `${backupKey}/manifest.json`,
+  /** The mark of the run filling a folder (staging, or an unpublished backup folder in place). */
+  owner: (folderKey: string) => `${folderKey}/.owner.json`,
   artifact: (backupKey: string, name: string) => `${backupKey}/${artifact(name)}`,
   stagingDir: (c: string) => `${cluster(c)}/.staging`,
   staging: (c: string, id: string) => `${cluster(c)}/.staging/${backupId(id)}`,
-  stagingOwner: (c: string, id: string) => `${cluster(c)}/.staging/${backupId(id)}/.owner.json`,
   trashDir: (c: string) => `${cluster(c)}/.trash`,
   trash: (c: string, id: string) => `${cluster(c)}/.trash/${backupId(id)}`,
   chainState: (c: string) => `${cluster(c)}/chain.json`,

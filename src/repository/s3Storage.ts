@@ -110,6 +110,8 @@ async function eachLimited<T>(items: readonly T[], limit: number, fn: (item: T) 
 }
 
 export class S3Storage implements Storage {
+  /** Moving a folder copies every object: backups are written in place, manifest last. */
+  readonly publishesInPlace = true;
   readonly description: string;
   private readonly client: S3Client;
   private readonly bucket: string;

@@ -44,6 +44,12 @@ export interface Storage {
   capacity(): Promise<{ free: number; total: number } | null>;
   /** The local path of a key, for drivers that have one (tools that read files). */
   localPath?(key: string): string;
+  /**
+   * True where moving a folder means copying every byte (object stores): backups are then
+   * written straight into their final folder and become visible when the manifest, written
+   * last, appears. Elsewhere they are staged and moved into place with one rename.
+   */
+  readonly publishesInPlace?: boolean;
 }
 
 /** A key as the layout builds it: relative, '/'-separated, no empty, '.' or '..' segments. */

@@ -92,6 +92,15 @@ export async function sweepLeftovers(config: DbopsConfig, logger: Logger, runnin
       if (stale) await remove(key, () => storage.removeTree(key));
       else report.kept.push(key);
     }
+    // 3b. The same for backups written in place (object stores) whose manifest never came.
+    for (const id of await catalog.unpublished(cluster.name)) {
+      const key = catalog.workKey(cluster.name, id);
+      const by = (await catalog.stagingOwner(cluster.name, id))?.workflowId ?? null;
+      const modified = (await storage.stat(layout.owner(key)))?.modified.getTime() ?? 0;
+      const stale = by === null ? Date.now() - modified > DAY_MS : runs !== null && !runs.has(by);
+      if (stale) await remove(key, () => catalog.removeStaging(cluster.name, id));
+      else report.kept.push(key);
+    }
   }
   if (runs === null) {
     report.errors.push(`Temporal at ${config.temporal.address} did not answer: drill servers and restore accounts are left for the next start`);

@@ -22,7 +22,7 @@ import {
   workflowInfo,
   type ActivityOptions,
 } from '@temporalio/workflow';
-import type { BackupActivities } from '../activities';
+import type { BackupActivities, CopyActivities } from '../activities';
 import { withClusterLock } from './lock';
 import { innermostMessage, NON_RETRYABLE_TYPES, Failure } from '../domain/failures';
 import { buildBinlogManifest, buildFullManifest } from '../domain/buildManifest';
@@ -298,6 +298,18 @@ function clusterBusy(error: unknown): ApplicationFailure | null {
   return candidate instanceof ApplicationFailure && candidate.type === Failure.ClusterBusy ? candidate : null;
 }
 
+const copies = proxyActivities<CopyActivities>({ startToCloseTimeout: '1 minute', retry: { maximumAttempts: 3 } });
+
+/** Wakes the copy workflows (off-site repositories). Best effort: a copy that misses it catches up on its next run. */
+async function requestCopies(cluster: string): Promise<void> {
+  try {
+    await copies.requestCopies.executeWithOptions({ startToCloseTimeout: '1 minute', retry: { maximumAttempts: 3 }, summary: 'wake the copies to other repositories' }, [{ cluster }]);
+  } catch (error) {
+    if (isCancellation(error)) throw error;
+    log.warn('could not wake the copy workflows; they catch up on their next run', { cluster, error: String(error) });
+  }
+}
+
 /**
  * Counts the run for /metrics and alerts on failure (webhooks). A run refused because the
  * cluster was busy is counted as skipped (warning), not as a failed backup. Runs recorded
@@ -314,6 +326,7 @@ async function recorded(input: BackupInput, type: BackupType, fn: () => Promise<
         { cluster: input.cluster, type: manifest.type, outcome: 'success', seconds: manifest.durationMs / 1000 },
       ]);
     }
+    if (patched('dbops-copy-after-publish')) await requestCopies(input.cluster);
     return manifest;
   } catch (error) {
     if (record && !isCancellation(error)) {

@@ -14,4 +14,6 @@ export type { DrillInput, DrillResult } from './drill';
 export { archiveWorkflow } from './archive';
 export type { ArchiveInput, ArchiveResult, ArchiveStatus } from './archive';
 export { retentionWorkflow } from './retention';
+export { copyBackupsWorkflow } from './copy';
+export type { CopyInput, CopyResult } from './copy';
 export type { RetentionInput, RetentionResult } from './retention';

@@ -53,8 +53,9 @@ export async function retentionWorkflow(raw: RetentionInput): Promise<RetentionR
     { key: SA_CLUSTER, value: input.cluster },
     { key: SA_OPERATION, value: 'retention' },
   ]);
-  setCurrentDetails(`**retention** of \`${input.cluster}\`: planning from the catalog`);
-  const { plan } = await quick.planRetention({ cluster: input.cluster });
+  setCurrentDetails(`**retention** of \`${input.cluster}\`${input.repo ? ` in ${input.repo}` : ''}: planning from the catalog`);
+  const where = input.repo ? { repo: input.repo } : {};
+  const { plan } = await quick.planRetention({ cluster: input.cluster, ...where });
   const bytes = plan.delete.reduce((n, d) => n + d.bytes, 0);
   const result = (status: RetentionResult['status'], extra: Partial<RetentionResult> = {}): RetentionResult => ({
     status,
@@ -67,7 +68,7 @@ export async function retentionWorkflow(raw: RetentionInput): Promise<RetentionR
     ...extra,
   });
   setCurrentDetails(
-    `**retention** of \`${input.cluster}\`: ${plan.delete.length} backup(s) to delete (${formatBytes(bytes)}), ${plan.keep.length} kept; storage ${plan.storage.level}` +
+    `**retention** of \`${input.cluster}\`${input.repo ? ` in ${input.repo}` : ''}: ${plan.delete.length} backup(s) to delete (${formatBytes(bytes)}), ${plan.keep.length} kept; storage ${plan.storage.level}` +
       (plan.warnings.length ? `\n\n${plan.warnings.join('\n\n')}` : ''),
   );
 
@@ -94,15 +95,15 @@ export async function retentionWorkflow(raw: RetentionInput): Promise<RetentionR
     });
     if (approval.decision !== 'approved') return result(approval.decision === 'expired' ? 'expired' : 'rejected', { approval });
   }
-  setCurrentDetails(`**retention** of \`${input.cluster}\`: deleting ${plan.delete.length} backup(s) under the cluster lock`);
-  const done = await withClusterLock({ cluster: input.cluster }, 'retention', true, () => quick.deleteBackups({ cluster: input.cluster, ids: plan.delete.map((d) => d.id) }));
+  setCurrentDetails(`**retention** of \`${input.cluster}\`${input.repo ? ` in ${input.repo}` : ''}: deleting ${plan.delete.length} backup(s) under the cluster lock`);
+  const done = await withClusterLock({ cluster: input.cluster }, 'retention', true, () => quick.deleteBackups({ cluster: input.cluster, ...where, ids: plan.delete.map((d) => d.id) }));
   const freedBytes = done.deleted.reduce((n, d) => n + d.bytes, 0);
   const after = done.storageAfter;
   const outcome =
     `retention of ${input.cluster} deleted ${done.deleted.length} of ${plan.delete.length} backup(s), freed ${formatBytes(freedBytes)}` +
     (done.blockedBy !== null ? `; nothing deleted: ${done.blockedBy}` : done.skipped.length > 0 ? `; skipped ${done.skipped.map((x) => `${x.id} (${x.why})`).join(', ')}` : '') +
     `; storage now ${usage(after)}`;
-  setCurrentDetails(`**retention** of \`${input.cluster}\`: ${outcome}`);
+  setCurrentDetails(`**retention** of \`${input.cluster}\`${input.repo ? ` in ${input.repo}` : ''}: ${outcome}`);
   if (storageHigh) {
     // The follow-up to storage-high: what retention actually freed, at the severity of the level now.
     await notify({ severity: severityOf(after.level), event: 'storage-retention-result', cluster: input.cluster, message: outcome });

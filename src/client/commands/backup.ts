@@ -145,5 +145,12 @@ export function registerStorage(program: Command): void {
           io.out(`  ${t.type.padEnd(13)}${String(t.count).padStart(6)}${formatBytes(t.storedBytes).padStart(12)}${formatBytes(t.rawBytes).padStart(12)}${`${(t.saving * 100).toFixed(0)}%`.padStart(7)}  ${t.oldest} / ${t.newest}`);
         }
       }
+      for (const copy of report.copies) {
+        io.out(`copy ${copy.name}: ${copy.repository}${copy.error ? `  CANNOT BE READ: ${copy.error}` : ''}`);
+        for (const c of copy.clusters) {
+          const behind = c.lag.missing === 0 ? 'caught up' : `${c.lag.missing} backup(s) behind, the oldest (${c.lag.oldestMissing}) waiting ${Math.round(c.lag.lagSeconds / 60)} min`;
+          io.out(`  cluster ${c.cluster}: ${c.backups} backup(s), ${behind}`);
+        }
+      }
     });
 }
