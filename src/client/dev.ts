@@ -23,7 +23,7 @@ import { startMariadbSandbox } from '../mysql/servers/mariadb';
 import { mysqlToolPath, mysqlUnavailableReason, startMysqlSandbox } from '../mysql/servers/mysql';
 import type { LocalServer } from '../mysql/servers/local';
 import { createBackupUser, createRestoreUser, seedSampleDatabase } from '../dev/sampleData';
-import { resolveJava, resolveS3ProxyJar, startS3Server, type S3Server } from '../dev/s3Server';
+import { resolveJava, resolveS3ProxyJar, startS3Server } from '../dev/s3Server';
 import { startTemporalDevServer } from '../dev/temporalServer';
 import { createWorker, installRuntimeLogger } from '../workers/worker';
 import { startMetricsServer } from '../metrics/server';
@@ -143,15 +143,22 @@ export async function runDev(options: DevOptions): Promise<void> {
     }
     options.out(`${options.product === 'mysql' ? 'MySQL' : 'MariaDB'} sandbox on 127.0.0.1:${sandbox.port} (socket ${sandbox.socket}), sample database "shop"`);
 
-    let s3: S3Server | null = null;
-    let keyFile: string | null = null;
+    let bucket: NonNullable<DevState['s3']> | null = null;
     if (options.s3) {
       // The same folder, bucket, credentials and key at every start: the backups of the last run stay listed.
-      s3 = await startS3Server({ baseDir: path.join(stateDir, 's3'), bucket: DEV_BUCKET, keepCredentials: true });
-      const server = s3;
+      const server = await startS3Server({ baseDir: path.join(stateDir, 's3'), bucket: DEV_BUCKET, keepCredentials: true });
       stops.push(() => server.stop());
-      keyFile = devRepositoryKey(stateDir);
-      options.out(`S3 server (S3Proxy) at ${s3.endpoint}, bucket ${DEV_BUCKET}, objects in ${s3.dataDir}`);
+      bucket = {
+        endpoint: server.endpoint,
+        region: server.region,
+        bucket: server.bucket,
+        prefix: DEV_PREFIX,
+        accessKeyIdFile: server.accessKeyIdFile,
+        secretAccessKeyFile: server.secretAccessKeyFile,
+        encryptionKeyFile: devRepositoryKey(stateDir),
+        dataDir: server.dataDir,
+      };
+      options.out(`S3 server (S3Proxy) at ${bucket.endpoint}, bucket ${bucket.bucket}, objects in ${bucket.dataDir}`);
     }
 
     const temporalPort = await portOr(7233);
@@ -165,18 +172,18 @@ export async function runDev(options: DevOptions): Promise<void> {
     const generated = {
       temporal: { address: env.address, namespace: 'default', taskQueue: 'dbops' },
       repository: {
-        ...(s3 && keyFile
+        ...(bucket
           ? {
               s3: {
-                endpoint: s3.endpoint,
-                region: s3.region,
-                bucket: s3.bucket,
-                prefix: DEV_PREFIX,
+                endpoint: bucket.endpoint,
+                region: bucket.region,
+                bucket: bucket.bucket,
+                prefix: bucket.prefix,
                 pathStyle: true,
-                accessKeyId: { file: s3.accessKeyIdFile },
-                secretAccessKey: { file: s3.secretAccessKeyFile },
+                accessKeyId: { file: bucket.accessKeyIdFile },
+                secretAccessKey: { file: bucket.secretAccessKeyFile },
               },
-              encryption: { current: DEV_KEY_ID, keys: { [DEV_KEY_ID]: { file: keyFile } } },
+              encryption: { current: DEV_KEY_ID, keys: { [DEV_KEY_ID]: { file: bucket.encryptionKeyFile } } },
             }
           : { path: path.join(stateDir, 'repository') }),
         compression: 'zstd',
@@ -215,20 +222,7 @@ export async function runDev(options: DevOptions): Promise<void> {
       repository: describeRepository(config.repository),
       product: options.product,
       mysql: { host: '127.0.0.1', port: sandbox.port, socket: sandbox.socket, user: 'dbops' },
-      ...(s3 && keyFile
-        ? {
-            s3: {
-              endpoint: s3.endpoint,
-              region: s3.region,
-              bucket: s3.bucket,
-              prefix: DEV_PREFIX,
-              accessKeyIdFile: s3.accessKeyIdFile,
-              secretAccessKeyFile: s3.secretAccessKeyFile,
-              encryptionKeyFile: keyFile,
-              dataDir: s3.dataDir,
-            },
-          }
-        : {}),
+      ...(bucket ? { s3: bucket } : {}),
       pid: process.pid,
     };
     writeFileSync(path.join(stateDir, 'dev.json'), JSON.stringify(state, null, 2) + '\n');
