@@ -2,6 +2,9 @@
  * `dbops dev`: the embedded stack in the foreground. A Temporal dev server with its Web UI,
  * a sandbox MariaDB or MySQL (binlog on) with a sample database and a least-privileged backup user,
  * a generated config for it, and a worker. State lives in one folder and survives restarts.
+ * With `s3`, the repository is a bucket in a private S3 server (S3Proxy) that dev starts too,
+ * sealed with a key made once in the state folder: a later start serves the same bucket
+ * with the same key, so its backups are still there.
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -20,6 +23,7 @@ import { startMariadbSandbox } from '../mysql/servers/mariadb';
 import { mysqlToolPath, mysqlUnavailableReason, startMysqlSandbox } from '../mysql/servers/mysql';
 import type { LocalServer } from '../mysql/servers/local';
 import { createBackupUser, createRestoreUser, seedSampleDatabase } from '../dev/sampleData';
+import { resolveJava, resolveS3ProxyJar, startS3Server } from '../dev/s3Server';
 import { startTemporalDevServer } from '../dev/temporalServer';
 import { createWorker, installRuntimeLogger } from '../workers/worker';
 import { startMetricsServer } from '../metrics/server';
@@ -27,11 +31,17 @@ import { startFullBackup, waitForManifest } from './backups';
 import { applySchedules } from './schedules';
 
 export const DEV_CLUSTER = 'sandbox';
+/** The bucket, prefix and key id of `dbops dev --s3`. */
+export const DEV_BUCKET = 'dbops-dev';
+export const DEV_PREFIX = 'dev';
+export const DEV_KEY_ID = 'dev';
 
 export interface DevOptions {
   stateDir: string;
   /** The sandbox server: MariaDB (Debian's) or MySQL (the project's chroot, see scripts/setup.sh). */
   product: Product;
+  /** Keep the repository in a private S3 server started with the stack, encrypted. */
+  s3: boolean;
   demo: boolean;
   exitAfterDemo: boolean;
   logger: Logger;
@@ -50,6 +60,18 @@ export interface DevState {
   repository: string;
   product: Product;
   mysql: { host: string; port: number; socket: string; user: string };
+  /** With --s3: where the bucket is, and the files holding its dev-only credentials and the repository key. */
+  s3?: {
+    endpoint: string;
+    region: string;
+    bucket: string;
+    prefix: string;
+    accessKeyIdFile: string;
+    secretAccessKeyFile: string;
+    encryptionKeyFile: string;
+    /** The server's folder of objects (one subfolder per bucket). */
+    dataDir: string;
+  };
   pid: number;
 }
 
@@ -70,11 +92,33 @@ async function startSandbox(product: Product, stateDir: string): Promise<LocalSe
   return startMysqlSandbox({ baseDir: path.join(stateDir, 'mysql'), port: await portOr(3308), serverId: 1 });
 }
 
+/** Why this machine cannot run the S3 server, or null when it can. */
+function s3ServerMissing(): string | null {
+  try {
+    resolveS3ProxyJar();
+    resolveJava();
+    return null;
+  } catch (error) {
+    return (error as Error).message;
+  }
+}
+
+/** The repository key of a state folder: 32 random bytes, made at the first start and kept (0600). */
+function devRepositoryKey(stateDir: string): string {
+  const file = path.join(stateDir, 'secrets', 'repository.key');
+  if (!existsSync(file)) writeFileSync(file, randomBytes(32).toString('base64') + '\n', { mode: 0o600, flag: 'wx' });
+  return file;
+}
+
 export async function runDev(options: DevOptions): Promise<void> {
   const stateDir = path.resolve(options.stateDir);
   mkdirSync(path.join(stateDir, 'secrets'), { recursive: true, mode: 0o700 });
   const log = options.logger;
   installRuntimeLogger(log);
+  if (options.s3) {
+    const missing = s3ServerMissing();
+    if (missing) throw new ConfigError(`dbops dev --s3: ${missing}`);
+  }
 
   options.out(`dbops dev: state in ${stateDir}`);
   const sandbox = await startSandbox(options.product, stateDir);
@@ -99,6 +143,24 @@ export async function runDev(options: DevOptions): Promise<void> {
     }
     options.out(`${options.product === 'mysql' ? 'MySQL' : 'MariaDB'} sandbox on 127.0.0.1:${sandbox.port} (socket ${sandbox.socket}), sample database "shop"`);
 
+    let bucket: NonNullable<DevState['s3']> | null = null;
+    if (options.s3) {
+      // The same folder, bucket, credentials and key at every start: the backups of the last run stay listed.
+      const server = await startS3Server({ baseDir: path.join(stateDir, 's3'), bucket: DEV_BUCKET, keepCredentials: true });
+      stops.push(() => server.stop());
+      bucket = {
+        endpoint: server.endpoint,
+        region: server.region,
+        bucket: server.bucket,
+        prefix: DEV_PREFIX,
+        accessKeyIdFile: server.accessKeyIdFile,
+        secretAccessKeyFile: server.secretAccessKeyFile,
+        encryptionKeyFile: devRepositoryKey(stateDir),
+        dataDir: server.dataDir,
+      };
+      options.out(`S3 server (S3Proxy) at ${bucket.endpoint}, bucket ${bucket.bucket}, objects in ${bucket.dataDir}`);
+    }
+
     const temporalPort = await portOr(7233);
     const uiPort = await portOr(8233);
     const env = await startTemporalDevServer({ port: temporalPort, ui: true, uiPort, dbFilename: path.join(stateDir, 'temporal.db') });
@@ -109,7 +171,23 @@ export async function runDev(options: DevOptions): Promise<void> {
     const configPath = path.join(stateDir, 'dbops.yaml');
     const generated = {
       temporal: { address: env.address, namespace: 'default', taskQueue: 'dbops' },
-      repository: { path: path.join(stateDir, 'repository'), compression: 'zstd' },
+      repository: {
+        ...(bucket
+          ? {
+              s3: {
+                endpoint: bucket.endpoint,
+                region: bucket.region,
+                bucket: bucket.bucket,
+                prefix: bucket.prefix,
+                pathStyle: true,
+                accessKeyId: { file: bucket.accessKeyIdFile },
+                secretAccessKey: { file: bucket.secretAccessKeyFile },
+              },
+              encryption: { current: DEV_KEY_ID, keys: { [DEV_KEY_ID]: { file: bucket.encryptionKeyFile } } },
+            }
+          : { path: path.join(stateDir, 'repository') }),
+        compression: 'zstd',
+      },
       clusters: [
         {
           name: DEV_CLUSTER,
@@ -144,6 +222,7 @@ export async function runDev(options: DevOptions): Promise<void> {
       repository: describeRepository(config.repository),
       product: options.product,
       mysql: { host: '127.0.0.1', port: sandbox.port, socket: sandbox.socket, user: 'dbops' },
+      ...(bucket ? { s3: bucket } : {}),
       pid: process.pid,
     };
     writeFileSync(path.join(stateDir, 'dev.json'), JSON.stringify(state, null, 2) + '\n');
@@ -162,6 +241,7 @@ export async function runDev(options: DevOptions): Promise<void> {
     const schedules = await applySchedules(env.client, config);
     options.out(`schedules: ${[...schedules.create.map((d) => d.id), ...schedules.update.map((d) => d.id), ...schedules.unchanged].sort().join(', ')}`);
     options.out(`Temporal at ${env.address}; Web UI: ${uiUrl}; metrics: ${state.metricsUrl}`);
+    options.out(`repository: ${state.repository}`);
     options.out(`config: ${configPath}   (try: ${path.join(projectRoot(), 'bin', 'dbops')} --config ${configPath} backup full --cluster ${DEV_CLUSTER} --wait)`);
 
     if (options.demo) {

@@ -1,9 +1,11 @@
 /**
  * A private S3-compatible server (S3Proxy over a local folder), as the project installs it:
- * what the object-store driver is tested against. It listens on 127.0.0.1 only, with
- * credentials made up for each start. The secret is in a 0600 properties file that the
- * server reads and in a 0600 file for the client; never in a process's arguments or
- * environment.
+ * what the object-store driver is tested against, and the bucket of `dbops dev --s3`. It
+ * listens on 127.0.0.1 only, with credentials made up for each start (or kept from the
+ * previous start in the same folder, when asked). The secret is in a 0600 properties file
+ * that the server reads and in a 0600 file for the client; never in a process's arguments
+ * or environment. The objects stay in the folder: a server started again on it serves the
+ * same bucket.
  */
 import { randomBytes } from 'node:crypto';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -57,6 +59,12 @@ export interface S3ServerOptions {
   bucket: string;
   /** How long the server may take to answer (default 60 s). */
   startupTimeoutMs?: number;
+  /**
+   * Keep the credentials of an earlier start in the same baseDir (its two 0600 files), so
+   * that whatever was configured with them keeps working; new ones when there are none.
+   * Default: new credentials at every start.
+   */
+  keepCredentials?: boolean;
 }
 
 export interface S3Server {
@@ -74,7 +82,10 @@ export interface S3Server {
 export async function startS3Server(options: S3ServerOptions): Promise<S3Server> {
   if (options.bucket.length < 3) throw new Error(`bucket name ${JSON.stringify(options.bucket)} is too short: S3 needs at least 3 characters`);
   mkdirSync(options.baseDir, { recursive: true, mode: 0o700 });
-  const credentials = { accessKeyId: `dbops${randomBytes(8).toString('hex')}`, secretAccessKey: randomBytes(24).toString('base64url') };
+  const credentials = (options.keepCredentials === true ? earlierCredentials(options.baseDir) : null) ?? {
+    accessKeyId: `dbops${randomBytes(8).toString('hex')}`,
+    secretAccessKey: randomBytes(24).toString('base64url'),
+  };
   // A free port can be taken by someone else before the server binds it: a server that
   // exits at start is tried again on a fresh one.
   for (let attempt = 1; ; attempt++) {
@@ -87,6 +98,22 @@ export async function startS3Server(options: S3ServerOptions): Promise<S3Server>
 }
 
 class ExitedAtStart extends Error {}
+
+const ACCESS_KEY_ID_FILE = 'access-key-id';
+const SECRET_ACCESS_KEY_FILE = 'secret-access-key';
+
+/** The credentials an earlier start wrote into baseDir, if both files are there and look like ours. */
+function earlierCredentials(baseDir: string): { accessKeyId: string; secretAccessKey: string } | null {
+  const read = (name: string): string | null => {
+    const file = path.join(baseDir, name);
+    return existsSync(file) ? readFileSync(file, 'utf8').trim() : null;
+  };
+  const accessKeyId = read(ACCESS_KEY_ID_FILE);
+  const secretAccessKey = read(SECRET_ACCESS_KEY_FILE);
+  const shape = /^[A-Za-z0-9_-]{16,128}$/;
+  if (accessKeyId === null || secretAccessKey === null || !shape.test(accessKeyId) || !shape.test(secretAccessKey)) return null;
+  return { accessKeyId, secretAccessKey };
+}
 
 /** Written with 0600 from the start (a file left by an earlier start is replaced, not reused). */
 function writePrivate(file: string, text: string): void {
@@ -176,7 +203,12 @@ async function startOnce(options: S3ServerOptions, credentials: { accessKeyId: s
       }
       await new Promise((resolve) => setTimeout(resolve, 250));
     }
-    await client.send(new CreateBucketCommand({ Bucket: bucket }));
+    try {
+      await client.send(new CreateBucketCommand({ Bucket: bucket }));
+    } catch (error) {
+      // Left by an earlier start on the same folder: its objects are what a restart is for.
+      if (!(error instanceof Error && error.name === 'BucketAlreadyOwnedByYou')) throw error;
+    }
   } catch (error) {
     await stop();
     throw error;
@@ -184,8 +216,8 @@ async function startOnce(options: S3ServerOptions, credentials: { accessKeyId: s
     client.destroy();
   }
 
-  const accessKeyIdFile = path.join(baseDir, 'access-key-id');
-  const secretAccessKeyFile = path.join(baseDir, 'secret-access-key');
+  const accessKeyIdFile = path.join(baseDir, ACCESS_KEY_ID_FILE);
+  const secretAccessKeyFile = path.join(baseDir, SECRET_ACCESS_KEY_FILE);
   writePrivate(accessKeyIdFile, credentials.accessKeyId + '\n');
   writePrivate(secretAccessKeyFile, credentials.secretAccessKey + '\n');
   return { endpoint, region: 'us-east-1', bucket, accessKeyIdFile, secretAccessKeyFile, dataDir, stop };

@@ -1,16 +1,23 @@
 /**
  * `dbops dev --demo`, the README's first command, on both products: the embedded stack comes up, the demo
  * backup is taken and listed, dev.json tells other tools where everything is, and SIGTERM
- * stops it all (no server left running).
+ * stops it all (no server left running). With --s3 the repository is an encrypted bucket
+ * in a server dev starts: its backups are listed again after a restart, and the bucket
+ * holds no plaintext.
  */
-import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { spawn, type ChildProcessByStdio } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import * as path from 'node:path';
+import type { Readable } from 'node:stream';
+import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { createConnection } from 'mysql2/promise';
 import { loadConfig } from '../../src/config/load';
 import { resolveSecret } from '../../src/config/secrets';
+import type { DevState } from '../../src/client/dev';
+import { s3ServerAvailable } from '../../src/dev/s3Server';
 import { processAlive } from '../../src/mysql/servers/local';
-import { CLI, harness, products } from '../harness/context';
+import { createS3Client } from '../../src/tools/s3Client';
+import { CLI, harness, products, runCli } from '../harness/context';
 
 test.each(products())('dbops dev --product %s --demo: sandbox + dev server + worker, demo backup, clean stop on SIGTERM', async (product) => {
   const stateDir = mkdtempSync(path.join(harness().baseDir, 'dev-'));
@@ -65,3 +72,113 @@ test.each(products())('dbops dev --product %s --demo: sandbox + dev server + wor
     if (child.exitCode === null) child.kill('SIGKILL');
   }
 });
+
+/** `dbops dev ARGS` as a child process, its stdout collected. */
+function startDev(args: string[]): { child: ChildProcessByStdio<null, Readable, Readable>; stdout: () => string; exited: Promise<number | null> } {
+  const child = spawn(process.execPath, [CLI, 'dev', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on('data', () => undefined);
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  return { child, stdout: () => stdout, exited };
+}
+
+/** Every file under a folder, recursively. */
+function filesUnder(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? filesUnder(path.join(dir, e.name)) : e.isFile() ? [path.join(dir, e.name)] : []));
+}
+
+const modeOf = (file: string) => statSync(file).mode & 0o777;
+
+(s3ServerAvailable() ? test : test.skip)(
+  'dbops dev --s3 --demo: the repository is an encrypted bucket in a server dev starts and stops; a restart lists the earlier backup; no plaintext in the bucket',
+  async () => {
+    const stateDir = mkdtempSync(path.join(harness().baseDir, 'dev-s3-'));
+    const first = startDev(['--s3', '--state-dir', stateDir, '--demo']);
+    let state: DevState;
+    let firstId: string;
+    try {
+      const deadline = Date.now() + 180_000;
+      while (!first.stdout().includes('running; Ctrl-C stops everything')) {
+        if (Date.now() > deadline || first.child.exitCode !== null) throw new Error(`dbops dev --s3 did not come up:\n${first.stdout()}`);
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      const verified = /demo: backup (\d{8}T\d{6}\.\d{3}Z-full) verified: 3 tables, 2200 rows/.exec(first.stdout());
+      expect(verified).not.toBeNull();
+      firstId = verified![1]!;
+      expect(first.stdout()).toContain('repository: s3://dbops-dev/dev (encrypted, key dev)');
+
+      // dev.json says where the bucket is and which files hold its credentials and the key (0600 each).
+      state = JSON.parse(readFileSync(path.join(stateDir, 'dev.json'), 'utf8')) as DevState;
+      const s3 = state.s3!;
+      expect(s3).toEqual(
+        expect.objectContaining({ bucket: 'dbops-dev', prefix: 'dev', region: 'us-east-1', endpoint: expect.stringMatching(/^http:\/\/127\.0\.0\.1:\d+$/) }),
+      );
+      for (const file of [s3.accessKeyIdFile, s3.secretAccessKeyFile, s3.encryptionKeyFile]) {
+        expect({ file, inStateDir: file.startsWith(stateDir + path.sep), mode: modeOf(file).toString(8) }).toEqual({ file, inStateDir: true, mode: '600' });
+      }
+      expect(s3.dataDir.startsWith(path.join(stateDir, 's3') + path.sep)).toBe(true);
+
+      // The generated config: the bucket and the key by reference only.
+      const config = loadConfig(state.configPath);
+      expect(config.repository.path).toBeUndefined();
+      expect(config.repository.s3).toEqual(expect.objectContaining({ endpoint: s3.endpoint, bucket: 'dbops-dev', prefix: 'dev', pathStyle: true }));
+      expect(config.repository.encryption).toEqual({ current: 'dev', keys: { dev: { file: s3.encryptionKeyFile } } });
+      const configText = readFileSync(state.configPath, 'utf8');
+      for (const secret of [s3.secretAccessKeyFile, s3.encryptionKeyFile].map((f) => readFileSync(f, 'utf8').trim())) expect(configText).not.toContain(secret);
+
+      // Listed from the bucket: by another dbops process through the config, and as an object the server holds.
+      const listed = await runCli(['backup', 'list', '--cluster', 'sandbox', '--json', '--config', state.configPath]);
+      expect(listed.stderr).toBe('');
+      expect((JSON.parse(listed.stdout) as Array<{ id: string }>).map((m) => m.id)).toContain(firstId);
+      const client = createS3Client({
+        endpoint: s3.endpoint,
+        region: s3.region,
+        forcePathStyle: true,
+        credentials: { accessKeyId: readFileSync(s3.accessKeyIdFile, 'utf8').trim(), secretAccessKey: readFileSync(s3.secretAccessKeyFile, 'utf8').trim() },
+      });
+      try {
+        const objects = await client.send(new ListObjectsV2Command({ Bucket: s3.bucket, Prefix: `${s3.prefix}/sandbox/full/` }));
+        expect((objects.Contents ?? []).map((o) => o.Key)).toContainEqual(expect.stringMatching(new RegExp(`^dev/sandbox/full/\\d{4}-\\d{2}-\\d{2}/${firstId}/manifest\\.json$`)));
+      } finally {
+        client.destroy();
+      }
+
+      // SIGTERM stops the S3 server with the rest.
+      first.child.kill('SIGTERM');
+      expect(await first.exited).toBe(0);
+      await expect(fetch(`${s3.endpoint}/healthz`)).rejects.toThrow();
+    } finally {
+      if (first.child.exitCode === null) first.child.kill('SIGKILL');
+    }
+
+    // A second start on the same state: same bucket, key and credentials; the first backup is listed with the new one.
+    const credentialsBefore = readFileSync(state.s3!.accessKeyIdFile, 'utf8');
+    const keyBefore = readFileSync(state.s3!.encryptionKeyFile, 'utf8');
+    const second = startDev(['--s3', '--state-dir', stateDir, '--demo', '--exit-after-demo']);
+    try {
+      let timer: NodeJS.Timeout | undefined;
+      const code = await Promise.race([second.exited, new Promise<'timeout'>((r) => (timer = setTimeout(() => r('timeout'), 180_000)))]);
+      clearTimeout(timer);
+      expect({ code, stdout: second.stdout() }).toEqual({ code: 0, stdout: expect.stringMatching(/demo: the repository holds \d+ backup\(s\) of sandbox/) });
+    } finally {
+      if (second.child.exitCode === null) second.child.kill('SIGKILL');
+    }
+    const secondId = /demo: backup (\S+) verified/.exec(second.stdout())![1]!;
+    const listedIds = [...second.stdout().matchAll(/^ {2}(\S+) {2}/gm)].map((m) => m[1]);
+    expect(listedIds).toEqual(expect.arrayContaining([firstId, secondId]));
+    expect(secondId).not.toBe(firstId);
+    expect(readFileSync(state.s3!.accessKeyIdFile, 'utf8')).toBe(credentialsBefore);
+    expect(readFileSync(state.s3!.encryptionKeyFile, 'utf8')).toBe(keyBefore);
+
+    // What someone holding the bucket's folder sees: sealed objects only.
+    const stored = filesUnder(path.join(state.s3!.dataDir, state.s3!.bucket));
+    expect(stored.filter((f) => f.endsWith(`${path.sep}manifest.json`)).length).toBeGreaterThanOrEqual(2);
+    const needles = ['c1@example.com', 'Customer 1', 'INSERT INTO', 'CREATE TABLE', 'shop'];
+    for (const file of stored) {
+      const body = readFileSync(file);
+      for (const needle of needles) expect({ file, needle, found: body.includes(Buffer.from(needle)) }).toEqual({ file, needle, found: false });
+    }
+  },
+  420_000,
+);

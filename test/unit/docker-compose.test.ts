@@ -79,9 +79,53 @@ function secretsOf(svc: Dict): string[] {
   return list(svc.secrets).map((s) => (isDict(s) ? String(s.source) : String(s)));
 }
 
+/** The services a service depends on, with their condition (short list form: service_started). */
+function dependenciesOf(svc: Dict): Record<string, string> {
+  const dependsOn = svc.depends_on;
+  if (isDict(dependsOn)) return Object.fromEntries(Object.entries(dependsOn).map(([name, d]) => [name, String(dict(d, `depends_on.${name}`).condition ?? 'service_started')]));
+  return Object.fromEntries(list(dependsOn).map((name) => [String(name), 'service_started']));
+}
+
+/** The compose secret a `/run/secrets/<name>` path is, or null for any other path. */
+function secretNameOf(file: string): string | null {
+  const m = /^\/run\/secrets\/([^/]+)$/.exec(file);
+  return m ? m[1]! : null;
+}
+
+const workerConfig = () => parseConfig(read('docker/dbops.docker.yaml'), 'docker/dbops.docker.yaml', '/etc/dbops');
+
 describe('docker-compose.yml', () => {
-  it('defines the mysql, temporal and worker services', () => {
-    expect(Object.keys(services)).toEqual(expect.arrayContaining(['mysql', 'temporal', 'worker']));
+  it('defines the mysql, temporal, s3 and worker services', () => {
+    expect(Object.keys(services)).toEqual(expect.arrayContaining(['mysql', 'temporal', 's3', 'worker']));
+  });
+
+  it('runs S3Proxy 4.1.0 over a folder in a named volume, with its credentials from secret files and the bucket made before it starts', () => {
+    const s3 = service('s3');
+    expect(s3.image).toBe('andrewgaul/s3proxy:4.1.0');
+    const env = Object.fromEntries(environmentOf(s3));
+    expect(env.JCLOUDS_PROVIDER).toBe('filesystem-nio2');
+    const data = mountsOf(s3).find((m) => m.target === env.JCLOUDS_FILESYSTEM_BASEDIR);
+    expect(data?.type).toBe('volume');
+    expect(data?.source).not.toBe('');
+    expect(env.S3PROXY_AUTHORIZATION).toBe('aws-v2-or-v4');
+    // Credentials only as files (the image reads S3PROXY_<NAME>_FILE), from secrets it mounts.
+    expect(env).not.toHaveProperty('S3PROXY_IDENTITY');
+    expect(env).not.toHaveProperty('S3PROXY_CREDENTIAL');
+    for (const key of ['S3PROXY_IDENTITY_FILE', 'S3PROXY_CREDENTIAL_FILE']) {
+      const secret = secretNameOf(String(env[key]));
+      expect(secret).not.toBeNull();
+      expect(secretsOf(s3)).toContain(secret);
+    }
+    // S3Proxy refuses writes to a bucket nobody created: the worker's bucket is made, then the image's script runs.
+    const bucket = workerConfig().repository.s3?.bucket;
+    const entrypoint = list(s3.entrypoint).map(String);
+    expect(entrypoint.slice(0, 2)).toEqual(['/bin/sh', '-c']);
+    expect(entrypoint[2]).toBe(`mkdir -p ${String(env.JCLOUDS_FILESYSTEM_BASEDIR)}/${bucket} && exec /opt/s3proxy/run-docker-container.sh`);
+    // Healthy once /healthz answers on the port it listens on; not published on the host.
+    const port = new URL(String(env.S3PROXY_ENDPOINT)).port;
+    expect(JSON.stringify(dict(s3.healthcheck, 'healthcheck').test)).toContain(`/dev/tcp/127.0.0.1/${port}`);
+    expect(JSON.stringify(dict(s3.healthcheck, 'healthcheck').test)).toContain('GET /healthz');
+    expect(portsOf(s3)).toEqual([]);
   });
 
   it('runs MySQL 8.4 with the binary log and GTIDs on', () => {
@@ -156,28 +200,16 @@ describe('docker-compose.yml', () => {
     }
   });
 
-  it('builds the worker from . and mounts its config and the backup repository', () => {
+  it('builds the worker from . and mounts its config; the repository is the bucket, not a local volume', () => {
     const worker = service('worker');
     const build = worker.build;
     const context = isDict(build) ? build.context : build;
     expect(context).toBe('.');
     const mounts = mountsOf(worker);
-    expect(mounts).toContainEqual({
-      source: './docker/dbops.docker.yaml',
-      target: '/etc/dbops/dbops.yaml',
-      type: 'bind',
-    });
-    const repository = mounts.find((m) => m.target === '/var/lib/dbops/repository');
-    expect(repository?.type).toBe('volume');
-    expect(repository?.source).not.toBe('');
+    expect(mounts).toEqual([{ source: './docker/dbops.docker.yaml', target: '/etc/dbops/dbops.yaml', type: 'bind' }]);
     expect(Object.fromEntries(environmentOf(worker)).DBOPS_CONFIG).toBe('/etc/dbops/dbops.yaml');
-    expect(secretsOf(worker)).toContain('dbops_mysql_password');
-    const dependsOn = worker.depends_on;
-    const dependencies = isDict(dependsOn) ? Object.keys(dependsOn) : list(dependsOn).map(String);
-    expect(dependencies).toEqual(expect.arrayContaining(['mysql', 'temporal']));
-    if (isDict(dependsOn)) {
-      expect(dict(dependsOn.mysql, 'depends_on.mysql').condition).toBe('service_healthy');
-    }
+    expect(secretsOf(worker)).toEqual(expect.arrayContaining(['dbops_mysql_password', 's3_access_key_id', 's3_secret_access_key', 'dbops_repository_key']));
+    expect(dependenciesOf(worker)).toEqual(expect.objectContaining({ mysql: 'service_healthy', temporal: 'service_healthy', s3: 'service_healthy' }));
   });
 
   it('declares every named volume it uses', () => {
@@ -194,7 +226,7 @@ describe('docker-compose.yml', () => {
   it('declares every secret it uses, as files under ./docker/secrets/', () => {
     const declared = dict(compose.secrets ?? {}, 'secrets');
     const used = Object.values(services).flatMap((svc) => secretsOf(dict(svc, 'service')));
-    expect(used).toEqual(expect.arrayContaining(['mysql_root_password', 'dbops_mysql_password']));
+    expect(used).toEqual(expect.arrayContaining(['mysql_root_password', 'dbops_mysql_password', 's3_access_key_id', 's3_secret_access_key', 'dbops_repository_key']));
     for (const name of used) {
       expect(Object.keys(declared)).toContain(name);
       expect(String(dict(declared[name], `secrets.${name}`).file)).toMatch(/^\.\/docker\/secrets\/[^/]+$/);
@@ -204,11 +236,12 @@ describe('docker-compose.yml', () => {
     expect(existsSync(path.join(ROOT, 'docker/secrets/README.md'))).toBe(true);
   });
 
-  it('sets no literal password in any environment (only *_FILE references)', () => {
+  it('sets no literal password, credential or key in any environment (only *_FILE references to secrets)', () => {
+    const secretish = /(PASSWORD|CREDENTIAL|IDENTITY|SECRET|SECRET_ACCESS_KEY|ACCESS_KEY_ID|_KEY)$/i;
     for (const [name, svc] of Object.entries(services)) {
       for (const [key, value] of environmentOf(dict(svc, name))) {
-        expect({ service: name, key, set: /PASSWORD$/i.test(key) }).toEqual({ service: name, key, set: false });
-        if (/PASSWORD_FILE$/i.test(key)) expect(String(value)).toMatch(/^\/run\/secrets\//);
+        expect({ service: name, key, set: secretish.test(key) }).toEqual({ service: name, key, set: false });
+        if (secretish.test(key.replace(/_FILE$/i, ''))) expect({ service: name, key, value: String(value) }).toEqual({ service: name, key, value: expect.stringMatching(/^\/run\/secrets\//) });
       }
     }
     const mysqlEnv = Object.fromEntries(environmentOf(service('mysql')));
@@ -252,7 +285,7 @@ describe('docker/dbops.docker.yaml', () => {
   it('is a valid dbops config for the compose stack', () => {
     const config = parseConfig(read('docker/dbops.docker.yaml'), 'docker/dbops.docker.yaml', '/etc/dbops');
     expect(config.temporal).toEqual({ address: 'temporal:7233', namespace: 'default', taskQueue: 'dbops' });
-    expect(config.repository.path).toBe('/var/lib/dbops/repository');
+    expect(config.repository.path).toBeUndefined();
     const cluster = config.clusters.find((c) => c.name === 'docker-mysql');
     expect(cluster).toBeDefined();
     expect(cluster?.host).toBe('mysql');
@@ -261,6 +294,28 @@ describe('docker/dbops.docker.yaml', () => {
     expect(cluster?.product).toBe('mysql');
     expect(cluster?.password).toEqual({ file: '/run/secrets/dbops_mysql_password' });
     expect(cluster?.tools).toEqual({ dump: 'mysqldump', client: 'mysql', binlog: 'mysqlbinlog' });
+  });
+
+  it('keeps the repository in the s3 service, on the compose network, sealed with a key from a secret', () => {
+    const repository = workerConfig().repository;
+    const s3 = repository.s3!;
+    expect(s3).toBeDefined();
+    // The service's name and the port it listens on, as seen from the worker.
+    const listen = new URL(String(Object.fromEntries(environmentOf(service('s3'))).S3PROXY_ENDPOINT));
+    const endpoint = new URL(s3.endpoint!);
+    expect(endpoint.hostname).toBe('s3');
+    expect(endpoint.port).toBe(listen.port);
+    expect(s3.pathStyle).toBe(true);
+    // Credentials: the same secrets the server reads, mounted into the worker.
+    const serverEnv = Object.fromEntries(environmentOf(service('s3')));
+    const secretOf = (ref: { env: string } | { file: string }) => ('file' in ref ? secretNameOf(ref.file) : null);
+    expect(secretOf(s3.accessKeyId)).toBe(secretNameOf(String(serverEnv.S3PROXY_IDENTITY_FILE)));
+    expect(secretOf(s3.secretAccessKey)).toBe(secretNameOf(String(serverEnv.S3PROXY_CREDENTIAL_FILE)));
+    const encryption = repository.encryption!;
+    expect(encryption).toBeDefined();
+    const refs = [s3.accessKeyId, s3.secretAccessKey, ...Object.values(encryption.keys)];
+    for (const ref of refs) expect(secretsOf(service('worker'))).toContain(secretOf(ref));
+    expect(secretOf(encryption.keys[encryption.current]!)).toBe('dbops_repository_key');
   });
 
   it('points the password at the secret the worker mounts', () => {

@@ -18,14 +18,18 @@ export function registerAdmin(program: Command): void {
     .command('dev')
     .description('the embedded stack in the foreground: Temporal dev server + UI, a sandbox MariaDB with sample data, a worker')
     .option('--product <product>', 'the sandbox server: mariadb, or mysql (MySQL 9.7 from the project\'s chroot; scripts/setup.sh as root)', 'mariadb')
-    .option('--state-dir <dir>', 'where its state lives (default .dbops/dev, or .dbops/dev-mysql)')
+    .option('--s3', 'keep the repository in a private S3 server (S3Proxy) started with the stack, encrypted with a key made once in the state folder')
+    .option('--state-dir <dir>', 'where its state lives (default .dbops/dev, .dbops/dev-mysql; with --s3 .dbops/dev-s3, .dbops/dev-mysql-s3)')
     .option('--demo', 'take a full backup and list it once everything is up')
     .option('--exit-after-demo', 'stop after the demo')
-    .action(async (options: { product: string; stateDir?: string; demo?: boolean; exitAfterDemo?: boolean }) => {
+    .action(async (options: { product: string; s3?: boolean; stateDir?: string; demo?: boolean; exitAfterDemo?: boolean }) => {
       if (options.product !== 'mariadb' && options.product !== 'mysql') throw new UsageError(`--product must be mariadb or mysql, not ${JSON.stringify(options.product)}`);
+      const s3 = options.s3 === true;
       await runDev({
         product: options.product,
-        stateDir: options.stateDir ?? (options.product === 'mysql' ? '.dbops/dev-mysql' : '.dbops/dev'),
+        s3,
+        // Each mode its own folder: a bucket repository and a folder one never mix their backups.
+        stateDir: options.stateDir ?? `.dbops/dev${options.product === 'mysql' ? '-mysql' : ''}${s3 ? '-s3' : ''}`,
         demo: options.demo === true,
         exitAfterDemo: options.exitAfterDemo === true,
         logger: createLogger((process.env.DBOPS_LOG_LEVEL as Level | undefined) ?? 'warn'),
