@@ -2,7 +2,8 @@
  * Copies closed binary logs over the network with the standard tool
  * (`mysqlbinlog --read-from-remote-server --raw`), one pass per file: mysqlbinlog writes
  * into a FIFO, and we stream it through the binlog header scanner and sha256 (raw), the
- * compressor, and sha256 (stored) into the staging file. No raw copy touches the disk.
+ * compressor, sha256 (stored) and, for zstd, zstd -t into the staging file. No raw copy
+ * touches the disk.
  */
 import { createHash } from 'node:crypto';
 import { constants, open as fsOpen } from 'node:fs';
@@ -19,7 +20,7 @@ import type { Artifact, Compression, Product } from '../domain/manifest';
 import type { ServerBinlog } from '../domain/chain';
 import { layout } from '../repository/layout';
 import type { Storage } from '../repository/storage';
-import { compressor, EXTENSIONS, zstdTest } from '../tools/compression';
+import { compressor, EXTENSIONS, zstdStreamTest } from '../tools/compression';
 import { withDefaultsFile } from './dump';
 import { classifyToolStderr } from './errors';
 import { execa } from '../tools/execa';
@@ -90,10 +91,11 @@ export async function copyBinlogFiles(req: BinlogCopyRequest): Promise<CopiedBin
         let storedSize = 0;
         const codec = await compressor(req.compression, req.compressionLevel);
         // zstd: the compressed stream is test-decompressed (frame checksum) while it is
-        // written, instead of re-reading the file afterwards; the stored sha256 then ties
-        // the tested bytes to the file on disk.
-        const tester = req.compression === 'zstd' ? await zstdTest() : null;
-        tester?.input.on('error', () => undefined); // a failing tester reports through tester.done
+        // written, instead of re-reading the file afterwards. The tester sits in the store
+        // pipeline ahead of the file, so every stored byte was first handed to it, and the
+        // copy passes only if it took all of them; the stored sha256 then ties the tested
+        // bytes to the file on disk.
+        const tester = req.compression === 'zstd' ? await zstdStreamTest() : null;
         const name = `${file.name}${EXTENSIONS[req.compression]}`;
 
         const child = execa(
@@ -122,17 +124,14 @@ export async function copyBinlogFiles(req: BinlogCopyRequest): Promise<CopiedBin
             codec.input,
           );
           const sink = await req.storage.openWrite(layout.artifact(req.stagingKey, name));
-        const store = pipeline(
-            codec.output,
-            tap((chunk) => {
-              storedHash.update(chunk);
-              tester?.input.write(chunk);
-              storedSize += chunk.length;
-            }),
-            sink.stream,
+          const hashing = tap((chunk) => {
+            storedHash.update(chunk);
+            storedSize += chunk.length;
+          });
+          const store = (
+            tester ? pipeline(codec.output, hashing, tester.feed, sink.stream) : pipeline(codec.output, hashing, sink.stream)
           ).then(() => sink.done);
-          const stored = store.then(() => tester?.input.end());
-          const [result, ...rest] = await Promise.allSettled([unblock, produce, stored, codec.done, tester?.done ?? Promise.resolve()]);
+          const [result, ...rest] = await Promise.allSettled([unblock, produce, store, codec.done, tester?.done ?? Promise.resolve()]);
           const r = result.status === 'fulfilled' ? result.value : null;
           if (!r || r.exitCode !== 0) {
             const stderr = String(r?.stderr ?? '');
