@@ -133,6 +133,9 @@ async function writeCompressedDump(
 ): Promise<{ sha256: string; size: number }> {
   const storedHash = createHash('sha256');
   const sink = await req.storage.openWrite(target);
+  // Found before the dump starts: nothing may be awaited between spawning the dump and
+  // handing its stdout to zstd, or bytes Node read meanwhile would never reach zstd.
+  const zstdTool = req.compression === 'zstd' ? await findTool('zstd') : null;
   const dump = spawn(tool, args, { stdio: ['ignore', 'pipe', 'pipe'], env: childEnv() });
   let dumpStderr = '';
   dump.stderr.on('data', (d: Buffer) => (dumpStderr += d.toString()));
@@ -144,8 +147,8 @@ async function writeCompressedDump(
   let stored: Readable;
   let codecDone: Promise<void>;
   let kill: () => void;
-  if (req.compression === 'zstd') {
-    const zstd = spawn(await findTool('zstd'), ['-q', '-c', '-T0', `-${Math.min(req.compressionLevel ?? 3, 19)}`], {
+  if (zstdTool !== null) {
+    const zstd = spawn(zstdTool, ['-q', '-c', '-T0', `-${Math.min(req.compressionLevel ?? 3, 19)}`], {
       stdio: [dump.stdout, 'pipe', 'pipe'],
       env: childEnv(),
     });
