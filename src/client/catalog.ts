@@ -4,7 +4,7 @@ import { storageTotals, type TypeTotals } from '../domain/storage';
 import { copyLag, type CopyLag } from '../domain/copies';
 import { describeRepository, type DbopsConfig } from '../config/schema';
 import { ConfigError } from '../config/load';
-import { openRepository, readChainState, type StoredBackup } from '../repository';
+import { openRepository, readChainState, type RepositoryAccess, type StoredBackup } from '../repository';
 
 export async function findBackup(config: DbopsConfig, id: string, cluster?: string): Promise<StoredBackup> {
   let found: StoredBackup | null;
@@ -60,13 +60,19 @@ export async function storageReport(config: DbopsConfig): Promise<StorageReport>
     clusters.push({ cluster, types: storageTotals(manifests), chain: await readChainState(storage, cluster) });
   }
   const capacity = await storage.capacity();
-  const copies: StorageReport['copies'] = [];
-  const now = new Date();
+  return { repository: describeRepository(config.repository), freeBytes: capacity?.free ?? 0, totalBytes: capacity?.total ?? 0, clusters, copies: await copyStates(config, repository) };
+}
+
+export type CopyState = StorageReport['copies'][number];
+
+/** Each copy repository: what it holds per cluster and how far behind the primary it is, or why it cannot be read. */
+export async function copyStates(config: DbopsConfig, repository: RepositoryAccess = openRepository(config), now = new Date()): Promise<CopyState[]> {
+  const copies: CopyState[] = [];
   for (const copy of repository.copies()) {
-    const entry: StorageReport['copies'][number] = { name: copy.name, repository: copy.description, clusters: [], error: null };
+    const entry: CopyState = { name: copy.name, repository: copy.description, clusters: [], error: null };
     try {
       for (const cluster of config.clusters.map((c) => c.name)) {
-        const primary = (await catalog.list(cluster)).map((b) => b.manifest);
+        const primary = (await repository.catalog.list(cluster)).map((b) => b.manifest);
         const held = (await copy.catalog.list(cluster)).map((b) => b.manifest);
         entry.clusters.push({ cluster, backups: held.length, lag: copyLag(primary, held, now) });
       }
@@ -75,5 +81,5 @@ export async function storageReport(config: DbopsConfig): Promise<StorageReport>
     }
     copies.push(entry);
   }
-  return { repository: describeRepository(config.repository), freeBytes: capacity?.free ?? 0, totalBytes: capacity?.total ?? 0, clusters, copies };
+  return copies;
 }

@@ -7,7 +7,8 @@ import { Failure } from '../domain/failures';
 import { explainFailure } from './backups';
 import type { Client } from '@temporalio/client';
 import { openRepository } from '../repository';
-import type { DbopsConfig } from '../config/schema';
+import { describeRepository, type DbopsConfig } from '../config/schema';
+import { copyStates, type CopyState } from './catalog';
 import { BACKUP_TYPES, type BackupType } from '../domain/manifest';
 import { listPendingApprovals, type PendingApproval } from './restores';
 import { existingSchedules } from './schedules';
@@ -17,12 +18,15 @@ export interface StatusReport {
   backups: Array<{ cluster: string; type: BackupType; id: string | null; finishedAt: string | null; ageSeconds: number | null }>;
   schedules: Array<{ id: string; paused: boolean; next: string | null }>;
   awaitingApproval: PendingApproval[];
+  /** The primary repository, and each copy with its lag (see `storage info`). */
+  repositories: { primary: string; copies: CopyState[] };
   /** Failed, timed-out or terminated runs; `skipped` ones were refused because the cluster was busy (not a failed backup). */
   failures: Array<{ workflowId: string; type: string; closedAt: string | null; cluster: string | null; reason: string; skipped: boolean }>;
 }
 
 export async function statusReport(client: Client, config: DbopsConfig, now = new Date()): Promise<StatusReport> {
-  const repository = openRepository(config).catalog;
+  const access = openRepository(config);
+  const repository = access.catalog;
   const backups: StatusReport['backups'] = [];
   for (const cluster of config.clusters.map((c) => c.name)) {
     const all = (await repository.list(cluster)).map((b) => b.manifest);
@@ -67,7 +71,8 @@ export async function statusReport(client: Client, config: DbopsConfig, now = ne
       skipped,
     });
   }
-  return { generatedAt: now.toISOString(), backups, schedules, awaitingApproval: await listPendingApprovals(client), failures };
+  const repositories = { primary: describeRepository(config.repository), copies: await copyStates(config, access, now) };
+  return { generatedAt: now.toISOString(), backups, schedules, awaitingApproval: await listPendingApprovals(client), repositories, failures };
 }
 
 function age(seconds: number | null): string {
@@ -81,6 +86,11 @@ function age(seconds: number | null): string {
 export function formatStatus(r: StatusReport): string {
   const lines = [`dbops status at ${r.generatedAt}`, '', 'last verified backups:'];
   for (const b of r.backups) lines.push(`  ${b.cluster.padEnd(16)} ${b.type.padEnd(13)} ${age(b.ageSeconds).padEnd(10)} ${b.id ?? ''}`);
+  lines.push('', 'repositories:', `  primary  ${r.repositories.primary}`);
+  for (const c of r.repositories.copies) {
+    if (c.error) lines.push(`  ${c.name.padEnd(8)} ${c.repository}  CANNOT BE READ: ${c.error}`);
+    for (const x of c.clusters) lines.push(`  ${c.name.padEnd(8)} ${x.cluster.padEnd(16)} ${x.lag.missing === 0 ? 'caught up' : `${x.lag.missing} behind, oldest waiting ${age(x.lag.lagSeconds).replace(' ago', '')}`}`);
+  }
   lines.push('', 'schedules:');
   if (r.schedules.length === 0) lines.push('  none (dbops schedules apply)');
   for (const s of r.schedules) lines.push(`  ${s.id.padEnd(40)} ${s.paused ? 'PAUSED' : `next ${s.next ?? '-'}`}`);

@@ -96,6 +96,8 @@ describe('copies to a further repository', () => {
       const report = JSON.parse(info.stdout);
       expect(report.copies).toHaveLength(1);
       expect(report.copies[0]).toMatchObject({ name: 'offsite', error: null, clusters: [{ cluster: 'test', backups: 2, lag: { missing: 0, lagSeconds: 0, oldestMissing: null } }] });
+      const status = await runCli(['status', '--config', setup.configPath]);
+      expect(status.stdout).toMatch(/repositories:\n  primary  .*\n  offsite  test +caught up/);
     });
     // The copy is sealed with its own key: nothing readable in the bucket.
     const objects = await s3Objects(prefix);
