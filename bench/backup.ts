@@ -36,11 +36,16 @@ export async function backupVia(ctx: BenchContext, cfg: DbopsConfig, type: 'full
   );
 }
 
-/** The peer's full: the product's dump tool with what a PITR-able full needs, into zstd. */
-function peerFullCommand(ctx: BenchContext, out: string): string {
+/** The peer's dump: the product's dump tool with what a PITR-able full needs (the offsite bench pipes the same command). */
+export function peerDumpCommand(ctx: BenchContext): string {
   const common = '--single-transaction --routines --events --triggers --hex-blob --quick';
   const position = ctx.product === 'mysql' ? '--source-data=2 --set-gtid-purged=COMMENTED' : '--master-data=2 --gtid';
-  return `${q(ctx.tools.dump)} --defaults-extra-file=${q(ctx.cnf)} ${common} ${position} --databases bench | zstd -T0 -3 -q > ${q(out)}`;
+  return `${q(ctx.tools.dump)} --defaults-extra-file=${q(ctx.cnf)} ${common} ${position} --databases bench`;
+}
+
+/** The peer's full: its dump into zstd, into a file. */
+function peerFullCommand(ctx: BenchContext, out: string): string {
+  return `${peerDumpCommand(ctx)} | zstd -T0 -3 -q > ${q(out)}`;
 }
 
 async function benchmarkProduct(product: Product): Promise<Row[]> {

@@ -61,9 +61,10 @@ export function sh(script: string, env: NodeJS.ProcessEnv = {}): Promise<void> {
  * The bench server of a product: a private server in bench/data/<product>, kept between runs
  * (the dataset takes minutes). Both get the same buffer pool, redo log size and binlog file
  * size; MySQL 9 sizes its redo log with innodb_redo_log_capacity (innodb_log_file_size is gone).
+ * A smoke run keeps its small dataset in a server of its own (bench/data/smoke/<product>),
+ * so it never replaces the reference rows.
  */
-export async function benchServer(product: Product = 'mariadb'): Promise<LocalServer> {
-  const baseDir = path.join(BENCH_DIR, product);
+export async function benchServer(product: Product = 'mariadb', baseDir: string = path.join(BENCH_DIR, product)): Promise<LocalServer> {
   if (product === 'mysql') {
     return startMysqlSandbox({
       baseDir,
@@ -104,6 +105,18 @@ export function checkProductAvailable(product: Product): void {
 
 export const REFERENCE_ROWS = 4_000_000;
 
+/** A smoke run's dataset when --smoke gives no row count: enough rows to exercise every step, small enough to take seconds. */
+export const SMOKE_ROWS = 20_000;
+
+/**
+ * Options every suite is handed. `smokeRows` is set only by --smoke: the suite then runs
+ * end to end on that many rows, to prove it works; its figures measure nothing and are never
+ * recorded in bench/RESULTS.md.
+ */
+export interface SuiteOptions {
+  smokeRows?: number;
+}
+
 /** One order row from its id `seq`, the same SQL on both products. */
 const ORDER_ROW = `seq, 1 + (seq * 7919) % 250000,
              ELT(1 + seq % 6, 'new','paid','shipped','delivered','cancelled','refunded'),
@@ -115,14 +128,14 @@ const ORDER_ROW = `seq, 1 + (seq * 7919) % 250000,
              '2024-01-01' + INTERVAL ((seq * 13) % 63072000 + seq % 86400) SECOND`;
 
 /**
- * The reference dataset: `bench.orders` with 4 million rows shaped like an order table
+ * The reference dataset: `bench.orders` with 4 million rows (or a smoke run's `rows`) shaped like an order table
  * (customer, status, amount, SKU, a delivery note that is NULL a quarter of the time,
  * timestamps over two years), generated server-side in id order, the same rows on both
  * products. MariaDB numbers them with its sequence engine (`seq_1_to_N`); MySQL has none,
  * so there a recursive CTE counts each chunk (its recursion limit raised to the chunk for
  * the session). Neither leaves a helper table behind in `bench` for the dumps to carry.
  */
-export async function ensureReferenceDataset(conn: Connection, log: (s: string) => void, product: Product = 'mariadb'): Promise<void> {
+export async function ensureReferenceDataset(conn: Connection, log: (s: string) => void, product: Product = 'mariadb', rows: number = REFERENCE_ROWS): Promise<void> {
   await conn.query('CREATE DATABASE IF NOT EXISTS bench');
   await conn.query(`CREATE TABLE IF NOT EXISTS bench.orders (
       id BIGINT UNSIGNED NOT NULL PRIMARY KEY,
@@ -139,13 +152,13 @@ export async function ensureReferenceDataset(conn: Connection, log: (s: string) 
       KEY idx_created (created_at)
     ) ENGINE=InnoDB`);
   const [[{ n }]] = (await conn.query('SELECT COUNT(*) AS n FROM bench.orders')) as unknown as [[{ n: number }]];
-  if (Number(n) >= REFERENCE_ROWS) return;
-  log(`generating ${REFERENCE_ROWS.toLocaleString()} order rows on ${PRODUCT_NAME[product]} (once; kept in bench/data)`);
+  if (Number(n) >= rows) return;
+  log(`generating ${rows.toLocaleString()} order rows on ${PRODUCT_NAME[product]} (once; kept in bench/data)`);
   await conn.query('TRUNCATE bench.orders');
   const chunk = 500_000;
   if (product === 'mysql') await conn.query(`SET SESSION cte_max_recursion_depth = ${chunk}`);
-  for (let from = 1; from <= REFERENCE_ROWS; from += chunk) {
-    const to = Math.min(REFERENCE_ROWS, from + chunk - 1);
+  for (let from = 1; from <= rows; from += chunk) {
+    const to = Math.min(rows, from + chunk - 1);
     await conn.query(
       product === 'mysql'
         ? `INSERT INTO bench.orders
@@ -167,23 +180,24 @@ export interface BenchContext {
   work: string;
   /** A client defaults file for the peers (0600, in the run folder). */
   cnf: string;
-  configFor: (name: string) => DbopsConfig;
+  /** A config whose repository is the folder `name` in the run folder, or `repository` when given (a bucket, say). */
+  configFor: (name: string, repository?: Record<string, unknown>) => DbopsConfig;
   /** Runs fn with a worker serving that config's task queue. */
   withWorker: <T>(config: DbopsConfig, fn: () => Promise<T>) => Promise<T>;
   close: () => Promise<void>;
 }
 
-export async function benchContext(log: (s: string) => void, product: Product = 'mariadb'): Promise<BenchContext> {
+export async function benchContext(log: (s: string) => void, product: Product = 'mariadb', options: SuiteOptions = {}): Promise<BenchContext> {
   checkProductAvailable(product);
   mkdirSync(BENCH_DIR, { recursive: true });
   const logger = pino({ level: 'warn' }, pino.destination(2));
   installRuntimeLogger(logger);
-  const server = await benchServer(product);
+  const server = await benchServer(product, options.smokeRows === undefined ? undefined : path.join(BENCH_DIR, 'smoke', product));
   const temporal = await startTemporalDevServer();
   const work = path.join(BENCH_DIR, `run-${Date.now()}`);
   mkdirSync(work, { recursive: true });
   const conn = await root(server, product);
-  await ensureReferenceDataset(conn, log, product);
+  await ensureReferenceDataset(conn, log, product, options.smokeRows);
   await purgeOldBinlogs(conn);
   const password = 'bench-' + Math.random().toString(36).slice(2);
   await createBackupUser(conn, 'dbops', password, '%', product);
@@ -193,13 +207,13 @@ export async function benchContext(log: (s: string) => void, product: Product = 
   const cnf = path.join(work, 'client.cnf');
   writeFileSync(cnf, `[client]\nuser=dbops_restore\npassword=${password}\nhost=127.0.0.1\nport=${server.port}\nprotocol=TCP\n`, { mode: 0o600 });
   let queues = 0;
-  const configFor = (name: string): DbopsConfig => {
+  const configFor = (name: string, repository?: Record<string, unknown>): DbopsConfig => {
     const file = path.join(work, `${name}.yaml`);
     writeFileSync(
       file,
       toYaml({
         temporal: { address: temporal.address, namespace: 'default', taskQueue: `bench-${name}-${++queues}` },
-        repository: { path: path.join(work, name), compression: 'zstd' },
+        repository: repository ?? { path: path.join(work, name), compression: 'zstd' },
         clusters: [
           {
             name: 'bench',

@@ -36,8 +36,9 @@ import { checkKey, type ObjectInfo, type Storage } from './storage';
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
-const UPLOAD_PART_SIZE = 8 * MiB;
-const UPLOAD_PARTS_IN_FLIGHT = 2;
+/** How openWrite uploads: also what the offsite benchmark's peer uses, so both upload alike. */
+export const UPLOAD_PART_SIZE = 8 * MiB;
+export const UPLOAD_PARTS_IN_FLIGHT = 2;
 /** S3's limits: parts of 5 MiB at least (but the last), 10,000 parts at most, 1000 keys per DeleteObjects. */
 const MIN_PART_SIZE = 5 * MiB;
 const MAX_PARTS = 10_000;
