@@ -15,3 +15,5 @@ export { archiveWorkflow } from './archive';
 export type { ArchiveInput, ArchiveResult, ArchiveStatus } from './archive';
 export { retentionWorkflow } from './retention';
 export type { RetentionInput, RetentionResult } from './retention';
+export { repoVerifyWorkflow } from './repoVerify';
+export type { RepoVerifyInput, RepoVerifyResult } from './repoVerify';
