@@ -79,7 +79,8 @@ export type BackupFinding =
 /** Something in the catalog's folders that may be an orphan; `newest`: ISO time of its newest object (null: none seen). */
 export type OrphanCandidate =
   | { kind: 'unlisted-object'; key: string; backupId: string }
-  | { kind: 'stray'; key: string }
+  /** `newest` null: its age cannot be seen (a folder on an object store), judged as old. */
+  | { kind: 'stray'; key: string; newest: string | null }
   | { kind: 'unpublished'; key: string; backupId: string; newest: string | null }
   | { kind: 'staging'; key: string; backupId: string; newest: string | null; owner: { workflowId: string; runId: string } | null; ownerRunning: boolean | null }
   | { kind: 'trash'; key: string; backupId: string; newest: string | null };
@@ -167,7 +168,9 @@ export function orphanProblems(candidates: readonly OrphanCandidate[], now: Date
         problems.push(problem('orphaned', c.key, c.backupId, `in the folder of backup ${c.backupId}, not listed in its manifest`));
         break;
       case 'stray':
-        problems.push(problem('orphaned', c.key, null, 'not a name dbops gives anything in this folder'));
+        // A file being written (a temporary name before its rename) is young: judged next time.
+        if (c.newest !== null && old(c.newest) === false) young += 1;
+        else problems.push(problem('orphaned', c.key, null, 'not a name dbops gives anything in this folder'));
         break;
       case 'unpublished':
       case 'trash': {
@@ -201,7 +204,7 @@ export function orphanProblems(candidates: readonly OrphanCandidate[], now: Date
       }
     }
   }
-  if (young > 0) notes.push(`${young} folder(s) outside the catalog written in the last ${hours} h not judged: a run may still be writing them`);
+  if (young > 0) notes.push(`${young} object(s) or folder(s) outside the catalog written in the last ${hours} h not judged: a run may still be writing them`);
   return { problems, notes };
 }
 

@@ -17,6 +17,11 @@ function shown(folderKey: string, name: string): string {
   return `${folderKey}/${layout.isListedName(name) ? name : JSON.stringify(name)}`;
 }
 
+/** A name that is neither a day, a backup id nor an index where dbops lists, with its age where it can be seen. */
+async function stray(storage: Storage, folderKey: string, name: string): Promise<OrphanCandidate> {
+  return { kind: 'stray', key: shown(folderKey, name), newest: await newestIn(storage, folderKey, [name]) };
+}
+
 /** The newest modification among a folder's objects (ISO), or null when none could be looked at. */
 async function newestIn(storage: Storage, folderKey: string, names: readonly string[]): Promise<string | null> {
   let newest: number | null = null;
@@ -46,13 +51,13 @@ export async function orphanCandidates(catalog: Repository, cluster: string): Pr
     for (const day of await storage.children(typeKey)) {
       if (day === 'index.json') continue;
       if (!layout.isDay(day)) {
-        out.push({ kind: 'stray', key: shown(typeKey, day) });
+        out.push(await stray(storage, typeKey, day));
         continue;
       }
       const dayKey = layout.dayDir(cluster, type, day);
       for (const id of await storage.children(dayKey)) {
         if (!layout.isBackupId(id)) {
-          out.push({ kind: 'stray', key: shown(dayKey, id) });
+          out.push(await stray(storage, dayKey, id));
           continue;
         }
         const key = layout.listedBackup(cluster, type, day, id);
@@ -72,7 +77,7 @@ export async function orphanCandidates(catalog: Repository, cluster: string): Pr
   const stagingKey = layout.stagingDir(cluster);
   for (const id of await storage.children(stagingKey)) {
     if (!layout.isBackupId(id)) {
-      out.push({ kind: 'stray', key: shown(stagingKey, id) });
+      out.push(await stray(storage, stagingKey, id));
       continue;
     }
     const key = layout.staging(cluster, id);
@@ -83,7 +88,7 @@ export async function orphanCandidates(catalog: Repository, cluster: string): Pr
   const trashKey = layout.trashDir(cluster);
   for (const id of await storage.children(trashKey)) {
     if (!layout.isBackupId(id)) {
-      out.push({ kind: 'stray', key: shown(trashKey, id) });
+      out.push(await stray(storage, trashKey, id));
       continue;
     }
     const key = layout.trash(cluster, id);

@@ -122,7 +122,8 @@ test('orphans: leftovers are judged only once older than the grace period, and s
     { kind: 'staging', key: 'shop/.staging/20261104T020000.000Z-full', backupId: '20261104T020000.000Z-full', newest: old, owner: null, ownerRunning: null },
     { kind: 'staging', key: 'shop/.staging/20261122T050000.000Z-full', backupId: '20261122T050000.000Z-full', newest: young, owner: run, ownerRunning: false },
     { kind: 'trash', key: 'shop/.trash/20261001T020000.000Z-full', backupId: '20261001T020000.000Z-full', newest: old },
-    { kind: 'stray', key: 'shop/full/"not a day"' },
+    { kind: 'stray', key: 'shop/full/"not a day"', newest: null },
+    { kind: 'stray', key: 'shop/full/index.json.tmp-4242-0a1b2c3d', newest: young },
   ];
   const { problems, notes } = orphanProblems(candidates, NOW);
   expect(problems.map((p) => [p.key, p.detail.replace(old, 'OLD')])).toEqual([
@@ -135,12 +136,12 @@ test('orphans: leftovers are judged only once older than the grace period, and s
   expect(problems.every((p) => p.class === 'orphaned')).toBe(true);
   expect(notes).toEqual([
     `shop/.staging/20261103T020000.000Z-full: Temporal could not say whether its run ${run.workflowId} still runs; not judged`,
-    '2 folder(s) outside the catalog written in the last 24 h not judged: a run may still be writing them',
+    '3 object(s) or folder(s) outside the catalog written in the last 24 h not judged: a run may still be writing them',
   ]);
 });
 
 test('only leftovers: a warning, not clean; a backup whose check failed: not clean either; one deleted meanwhile: a note', () => {
-  const leftovers = buildVerifyReport({ listing: listing([listed(FULL, null)]), findings: [good(FULL)], orphans: [{ kind: 'stray', key: 'shop/.staging/junk' }] }, RUN);
+  const leftovers = buildVerifyReport({ listing: listing([listed(FULL, null)]), findings: [good(FULL)], orphans: [{ kind: 'stray', key: 'shop/.staging/junk', newest: ago(ORPHAN_GRACE_MS * 2) }] }, RUN);
   expect(leftovers).toMatchObject({ clean: false, severity: 'warning', counts: { orphaned: 1 } });
   expect(verifyAlert(leftovers, 'k').message).toMatch(/^repository verify of shop: problems found: 1 orphaned;/);
 

@@ -166,7 +166,7 @@ test('the orphan walk: unlisted objects, folders without a manifest, staging and
   expect(candidates.map((c) => ({ ...c, ...('newest' in c && c.newest !== null ? { newest: Math.round((Date.now() - Date.parse(c.newest)) / 3_600_000) } : {}) }))).toEqual([
     { kind: 'unpublished', key: unpublished, backupId: '20261119T020000.000Z-full', newest: 48 },
     { kind: 'unlisted-object', key: `${key}/left-behind.bin`, backupId: FULL },
-    { kind: 'stray', key: 'shop/full/not-a-day' },
+    { kind: 'stray', key: 'shop/full/not-a-day', newest: 0 },
     { kind: 'staging', key: ended, backupId: '20261118T020000.000Z-full', newest: 30, owner: { workflowId: 'backup-full/shop/ended', runId: 'r' }, ownerRunning: false },
     { kind: 'staging', key: running, backupId: '20261122T020000.000Z-full', newest: 0, owner: { workflowId: 'backup-full/shop/still-running', runId: 'r' }, ownerRunning: true },
     { kind: 'trash', key: trash, backupId: '20261001T020000.000Z-full', newest: 72 },
@@ -178,7 +178,7 @@ test('the report is stored under the cluster and read back as the newest', async
   const listing = await a.listBackupsToVerify({ cluster: 'shop' });
   const run = { startedAt: new Date('2026-11-22T06:00:00Z'), finishedAt: new Date('2026-11-22T06:01:00Z'), requestedBy: null, workflow: { workflowId: 'w', runId: 'r' } };
   const older = buildVerifyReport({ listing, findings: [], orphans: [] }, { ...run, runKey: '20261115T060000Z' });
-  const newer = buildVerifyReport({ listing, findings: [], orphans: [{ kind: 'stray', key: 'shop/x' }] }, { ...run, runKey: '20261122T060000Z' });
+  const newer = buildVerifyReport({ listing, findings: [], orphans: [{ kind: 'stray', key: 'shop/x', newest: null }] }, { ...run, runKey: '20261122T060000Z' });
   expect(await a.storeVerifyReport({ report: newer })).toEqual({ key: path.join(dir, 'shop', 'verify', '20261122T060000Z.json') });
   await a.storeVerifyReport({ report: older });
   const { catalog } = buildActivityDeps(ConfigSchema.parse({ repository: { path: dir }, clusters: [{ name: 'shop', host: 'h', user: 'u' }] }), pino({ level: 'silent' })).repository;
