@@ -101,7 +101,15 @@ export function createRepoVerifyActivities(deps: ActivityDeps, options: RepoVeri
       if ('unusable' in found) return { id, outcome: 'unusable', key: found.unusable.key, problem: found.unusable.problem };
       const beat = heartbeater();
       beat({ text: `${id}: ${found.backup.manifest.artifacts.length} artifact(s), ${formatBytes(totalStoredBytes(found.backup.manifest))}` });
-      const check = await catalog.checkBackup(found.backup, 'full', (bytes, artifact) => beat({ text: `${id}: ${artifact}: ${formatBytes(bytes)} re-read` }));
+      const progress = (bytes: number, artifact: string) => beat({ text: `${id}: ${artifact}: ${formatBytes(bytes)} re-read` });
+      const check = await catalog.checkBackup(found.backup, 'full', progress);
+      const damaged = new Set(check.artifacts.filter((a) => !a.ok && !a.missing).map((a) => a.name));
+      if (damaged.size > 0) {
+        // A connection that breaks mid-read looks like a stream that does not decompress;
+        // damage reads the same twice, so only what fails again is reported.
+        const again = new Map((await catalog.checkBackup(found.backup, 'full', progress, damaged)).artifacts.map((a) => [a.name, a]));
+        check.artifacts = check.artifacts.map((a) => again.get(a.name) ?? a);
+      }
       const failed = check.artifacts.filter((a) => !a.ok);
       if (failed.length > 0) {
         // Retention moves a backup out of the catalog before deleting its files: not damage.

@@ -246,11 +246,13 @@ export class Repository {
 
   /**
    * Every artifact of a published backup re-read (`dbops backup validate`, repository
-   * verification); `onBytes` hears of every chunk read, for heartbeats on long reads.
+   * verification), or those named in `only`; `onBytes` hears of every chunk read, for
+   * heartbeats on long reads.
    */
-  async checkBackup(stored: StoredBackup, depth: VerifyDepth = 'full', onBytes?: (bytes: number, artifact: string) => void): Promise<BackupCheck> {
+  async checkBackup(stored: StoredBackup, depth: VerifyDepth = 'full', onBytes?: (bytes: number, artifact: string) => void, only?: ReadonlySet<string>): Promise<BackupCheck> {
     const artifacts: BackupCheck['artifacts'] = [];
     for (const artifact of stored.manifest.artifacts) {
+      if (only && !only.has(artifact.name)) continue;
       const key = layout.artifact(stored.relativePath, artifact.name);
       const result = await this.reread(key, artifact, depth, onBytes ? (n) => onBytes(n, artifact.name) : undefined);
       artifacts.push({ name: artifact.name, key, ...result });

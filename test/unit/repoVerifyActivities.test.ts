@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
+import { Readable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
 import pino from 'pino';
 import { buildActivityDeps } from '../../src/activities';
@@ -15,7 +16,7 @@ import { createRepoVerifyActivities, type WorkflowRun } from '../../src/activiti
 import { ConfigSchema } from '../../src/config/schema';
 import { ManifestSchema, type Artifact, type Manifest } from '../../src/domain/manifest';
 import { buildVerifyReport } from '../../src/domain/repoVerify';
-import { layout } from '../../src/repository';
+import { ClusterLocks, layout, LocalStorage, Repository } from '../../src/repository';
 
 let dir = '';
 beforeEach(() => (dir = mkdtempSync(path.join(tmpdir(), 'dbops-repo-verify-'))));
@@ -123,6 +124,30 @@ test('a flipped byte, a cut object and a deleted one are each what they are; a b
   ]);
   rmSync(file(inc.key), { recursive: true });
   expect(await a.verifyBackup({ cluster: 'shop', backupId: INC })).toEqual({ id: INC, outcome: 'gone' });
+});
+
+test('a connection that breaks mid-read is not damage: what reads fine the second time is not reported', async () => {
+  const { key } = publish(FULL, null, { 'dump.sql.gz': 'INSERT INTO t VALUES (1);\n' });
+  /** The first read of the dump breaks after a few bytes, as a reset connection does. */
+  class FlakyStorage extends LocalStorage {
+    reads = 0;
+    override async openRead(k: string): Promise<Readable> {
+      if (!k.endsWith('dump.sql.gz') || this.reads++ > 0) return super.openRead(k);
+      const head = readFileSync(file(k)).subarray(0, 16);
+      return new Readable({
+        read() {
+          this.push(head);
+          this.destroy(Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' }));
+        },
+      });
+    }
+  }
+  const storage = new FlakyStorage(dir);
+  const config = ConfigSchema.parse({ repository: { path: dir }, clusters: [{ name: 'shop', host: '127.0.0.1', user: 'dbops' }], temporal: { address: '127.0.0.1:1' } });
+  const deps = buildActivityDeps(config, pino({ level: 'silent' }), { repository: { storage, catalog: new Repository(storage), locks: new ClusterLocks(storage) } });
+  const found = await createRepoVerifyActivities(deps).verifyBackup({ cluster: 'shop', backupId: FULL });
+  expect(storage.reads).toBe(2);
+  expect(found).toMatchObject({ outcome: 'checked', artifacts: [{ key: `${key}/dump.sql.gz`, missing: false, problems: [] }] });
 });
 
 test('an altered manifest: listed as unusable, and so when the backup is read again', async () => {
