@@ -13,6 +13,7 @@ import type { ActivityDeps } from './deps';
 import { createDrillActivities } from './drill';
 import { createLockActivities } from './lock';
 import { createNotifyActivities } from './notify';
+import { createRepoVerifyActivities } from './repoVerify';
 import { createRestoreActivities } from './restore';
 import { createRetentionActivities } from './retention';
 
@@ -25,6 +26,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createDrillActivities(deps),
     ...createArchiveActivities(deps),
     ...createRetentionActivities(deps),
+    ...createRepoVerifyActivities(deps),
     ...createApprovalActivities(deps),
     ...createNotifyActivities(deps),
   };
@@ -39,5 +41,6 @@ export type { CopyActivities } from './copy';
 export type { DrillActivities } from './drill';
 export type { LockActivities } from './lock';
 export type { NotifyActivities } from './notify';
+export type { RepoVerifyActivities } from './repoVerify';
 export type { RestoreActivities } from './restore';
 export type { RetentionActivities } from './retention';

@@ -27,14 +27,11 @@ export interface ValidationReport {
 
 /** Re-reads every artifact, checks sha256 as stored and decompresses end to end; checks the chain link. */
 export async function validateBackup(config: DbopsConfig, stored: StoredBackup): Promise<ValidationReport> {
+  // Wherever it is kept: the primary first, then the copies.
   const catalog = openRepository(config).reader();
-  const problems: string[] = [];
-  const checked: Array<{ name: string; bytes: number }> = [];
-  for (const artifact of stored.manifest.artifacts) {
-    const result = await catalog.verifyArtifact(stored.relativePath, artifact);
-    problems.push(...result.problems);
-    checked.push({ name: artifact.name, bytes: artifact.size });
-  }
+  const { artifacts } = await catalog.checkBackup(stored);
+  const problems = artifacts.flatMap((a) => a.problems);
+  const checked = stored.manifest.artifacts.map((a) => ({ name: a.name, bytes: a.size }));
   if (stored.manifest.parentId) {
     const parent = await catalog.find(stored.manifest.parentId, stored.manifest.cluster);
     if (!parent) problems.push(`parent backup ${stored.manifest.parentId} is missing: this backup cannot be restored`);

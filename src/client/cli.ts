@@ -14,6 +14,7 @@ import { registerApprovals } from './commands/approvals';
 import { registerArchive } from './commands/archive';
 import { registerBackup, registerStorage } from './commands/backup';
 import { registerDrill } from './commands/drill';
+import { registerRepo } from './commands/repo';
 import { registerRestore } from './commands/restore';
 import { registerRetention } from './commands/retention';
 import { registerSchedules, registerStatus } from './commands/schedules';
@@ -28,6 +29,7 @@ Quick start:
   dbops --config dbops.yaml backup full --cluster shop --wait
   dbops restore plan --cluster shop --database shop --to 2026-11-22T14:03:06Z
   dbops approvals list
+  dbops repo verify --wait                           re-read every backup, report what is wrong
 
 Every command takes --config FILE (default: $DBOPS_CONFIG, else ./dbops.yaml) and --json
 (one JSON document on stdout). "dbops <command> --help" shows a command's options.`;
@@ -51,6 +53,7 @@ export function buildProgram(): Command {
   registerDrill(program);
   registerArchive(program);
   registerRetention(program);
+  registerRepo(program);
   // Subcommands inherit exitOverride and the output settings only when set before they are
   // added; set them on every command so no path calls process.exit behind our back.
   const visit = (c: Command): void => {

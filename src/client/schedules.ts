@@ -13,6 +13,7 @@ import { disasterRecoveryDrillWorkflow } from '../workflows/drill';
 import { drillInput } from './drills';
 import { archiveWorkflow } from '../workflows/archive';
 import { retentionWorkflow } from '../workflows/retention';
+import { repoVerifyWorkflow } from '../workflows/repoVerify';
 import { archiveWorkflowId } from '../domain/archive';
 import { archiveInput, archiveSummary, resolveArchiveJob } from './archives';
 
@@ -34,6 +35,17 @@ function action(config: DbopsConfig, d: DesiredSchedule): ScheduleOptionsStartWo
         { key: SA_OPERATION, value: 'retention' },
       ],
       staticSummary: `Scheduled retention of ${d.cluster}`,
+    });
+  }
+  if (d.action === 'repo-verify') {
+    return startAction(repoVerifyWorkflow, [{ cluster: d.cluster, requestedBy: `schedule ${d.id}` }], {
+      ...common,
+      workflowId: `repo-verify/${d.cluster}/scheduled`,
+      typedSearchAttributes: [
+        { key: SA_CLUSTER, value: d.cluster },
+        { key: SA_OPERATION, value: 'repo-verify' },
+      ],
+      staticSummary: `Scheduled repository verify of ${d.cluster}`,
     });
   }
   if (d.action === 'archive' && d.job) {

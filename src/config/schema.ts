@@ -214,7 +214,7 @@ export const ApprovalSchema = z
     });
   });
 
-export const SCHEDULED_ACTIONS = ['backup-full', 'backup-incremental', 'backup-differential', 'drill', 'drill-full', 'archive', 'retention'] as const;
+export const SCHEDULED_ACTIONS = ['backup-full', 'backup-incremental', 'backup-differential', 'drill', 'drill-full', 'archive', 'retention', 'repo-verify'] as const;
 
 /** One routine job: a cron expression (in schedules.timezone) or a fixed interval. */
 export const ScheduleEntrySchema = z

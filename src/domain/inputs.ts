@@ -130,6 +130,12 @@ export const RetentionInputSchema = z.strictObject({
   requestedBy: PersonSchema.optional(),
 });
 
+/** Verifying the repository: one cluster's backups, or (no cluster) those of every cluster the worker is configured with. */
+export const RepoVerifyInputSchema = z.strictObject({
+  cluster: clusterName.optional(),
+  requestedBy: PersonSchema.optional(),
+});
+
 /** Who asked for a run: their name and the Temporal identity of the client that started it. */
 export const RequesterSchema = z.strictObject({ name: PersonSchema, identity: z.string().max(300).nullable() });
 export type Requester = z.infer<typeof RequesterSchema>;

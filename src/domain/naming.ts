@@ -31,6 +31,11 @@ export function copyWorkflowId(cluster: string, repo: string): string {
   return `copy/${cluster}/${repo}`;
 }
 
+/** repo-verify/shop-prod/20261122T140307.123Z, or repo-verify/20261122T140307.123Z for every cluster (cluster names have no capitals). */
+export function repoVerifyWorkflowId(cluster: string | null, at: Date): string {
+  return `repo-verify/${cluster !== null ? `${cluster}/` : ''}${at.toISOString().replace(/[-:]/g, '')}`;
+}
+
 /** Where a backup lives inside the repository, relative to its root: shop-prod/full/2026-11-22/<id>. */
 export function backupDirectory(cluster: string, type: BackupType, id: string, startedAt: Date): string {
   const day = startedAt.toISOString().slice(0, 10);

@@ -10,7 +10,7 @@ export const SCHEDULE_PREFIX = 'dbops/';
 /** Bumped when the arguments schedules pass to workflows change shape (2: no approvers or queries in them). */
 export const SCHEDULE_INPUTS_VERSION = 2;
 
-export type ScheduledAction = 'backup-full' | 'backup-incremental' | 'backup-differential' | 'drill' | 'drill-full' | 'archive' | 'retention';
+export type ScheduledAction = 'backup-full' | 'backup-incremental' | 'backup-differential' | 'drill' | 'drill-full' | 'archive' | 'retention' | 'repo-verify';
 
 /** The default schedules of a cluster listed in schedules.defaultsFor (hourly incrementals are one entry away). */
 export const DEFAULT_SCHEDULES: ReadonlyArray<{ action: ScheduledAction; cron: string }> = [
@@ -23,13 +23,15 @@ export const DEFAULT_SCHEDULES: ReadonlyArray<{ action: ScheduledAction; cron: s
   { action: 'drill-full', cron: '0 5 1 1,4,7,10 *' },
   // Retention daily at 03:00, after the nightly full.
   { action: 'retention', cron: '0 3 * * *' },
+  // The weekly usability check: every backup re-read end to end, Sunday 06:00.
+  { action: 'repo-verify', cron: '0 6 * * 0' },
 ];
 
 export interface DesiredSchedule {
   id: string;
   cluster: string;
   action: ScheduledAction;
-  /** For backup actions; null for drills and archive jobs. */
+  /** For backup actions; null for the others. */
   backupType: BackupType | null;
   /** For archive: the job's name. */
   job: string | null;

@@ -4,7 +4,8 @@
  *   archived rows, retention deletions): counters, exported at 0 for every cluster from
  *   the start so that increase() sees the first event;
  * - state read from the repository at scrape time (last success per type, its duration,
- *   size and compression, storage used, the latest drill's RTO and RPO): right after a
+ *   size and compression, storage used, the latest drill's RTO and RPO, what the latest
+ *   repository verification found): right after a
  *   worker restart, and the same whichever worker took the backup.
  * The names are the contract with monitoring/prometheus/dbops-rules.yml and the Grafana
  * dashboard (test/unit/dashboard.test.ts checks both). The worker makes one and hands it to
@@ -13,6 +14,7 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Repository } from '../repository/catalog';
 import type { DrillReport } from '../domain/drill';
+import { VERIFY_PROBLEM_CLASSES, type RepoVerifyReport } from '../domain/repoVerify';
 import { BACKUP_TYPES, spaceSaving, totalStoredBytes, type BackupType, type Manifest } from '../domain/manifest';
 
 /** How a backup run ended; `skipped`: refused because another operation held the cluster (not a failure). */
@@ -39,6 +41,13 @@ export class DbopsMetrics {
   readonly archivedRows = new Counter({ name: 'dbops_archive_rows_total', help: 'Rows moved by archive jobs', labelNames: ['cluster', 'database', 'table'], registers: this.r });
   readonly retentionDeleted = new Counter({ name: 'dbops_retention_deleted_total', help: 'Backups deleted by retention', labelNames: ['cluster', 'type'], registers: this.r });
   readonly copyLag = new Gauge({ name: 'dbops_copy_lag_seconds', help: 'How long the oldest backup not yet in a copy repository has waited (0: caught up)', labelNames: ['cluster', 'repository'], registers: this.r });
+  readonly verifyLast = new Gauge({ name: 'dbops_repository_verify_last_timestamp_seconds', help: 'When the latest repository verification of the cluster finished (unix seconds)', labelNames: ['cluster'], registers: this.r });
+  readonly verifyProblems = new Gauge({
+    name: 'dbops_repository_verify_problems',
+    help: 'Problems the latest repository verification found, by class (unverified: backups whose check failed)',
+    labelNames: ['cluster', 'class'],
+    registers: this.r,
+  });
   readonly approvalsWaiting = new Gauge({ name: 'dbops_approvals_waiting', help: 'Runs waiting for a person', labelNames: ['cluster'], registers: this.r });
 
   /** Series at 0 from the start, so the first failure is an increase. */
@@ -73,6 +82,14 @@ export class DbopsMetrics {
     }
     this.repoUsed.labels(cluster).set(used);
     if (limitBytes !== undefined) this.repoLimit.labels(cluster).set(limitBytes);
+  }
+
+  /** What the latest repository verification found; nothing until the cluster has been verified once. */
+  fromVerify(cluster: string, report: Pick<RepoVerifyReport, 'finishedAt' | 'counts' | 'unverified'> | null): void {
+    if (!report) return;
+    this.verifyLast.labels(cluster).set(Date.parse(report.finishedAt) / 1000);
+    for (const c of VERIFY_PROBLEM_CLASSES) this.verifyProblems.labels(cluster, c).set(report.counts[c]);
+    this.verifyProblems.labels(cluster, 'unverified').set(report.unverified.length);
   }
 
   fromDrill(cluster: string, report: { passed: boolean; finishedAt?: string; rto: { seconds: number }; rpo: { seconds: number | null } } | null, lastPassedAt: string | null): void {

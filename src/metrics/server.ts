@@ -21,6 +21,7 @@ async function refresh(config: DbopsConfig, metrics: DbopsMetrics, repository: R
     metrics.fromCatalog(c.name, backups.map((b) => b.manifest), config.retention.maxBytes);
     const drills = await latestDrills(repository, c.name);
     metrics.fromDrill(c.name, drills.latest, drills.lastPassedAt);
+    metrics.fromVerify(c.name, await repository.latestVerifyReport(c.name));
   }
   const temporal = await client();
   if (!temporal) return;

@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { DrillReport } from '../domain/drill';
+import { RepoVerifyReportSchema, type RepoVerifyReport } from '../domain/repoVerify';
 import {
   BACKUP_TYPES,
   IndexSchema,
@@ -30,6 +31,21 @@ export interface ArtifactCheck {
   ok: boolean;
   problems: string[];
 }
+
+/** A re-read as a repository verification records it: also whether the object was there, and how much was read. */
+export interface ArtifactReread extends ArtifactCheck {
+  missing: boolean;
+  /** Stored bytes read (after decryption, where the storage seals). */
+  bytesRead: number;
+}
+
+/** Every artifact of one backup re-read (see Repository.checkBackup). */
+export interface BackupCheck {
+  artifacts: Array<ArtifactReread & { name: string; key: string }>;
+}
+
+/** A published backup found by id, or the reason its folder cannot be believed. */
+export type Located = { backup: StoredBackup } | { unusable: { key: string; problem: string } };
 
 /**
  * Re-reading a stored artifact: size and sha256 as stored, then decompressed end to end.
@@ -101,9 +117,15 @@ export class Repository {
     return ids;
   }
 
+  /** The run filling this backup's work folder (see workKey). */
   async stagingOwner(cluster: string, id: string): Promise<StagingOwner | null> {
+    return this.ownerAt(this.workKey(cluster, id));
+  }
+
+  /** The run that marked a folder as its own (.owner.json), if any. */
+  async ownerAt(folderKey: string): Promise<StagingOwner | null> {
     try {
-      const parsed = JSON.parse((await this.storage.readText(layout.owner(this.workKey(cluster, id)))) ?? 'null') as StagingOwner | null;
+      const parsed = JSON.parse((await this.storage.readText(layout.owner(folderKey))) ?? 'null') as StagingOwner | null;
       return parsed && typeof parsed.workflowId === 'string' ? parsed : null;
     } catch {
       return null;
@@ -151,21 +173,40 @@ export class Repository {
         if (!layout.isDay(day)) continue;
         for (const id of await this.storage.children(layout.dayDir(cluster, t, day))) {
           if (!layout.isBackupId(id)) continue;
-          const key = layout.listedBackup(cluster, t, day, id);
-          const read = await this.tryManifest(key);
-          if (!('manifest' in read)) {
-            if (read.problem) unusable.push({ key, problem: read.problem });
-            continue;
-          }
-          const manifest = read.manifest;
-          // The folder's own name, type and cluster must agree with what the manifest says.
-          if (manifest.id === id && manifest.type === t && manifest.cluster === cluster) found.push({ manifest, relativePath: key, dir: this.localPath(key) });
-          else unusable.push({ key, problem: `${layout.manifest(key)}: describes ${manifest.cluster}/${manifest.type}/${manifest.id}, not the folder it is in` });
+          const read = await this.readFolder(cluster, t, id, layout.listedBackup(cluster, t, day, id));
+          if (read && 'backup' in read) found.push(read.backup);
+          else if (read) unusable.push(read.unusable);
         }
       }
     }
     found.sort((a, b) => a.manifest.startedAt.localeCompare(b.manifest.startedAt) || a.manifest.id.localeCompare(b.manifest.id));
     return { backups: found, unusable };
+  }
+
+  /** One backup folder: its backup, why it cannot be used, or null when it holds no manifest. */
+  private async readFolder(cluster: string, type: BackupType, id: string, key: string): Promise<Located | null> {
+    const read = await this.tryManifest(key);
+    if (!('manifest' in read)) return read.problem ? { unusable: { key, problem: read.problem } } : null;
+    const manifest = read.manifest;
+    // The folder's own name, type and cluster must agree with what the manifest says.
+    if (manifest.id === id && manifest.type === type && manifest.cluster === cluster) return { backup: { manifest, relativePath: key, dir: this.localPath(key) } };
+    return { unusable: { key, problem: `${layout.manifest(key)}: describes ${manifest.cluster}/${manifest.type}/${manifest.id}, not the folder it is in` } };
+  }
+
+  /**
+   * A backup of a cluster by id, read where its id says it lives (one manifest read, not a
+   * listing); a folder elsewhere is found by listing its type. Null: not in the catalog.
+   */
+  async locate(cluster: string, id: string): Promise<Located | null> {
+    if (!layout.isBackupId(id)) throw new Error(`not a backup id: ${JSON.stringify(id)}`);
+    const type = id.slice(id.lastIndexOf('-') + 1) as BackupType;
+    const direct = await this.readFolder(cluster, type, id, layout.backupOfId(cluster, id));
+    if (direct) return direct;
+    const { backups, unusable } = await this.scan(cluster, type);
+    const backup = backups.find((b) => b.manifest.id === id);
+    if (backup) return { backup };
+    const damaged = unusable.find((u) => u.key.endsWith(`/${id}`));
+    return damaged ? { unusable: damaged } : null;
   }
 
   async clusters(): Promise<string[]> {
@@ -229,21 +270,49 @@ export class Repository {
 
   /** Re-reads the object at `key` as the artifact the manifest describes. */
   async verifyObject(key: string, artifact: Artifact, depth: VerifyDepth = 'full'): Promise<ArtifactCheck> {
+    const { ok, problems } = await this.reread(key, artifact, depth);
+    return { ok, problems };
+  }
+
+  /**
+   * Every artifact of a published backup re-read (`dbops backup validate`, repository
+   * verification), or those named in `only`; `onBytes` hears of every chunk read, for
+   * heartbeats on long reads.
+   */
+  async checkBackup(stored: StoredBackup, depth: VerifyDepth = 'full', onBytes?: (bytes: number, artifact: string) => void, only?: ReadonlySet<string>): Promise<BackupCheck> {
+    const artifacts: BackupCheck['artifacts'] = [];
+    for (const artifact of stored.manifest.artifacts) {
+      if (only && !only.has(artifact.name)) continue;
+      const key = layout.artifact(stored.relativePath, artifact.name);
+      const result = await this.reread(key, artifact, depth, onBytes ? (n) => onBytes(n, artifact.name) : undefined);
+      artifacts.push({ name: artifact.name, key, ...result });
+    }
+    return { artifacts };
+  }
+
+  private async reread(key: string, artifact: Artifact, depth: VerifyDepth, onBytes?: (bytes: number) => void): Promise<ArtifactReread> {
     const problems: string[] = [];
     const info = await this.storage.stat(key);
-    if (!info) return { ok: false, problems: [`${artifact.name}: missing`] };
+    if (!info) return { ok: false, problems: [`${artifact.name}: missing`], missing: true, bytesRead: 0 };
     if (info.size !== artifact.size) problems.push(`${artifact.name}: size ${info.size}, manifest says ${artifact.size}`);
     const storedHash = createHash('sha256');
+    let bytesRead = 0;
+    const counted = (chunk: Buffer): void => {
+      storedHash.update(chunk);
+      bytesRead += chunk.length;
+      onBytes?.(bytesRead);
+    };
+    const done = (): ArtifactReread => ({ ok: problems.length === 0, problems, missing: false, bytesRead });
     if (depth === 'stored') {
       try {
-        await pipeline(await this.storage.openRead(key), new Writable({ write(chunk: Buffer, _e, cb) { storedHash.update(chunk); cb(); } }));
+        await pipeline(await this.storage.openRead(key), new Writable({ write(chunk: Buffer, _e, cb) { counted(chunk); cb(); } }));
       } catch (error) {
-        if (error instanceof SealError) return { ok: false, problems: [error.message] };
+        if (error instanceof SealError) return { ok: false, problems: [error.message], missing: false, bytesRead };
         throw error;
       }
       const digest = storedHash.digest('hex');
       if (digest !== artifact.sha256) problems.push(`${artifact.name}: sha256 ${digest}, manifest says ${artifact.sha256}`);
-      return { ok: problems.length === 0, problems };
+      return done();
     }
     const rawHash = createHash('sha256');
     let rawSize = 0;
@@ -253,7 +322,7 @@ export class Repository {
       await this.storage.openRead(key),
       async function* (source: AsyncIterable<Buffer>) {
         for await (const chunk of source) {
-          storedHash.update(chunk);
+          counted(chunk);
           yield chunk;
         }
       },
@@ -283,7 +352,7 @@ export class Repository {
       if (rawSize !== artifact.rawSize) problems.push(`${artifact.name}: decompresses to ${rawSize} bytes, manifest says ${artifact.rawSize}`);
       if (rawSha256 !== artifact.rawSha256) problems.push(`${artifact.name}: decompressed sha256 differs from the manifest`);
     }
-    return { ok: problems.length === 0, problems };
+    return done();
   }
 
   /**
@@ -387,6 +456,26 @@ export class Repository {
     await this.storage.writeText(json, JSON.stringify(report, null, 2) + '\n');
     await this.storage.writeText(md, markdown);
     return { json: this.localPath(json) ?? json, markdown: this.localPath(md) ?? md };
+  }
+
+  async storeVerifyReport(report: RepoVerifyReport): Promise<string> {
+    const key = layout.verifyReport(report.cluster, report.runKey);
+    await this.storage.writeText(key, JSON.stringify(report, null, 2) + '\n');
+    return this.localPath(key) ?? key;
+  }
+
+  /** The newest verification report of a cluster that can be read; null when there is none. */
+  async latestVerifyReport(cluster: string): Promise<RepoVerifyReport | null> {
+    const names = (await this.storage.children(layout.verifyDir(cluster))).filter(layout.isVerifyReport).sort().reverse();
+    for (const name of names) {
+      try {
+        const parsed = RepoVerifyReportSchema.safeParse(JSON.parse((await this.storage.readText(layout.verifyReport(cluster, name.replace(/\.json$/, '')))) ?? 'null'));
+        if (parsed.success) return parsed.data;
+      } catch {
+        // damaged or not ours: the one before it
+      }
+    }
+    return null;
   }
 
   async storeArchiveReport(cluster: string, job: string, runKey: string, report: unknown): Promise<string> {

@@ -13,6 +13,7 @@
  *   <cluster>/.locks/backup/<generation>.json         the cluster's backup lock
  *   <cluster>/drills/<drill id>/report.{json,md}      DR drill reports
  *   <cluster>/archives/<job>/<run>.json               archive run reports
+ *   <cluster>/verify/<run>.json                       repository verification reports
  *   <cluster>/restore-targets/<database>.json         which restore created a database
  *   .notifications.json                               webhook cooldown state
  */
@@ -31,6 +32,8 @@ const DAY = /^\d{4}-\d{2}-\d{2}$/;
 const JOB = /^[a-z0-9][a-z0-9_.-]{0,62}$/;
 const DRILL = /^drill-\d{8}T\d{6}Z$/;
 const RUN_KEY = /^\d{8}T\d{6}Z$/;
+/** A name found by listing a folder, to look at it (never '.', '..', a separator or a control character). */
+const LISTED_NAME = /^(?!\.{1,2}$)[A-Za-z0-9._-]{1,255}$/;
 
 export function isBackupType(t: string): t is BackupType {
   return (BACKUP_TYPES as readonly string[]).includes(t);
@@ -49,11 +52,15 @@ export const layout = {
   /** A backup folder found by listing (day and id checked). */
   listedBackup: (c: string, type: BackupType, day: string, id: string) => `${cluster(c)}/${type}/${segment(day, DAY, 'day')}/${backupId(id)}`,
   isBackupId: (name: string) => BACKUP_ID_PATTERN.test(name),
-  /** Where a backup lives, from its id alone (the id carries its UTC start and its type). */
+  /** Where a backup lives, from its id alone: the type and the UTC day it started are part of the id. */
   backupOfId: (c: string, id: string) => {
-    const m = /^(\d{4})(\d{2})(\d{2})T.*-([a-z]+)$/.exec(backupId(id));
-    return `${cluster(c)}/${m?.[4]}/${m?.[1]}-${m?.[2]}-${m?.[3]}/${id}`;
+    const checked = backupId(id);
+    const type = checked.slice(checked.lastIndexOf('-') + 1);
+    return `${cluster(c)}/${type}/${checked.slice(0, 4)}-${checked.slice(4, 6)}-${checked.slice(6, 8)}/${checked}`;
   },
+  /** An entry found by listing a folder (an object no manifest names, a staging marker), to stat it. */
+  listed: (folderKey: string, name: string) => `${folderKey}/${segment(name, LISTED_NAME, 'listed name')}`,
+  isListedName: (name: string) => LISTED_NAME.test(name),
   manifest: (backupKey: string) => `${backupKey}/manifest.json`,
   /** The mark of the run filling a folder (staging, or an unpublished backup folder in place). */
   owner: (folderKey: string) => `${folderKey}/.owner.json`,
@@ -73,6 +80,9 @@ export const layout = {
   drillReport: (c: string, drillId: string, kind: 'json' | 'md') => `${cluster(c)}/drills/${segment(drillId, DRILL, 'drill id')}/report.${kind}`,
   isDrillId: (name: string) => DRILL.test(name),
   archiveReport: (c: string, job: string, runKey: string) => `${cluster(c)}/archives/${segment(job, JOB, 'job name')}/${segment(runKey, RUN_KEY, 'run key')}.json`,
+  verifyDir: (c: string) => `${cluster(c)}/verify`,
+  verifyReport: (c: string, runKey: string) => `${cluster(c)}/verify/${segment(runKey, RUN_KEY, 'run key')}.json`,
+  isVerifyReport: (name: string) => RUN_KEY.test(name.replace(/\.json$/, '')) && name.endsWith('.json'),
   restoreClaim: (c: string, database: string) => `${cluster(c)}/restore-targets/${segment(database, SQL_IDENTIFIER_PATTERN, 'database name')}.json`,
   notificationState: () => '.notifications.json',
 };

@@ -17,3 +17,5 @@ export { retentionWorkflow } from './retention';
 export { copyBackupsWorkflow } from './copy';
 export type { CopyInput, CopyResult } from './copy';
 export type { RetentionInput, RetentionResult } from './retention';
+export { repoVerifyWorkflow } from './repoVerify';
+export type { RepoVerifyInput, RepoVerifyResult } from './repoVerify';

@@ -67,6 +67,11 @@ export const ACTIVITY_NAMES = [
   'runSampleQueries',
   'teardownSandbox',
   'storeDrillReport',
+  'listVerifyClusters',
+  'listBackupsToVerify',
+  'verifyBackup',
+  'findOrphans',
+  'storeVerifyReport',
 ] as const;
 
 /**

@@ -44,19 +44,21 @@ test('apply is idempotent, updates what changed, deletes what the config dropped
   let setup = withSchedules(makeTestConfig('sched'), { defaultsFor: ['test'], timezone: 'Europe/Zurich', catchupWindow: '15m' });
   const first = await runCli(['schedules', 'apply', '--json', '--config', setup.configPath]);
   expect(JSON.parse(first.stdout)).toEqual({
-    create: ['dbops/test/backup-differential', 'dbops/test/backup-full', 'dbops/test/backup-incremental', 'dbops/test/drill', 'dbops/test/drill-full', 'dbops/test/retention'],
+    create: ['dbops/test/backup-differential', 'dbops/test/backup-full', 'dbops/test/backup-incremental', 'dbops/test/drill', 'dbops/test/drill-full', 'dbops/test/repo-verify', 'dbops/test/retention'],
     update: [],
     remove: [],
     unchanged: [],
   });
   const second = await applySchedules(client, setup.config);
   expect(second.create.concat(second.update).map((d) => d.id)).toEqual([]);
-  expect(second.unchanged.sort()).toEqual(['dbops/test/backup-differential', 'dbops/test/backup-full', 'dbops/test/backup-incremental', 'dbops/test/drill', 'dbops/test/drill-full', 'dbops/test/retention']);
+  expect(second.unchanged.sort()).toEqual(['dbops/test/backup-differential', 'dbops/test/backup-full', 'dbops/test/backup-incremental', 'dbops/test/drill', 'dbops/test/drill-full', 'dbops/test/repo-verify', 'dbops/test/retention']);
   const retention = await client.schedule.getHandle('dbops/test/retention').describe();
   expect(retention.action).toMatchObject({ workflowType: 'retentionWorkflow', workflowId: 'retention/test/scheduled' });
   expect(retention.spec.calendars?.length).toBeTruthy();
   const drill = await client.schedule.getHandle('dbops/test/drill').describe();
   expect(drill.action).toMatchObject({ workflowType: 'disasterRecoveryDrillWorkflow', workflowId: 'drill/test/scheduled' });
+  const verify = await client.schedule.getHandle('dbops/test/repo-verify').describe();
+  expect(verify.action).toMatchObject({ workflowType: 'repoVerifyWorkflow', workflowId: 'repo-verify/test/scheduled', args: [{ cluster: 'test', requestedBy: 'schedule dbops/test/repo-verify' }] });
   const full = await client.schedule.getHandle('dbops/test/backup-full').describe();
   expect(full.spec.timezone).toBe('Europe/Zurich');
   expect(full.policies).toMatchObject({ overlap: 'SKIP', catchupWindow: 15 * 60 * 1000 });
@@ -75,13 +77,14 @@ test('apply is idempotent, updates what changed, deletes what the config dropped
     'would remove dbops/test/backup-incremental',
     'would remove dbops/test/drill',
     'would remove dbops/test/drill-full',
+    'would remove dbops/test/repo-verify',
     'would remove dbops/test/retention',
     'would update dbops/test/backup-full',
   ]);
   const third = await applySchedules(client, setup.config);
   expect({ update: third.update.map((d) => d.id), remove: third.remove.sort() }).toEqual({
     update: ['dbops/test/backup-full'],
-    remove: ['dbops/test/backup-differential', 'dbops/test/backup-incremental', 'dbops/test/drill', 'dbops/test/drill-full', 'dbops/test/retention'],
+    remove: ['dbops/test/backup-differential', 'dbops/test/backup-incremental', 'dbops/test/drill', 'dbops/test/drill-full', 'dbops/test/repo-verify', 'dbops/test/retention'],
   });
   const after = await client.schedule.getHandle('dbops/test/backup-full').describe();
   expect(after.state).toMatchObject({ paused: true, note: 'maintenance window' });

@@ -58,3 +58,12 @@ test('restore targets are checked before anything is reached', async () => {
   expect(bad.code).toBe(1);
   expect(bad.error).toMatch(/^dbops: .*yesterday/);
 });
+
+test('repo verify: a group without its subcommand shows the help; an unknown option names the command', async () => {
+  const group = await run(['repo']);
+  expect(group.code).toBe(2);
+  expect(group.err).toMatch(/verify/);
+  const bad = await run(['repo', 'verify', '--clusters', 'x', '--config', '/nonexistent.yaml']);
+  expect(bad.code).toBe(2);
+  expect(bad.error).toMatch(/unknown option '--clusters'.*\(dbops repo verify --help\)/);
+});

@@ -31,6 +31,8 @@ export const DBOPS_METRICS: Readonly<Record<string, 'counter' | 'gauge' | 'histo
   dbops_archive_rows_total: 'counter',
   dbops_retention_deleted_total: 'counter',
   dbops_approvals_waiting: 'gauge',
+  dbops_repository_verify_last_timestamp_seconds: 'gauge',
+  dbops_repository_verify_problems: 'gauge',
 };
 
 const KEYWORDS = new Set(['and', 'or', 'unless', 'by', 'without', 'on', 'ignoring', 'group_left', 'group_right', 'bool', 'offset', 'inf', 'nan', 'atan2']);
@@ -184,6 +186,8 @@ describe('alert rules', () => {
       ['DbopsChecksumMismatch', 'critical', /increase\(dbops_backup_checksum_mismatch_total\[1h\]\).*> 0$/s],
       ['DbopsNoRecentFullBackup', 'critical', /^time\(\) - .*dbops_backup_last_success_timestamp_seconds\{type="full"\}.*> 26 \* 3600$/s],
       ['DbopsDrillRtoAboveTarget', 'warning', /dbops_drill_rto_seconds.*> 4 \* 3600$/s],
+      ['DbopsRepositoryVerifyProblems', 'critical', /dbops_repository_verify_problems\{class=~"corrupt\|missing\|unusable-manifest\|chain"\}.*> 0$/s],
+      ['DbopsRepositoryVerifyStale', 'warning', /^time\(\) - .*dbops_repository_verify_last_timestamp_seconds.*> 8 \* 86400$/s],
     ];
     for (const [alert, severity, expr] of expected) {
       const rule = byName.get(alert);

@@ -26,3 +26,16 @@ test('counters exist at 0 from the start; gauges come from the newest backup of 
   expect(text).toContain('dbops_repository_limit_bytes{cluster="shop"} 10000');
   expect(text).toContain('dbops_backup_duration_seconds_bucket{le="60",cluster="shop",type="full"} 1');
 });
+
+test('the latest repository verification: when it finished and what it found, per class', async () => {
+  const m = new DbopsMetrics();
+  m.fromVerify('shop', null);
+  expect(await m.registry.metrics()).not.toContain('dbops_repository_verify_last_timestamp_seconds{');
+  m.fromVerify('shop', { finishedAt: '2026-11-22T06:10:00.000Z', counts: { corrupt: 2, missing: 1, 'unusable-manifest': 0, chain: 1, orphaned: 3 }, unverified: [{ backupId: '20261120T020000.000Z-full', reason: 'x' }] });
+  const text = await m.registry.metrics();
+  expect(text).toContain(`dbops_repository_verify_last_timestamp_seconds{cluster="shop"} ${Date.parse('2026-11-22T06:10:00.000Z') / 1000}`);
+  expect(text).toContain('dbops_repository_verify_problems{cluster="shop",class="corrupt"} 2');
+  expect(text).toContain('dbops_repository_verify_problems{cluster="shop",class="unusable-manifest"} 0');
+  expect(text).toContain('dbops_repository_verify_problems{cluster="shop",class="orphaned"} 3');
+  expect(text).toContain('dbops_repository_verify_problems{cluster="shop",class="unverified"} 1');
+});

@@ -11,9 +11,10 @@ test('seed defaults per cluster; explicit entries override them', () => {
     ['dbops/shop/backup-incremental', '0 * * * *'],
     ['dbops/shop/drill', '0 4 1 * *'],
     ['dbops/shop/drill-full', '0 5 1 1,4,7,10 *'],
+    ['dbops/shop/repo-verify', '0 6 * * 0'],
     ['dbops/shop/retention', '0 3 * * *'],
   ]);
-  expect(DEFAULT_SCHEDULES).toHaveLength(6);
+  expect(DEFAULT_SCHEDULES).toHaveLength(7);
   const drillA = desiredSchedules({ ...base, defaultsFor: ['shop'] }, { rpoTarget: '10m' }).find((x) => x.action === 'drill')!;
   const drillB = desiredSchedules({ ...base, defaultsFor: ['shop'] }, { rpoTarget: '1h' }).find((x) => x.action === 'drill')!;
   expect(drillA.hash).not.toBe(drillB.hash); // changed drill targets update the drill schedule
@@ -29,7 +30,7 @@ test('reconcile: create the missing, update the changed, delete only ours that t
     { id: 'someone-else/job', hash: null },
   ]);
   expect({ create: plan.create.map((x) => x.id), update: plan.update.map((x) => x.id), remove: plan.remove, unchanged: plan.unchanged }).toEqual({
-    create: ['dbops/shop/backup-differential', 'dbops/shop/drill', 'dbops/shop/drill-full', 'dbops/shop/retention'],
+    create: ['dbops/shop/backup-differential', 'dbops/shop/drill', 'dbops/shop/drill-full', 'dbops/shop/repo-verify', 'dbops/shop/retention'],
     update: ['dbops/shop/backup-incremental'],
     remove: ['dbops/old/backup-full'],
     unchanged: ['dbops/shop/backup-full'],
