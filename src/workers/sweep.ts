@@ -86,7 +86,7 @@ export async function sweepLeftovers(config: DbopsConfig, logger: Logger, runnin
     for (const id of await storage.children(layout.stagingDir(cluster.name))) {
       if (!layout.isBackupId(id)) continue;
       const key = layout.staging(cluster.name, id);
-      const by = (await catalog.stagingOwner(cluster.name, id))?.workflowId ?? null;
+      const by = (await catalog.ownerAt(key))?.workflowId ?? null;
       const modified = (await storage.stat(key))?.modified.getTime() ?? 0;
       const stale = by === null ? Date.now() - modified > DAY_MS : runs !== null && !runs.has(by);
       if (stale) await remove(key, () => storage.removeTree(key));
