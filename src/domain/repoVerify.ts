@@ -133,7 +133,8 @@ export function artifactProblems(backupId: string, artifacts: readonly ArtifactF
   const out: VerifyProblem[] = [];
   for (const a of artifacts) {
     if (a.missing) out.push(problem('missing', a.key, backupId, `${a.name}: listed in the manifest, not in the repository`));
-    else if (a.problems.length > 0) out.push(problem('corrupt', a.key, backupId, a.problems.join('; ')));
+    // The key leads the problem already: a message that starts with it again (decryption's do) says it once.
+    else if (a.problems.length > 0) out.push(problem('corrupt', a.key, backupId, a.problems.map((p) => (p.startsWith(`${a.key}: `) ? p.slice(a.key.length + 2) : p)).join('; ')));
   }
   return out;
 }
@@ -245,7 +246,8 @@ export function buildVerifyReport(
     }
   }
   if (gone > 0) notes.push(`${gone} backup(s) left the catalog while the run went on (retention) and were not checked`);
-  problems.push(...chainProblems(listing));
+  const left = new Set(findings.filter((f) => f.outcome === 'gone').map((f) => f.id));
+  problems.push(...chainProblems(listing).filter((p) => p.backupId === null || !left.has(p.backupId)));
   const orphans = orphanProblems(found.orphans, run.finishedAt, graceMs);
   problems.push(...orphans.problems);
   notes.push(...orphans.notes);

@@ -61,7 +61,7 @@ test('each damage in its class: corrupt, missing, unusable manifest, chain, orph
     id: FULL,
     outcome: 'checked',
     key: key(FULL),
-    artifacts: [{ name: 'dump.sql.zst', key: `${key(FULL)}/dump.sql.zst`, bytesRead: 5000, missing: false, problems: ['shop/full/…/dump.sql.zst: chunk 0 (from plaintext byte 0) fails authentication'] }],
+    artifacts: [{ name: 'dump.sql.zst', key: `${key(FULL)}/dump.sql.zst`, bytesRead: 5000, missing: false, problems: [`${key(FULL)}/dump.sql.zst: chunk 0 (from plaintext byte 0) fails authentication`] }],
   };
   const cut: BackupFinding = {
     id: INC1,
@@ -90,6 +90,7 @@ test('each damage in its class: corrupt, missing, unusable manifest, chain, orph
     ['chain', key('20261120T140000.000Z-incremental'), '20261120T140000.000Z-incremental'],
     ['orphaned', `${key(FULL)}/stray.bin`, FULL],
   ]);
+  expect(r.problems[1]!.detail).toBe('chunk 0 (from plaintext byte 0) fails authentication');
   expect(r.problems[2]!.detail).toBe('binlog.000002.zst: size 100, manifest says 300; binlog.000002.zst: sha256 00, manifest says ff');
   expect(r.problems[4]!.detail).toMatch(/its parent 20261120T100000\.000Z-incremental has a manifest that cannot be used/);
   expect(r.counts).toEqual({ corrupt: 2, missing: 1, 'unusable-manifest': 1, chain: 1, orphaned: 1 });
@@ -151,6 +152,9 @@ test('only leftovers: a warning, not clean; a backup whose check failed: not cle
   );
   expect(failed).toMatchObject({ clean: false, severity: 'warning', backupsChecked: 0, problems: [], unverified: [{ backupId: FULL, reason: 'cannot reach s3://bucket' }] });
   expect(failed.notes).toEqual(['1 backup(s) left the catalog while the run went on (retention) and were not checked']);
+  // INC1's parent is not verified, not missing: no chain problem. One whose parent is missing but that left meanwhile: none either.
+  const leftMeanwhile = buildVerifyReport({ listing: listing([listed(INC1, FULL)]), findings: [{ id: INC1, outcome: 'gone' }], orphans: [] }, RUN);
+  expect(leftMeanwhile).toMatchObject({ clean: true, problems: [] });
   expect(verifyAlert(failed, 'k').message).toMatch(/1 backup\(s\) not verified[\s\S]*\nnot verified: 20261120T020000\.000Z-full: cannot reach s3:\/\/bucket\n/);
 });
 
