@@ -1,7 +1,7 @@
 /** Helpers for test files: the shared servers, per-file configs, workers and the CLI. */
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { DeleteObjectCommand, GetObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
+import { DeleteObjectCommand, GetObjectCommand, ListMultipartUploadsCommand, ListObjectsV2Command, ListPartsCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import * as path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
@@ -84,6 +84,22 @@ export async function s3Objects(prefix: string): Promise<Array<{ key: string; bo
       }
       token = page.NextContinuationToken;
     } while (token);
+    return out;
+  } finally {
+    client.destroy();
+  }
+}
+
+/** The multipart uploads in progress under a prefix, with how many parts each has stored. */
+export async function s3Uploads(prefix: string): Promise<Array<{ key: string; parts: number }>> {
+  const client = s3Client();
+  try {
+    const listed = await client.send(new ListMultipartUploadsCommand({ Bucket: s3Server().bucket, Prefix: prefix }));
+    const out: Array<{ key: string; parts: number }> = [];
+    for (const u of listed.Uploads ?? []) {
+      const parts = await client.send(new ListPartsCommand({ Bucket: s3Server().bucket, Key: u.Key!, UploadId: u.UploadId! }));
+      out.push({ key: u.Key!, parts: parts.Parts?.length ?? 0 });
+    }
     return out;
   } finally {
     client.destroy();

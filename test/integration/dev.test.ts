@@ -34,7 +34,7 @@ test.each(products())('dbops dev --product %s --demo: sandbox + dev server + wor
     }
     expect(stdout).toMatch(/demo: backup \d{8}T\d{6}\.\d{3}Z-full verified: 3 tables, 2200 rows/);
     expect(stdout).toMatch(/Web UI: http:\/\/localhost:\d+/);
-    expect(stdout).toContain('schedules: dbops/sandbox/backup-differential, dbops/sandbox/backup-full, dbops/sandbox/backup-incremental, dbops/sandbox/drill, dbops/sandbox/drill-full, dbops/sandbox/retention');
+    expect(stdout).toContain('schedules: dbops/sandbox/backup-differential, dbops/sandbox/backup-full, dbops/sandbox/backup-incremental, dbops/sandbox/drill, dbops/sandbox/drill-full, dbops/sandbox/repo-verify, dbops/sandbox/retention');
 
     const state = JSON.parse(readFileSync(path.join(stateDir, 'dev.json'), 'utf8')) as {
       configPath: string;

@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { startFullBackup, waitForManifest } from '../../src/client/backups';
 import { openRepository, verifyArtifactFile } from '../../src/repository';
 import { seedSampleDatabase } from '../../src/dev/sampleData';
-import { makeTestConfig, rootConnection, runCli, spawnCliWorker, temporalClient, withWorker } from '../harness/context';
+import { makeTestConfig, rootConnection, runCli, s3Uploads, spawnCliWorker, temporalClient, withWorker } from '../harness/context';
 
 const DB = 'crashtest';
 
@@ -95,6 +95,37 @@ test('SIGKILL of the worker mid-dump: retried elsewhere, exactly one backup, no 
     const check = await verifyArtifactFile(path.join(backups[0]!.dir!, 'dump.sql.zst'), manifest.artifacts[0]!);
     expect(check).toEqual({ ok: true, problems: [] });
     expect(manifest.tables.find((t) => t.table === 'orders')?.rows).toBe(Number(orderCount));
+  } finally {
+    if (first.exitCode === null) first.kill('SIGKILL');
+    await close();
+  }
+});
+
+test('SIGKILL of the worker mid-upload to an encrypted S3 repository: nothing visible, no upload left behind after the retry', async () => {
+  const setup = makeTestConfig('crash-s3', { databases: [DB], compressionLevel: 15, s3: true, encrypted: true });
+  const prefix = setup.config.repository.s3!.prefix;
+  const list = async () => JSON.parse((await runCli(['backup', 'list', '--cluster', 'test', '--json', '--config', setup.configPath])).stdout) as Array<{ id: string }>;
+  const first = spawnCliWorker(setup.configPath, path.join(setup.dir, 'worker-1.log'));
+  const { client, close } = await temporalClient();
+  try {
+    const handle = await startFullBackup(client, setup.config, { cluster: 'test', requestedBy: 'jest', timeouts: { heartbeat: '4 seconds' } });
+    // Mid-upload: a multipart upload of the dump has stored at least one part.
+    const deadline = Date.now() + 120_000;
+    while (!(await s3Uploads(prefix)).some((u) => u.parts > 0)) {
+      if (Date.now() > deadline) throw new Error('the first worker never started uploading');
+      if (first.exitCode !== null) throw new Error(`the first worker exited early (${first.exitCode}); see ${setup.dir}/worker-1.log`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    first.kill('SIGKILL');
+    await new Promise((r) => first.once('exit', r));
+    expect(await list()).toEqual([]); // nothing half-written is a backup
+    expect((await s3Uploads(prefix)).length).toBeGreaterThan(0); // the dead worker's upload is still there
+
+    const manifest = await withWorker(setup.config, () => waitForManifest(handle));
+    expect((await list()).map((b) => b.id)).toEqual([manifest.id]);
+    expect(await s3Uploads(prefix)).toEqual([]); // the retry aborted it before starting over
+    const valid = await runCli(['backup', 'validate', manifest.id, '--cluster', 'test', '--config', setup.configPath]);
+    expect(valid.code).toBe(0);
   } finally {
     if (first.exitCode === null) first.kill('SIGKILL');
     await close();
