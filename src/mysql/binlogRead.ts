@@ -132,10 +132,12 @@ export async function unpackBinlogs(plan: RestorePlan, storage: Storage, work: s
   const files: string[] = [];
   for (const b of plan.binlogs) {
     const out = path.join(work, b.file);
+    // Opened before the codec starts: a missing object must not leave a decompressor waiting on its input.
+    const source = await storage.openRead(layout.artifact(b.path, b.artifact));
     const codec = await decompressor(compressionOf(b.artifact));
     const results = await Promise.allSettled([
       codec.done,
-      pipeline(await storage.openRead(layout.artifact(b.path, b.artifact)), codec.input),
+      pipeline(source, codec.input),
       pipeline(codec.output, createWriteStream(out, { mode: 0o600 })),
     ]);
     // A stored object that fails authentication is the cause; otherwise the codec's own

@@ -235,9 +235,10 @@ async function positionLines(storage: Storage, file: string, compression: Compre
 
 /** Streams a stored artifact, decompressed, chunk by chunk. */
 async function readDecompressed(storage: Storage, file: string, compression: Compression, onChunk: (chunk: Buffer) => void): Promise<void> {
+  const source = await storage.openRead(file); // before the codec starts, so a failure leaves no decompressor behind
   const codec = await decompressor(compression);
   await Promise.all([
-    pipeline(await storage.openRead(file), codec.input),
+    pipeline(source, codec.input),
     pipeline(
       codec.output,
       new Writable({

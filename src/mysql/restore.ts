@@ -190,6 +190,8 @@ async function loadAndReplay(
   // 1. The full: decompress -> select + rename + confine -> one client session.
   await withDefaultsFile(admin, async (defaultsFile) => {
     const session = clientSession(client, defaultsFile, statementLimitInit(req.product, req.cluster));
+    // Opened before the codec starts: a missing object must not leave a decompressor waiting on its input.
+    const source = await (req.backups ?? req.storage).openRead(layout.artifact(req.plan.full.path, req.plan.full.artifact));
     const codec = await decompressor(compressionOf(req.plan.full.artifact));
     const abort = () => {
       codec.kill();
@@ -197,7 +199,7 @@ async function loadAndReplay(
     };
     req.signal?.addEventListener('abort', abort, { once: true });
     try {
-      const feeding = pipeline(await (req.backups ?? req.storage).openRead(layout.artifact(req.plan.full.path, req.plan.full.artifact)), codec.input);
+      const feeding = pipeline(source, codec.input);
       const loading = pipeline(
         codec.output as Readable,
         new Transform({

@@ -5,7 +5,7 @@
  * truth). Everything goes through the Storage interface and the layout module.
  */
 import { createHash } from 'node:crypto';
-import { Writable } from 'node:stream';
+import { type Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { DrillReport } from '../domain/drill';
 import { RepoVerifyReportSchema, type RepoVerifyReport } from '../domain/repoVerify';
@@ -317,9 +317,16 @@ export class Repository {
     const rawHash = createHash('sha256');
     let rawSize = 0;
     const frameOnly = depth === 'frame' && artifact.compression === 'zstd';
+    // Opened before the codec starts: an object that cannot be read must not leave a codec waiting on its input.
+    let source: Readable;
+    try {
+      source = await this.storage.openRead(key);
+    } catch (error) {
+      return { ok: false, problems: [`${artifact.name}: cannot be read: ${(error as Error).message}`], missing: false, bytesRead };
+    }
     const codec = frameOnly ? await zstdTest() : await decompressor(artifact.compression);
     const reading = pipeline(
-      await this.storage.openRead(key),
+      source,
       async function* (source: AsyncIterable<Buffer>) {
         for await (const chunk of source) {
           counted(chunk);

@@ -11,10 +11,10 @@
  * Small objects are stored as a JSON envelope naming the key, readable by a person who
  * opens the bucket: {"sealed":"dbops-v1","keyId":"k1","data":"<base64>"}.
  */
-import { PassThrough, type Readable, type Writable } from 'node:stream';
+import { PassThrough, Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { z } from 'zod';
-import { openBuffer, openStream, plaintextSize, sealBuffer, sealedKeyId, sealStream, SealError, type Keyring } from './crypto';
+import { openBuffer, Opener, plaintextSize, sealBuffer, sealedKeyId, sealStream, SealError, type Keyring } from './crypto';
 import type { ObjectInfo, Storage } from './storage';
 
 const EnvelopeSchema = z.strictObject({ sealed: z.literal('dbops-v1'), keyId: z.string(), data: z.string() });
@@ -90,11 +90,23 @@ export class EncryptedStorage implements Storage {
     return Buffer.concat(parts).subarray(0, 128);
   }
 
+  /**
+   * Lazy: nothing is read or opened until the caller reads, so an object that fails
+   * authentication reports through the caller's pipeline, never as an 'error' event
+   * nobody listens to yet.
+   */
   async openRead(key: string): Promise<Readable> {
     const source = await this.inner.openRead(key);
-    const opener = openStream(this.keyring, key);
-    source.on('error', (e) => opener.destroy(e));
-    return source.pipe(opener);
+    const opener = new Opener(this.keyring, key);
+    async function* opened(): AsyncGenerator<Buffer> {
+      try {
+        for await (const chunk of source as AsyncIterable<Buffer>) yield* opener.update(chunk);
+        yield* opener.finish();
+      } finally {
+        source.destroy();
+      }
+    }
+    return Readable.from(opened(), { objectMode: false });
   }
 
   async openWrite(key: string): Promise<{ stream: Writable; done: Promise<void> }> {
@@ -124,5 +136,9 @@ export class EncryptedStorage implements Storage {
 
   capacity(): Promise<{ free: number; total: number } | null> {
     return this.inner.capacity();
+  }
+
+  close(): void {
+    this.inner.close?.();
   }
 }

@@ -26,6 +26,8 @@ export interface RepositoryAccess {
   reader(): Repository;
   /** The configured copies, opened on first use. */
   copies(): CopyAccess[];
+  /** Lets go of network clients (object stores keep idle connections open). */
+  close(): void;
 }
 
 /** A copy repository: where every backup goes after it is published, with its own retention. */
@@ -97,8 +99,16 @@ export function openRepository(config: Pick<DbopsConfig, 'repository'> & Partial
       };
     }),
   );
-  const reader = once(() => (config.copies?.length ? new Repository(new ReadThroughStorage([storage, ...copies().map((c) => c.storage)])) : catalog));
-  return { storage, catalog, locks: new ClusterLocks(storage), reader, copies };
+  const reader = once(() => (config.copies?.length ? new Repository(new ReadThroughStorage([storage, ...openedCopies().map((c) => c.storage)])) : catalog));
+  let opened = false;
+  const openedCopies = () => {
+    opened = true;
+    return copies();
+  };
+  const close = () => {
+    for (const s of [storage, ...(opened ? copies().map((c) => c.storage) : [])]) s.close?.();
+  };
+  return { storage, catalog, locks: new ClusterLocks(storage), reader, copies: openedCopies, close };
 }
 
 /** The folder of a local repository; for the few things that need one (benchmarks, the dev stack). */

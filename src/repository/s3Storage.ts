@@ -139,6 +139,10 @@ export class S3Storage implements Storage {
   }
 
   /** Closes the client's connections (the storage is not used afterwards). */
+  close(): void {
+    this.destroy();
+  }
+
   destroy(): void {
     this.client.destroy();
   }

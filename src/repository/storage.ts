@@ -50,6 +50,8 @@ export interface Storage {
    * last, appears. Elsewhere they are staged and moved into place with one rename.
    */
   readonly publishesInPlace?: boolean;
+  /** Lets go of network clients, for drivers that hold any. */
+  close?(): void;
 }
 
 /** A key as the layout builds it: relative, '/'-separated, no empty, '.' or '..' segments. */

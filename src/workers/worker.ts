@@ -71,6 +71,7 @@ export async function createWorker(setup: WorkerSetup): Promise<CreatedWorker> {
     ...setup.overrides,
   });
   const close = async () => {
+    deps.repository.close();
     if (ownsConnection) await connection.close();
   };
   return { worker, connection, deps, close };

@@ -19,6 +19,24 @@ import { processAlive } from '../../src/mysql/servers/local';
 import { createS3Client } from '../../src/tools/s3Client';
 import { CLI, harness, products, runCli } from '../harness/context';
 
+/**
+ * After a failed assertion: SIGTERM first, so dev stops its servers (a SIGKILL would leave
+ * them running, holding the pipes this process reads, and jest would never exit); SIGKILL
+ * only if it does not stop within half a minute.
+ */
+async function stopDev(child: ChildProcessByStdio<null, Readable, Readable>): Promise<void> {
+  if (child.exitCode === null && child.signalCode === null) {
+    const exited = new Promise<boolean>((resolve) => child.once('exit', () => resolve(true)));
+    child.kill('SIGTERM');
+    let timer: NodeJS.Timeout | undefined;
+    const stopped = await Promise.race([exited, new Promise<boolean>((r) => (timer = setTimeout(() => r(false), 30_000)))]);
+    clearTimeout(timer);
+    if (!stopped) child.kill('SIGKILL');
+  }
+  child.stdout.destroy();
+  child.stderr.destroy();
+}
+
 test.each(products())('dbops dev --product %s --demo: sandbox + dev server + worker, demo backup, clean stop on SIGTERM', async (product) => {
   const stateDir = mkdtempSync(path.join(harness().baseDir, 'dev-'));
   const child = spawn(process.execPath, [CLI, 'dev', '--product', product, '--state-dir', stateDir, '--demo'], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -69,7 +87,7 @@ test.each(products())('dbops dev --product %s --demo: sandbox + dev server + wor
     expect(processAlive(mariadbPid)).toBe(false);
     expect(existsSync(state.mysql.socket)).toBe(false);
   } finally {
-    if (child.exitCode === null) child.kill('SIGKILL');
+    await stopDev(child);
   }
 });
 
@@ -149,7 +167,7 @@ const modeOf = (file: string) => statSync(file).mode & 0o777;
       expect(await first.exited).toBe(0);
       await expect(fetch(`${s3.endpoint}/healthz`)).rejects.toThrow();
     } finally {
-      if (first.child.exitCode === null) first.child.kill('SIGKILL');
+      await stopDev(first.child);
     }
 
     // A second start on the same state: same bucket, key and credentials; the first backup is listed with the new one.
@@ -162,7 +180,7 @@ const modeOf = (file: string) => statSync(file).mode & 0o777;
       clearTimeout(timer);
       expect({ code, stdout: second.stdout() }).toEqual({ code: 0, stdout: expect.stringMatching(/demo: the repository holds \d+ backup\(s\) of sandbox/) });
     } finally {
-      if (second.child.exitCode === null) second.child.kill('SIGKILL');
+      await stopDev(second.child);
     }
     const secondId = /demo: backup (\S+) verified/.exec(second.stdout())![1]!;
     const listedIds = [...second.stdout().matchAll(/^ {2}(\S+) {2}/gm)].map((m) => m[1]);
