@@ -11,7 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { CreateBucketCommand, ListBucketsCommand } from '@aws-sdk/client-s3';
-import { execa, type ResultPromise } from '../tools/execa';
+import { execa, stopperOf, type ResultPromise } from '../tools/execa';
 import { createS3Client } from '../tools/s3Client';
 import { childEnv, projectRoot as findProjectRoot } from '../tools/tools';
 import { freePort, tail } from '../mysql/servers/local';
@@ -157,17 +157,7 @@ async function startOnce(options: S3ServerOptions, credentials: { accessKeyId: s
     reject: false,
     cleanup: true,
   });
-  let exited = false;
-  void child.then(() => {
-    exited = true;
-  });
-  const stop = async (): Promise<void> => {
-    if (exited) return;
-    child.kill('SIGTERM');
-    const killer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-    await child;
-    clearTimeout(killer);
-  };
+  const { exited, stop } = stopperOf(child);
 
   const client = createS3Client({
     endpoint,
@@ -182,7 +172,7 @@ async function startOnce(options: S3ServerOptions, credentials: { accessKeyId: s
     const deadline = Date.now() + timeoutMs;
     let lastError: unknown = null;
     for (;;) {
-      if (exited) {
+      if (exited()) {
         const why = tail(logFile, 200)
           .split('\n')
           .filter((l) => /exception|error|bind|address already in use/i.test(l))

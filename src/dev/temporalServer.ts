@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
 import { ALL_SEARCH_ATTRIBUTES } from '../domain/searchAttributes';
-import { execa, type ResultPromise } from '../tools/execa';
+import { execa, stopperOf, type ResultPromise } from '../tools/execa';
 import { childEnv, projectRoot as findProjectRoot } from '../tools/tools';
 import { freePort } from '../mysql/servers/local';
 
@@ -86,22 +86,12 @@ async function startOnce(options: DevServerOptions): Promise<DevServer> {
   child.stderr?.on('data', (chunk: Buffer) => {
     stderr = (stderr + chunk.toString()).slice(-4000);
   });
-  let exited = false;
-  void child.then(() => {
-    exited = true;
-  });
-  const stop = async (): Promise<void> => {
-    if (exited) return;
-    child.kill('SIGTERM');
-    const killer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-    await child;
-    clearTimeout(killer);
-  };
+  const { exited, stop } = stopperOf(child);
 
   const deadline = Date.now() + (options.startupTimeoutMs ?? 120_000);
   let lastError: unknown = null;
   for (;;) {
-    if (exited) {
+    if (exited()) {
       const lines = stderr.trim().split('\n');
       const why = lines.filter((l) => /panic|fatal|error|bind|address already in use/i.test(l)).slice(0, 3);
       throw new ExitedAtStart(`the Temporal dev server exited at start: ${(why.length ? why : lines.slice(-3)).join(' ').slice(0, 1000) || 'no output'}`);

@@ -11,3 +11,20 @@ const execaModule = nodeRequire('execa') as ExecaModule;
 
 export const execa = execaModule.execa;
 export type { ResultPromise, Result } from 'execa' with { 'resolution-mode': 'import' };
+
+/** A long-running child (a dev server): whether it has exited, and how to stop it (SIGTERM, SIGKILL after 10 s). */
+export function stopperOf(child: ResultPromiseOf): { exited: () => boolean; stop: () => Promise<void> } {
+  let exited = false;
+  void child.then(() => {
+    exited = true;
+  });
+  const stop = async () => {
+    if (exited) return;
+    child.kill('SIGTERM');
+    const killer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+    await child;
+    clearTimeout(killer);
+  };
+  return { exited: () => exited, stop };
+}
+type ResultPromiseOf = ReturnType<typeof execa>;
