@@ -1,8 +1,13 @@
 /**
  * The catalog: every backup is a folder holding its artifacts and a manifest.json, published
- * by moving a verified staging folder into place, so a reader sees a whole backup or none.
+ * by moving a verified staging folder into place (or, on object stores, by writing the
+ * manifest last in the final folder), so a reader sees a whole backup or none.
  * The per-type index.json is derived from the manifests (a cache; the manifests are the
  * truth). Everything goes through the Storage interface and the layout module.
+ *
+ * Longer than most files on purpose: publishing, copying in and re-reading a backup share
+ * one idea of what a verified artifact is, and keeping them in one class keeps that idea
+ * in one place.
  */
 import { createHash } from 'node:crypto';
 import { type Readable, Writable } from 'node:stream';

@@ -1,6 +1,8 @@
 /**
  * The repository in an S3-compatible object store (AWS S3, or any server that speaks its
- * API with conditional writes). How each promise of the Storage interface is kept here:
+ * API with conditional writes). One file for the whole driver, as the local one is: each
+ * operation below is short, and the error mapping they share sits at the end.
+ * How each promise of the Storage interface is kept here:
  *   - writeText: one PutObject; S3 replaces an object whole.
  *   - createExclusive: PutObject with If-None-Match: * (the store refuses it when the key
  *     exists), the lock's compare-and-swap.
