@@ -204,6 +204,26 @@ export async function rootConnection(on: Product | string = 'mariadb'): Promise<
   return createConnection({ ...options, socketPath: on === 'mariadb' ? server('mariadb').socket : on });
 }
 
+/** One query as root on a shared server, on its own connection. */
+export async function sqlOn(product: Product, query: string, params: unknown[] = []): Promise<RowDataPacket[]> {
+  const conn = await rootConnection(product);
+  try {
+    return (await conn.query<RowDataPacket[]>(query, params))[0];
+  } finally {
+    await conn.end();
+  }
+}
+
+/** Per-table checksums of a database on a shared server (see tableChecksums). */
+export async function checksumsOn(product: Product, database: string): Promise<Record<string, string>> {
+  const conn = await rootConnection(product);
+  try {
+    return await tableChecksums(conn, database);
+  } finally {
+    await conn.end();
+  }
+}
+
 /** A Temporal client; `identity` makes it a different caller (an approver is not the requester). */
 export async function temporalClient(options: { identity?: string } = {}): Promise<{ client: Client; close: () => Promise<void> }> {
   const h = harness();

@@ -10,13 +10,12 @@ import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { CreateBucketCommand } from '@aws-sdk/client-s3';
 import type { Client, WorkflowHandle } from '@temporalio/client';
-import type { RowDataPacket } from 'mysql2/promise';
 import { explainFailure, startBackup, waitForManifest } from '../../src/client/backups';
 import { seedSampleDatabase } from '../../src/dev/sampleData';
 import type { Manifest } from '../../src/domain/manifest';
 import { copyWorkflowId } from '../../src/domain/naming';
 import { createS3Client } from '../../src/tools/s3Client';
-import { makeTestConfig, rootConnection, runCli, s3Objects, s3Server, tableChecksums, temporalClient, withWorker, type TestSetup } from '../harness/context';
+import { makeTestConfig, rootConnection, runCli, s3Objects, s3Server, tableChecksums, temporalClient, withWorker, type TestSetup, sqlOn } from '../harness/context';
 
 jest.setTimeout(600_000);
 
@@ -54,14 +53,7 @@ describe('copies to a further repository', () => {
   let backups: Manifest[] = [];
   let prefix: string;
 
-  async function sql(query: string): Promise<RowDataPacket[]> {
-    const conn = await rootConnection('mariadb');
-    try {
-      return (await conn.query<RowDataPacket[]>(query))[0];
-    } finally {
-      await conn.end();
-    }
-  }
+  const sql = (query: string, params: unknown[] = []) => sqlOn('mariadb', query, params);
 
   beforeAll(async () => {
     const conn = await rootConnection('mariadb');

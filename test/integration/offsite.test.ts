@@ -8,11 +8,10 @@
 import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
 import * as path from 'node:path';
 import type { Client } from '@temporalio/client';
-import type { RowDataPacket } from 'mysql2/promise';
 import { startBackup, waitForManifest } from '../../src/client/backups';
 import { seedSampleDatabase } from '../../src/dev/sampleData';
 import type { Manifest } from '../../src/domain/manifest';
-import { harness, makeTestConfig, products, rootConnection, runCli, s3Objects, s3Put, tableChecksums, temporalClient, withWorker, type TestSetup } from '../harness/context';
+import { harness, makeTestConfig, products, rootConnection, runCli, s3Objects, s3Put, temporalClient, withWorker, type TestSetup, sqlOn, checksumsOn } from '../harness/context';
 
 jest.setTimeout(600_000);
 
@@ -30,22 +29,8 @@ describe.each(products())('off-site, encrypted, on %s', (product) => {
 
   const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
   const nextSecond = () => sleep(1000 - (Date.now() % 1000) + 50);
-  async function sql(query: string): Promise<RowDataPacket[]> {
-    const conn = await rootConnection(product);
-    try {
-      return (await conn.query<RowDataPacket[]>(query))[0];
-    } finally {
-      await conn.end();
-    }
-  }
-  async function checksums(db: string): Promise<Record<string, string>> {
-    const conn = await rootConnection(product);
-    try {
-      return await tableChecksums(conn, db);
-    } finally {
-      await conn.end();
-    }
-  }
+  const sql = (query: string, params: unknown[] = []) => sqlOn(product, query, params);
+  const checksums = (db: string) => checksumsOn(product, db);
 
   beforeAll(async () => {
     const conn = await rootConnection(product);

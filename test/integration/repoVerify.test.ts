@@ -8,12 +8,11 @@
  */
 import type { Client } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
-import type { RowDataPacket } from 'mysql2/promise';
 import { startBackup, waitForManifest } from '../../src/client/backups';
 import { seedSampleDatabase } from '../../src/dev/sampleData';
 import type { Manifest } from '../../src/domain/manifest';
 import type { RepoVerifyReport } from '../../src/domain/repoVerify';
-import { makeTestConfig, products, rootConnection, runCli, s3Objects, s3Put, temporalClient, withWorker, type TestSetup } from '../harness/context';
+import { makeTestConfig, products, rootConnection, runCli, s3Objects, s3Put, temporalClient, withWorker, type TestSetup, sqlOn } from '../harness/context';
 
 jest.setTimeout(600_000);
 
@@ -32,14 +31,7 @@ describe.each(products())('repository verify, S3 and encrypted, on %s', (product
   let prefix: string;
   const backups: Manifest[] = [];
 
-  async function sql(query: string): Promise<RowDataPacket[]> {
-    const conn = await rootConnection(product);
-    try {
-      return (await conn.query<RowDataPacket[]>(query))[0];
-    } finally {
-      await conn.end();
-    }
-  }
+  const sql = (query: string, params: unknown[] = []) => sqlOn(product, query, params);
 
   /** Repository keys (as the report names them) and object keys in the bucket. */
   const folder = (m: Manifest) => `test/${m.type}/${m.startedAt.slice(0, 10)}/${m.id}`;

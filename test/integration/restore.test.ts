@@ -6,11 +6,10 @@
  * Then table restores with the approval gate, and the bad inputs that must touch nothing.
  */
 import type { Client } from '@temporalio/client';
-import type { RowDataPacket } from 'mysql2/promise';
 import { startBackup, waitForManifest } from '../../src/client/backups';
 import { approvalState, decide, startTableRestore } from '../../src/client/restores';
 import { parseTarget } from '../../src/domain/restoreTarget';
-import { asPerson, makeTestConfig, products, rootConnection, runCli, tableChecksums, temporalClient, withWorker, type TestSetup } from '../harness/context';
+import { asPerson, makeTestConfig, products, rootConnection, runCli, temporalClient, withWorker, type TestSetup, sqlOn, checksumsOn } from '../harness/context';
 import { seedSampleDatabase } from '../../src/dev/sampleData';
 
 /** The GTID target just before `hit` (the DELETE's GTID), and the GTID the replay then ends on. */
@@ -39,22 +38,8 @@ describe.each(products())('on %s', (product) => {
   async function nextSecond(): Promise<void> {
     await sleep(1000 - (Date.now() % 1000) + 50);
   }
-  async function sql(query: string, params: unknown[] = []): Promise<RowDataPacket[]> {
-    const conn = await rootConnection(product);
-    try {
-      return (await conn.query<RowDataPacket[]>(query, params))[0];
-    } finally {
-      await conn.end();
-    }
-  }
-  async function checksums(db: string): Promise<Record<string, string>> {
-    const conn = await rootConnection(product);
-    try {
-      return await tableChecksums(conn, db);
-    } finally {
-      await conn.end();
-    }
-  }
+  const sql = (query: string, params: unknown[] = []) => sqlOn(product, query, params);
+  const checksums = (db: string) => checksumsOn(product, db);
   async function waitForPendingApproval(workflowId: string): Promise<void> {
     for (let i = 0; i < 300; i++) {
       const state = await approvalState(client, workflowId).catch(() => null);
