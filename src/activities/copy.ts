@@ -30,9 +30,11 @@ export interface CopyBackupResult {
 export function createCopyActivities(deps: ActivityDeps) {
   const { config, logger, repository, metrics, temporal } = deps;
   const copyNamed = (name: string): CopyAccess => {
-    const copy = repository.copies().find((c) => c.name === name);
-    if (!copy) throw ApplicationFailure.nonRetryable(`no copy repository named ${name} (copies: ${repository.copies().map((c) => c.name).join(', ') || 'none'})`, Failure.Config);
-    return copy;
+    try {
+      return repository.copy(name);
+    } catch (error) {
+      throw ApplicationFailure.nonRetryable((error as Error).message, Failure.Config);
+    }
   };
 
   return {

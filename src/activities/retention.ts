@@ -49,8 +49,12 @@ export function createRetentionActivities(deps: ActivityDeps, options: Retention
   /** The repository a run works on: the primary, or a copy with its own retention. */
   const target = (repo: string | undefined): { catalog: Repository; retention: RetentionConfig } => {
     if (repo === undefined) return { catalog: repository.catalog, retention: config.retention };
-    const copy = repository.copies().find((c) => c.name === repo);
-    if (!copy) throw ApplicationFailure.nonRetryable(`no copy repository named ${repo}`, Failure.Config);
+    let copy: ReturnType<typeof repository.copy>;
+    try {
+      copy = repository.copy(repo);
+    } catch (error) {
+      throw ApplicationFailure.nonRetryable((error as Error).message, Failure.Config);
+    }
     return { catalog: copy.catalog, retention: copy.retention };
   };
   const planNow = async (cluster: string, repo?: string): Promise<RetentionPlan> => {

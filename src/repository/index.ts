@@ -26,6 +26,8 @@ export interface RepositoryAccess {
   reader(): Repository;
   /** The configured copies, opened on first use. */
   copies(): CopyAccess[];
+  /** One copy by name; throws naming the configured ones when there is none. */
+  copy(name: string): CopyAccess;
   /** Lets go of network clients (object stores keep idle connections open). */
   close(): void;
 }
@@ -108,7 +110,12 @@ export function openRepository(config: Pick<DbopsConfig, 'repository'> & Partial
   const close = () => {
     for (const s of [storage, ...(opened ? copies().map((c) => c.storage) : [])]) s.close?.();
   };
-  return { storage, catalog, locks: new ClusterLocks(storage), reader, copies: openedCopies, close };
+  const copy = (name: string): CopyAccess => {
+    const found = openedCopies().find((c) => c.name === name);
+    if (!found) throw new Error(`no copy repository named ${name} (copies: ${openedCopies().map((c) => c.name).join(', ') || 'none'})`);
+    return found;
+  };
+  return { storage, catalog, locks: new ClusterLocks(storage), reader, copies: openedCopies, copy, close };
 }
 
 /** The folder of a local repository; for the few things that need one (benchmarks, the dev stack). */

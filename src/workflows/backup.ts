@@ -303,7 +303,7 @@ const copies = proxyActivities<CopyActivities>({ startToCloseTimeout: '1 minute'
 /** Wakes the copy workflows (off-site repositories). Best effort: a copy that misses it catches up on its next run. */
 async function requestCopies(cluster: string): Promise<void> {
   try {
-    await copies.requestCopies.executeWithOptions({ startToCloseTimeout: '1 minute', retry: { maximumAttempts: 3 }, summary: 'wake the copies to other repositories' }, [{ cluster }]);
+    await copies.requestCopies({ cluster });
   } catch (error) {
     if (isCancellation(error)) throw error;
     log.warn('could not wake the copy workflows; they catch up on their next run', { cluster, error: String(error) });

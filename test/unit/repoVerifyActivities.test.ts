@@ -144,7 +144,7 @@ test('a connection that breaks mid-read is not damage: what reads fine the secon
   }
   const storage = new FlakyStorage(dir);
   const config = ConfigSchema.parse({ repository: { path: dir }, clusters: [{ name: 'shop', host: '127.0.0.1', user: 'dbops' }], temporal: { address: '127.0.0.1:1' } });
-  const deps = buildActivityDeps(config, pino({ level: 'silent' }), { repository: { storage, catalog: new Repository(storage), locks: new ClusterLocks(storage), reader: () => new Repository(storage), copies: () => [], close: () => undefined } });
+  const deps = buildActivityDeps(config, pino({ level: 'silent' }), { repository: { storage, catalog: new Repository(storage), locks: new ClusterLocks(storage), reader: () => new Repository(storage), copies: () => [], copy: (name: string) => { throw new Error(`no copy ${name}`); }, close: () => undefined } });
   const found = await createRepoVerifyActivities(deps).verifyBackup({ cluster: 'shop', backupId: FULL });
   expect(storage.reads).toBe(2);
   expect(found).toMatchObject({ outcome: 'checked', artifacts: [{ key: `${key}/dump.sql.gz`, missing: false, problems: [] }] });
