@@ -19,6 +19,7 @@ import { restoreDatabase, type RestoreDatabaseResult } from '../mysql/restore';
 import { mysqlUnavailableReason } from '../mysql/servers/mysql';
 import { verifyDatabase, type TableVerification } from '../mysql/verify';
 import { readChainState } from '../repository';
+import { BinlogArchive } from '../repository/binlogArchive';
 import { accept, clusterOf, currentRun } from './context';
 import type { ActivityDeps } from './deps';
 import { cluster, DrillSandboxSchema, identifier, RestorePlanSchema } from './schemas';
@@ -46,9 +47,10 @@ export function createDrillActivities(deps: ActivityDeps) {
       const latest = fulls[fulls.length - 1]?.manifest;
       if (!latest) throw ApplicationFailure.nonRetryable(`cluster ${c.name}: no full backup to drill with`, Failure.InvalidInput);
       const chainState = await readChainState(repository.storage, c.name);
+      const archive = await new BinlogArchive(repository.storage, c.name).assemble();
       const plans: RestorePlan[] = [];
       for (const database of latest.databases) {
-        const outcome = planRestore({ cluster: c.name, database, target: { kind: 'latest' }, backups, chainState, now: new Date() });
+        const outcome = planRestore({ cluster: c.name, database, target: { kind: 'latest' }, backups, chainState, archive, now: new Date() });
         if (!outcome.ok) throw ApplicationFailure.nonRetryable(outcome.reason, Failure.InvalidInput);
         plans.push(outcome.plan);
       }

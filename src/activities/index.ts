@@ -8,6 +8,7 @@
 import { createApprovalActivities } from './approval';
 import { createArchiveActivities } from './archive';
 import { createBackupActivities } from './backup';
+import { createBinlogArchiveActivities } from './binlogArchive';
 import { createCopyActivities } from './copy';
 import type { ActivityDeps } from './deps';
 import { createDrillActivities } from './drill';
@@ -22,6 +23,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createLockActivities(deps),
     ...createBackupActivities(deps),
     ...createCopyActivities(deps),
+    ...createBinlogArchiveActivities(deps),
     ...createRestoreActivities(deps),
     ...createDrillActivities(deps),
     ...createArchiveActivities(deps),
@@ -37,6 +39,7 @@ export { buildActivityDeps, type ActivityDeps } from './deps';
 export type { ApprovalActivities } from './approval';
 export type { ArchiveActivities } from './archive';
 export type { BackupActivities } from './backup';
+export type { BinlogArchiveActivities } from './binlogArchive';
 export type { CopyActivities } from './copy';
 export type { DrillActivities } from './drill';
 export type { LockActivities } from './lock';

@@ -19,6 +19,7 @@ import { restoreAccount } from '../mysql/restoreAccount';
 import { verifyDatabase, type TableVerification } from '../mysql/verify';
 import { captureTriggers, dropRestoredTables, moveRestoredTables, swapTables, type CapturedTrigger } from '../mysql/tableSwap';
 import { readChainState, releaseRestoreClaim } from '../repository';
+import { BinlogArchive } from '../repository/binlogArchive';
 import { accept, clusterOf, currentRun } from './context';
 import type { ActivityDeps } from './deps';
 import { CapturedTriggerSchema, cluster, identifier, RestorePlanSchema, TableVerificationSchema } from './schemas';
@@ -39,8 +40,9 @@ export function createRestoreActivities(deps: ActivityDeps) {
       const c = clusterOf(config, input.cluster);
       const { backups, unusable } = await repository.reader().scan(c.name);
       const chainState = await readChainState(repository.storage, c.name);
+      const archive = await new BinlogArchive(repository.storage, c.name).assemble();
       const planFor = (target: ResolvedTarget): PlanOutcome => {
-        const outcome = planRestore({ cluster: c.name, database: input.database, target, backups, chainState, now: new Date() });
+        const outcome = planRestore({ cluster: c.name, database: input.database, target, backups, chainState, archive, now: new Date() });
         if (!outcome.ok) {
           if (unusable.length === 0) return outcome;
           return { ...outcome, reason: `${outcome.reason}; and ${unusable.length} backup(s) cannot be read, so the chain may be broken: ${unusable.map((u) => u.problem).join('; ')}` };

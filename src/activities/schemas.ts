@@ -5,6 +5,7 @@
  * that becomes a path or an identifier before anything is done with them.
  */
 import { z } from 'zod';
+import { TIMELINE_PATTERN } from '../domain/binlogArchive';
 import { APPROVAL_ACTIONS } from '../domain/approval';
 import { ArchiveJobSchema } from '../domain/archive';
 import { BACKUP_TYPES, ArtifactSchema, BackupIdSchema, ManifestSchema, ProductSchema, BinlogPositionSchema } from '../domain/manifest';
@@ -35,7 +36,17 @@ export const RestorePlanSchema = z.strictObject({
     snapshot: BinlogPositionSchema,
   }),
   chain: z.array(z.strictObject({ id: BackupIdSchema, type: z.enum(['incremental', 'differential']) })),
-  binlogs: z.array(z.strictObject({ backupId: BackupIdSchema, path: backupKey, file: binlogFile, artifact: artifactName })),
+  binlogs: z.array(
+    z.union([
+      z.strictObject({ backupId: BackupIdSchema, path: backupKey, file: binlogFile, artifact: artifactName }),
+      z.strictObject({
+        timeline: z.string().regex(TIMELINE_PATTERN, 'an archive timeline such as t20261202T101500Z'),
+        file: binlogFile,
+        segments: z.array(z.strictObject({ start: z.number().int().nonnegative(), end: z.number().int().positive(), artifact: artifactName, rawSha256: z.string().regex(/^[0-9a-f]{64}$/) })).min(1),
+      }),
+    ]),
+  ),
+  archive: z.strictObject({ timeline: z.string().regex(TIMELINE_PATTERN), files: z.number().int().nonnegative(), coveredUntil: z.string().nullable() }).nullable().optional(),
   start: z.strictObject({ file: binlogFile, position: z.number().int().nonnegative(), gtidSet: z.string().nullable() }),
   stop: z.discriminatedUnion('kind', [
     z.strictObject({ kind: z.literal('datetime'), value: z.string().regex(/^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$/) }),

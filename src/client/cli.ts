@@ -13,6 +13,7 @@ import { registerAdmin } from './commands/admin';
 import { registerApprovals } from './commands/approvals';
 import { registerArchive } from './commands/archive';
 import { registerBackup, registerStorage } from './commands/backup';
+import { registerBinlogs } from './commands/binlogs';
 import { registerDrill } from './commands/drill';
 import { registerRepo } from './commands/repo';
 import { registerRestore } from './commands/restore';
@@ -54,6 +55,7 @@ export function buildProgram(): Command {
   registerArchive(program);
   registerRetention(program);
   registerRepo(program);
+  registerBinlogs(program);
   // Subcommands inherit exitOverride and the output settings only when set before they are
   // added; set them on every command so no path calls process.exit behind our back.
   const visit = (c: Command): void => {

@@ -40,6 +40,22 @@ export type SecretRef = z.infer<typeof SecretRefSchema>;
 
 const hostPort = z.number().int().min(1).max(65535);
 
+export const BinlogArchiveSchema = z.strictObject({
+  enabled: z.boolean().default(false),
+  /** A segment is published at most this long after its first transaction reached the worker. */
+  flushAfter: durationSchema().refine((d) => durationSeconds(d) >= 1 && durationSeconds(d) <= 3600, 'between 1s and 1h').default('30s'),
+  /** ... or once this many bytes are waiting, whichever comes first. */
+  flushMiB: z.number().int().min(1).max(1024).default(16),
+  /** The replica server id the stream connects with; must differ from every replica's. Default: derived from the cluster name (4000000000 and up). */
+  connectionServerId: z.number().int().min(1).max(4294967295).optional(),
+  /** How long one activity run streams before the workflow starts the next (each run re-reads at most the file it resumes in). */
+  runFor: durationSchema().refine((d) => durationSeconds(d) >= 10 && durationSeconds(d) <= 4 * 3600, 'between 10s and 4h').default('1h'),
+  /** Age of the newest archived transaction that raises a warning, and the critical one (RPO). */
+  rpoTarget: durationSchema().default('60s'),
+  rpoCritical: durationSchema().default('10m'),
+});
+export type BinlogArchiveConfig = z.infer<typeof BinlogArchiveSchema>;
+
 export const ClusterSchema = z
   .strictObject({
     name: z.string().regex(CLUSTER_NAME_PATTERN, CLUSTER_NAME_RULE),
@@ -82,6 +98,8 @@ export const ClusterSchema = z
     dumpLockWait: durationSchema().default('10s'),
     /** Set only to override auto-detection (recorded in every manifest). */
     product: z.enum(['mariadb', 'mysql']).optional(),
+    /** Continuous binlog archiving (the workflow binlog-archive/<cluster>, started by `dbops schedules apply`). */
+    binlogArchive: BinlogArchiveSchema.default(BinlogArchiveSchema.parse({})),
     /** Client tools for this cluster (default: MariaDB's, found on PATH). */
     tools: z
       .strictObject({

@@ -53,7 +53,7 @@ export function latestFull(backups: readonly Manifest[]): Manifest | null {
   return fulls.length === 0 ? null : (fulls[fulls.length - 1] as Manifest);
 }
 
-function sameServer(a: ServerIdentity, b: ServerIdentity): string | null {
+export function sameServer(a: ServerIdentity, b: ServerIdentity): string | null {
   if (a.serverUuid && b.serverUuid && a.serverUuid !== b.serverUuid) return `server uuid ${a.serverUuid} became ${b.serverUuid}`;
   if (a.serverId !== b.serverId) return `server id ${a.serverId} became ${b.serverId}`;
   if (a.hostname !== b.hostname) return `host ${a.hostname} became ${b.hostname}`;

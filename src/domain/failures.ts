@@ -29,6 +29,8 @@ export const Failure = {
   Cancelled: 'Cancelled',
   /** A backup named by a run is no longer in the repository (deleted since the run planned). */
   BackupGone: 'BackupGone',
+  /** The binlog archive cannot continue its timeline (purged, another server, went backwards): a new timeline starts. */
+  BinlogArchiveGap: 'BinlogArchiveGap',
 } as const;
 export type FailureType = (typeof Failure)[keyof typeof Failure];
 
@@ -48,6 +50,7 @@ export const NON_RETRYABLE_TYPES: FailureType[] = [
   Failure.ApprovalRefused,
   Failure.DumpBlocked,
   Failure.BackupGone,
+  Failure.BinlogArchiveGap,
 ];
 
 /** The type of an ApplicationFailure, also when it is the cause of an ActivityFailure. */

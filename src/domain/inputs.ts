@@ -131,6 +131,17 @@ export const RetentionInputSchema = z.strictObject({
 });
 
 /** Verifying the repository: one cluster's backups, or (no cluster) those of every cluster the worker is configured with. */
+export const BinlogArchiveInputSchema = z.strictObject({
+  cluster: clusterName,
+  requestedBy: PersonSchema.optional(),
+  /** Carried across continue-as-new. */
+  paused: z.boolean().optional(),
+  pausedBy: PersonSchema.nullable().optional(),
+});
+
+/** pause / resume / stop of the binlog archive: who, and why (recorded in the history). */
+export const ArchiveControlSchema = z.strictObject({ by: PersonSchema, reason: z.string().max(500).optional() });
+
 export const RepoVerifyInputSchema = z.strictObject({
   cluster: clusterName.optional(),
   requestedBy: PersonSchema.optional(),

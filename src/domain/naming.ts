@@ -32,6 +32,11 @@ export function copyWorkflowId(cluster: string, repo: string): string {
 }
 
 /** repo-verify/shop-prod/20261122T140307.123Z, or repo-verify/20261122T140307.123Z for every cluster (cluster names have no capitals). */
+/** The one continuous binlog archive of a cluster. */
+export function binlogArchiveWorkflowId(cluster: string): string {
+  return `binlog-archive/${cluster}`;
+}
+
 export function repoVerifyWorkflowId(cluster: string | null, at: Date): string {
   return `repo-verify/${cluster !== null ? `${cluster}/` : ''}${at.toISOString().replace(/[-:]/g, '')}`;
 }

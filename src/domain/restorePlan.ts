@@ -7,7 +7,8 @@
  * and a binlog backup holds every transaction committed before its startedAt (it flushed
  * the binary log after starting).
  */
-import { binlogNumber, restoreChainFor, type ChainState } from './chain';
+import { archiveContinuing, type ArchivedFile, type ArchivedTimeline } from './binlogArchive';
+import { binlogNumber, nextBinlogName, restoreChainFor, type ChainState } from './chain';
 import { coverageEnd, totalStoredBytes, type Manifest } from './manifest';
 import { describeTarget, stopDatetimeFor, type RestoreTarget } from './restoreTarget';
 import { mysqlMax, mysqlSubset, parseGtidTarget, parseMysqlGtidSet } from './gtid';
@@ -27,13 +28,22 @@ export interface RestorePlan {
   full: { id: string; path: string; artifact: string; product: 'mariadb' | 'mysql'; tables: string[]; snapshot: { file: string; position: number; gtidSet: string | null } };
   /** Binlog backups replayed after the full, in order. */
   chain: Array<{ id: string; type: 'incremental' | 'differential' }>;
-  /** Files to replay, in order, and the backup that holds each. */
-  binlogs: Array<{ backupId: string; path: string; file: string; artifact: string }>;
+  /**
+   * Files to replay, in order, and the backup that holds each; a file from the continuous
+   * archive names its timeline and the segments that make it up, in order.
+   */
+  binlogs: Array<PlannedBinlog>;
+  /** The archive timeline the replay continues in after the backups, if any. */
+  archive?: { timeline: string; files: number; coveredUntil: string | null } | null;
   start: { file: string; position: number; gtidSet: string | null };
   stop: ReplayStop;
   window: RestoreWindow;
   storedBytes: number;
 }
+
+export type PlannedBinlog =
+  | { backupId: string; path: string; file: string; artifact: string }
+  | { timeline: string; file: string; segments: Array<{ start: number; end: number; artifact: string; rawSha256: string }> };
 
 export interface RestoreWindow {
   from: string | null;
@@ -49,6 +59,8 @@ export interface RestorePlanInput {
   backups: ReadonlyArray<{ manifest: Manifest; relativePath: string }>;
   chainState: ChainState | null;
   now: Date;
+  /** The continuous binlog archive, as assembled from the repository (none: backups only). */
+  archive?: readonly ArchivedTimeline[];
 }
 
 function positionKey(file: string, position: number): [number, number] {
@@ -67,8 +79,18 @@ function gtidSeq(set: string | null | undefined, domain: number): number | null 
   return null;
 }
 
-/** The times a restore can reach for this database with these backups. */
-export function restorableWindow(backups: readonly Manifest[], database: string): RestoreWindow {
+/** The newest chain of a full (full, differential, incrementals) and the file replay would continue in after it. */
+function newestChain(backups: readonly Manifest[], full: Manifest): { chain: Manifest[]; nextFile: string } {
+  const members = backups.filter((m) => m.baseFullId === full.id && m.binlogs);
+  const newest = members[members.length - 1];
+  let chain = newest ? restoreChainFor(backups, newest) : [full];
+  if (chain[0]?.id !== full.id) chain = [full];
+  const last = chain[chain.length - 1] as Manifest;
+  return { chain, nextFile: last.binlogs ? nextBinlogName(last.binlogs.endFile) : full.snapshot!.file };
+}
+
+/** The times a restore can reach for this database with these backups (and the archive after them). */
+export function restorableWindow(backups: readonly Manifest[], database: string, archive: readonly ArchivedTimeline[] = []): RestoreWindow {
   const fulls = backups.filter((b) => b.type === 'full' && b.snapshot && b.databases.includes(database));
   if (fulls.length === 0) return { from: null, to: null };
   const from = fulls.map((f) => f.finishedAt).sort()[0] ?? null;
@@ -76,14 +98,45 @@ export function restorableWindow(backups: readonly Manifest[], database: string)
   const ends = [
     ...fulls.map((f) => f.finishedAt),
     ...backups.filter((b) => b.baseFullId && ids.has(b.baseFullId) && b.binlogs).map((b) => b.startedAt),
-  ].sort();
+  ];
+  for (const full of fulls) {
+    const ext = archiveContinuing(archive, full.server, newestChain(backups, full).nextFile);
+    if (ext?.timeline.coveredUntil) ends.push(ext.timeline.coveredUntil);
+  }
+  ends.sort();
   return { from, to: ends[ends.length - 1] ?? null };
+}
+
+/** Does the archive after a chain reach the target? */
+function archiveReaches(files: readonly ArchivedFile[], coveredUntil: string | null, t: ResolvedTarget, snapshotGtids: string | null): boolean {
+  switch (t.kind) {
+    case 'latest':
+      return true;
+    case 'time':
+      return coveredUntil !== null && coveredUntil >= t.at;
+    case 'position':
+      return files.some((f) => f.file === t.file && f.size >= t.position);
+    case 'gtid': {
+      const g = parseGtidTarget(t.gtid).target;
+      const seen = files.flatMap((f) => f.gtids);
+      if (g.flavor === 'mariadb') return seen.some((x) => x.source === `${g.domain}-${g.server}` && Number(x.last.split('-')[2]) >= g.sequence);
+      const snapshot = parseMysqlGtidSet(snapshotGtids ?? '');
+      return [...g.set.keys()].every((uuid) => {
+        const wanted = mysqlMax(g.set, uuid);
+        if (wanted <= mysqlMax(snapshot, uuid)) return true;
+        return seen.some((x) => x.source.toLowerCase() === uuid && Number(x.last.split(':')[1]) >= wanted);
+      });
+    }
+    default:
+      return false;
+  }
 }
 
 export function planRestore(input: RestorePlanInput): PlanOutcome {
   const manifests = input.backups.map((b) => b.manifest);
   const where = new Map(input.backups.map((b) => [b.manifest.id, b.relativePath]));
-  const window = restorableWindow(manifests, input.database);
+  const archive = input.archive ?? [];
+  const window = restorableWindow(manifests, input.database, archive);
   const t = input.target;
   const fulls = manifests
     .filter((b) => b.type === 'full' && b.snapshot && b.databases.includes(input.database))
@@ -148,7 +201,17 @@ export function planRestore(input: RestorePlanInput): PlanOutcome {
     if (t.kind === 'latest') candidates = members.slice(-1);
     const chains = candidates.map((c) => restoreChainFor(manifests, c)).filter((c) => c[0]?.id === full.id);
     chains.sort((a, b) => a.length - b.length || a.reduce((n, m) => n + totalStoredBytes(m), 0) - b.reduce((n, m) => n + totalStoredBytes(m), 0));
-    const best = chains[0] ?? (t.kind === 'latest' ? [full] : null);
+    let best = chains[0] ?? (t.kind === 'latest' ? [full] : null);
+    // Beyond the backups: the continuous archive, when it continues this full's newest chain on the same server.
+    let archived: { timeline: ArchivedTimeline; files: ArchivedFile[] } | null = null;
+    if (!best || t.kind === 'latest') {
+      const newest = newestChain(manifests, full);
+      const ext = archiveContinuing(archive, full.server, newest.nextFile);
+      if (ext && ext.files.length > 0 && archiveReaches(ext.files, ext.timeline.coveredUntil, t, full.snapshot?.gtidSet ?? null)) {
+        best = newest.chain;
+        archived = ext;
+      }
+    }
     if (!best) continue;
 
     const chain = best.slice(1);
@@ -160,6 +223,11 @@ export function planRestore(input: RestorePlanInput): PlanOutcome {
         seen.add(file);
         binlogs.push({ backupId: m.id, path: where.get(m.id) ?? '', file, artifact: m.artifacts[i]?.name ?? file });
       });
+    }
+    for (const f of archived?.files ?? []) {
+      if (seen.has(f.file)) continue;
+      seen.add(f.file);
+      binlogs.push({ timeline: archived!.timeline.timeline.timeline, file: f.file, segments: f.segments });
     }
     let stop: ReplayStop = { kind: 'end' };
     if (t.kind === 'time') stop = { kind: 'datetime', value: stopDatetimeFor(t.at) };
@@ -193,6 +261,7 @@ export function planRestore(input: RestorePlanInput): PlanOutcome {
         stop,
         window,
         storedBytes: best.reduce((n, m) => n + totalStoredBytes(m), 0),
+        archive: archived ? { timeline: archived.timeline.timeline.timeline, files: archived.files.length, coveredUntil: archived.timeline.coveredUntil } : null,
       },
     };
   }

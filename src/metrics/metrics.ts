@@ -48,6 +48,12 @@ export class DbopsMetrics {
     labelNames: ['cluster', 'class'],
     registers: this.r,
   });
+  readonly binlogArchiveCovered = new Gauge({
+    name: 'dbops_binlog_archive_covered_timestamp_seconds',
+    help: 'Every transaction the server committed before this time is in the binlog archive (unix seconds); its age is the RPO',
+    labelNames: ['cluster'],
+    registers: this.r,
+  });
   readonly approvalsWaiting = new Gauge({ name: 'dbops_approvals_waiting', help: 'Runs waiting for a person', labelNames: ['cluster'], registers: this.r });
 
   /** Series at 0 from the start, so the first failure is an increase. */

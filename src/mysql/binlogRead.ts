@@ -5,6 +5,8 @@
  */
 import { SealError } from '../repository/crypto';
 import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { Transform } from 'node:stream';
 import { createWriteStream } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -128,24 +130,61 @@ export async function scanReplayWindow(req: { cluster: ClusterConfig; product: P
 }
 
 /** Decompresses the plan's binlogs into a private folder (mysqlbinlog reads files). */
+/** Decompresses one stored object into `out` (appending when asked); the raw sha256 and size of what it wrote. */
+async function unpackObject(storage: Storage, key: string, out: string, append: boolean, label: string): Promise<{ sha256: string; size: number }> {
+  // Opened before the codec starts: a missing object must not leave a decompressor waiting on its input.
+  const source = await storage.openRead(key);
+  const codec = await decompressor(compressionOf(key));
+  const hash = createHash('sha256');
+  let size = 0;
+  const results = await Promise.allSettled([
+    codec.done,
+    pipeline(source, codec.input),
+    pipeline(
+      codec.output,
+      new Transform({
+        transform(chunk: Buffer, _e, cb) {
+          hash.update(chunk);
+          size += chunk.length;
+          cb(null, chunk);
+        },
+      }),
+      createWriteStream(out, { mode: 0o600, flags: append ? 'a' : 'w' }),
+    ),
+  ]);
+  // A stored object that fails authentication is the cause; otherwise the codec's own
+  // complaint (corrupt data) says more than the EPIPE it causes upstream.
+  const sealed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected' && r.reason instanceof SealError);
+  if (sealed) throw sealed.reason;
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw new Error(`${label}: ${(failed.reason as Error)?.message ?? String(failed.reason)}`);
+  return { sha256: hash.digest('hex'), size };
+}
+
+/**
+ * Writes the plan's binlog files into `work`, in order: each backed-up file decompressed,
+ * each archived file put back together from its segments, every segment checked against
+ * the size and sha256 its record gives.
+ */
 export async function unpackBinlogs(plan: RestorePlan, storage: Storage, work: string, onFile: (file: string) => void): Promise<string[]> {
   const files: string[] = [];
   for (const b of plan.binlogs) {
     const out = path.join(work, b.file);
-    // Opened before the codec starts: a missing object must not leave a decompressor waiting on its input.
-    const source = await storage.openRead(layout.artifact(b.path, b.artifact));
-    const codec = await decompressor(compressionOf(b.artifact));
-    const results = await Promise.allSettled([
-      codec.done,
-      pipeline(source, codec.input),
-      pipeline(codec.output, createWriteStream(out, { mode: 0o600 })),
-    ]);
-    // A stored object that fails authentication is the cause; otherwise the codec's own
-    // complaint (corrupt data) says more than the EPIPE it causes upstream.
-    const sealed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected' && r.reason instanceof SealError);
-    if (sealed) throw sealed.reason;
-    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-    if (failed) throw new Error(`${b.backupId}/${b.artifact}: ${(failed.reason as Error)?.message ?? String(failed.reason)}`);
+    if ('segments' in b) {
+      const dir = layout.archiveFileDir(plan.cluster, b.timeline, b.file);
+      let at = 0;
+      for (const seg of b.segments) {
+        const label = `binlog archive ${b.timeline}/${b.file} [${seg.start}, ${seg.end})`;
+        if (seg.start !== at) throw new Error(`${label}: the archive has a hole before it (the file so far ends at ${at})`);
+        const got = await unpackObject(storage, layout.artifact(dir, seg.artifact), out, at > 0, label);
+        if (got.size !== seg.end - seg.start || got.sha256 !== seg.rawSha256) {
+          throw new Error(`${label}: ${got.size} bytes with sha256 ${got.sha256.slice(0, 12)}…, the record says ${seg.end - seg.start} bytes, ${seg.rawSha256.slice(0, 12)}…: the segment is damaged`);
+        }
+        at = seg.end;
+      }
+    } else {
+      await unpackObject(storage, layout.artifact(b.path, b.artifact), out, false, `${b.backupId}/${b.artifact}`);
+    }
     files.push(out);
     onFile(b.file);
   }

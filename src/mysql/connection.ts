@@ -5,6 +5,8 @@ import type { ClusterConfig } from '../config/schema';
 import { resolveSecret } from '../config/secrets';
 import { SYSTEM_DATABASES } from '../domain/identifiers';
 import type { Product, ServerIdentity } from '../domain/manifest';
+import { ApplicationFailure } from '@temporalio/common';
+import { Failure } from '../domain/failures';
 import { toFailure } from './errors';
 import { durationSeconds } from '../domain/duration';
 
@@ -153,6 +155,27 @@ export async function inspectClusterWith(conn: Connection, cluster: ClusterConfi
 /** Closes the current binary log (so everything up to now is in closed files) and lists them. */
 export async function flushAndListBinlogsWith(conn: Connection): Promise<Array<{ name: string; size: number }>> {
   await conn.query('FLUSH BINARY LOGS');
+  const [rows] = await conn.query<RowDataPacket[]>('SHOW BINARY LOGS');
+  return rows.map((r) => ({ name: String(r.Log_name), size: Number(r.File_size) }));
+}
+
+/** Where the server is writing now (and its executed GTID set, for MySQL). */
+export async function currentBinlogPosition(conn: Connection): Promise<{ file: string; position: number; gtidSet: string | null }> {
+  let rows: RowDataPacket[];
+  try {
+    [rows] = await conn.query<RowDataPacket[]>('SHOW BINARY LOG STATUS');
+  } catch (error) {
+    if ((error as { errno?: number }).errno !== 1064) throw error;
+    [rows] = await conn.query<RowDataPacket[]>('SHOW MASTER STATUS'); // MySQL before 8.2
+  }
+  const r = rows[0];
+  if (!r?.File) throw ApplicationFailure.nonRetryable('binary logging is off on this server: a point-in-time chain needs log_bin', Failure.Config);
+  const gtid = String(r.Executed_Gtid_Set ?? '').replace(/\s+/g, '');
+  return { file: String(r.File), position: Number(r.Position), gtidSet: gtid === '' ? null : gtid };
+}
+
+/** The server's binary logs, oldest first, without closing the current one. */
+export async function listBinlogsWith(conn: Connection): Promise<Array<{ name: string; size: number }>> {
   const [rows] = await conn.query<RowDataPacket[]>('SHOW BINARY LOGS');
   return rows.map((r) => ({ name: String(r.Log_name), size: Number(r.File_size) }));
 }

@@ -9,7 +9,7 @@ import { chmod, mkdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import type { RowDataPacket } from 'mysql2/promise';
-import type { ClusterConfig } from '../config/schema';
+import { BinlogArchiveSchema, type ClusterConfig } from '../config/schema';
 import type { Product } from '../domain/manifest';
 import { processAlive } from './servers/local';
 import { startMariadbSandbox } from './servers/mariadb';
@@ -97,6 +97,7 @@ export function sandboxCluster(sandbox: DrillSandbox, source: ClusterConfig, acc
     password: { file: path.join(sandbox.baseDir, account === 'root' ? ROOT_PASSWORD : CHECK_PASSWORD) },
     product: sandbox.product,
     tools,
+    binlogArchive: BinlogArchiveSchema.parse({}),
     approvers: {},
     allowSelfApproval: [],
     statementTimeout: source.statementTimeout,

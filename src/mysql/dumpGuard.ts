@@ -24,7 +24,7 @@ import type { ClusterConfig } from '../config/schema';
 import { durationSeconds } from '../domain/duration';
 import { Failure } from '../domain/failures';
 import { quoteIdentifier } from '../domain/identifiers';
-import { connectionOptions, limitStatements } from './connection';
+import { connectionOptions, currentBinlogPosition, limitStatements } from './connection';
 import { toFailure } from './errors';
 
 export interface SnapshotPosition {
@@ -63,20 +63,6 @@ async function oldestWriter(conn: Connection): Promise<string | null> {
   if (!r) return null;
   const query = String(r.query ?? '').replace(/\s+/g, ' ').trim();
   return `transaction of session ${String(r.id)} (${String(r.user ?? '?')}) open for ${String(r.seconds)} s${query ? `, now running: ${query}` : ', idle'}`;
-}
-
-async function binlogPosition(conn: Connection): Promise<SnapshotPosition> {
-  let rows: RowDataPacket[];
-  try {
-    [rows] = await conn.query<RowDataPacket[]>('SHOW BINARY LOG STATUS');
-  } catch (error) {
-    if ((error as { errno?: number }).errno !== 1064) throw error;
-    [rows] = await conn.query<RowDataPacket[]>('SHOW MASTER STATUS'); // MySQL before 8.2
-  }
-  const r = rows[0];
-  if (!r?.File) throw ApplicationFailure.nonRetryable('binary logging is off on this server: a point-in-time chain needs log_bin', Failure.Config);
-  const gtid = String(r.Executed_Gtid_Set ?? '').replace(/\s+/g, '');
-  return { file: String(r.File), position: Number(r.Position), gtidSet: gtid === '' ? null : gtid };
 }
 
 export async function openMysqlDumpGuard(cluster: ClusterConfig, databases: string[]): Promise<DumpGuard> {
@@ -128,7 +114,7 @@ export async function openMysqlDumpGuard(cluster: ClusterConfig, databases: stri
         );
       }
     }
-    const position = await binlogPosition(conn);
+    const position = await currentBinlogPosition(conn);
     return {
       position,
       instanceLock,

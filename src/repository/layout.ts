@@ -15,10 +15,16 @@
  *   <cluster>/archives/<job>/<run>.json               archive run reports
  *   <cluster>/verify/<run>.json                       repository verification reports
  *   <cluster>/restore-targets/<database>.json         which restore created a database
+ *   <cluster>/binlog-archive/status.json              how far the continuous binlog archive is complete
+ *   <cluster>/binlog-archive/<timeline>/timeline.json one unbroken stream from one server
+ *   <cluster>/binlog-archive/<timeline>/<binlog>/<start>-<end>.json   a published segment (written last)
+ *   <cluster>/binlog-archive/<timeline>/<binlog>/<start>-<end>.binlog.zst   its bytes
+ *   <cluster>/binlog-archive/<timeline>/<binlog>/closed.json          the whole file, once closed
  *   .notifications.json                               webhook cooldown state
  */
 import { BACKUP_ID_PATTERN, ARTIFACT_NAME_PATTERN, type BackupType, BACKUP_TYPES } from '../domain/manifest';
 import { CLUSTER_NAME_PATTERN, SQL_IDENTIFIER_PATTERN } from '../domain/identifiers';
+import { BINLOG_FILE_PATTERN, segmentStem, TIMELINE_PATTERN } from '../domain/binlogArchive';
 
 function segment(value: string, pattern: RegExp, what: string): string {
   if (!pattern.test(value) || value.includes('..')) throw new Error(`not a ${what}: ${JSON.stringify(value)}`);
@@ -85,4 +91,16 @@ export const layout = {
   isVerifyReport: (name: string) => RUN_KEY.test(name.replace(/\.json$/, '')) && name.endsWith('.json'),
   restoreClaim: (c: string, database: string) => `${cluster(c)}/restore-targets/${segment(database, SQL_IDENTIFIER_PATTERN, 'database name')}.json`,
   notificationState: () => '.notifications.json',
+  archiveDir: (c: string) => `${cluster(c)}/binlog-archive`,
+  archiveStatus: (c: string) => `${cluster(c)}/binlog-archive/status.json`,
+  isTimeline: (name: string) => TIMELINE_PATTERN.test(name),
+  isBinlogFile: (name: string) => BINLOG_FILE_PATTERN.test(name),
+  archiveTimelineDir: (c: string, t: string) => `${cluster(c)}/binlog-archive/${segment(t, TIMELINE_PATTERN, 'timeline')}`,
+  archiveTimeline: (c: string, t: string) => `${cluster(c)}/binlog-archive/${segment(t, TIMELINE_PATTERN, 'timeline')}/timeline.json`,
+  archiveFileDir: (c: string, t: string, file: string) =>
+    `${cluster(c)}/binlog-archive/${segment(t, TIMELINE_PATTERN, 'timeline')}/${segment(file, BINLOG_FILE_PATTERN, 'binlog file name')}`,
+  archiveFileSummary: (c: string, t: string, file: string) => `${layout.archiveFileDir(c, t, file)}/closed.json`,
+  archiveSegment: (c: string, t: string, file: string, start: number, end: number) => `${layout.archiveFileDir(c, t, file)}/${segmentStem(start, end)}.json`,
+  archiveSegmentData: (c: string, t: string, file: string, start: number, end: number, extension: string) =>
+    `${layout.archiveFileDir(c, t, file)}/${segmentStem(start, end)}.binlog${segment(extension, /^(\.zst|\.gz|)$/, 'extension')}`,
 };

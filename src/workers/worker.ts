@@ -66,7 +66,11 @@ export async function createWorker(setup: WorkerSetup): Promise<CreatedWorker> {
     ...(setup.workflowBundle ? { workflowBundle: setup.workflowBundle } : { workflowsPath: WORKFLOWS_PATH }),
     activities: createActivities(deps),
     // A dump is long and mostly waiting on pipes; a handful at once is plenty on a small host.
-    maxConcurrentActivityTaskExecutions: 4,
+    // Each continuous binlog archive holds one slot for as long as it streams: on top.
+    maxConcurrentActivityTaskExecutions: 4 + setup.config.clusters.filter((c) => c.binlogArchive.enabled).length,
+    // Cancellation reaches an activity with a heartbeat's reply: pausing an archive or
+    // cancelling a restore takes effect within seconds, not most of a heartbeat timeout.
+    maxHeartbeatThrottleInterval: '3 seconds',
     shutdownGraceTime: '10 seconds',
     ...setup.overrides,
   });

@@ -19,3 +19,5 @@ export type { CopyInput, CopyResult } from './copy';
 export type { RetentionInput, RetentionResult } from './retention';
 export { repoVerifyWorkflow } from './repoVerify';
 export type { RepoVerifyInput, RepoVerifyResult } from './repoVerify';
+export { binlogArchiveWorkflow } from './binlogArchive';
+export type { BinlogArchiveInput, BinlogArchiveState } from './binlogArchive';

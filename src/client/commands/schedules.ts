@@ -2,6 +2,7 @@
 import type { Command } from 'commander';
 import { planReconcile } from '../../domain/schedules';
 import { applySchedules, desiredFromConfig, existingSchedules } from '../schedules';
+import { ensureBinlogArchives } from '../binlogArchive';
 import { formatStatus, statusReport } from '../status';
 import { configOf, io, jsonWanted, operatorOf, withClient } from './shared';
 
@@ -16,7 +17,17 @@ export function registerSchedules(program: Command): void {
       const cfg = configOf(command);
       await withClient(cfg, async (client) => {
         const plan = options.dryRun ? planReconcile(desiredFromConfig(cfg), await existingSchedules(client)) : await applySchedules(client, cfg);
-        const summary = { create: plan.create.map((d) => d.id), update: plan.update.map((d) => d.id), remove: plan.remove, unchanged: plan.unchanged };
+        // The continuous binlog archive is one long-running workflow per cluster, not a schedule: started here when missing.
+        const archives = options.dryRun
+          ? cfg.clusters.filter((c) => c.binlogArchive.enabled).map((c) => ({ cluster: c.name, started: false }))
+          : await ensureBinlogArchives(client, cfg, operatorOf({}));
+        const summary = {
+          create: [...plan.create.map((d) => d.id), ...archives.filter((a) => a.started).map((a) => `binlog-archive/${a.cluster}`)],
+          update: plan.update.map((d) => d.id),
+          remove: plan.remove,
+          unchanged: [...plan.unchanged, ...archives.filter((a) => !a.started && !options.dryRun).map((a) => `binlog-archive/${a.cluster}`)],
+        };
+        if (options.dryRun) summary.create.push(...archives.map((a) => `binlog-archive/${a.cluster} (if not running)`));
         if (jsonWanted(command)) {
           io.out(JSON.stringify(summary, null, 2));
           return;

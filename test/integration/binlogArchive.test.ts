@@ -1,0 +1,142 @@
+/**
+ * Continuous binlog archiving against the real servers: the stream publishes segments
+ * within its flush delay; a pause and resume (a new activity run) continues where the
+ * published segments end, with no hole and no transaction twice (a counter that every
+ * transaction increments would come out wrong); a point-in-time restore to "latest" uses
+ * the archive beyond the last backup and equals the live database; binlogs purged while
+ * the archive was paused are reported as a gap and a new timeline starts.
+ */
+import type { Client } from '@temporalio/client';
+import { startBackup, waitForManifest } from '../../src/client/backups';
+import { BinlogArchive } from '../../src/repository/binlogArchive';
+import { openRepository } from '../../src/repository';
+import { makeTestConfig, products, runCli, sqlOn, checksumsOn, temporalClient, withWorker, type TestSetup } from '../harness/context';
+
+describe.each(products())('on %s', (product) => {
+  const DB = 'archtest';
+  let setup: TestSetup;
+  let client: Client;
+  let closeClient: () => Promise<void>;
+  const sql = (query: string, params: unknown[] = []) => sqlOn(product, query, params);
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  const cli = (...args: string[]) => runCli([...args, '--config', setup.configPath]);
+
+  async function write(label: string, n: number): Promise<void> {
+    for (let i = 0; i < n; i++) {
+      await sql(`INSERT INTO ${DB}.ticks (label) VALUES (?)`, [`${label}-${i}`]);
+      await sql(`UPDATE ${DB}.counter SET n = n + 1 WHERE id = 1`);
+    }
+  }
+
+  /** Waits until the archive says it holds every transaction committed before `since` (the status the CLI prints). */
+  async function archivedSince(since: string): Promise<{ timeline: string; coveredUntil: string }> {
+    for (let i = 0; i < 300; i++) {
+      const r = await cli('binlogs', 'status', '--cluster', 'test', '--json');
+      const s = JSON.parse(r.stdout) as { archive: { timeline: string; coveredUntil: string | null } | null };
+      if (s.archive?.coveredUntil && s.archive.coveredUntil >= since) return { timeline: s.archive.timeline, coveredUntil: s.archive.coveredUntil };
+      await sleep(200);
+    }
+    throw new Error(`the archive never reached ${since}`);
+  }
+
+  /** Pauses and waits until the stream has stopped (the workflow shows it paused with no run in flight). */
+  async function pause(): Promise<void> {
+    expect((await cli('binlogs', 'pause', '--cluster', 'test', '--reason', 'test', '--as', 'alice')).code).toBe(0);
+    const handle = client.workflow.getHandle('binlog-archive/test');
+    for (let i = 0; i < 300; i++) {
+      const pending = (await handle.describe()).raw.pendingActivities ?? [];
+      const s = JSON.parse((await cli('binlogs', 'status', '--cluster', 'test', '--json')).stdout) as { workflow: { paused: boolean } | null };
+      if (s.workflow?.paused && pending.length === 0) return;
+      await sleep(100);
+    }
+    throw new Error('the archive did not pause');
+  }
+
+  beforeAll(async () => {
+    await sql(`DROP DATABASE IF EXISTS ${DB}`);
+    await sql(`DROP DATABASE IF EXISTS ${DB}_latest`);
+    await sql(`DROP DATABASE IF EXISTS ${DB}_after_gap`);
+    await sql(`CREATE DATABASE ${DB}`);
+    await sql(`CREATE TABLE ${DB}.ticks (id INT AUTO_INCREMENT PRIMARY KEY, label VARCHAR(40) NOT NULL)`);
+    await sql(`CREATE TABLE ${DB}.counter (id INT PRIMARY KEY, n INT NOT NULL)`);
+    await sql(`INSERT INTO ${DB}.counter VALUES (1, 0)`);
+    setup = makeTestConfig(`binlog-archive-${product}`, {
+      databases: [DB],
+      product,
+      mutate: (raw) => {
+        const c = (raw.clusters as Array<Record<string, unknown>>)[0]!;
+        c.binlogArchive = { enabled: true, flushAfter: '1s', runFor: '1h' };
+      },
+    });
+    ({ client, close: closeClient } = await temporalClient());
+  });
+
+  afterAll(async () => {
+    await closeClient?.();
+  });
+
+  it('streams, resumes without a hole or a repeat, restores to latest from the archive, and reports a purge as a gap', async () => {
+    await withWorker(setup.config, async () => {
+      await waitForManifest(await startBackup(client, setup.config, 'full', { cluster: 'test', requestedBy: 'jest', reason: 'archive test' }));
+      await write('before-start', 5);
+      const apply = await cli('schedules', 'apply', '--json');
+      expect(JSON.parse(apply.stdout).create).toContain('binlog-archive/test');
+
+      await write('streaming', 20);
+      const first = await archivedSince(new Date().toISOString());
+
+      // Pause (the activity stops), write, resume (a new run starts in the middle of the file).
+      await pause();
+      await write('while-paused', 10);
+      expect((await cli('binlogs', 'resume', '--cluster', 'test', '--as', 'alice')).code).toBe(0);
+      await write('after-resume', 10);
+      const second = await archivedSince(new Date().toISOString());
+      expect(second.timeline).toBe(first.timeline);
+
+      // Latest, past the only backup: the archive carries it, transaction for transaction.
+      const restored = await cli('restore', 'pitr', '--cluster', 'test', '--database', DB, '--to', 'latest', '--into', `${DB}_latest`, '--wait', '--json');
+      expect(restored.stderr).toBe('');
+      const result = JSON.parse(restored.stdout);
+      expect(result.plan.chain).toEqual([]);
+      expect(result.plan.archive).toMatchObject({ timeline: first.timeline });
+      expect(await checksumsOn(product, `${DB}_latest`)).toEqual(await checksumsOn(product, DB));
+      const [counter] = await sql(`SELECT n FROM ${DB}_latest.counter`);
+      expect(Number(counter!.n)).toBe(45);
+
+      // A purge while paused: binlogs the archive has not read are gone.
+      await pause();
+      await write('lost', 3);
+      const [current] = await sql(product === 'mysql' ? 'SHOW BINARY LOG STATUS' : 'SHOW MASTER STATUS');
+      await sql('FLUSH BINARY LOGS');
+      const next = String(current!.File).replace(/\.(\d+)$/, (_m, n: string) => `.${String(Number(n) + 1).padStart(n.length, '0')}`);
+      // MariaDB keeps a file until its binlog checkpoint has moved on (a moment after the flush): purge until it is gone.
+      for (let i = 0; i < 100; i++) {
+        await sql(`PURGE BINARY LOGS TO '${next}'`);
+        if (String((await sql('SHOW BINARY LOGS'))[0]!.Log_name) === next) break;
+        await sleep(100);
+      }
+      expect(String((await sql('SHOW BINARY LOGS'))[0]!.Log_name)).toBe(next);
+      await cli('binlogs', 'resume', '--cluster', 'test', '--as', 'alice');
+      await write('after-gap', 2);
+      const third = await archivedSince(new Date().toISOString());
+      expect(third.timeline).not.toBe(first.timeline);
+      const repository = openRepository(setup.config);
+      const timelines = await new BinlogArchive(repository.storage, 'test').timelines();
+      repository.close();
+      expect(timelines.map((t) => t.timeline)).toEqual([first.timeline, third.timeline]);
+      expect(timelines[1]!.reason).toMatch(/purged before they were archived/);
+      expect(timelines[1]!.previous).toBe(first.timeline);
+
+      // After the gap a new full continues with the new timeline.
+      await waitForManifest(await startBackup(client, setup.config, 'full', { cluster: 'test', requestedBy: 'jest', reason: 'after the gap' }, new Date(Date.now() + 1000)));
+      await write('after-new-full', 4);
+      await archivedSince(new Date().toISOString());
+      const after = JSON.parse((await cli('restore', 'pitr', '--cluster', 'test', '--database', DB, '--to', 'latest', '--into', `${DB}_after_gap`, '--wait', '--json')).stdout);
+      expect(after.plan.archive).toMatchObject({ timeline: third.timeline });
+      expect(await checksumsOn(product, `${DB}_after_gap`)).toEqual(await checksumsOn(product, DB));
+
+      await cli('binlogs', 'stop', '--cluster', 'test', '--as', 'alice');
+      await client.workflow.getHandle('binlog-archive/test').result();
+    });
+  });
+});
