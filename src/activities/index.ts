@@ -12,6 +12,7 @@ import { createBinlogArchiveActivities } from './binlogArchive';
 import { createCopyActivities } from './copy';
 import type { ActivityDeps } from './deps';
 import { createDrillActivities } from './drill';
+import { createInstanceRestoreActivities } from './instanceRestore';
 import { createLockActivities } from './lock';
 import { createNotifyActivities } from './notify';
 import { createRepoVerifyActivities } from './repoVerify';
@@ -26,6 +27,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createBinlogArchiveActivities(deps),
     ...createRestoreActivities(deps),
     ...createDrillActivities(deps),
+    ...createInstanceRestoreActivities(deps),
     ...createArchiveActivities(deps),
     ...createRetentionActivities(deps),
     ...createRepoVerifyActivities(deps),
@@ -42,6 +44,7 @@ export type { BackupActivities } from './backup';
 export type { BinlogArchiveActivities } from './binlogArchive';
 export type { CopyActivities } from './copy';
 export type { DrillActivities } from './drill';
+export type { InstanceRestoreActivities } from './instanceRestore';
 export type { LockActivities } from './lock';
 export type { NotifyActivities } from './notify';
 export type { RepoVerifyActivities } from './repoVerify';

@@ -7,6 +7,7 @@ import { isValidSqlIdentifier, SQL_IDENTIFIER_RULE } from '../domain/identifiers
 import { SA_AWAITING_APPROVAL, SA_CLUSTER, SA_OPERATION } from '../domain/searchAttributes';
 import { pointInTimeRestoreWorkflow, restorePlanWorkflow, tableRestoreWorkflow, type PitrInput, type RestoreInput, type TableRestoreInput } from '../workflows/restore';
 import { approvalQuery, decideUpdate } from '../workflows/approval';
+import { instanceRestoreWorkflow, type InstanceRestoreInput } from '../workflows/instanceRestore';
 
 function checkName(value: string, flag: string): void {
   if (!isValidSqlIdentifier(value)) throw new ConfigError(`${flag}: ${JSON.stringify(value)} is not an accepted name (${SQL_IDENTIFIER_RULE}); nothing was started`);
@@ -17,7 +18,7 @@ function runId(prefix: string): string {
   return `${prefix}/${new Date().toISOString().replace(/[-:]/g, '')}`;
 }
 
-function start<I extends RestoreInput>(client: Client, config: DbopsConfig, workflow: (input: I) => Promise<unknown>, id: string, input: I, summary: string) {
+function start<I extends { cluster: string; requestedBy?: string | undefined }>(client: Client, config: DbopsConfig, workflow: (input: I) => Promise<unknown>, id: string, input: I, summary: string) {
   return client.workflow.start(workflow, {
     taskQueue: config.temporal.taskQueue,
     workflowId: id,
@@ -95,4 +96,18 @@ export async function decide(client: Client, workflowId: string, decision: 'appr
   } catch (error) {
     throw new ConfigError(`refused: ${(error as Error).cause instanceof Error ? ((error as Error).cause as Error).message : (error as Error).message}`);
   }
+}
+
+export async function startInstanceRestore(client: Client, config: DbopsConfig, input: InstanceRestoreInput): Promise<WorkflowHandleWithFirstExecutionRunId> {
+  const cluster = findCluster(config, input.cluster);
+  if (!config.restoreTargets.some((t) => t.name === input.onto)) {
+    const known = config.restoreTargets.map((t) => t.name);
+    throw new ConfigError(`--onto ${input.onto}: not a restore target (${known.length ? `configured: ${known.join(', ')}` : 'add it under restoreTargets in the config'})`);
+  }
+  for (const d of input.databases ?? []) checkName(d, '--databases');
+  // Said here first; the worker decides with its own config when the approval is requested.
+  if (!input.dryRun && approversFor(cluster.approvers, 'restore-instance').length === 0) {
+    throw new ConfigError(`clusters.${cluster.name}.approvers: nobody may approve restore-instance; add "restore-instance: [names]" (or "*"), or use --dry-run`);
+  }
+  return start(client, config, instanceRestoreWorkflow, runId(`restore-instance/${input.cluster}/${input.onto}`), input, `Instance restore of ${input.cluster} onto ${input.onto}`);
 }

@@ -212,6 +212,25 @@ export function describeRepository(r: Pick<RepositoryConfig, 'path' | 's3' | 'en
   return r.encryption ? `${where} (encrypted, key ${r.encryption.current})` : where;
 }
 
+/**
+ * A server dbops may restore a whole instance onto (`dbops restore instance --onto NAME`):
+ * a standby host for when the primary is lost. It must be empty, or hold only databases a
+ * dbops restore put there; the account needs to create and drop databases.
+ */
+export const RestoreTargetServerSchema = z
+  .strictObject({
+    name: z.string().regex(CLUSTER_NAME_PATTERN, CLUSTER_NAME_RULE),
+    host: z.string().min(1).optional(),
+    port: hostPort.default(3306),
+    socket: z.string().min(1).optional(),
+    user: z.string().min(1).max(80),
+    password: SecretRefSchema.optional(),
+    /** Client tools for this server (default: the source cluster's). */
+    tools: z.strictObject({ dump: z.string().min(1).optional(), client: z.string().min(1).optional(), binlog: z.string().min(1).optional() }).optional(),
+  })
+  .refine((c) => (c.host !== undefined) !== (c.socket !== undefined), { message: 'give host (with port) or socket, one of them', path: ['host'] });
+export type RestoreTargetServer = z.infer<typeof RestoreTargetServerSchema>;
+
 export const TemporalSchema = z.strictObject({
   address: z.string().min(1).default('localhost:7233'),
   namespace: z.string().min(1).default('default'),
@@ -309,6 +328,8 @@ export const ConfigSchema = z
     metrics: MetricsSchema.optional(),
     /** Further repositories each backup is copied to (see CopyRepositorySchema). */
     copies: z.array(CopyRepositorySchema).max(8).default([]),
+    /** Servers a whole instance may be restored onto (see RestoreTargetServerSchema). */
+    restoreTargets: z.array(RestoreTargetServerSchema).max(32).default([]),
   })
   .superRefine((config, ctx) => {
     const repoNames = new Set<string>();
@@ -319,6 +340,11 @@ export const ConfigSchema = z
       if (same) ctx.addIssue({ code: 'custom', path: ['copies', index], message: 'a copy must be a different place than the repository itself' });
     });
     const names = new Set(config.clusters.map((c) => c.name));
+    const targetNames = new Set<string>();
+    config.restoreTargets.forEach((t, index) => {
+      if (targetNames.has(t.name)) ctx.addIssue({ code: 'custom', path: ['restoreTargets', index, 'name'], message: `two restore targets named "${t.name}"` });
+      targetNames.add(t.name);
+    });
     config.schedules.entries.forEach((entry, index) => {
       if (!names.has(entry.cluster)) {
         ctx.addIssue({ code: 'custom', path: ['schedules', 'entries', index, 'cluster'], message: `unknown cluster "${entry.cluster}"` });

@@ -94,6 +94,18 @@ export const PitrInputSchema = RestoreInputSchema.extend({ into: identifier }).r
   path: ['into'],
 });
 
+export const InstanceRestoreInputSchema = z.strictObject({
+  cluster: clusterName,
+  /** A server named under restoreTargets in the worker's config. */
+  onto: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'a restore target name from restoreTargets'),
+  /** Default: every database of the newest full backup. */
+  databases: z.array(identifier).min(1).max(500).refine((d) => new Set(d).size === d.length, 'a database is named twice').optional(),
+  target: RestoreTargetSchema,
+  requestedBy: PersonSchema.optional(),
+  /** Plan and check the target, write nothing. */
+  dryRun: z.boolean().optional(),
+});
+
 export const TableRestoreInputSchema = RestoreInputSchema.extend({
   tables: z
     .array(identifier)

@@ -21,3 +21,5 @@ export { repoVerifyWorkflow } from './repoVerify';
 export type { RepoVerifyInput, RepoVerifyResult } from './repoVerify';
 export { binlogArchiveWorkflow } from './binlogArchive';
 export type { BinlogArchiveInput, BinlogArchiveState } from './binlogArchive';
+export { instanceRestoreWorkflow } from './instanceRestore';
+export type { InstanceRestoreInput, InstanceRestoreResult } from './instanceRestore';

@@ -6,7 +6,8 @@ import type { StatementHit } from '../../domain/restore/statementFinder';
 import type { RestorePlan } from '../../domain/restorePlan';
 import { beforeMatching, describeTarget, parseTarget, TargetError, type RestoreTarget } from '../../domain/restoreTarget';
 import { progressWanted, resultWithProgress } from '../progress';
-import { startPitr, startRestorePlan, startTableRestore } from '../restores';
+import { startInstanceRestore, startPitr, startRestorePlan, startTableRestore } from '../restores';
+import type { InstanceRestoreResult } from '../../workflows/instanceRestore';
 import { configOf, io, jsonWanted, operatorOf, UsageError, withClient } from './shared';
 
 interface TargetOptions {
@@ -112,6 +113,40 @@ export function registerRestore(program: Command): void {
       });
     });
 
+  restore
+    .command('instance')
+    .description('the primary is lost: restore every database (or --databases) onto another server named under restoreTargets, to a point in time, after a second person approves')
+    .requiredOption('--cluster <name>', 'the cluster whose backups and binlog archive are restored')
+    .requiredOption('--onto <target>', 'a server from restoreTargets: empty, or holding only databases dbops restored there')
+    .requiredOption('--to <target>', 'where to stop: a UTC time, binlog:FILE:POS, gtid:…, or latest (the newest archived transaction)')
+    .option('--databases <names>', 'comma-separated databases (default: every database of the newest full)')
+    .option('--dry-run', 'plan and check the target; write nothing')
+    .option('--wait', 'wait and print the result')
+    .option('--as <name>', 'who asks (default: $USER)')
+    .addHelpText('after', '\nExample:\n  dbops restore instance --cluster shop --onto standby --to latest --wait   # a second person: dbops approvals approve …')
+    .action(async (options: { cluster: string; onto: string; to: string; databases?: string; dryRun?: boolean; wait?: boolean; as?: string }, command: Command) => {
+      const to = target({ cluster: options.cluster, database: '', to: options.to });
+      const cfg = configOf(command);
+      const databases = options.databases?.split(',').map((d) => d.trim()).filter((d) => d !== '');
+      await withClient(cfg, async (client) => {
+        const handle = await startInstanceRestore(client, cfg, {
+          cluster: options.cluster,
+          onto: options.onto,
+          target: to,
+          requestedBy: operatorOf(options),
+          ...(databases?.length ? { databases } : {}),
+          ...(options.dryRun ? { dryRun: true } : {}),
+        });
+        const json = jsonWanted(command);
+        if (!options.wait && !options.dryRun) {
+          io.out(json ? JSON.stringify({ workflowId: handle.workflowId, runId: handle.firstExecutionRunId }) : `started ${handle.workflowId}; a second person approves it (dbops approvals list)`);
+          return;
+        }
+        const result = await resultWithProgress<InstanceRestoreResult>(handle, progressWanted(json));
+        io.out(json ? JSON.stringify({ workflowId: handle.workflowId, ...result }, null, 2) : describeInstanceRestore(result));
+      });
+    });
+
   withTarget(restore.command('table').description('restore tables next to the live ones; with --swap, put them in place after a second person approves'))
     .addOption(new Option('--table <name...>', 'a table to restore (repeat for more)').makeOptionMandatory())
     .option('--swap', 'swap the restored tables in (one atomic RENAME) after approval')
@@ -124,6 +159,24 @@ export function registerRestore(program: Command): void {
         await finish('table', handle, options.wait === true, command, options.swap === true);
       });
     });
+}
+
+export function describeInstanceRestore(r: InstanceRestoreResult): string {
+  const p = r.plan;
+  const first = p.plans[0];
+  const lines = [
+    `instance restore onto ${p.target.name} [${p.target.server}]${r.dryRun ? ' (dry run: nothing written)' : ''}`,
+    `  databases   ${p.plans.map((x) => x.database).join(', ')}`,
+    `  from        full ${first?.full.id ?? '?'}${first?.chain.length ? ` + ${first.chain.map((c) => c.id).join(', ')}` : ''}${first?.archive ? ` + binlog archive ${first.archive.timeline} (${first.archive.files} file(s), complete up to ${first.archive.coveredUntil ?? '?'})` : ''}`,
+    `  to          ${r.restoredTo ?? '?'}`,
+  ];
+  if (p.target.replaces.length) lines.push(`  replaces    ${p.target.replaces.join(', ')} (restored there by dbops earlier)`);
+  for (const d of r.databases) {
+    lines.push(`  ${d.database.padEnd(12)}reached ${d.reached?.file ?? '?'}:${d.reached?.position ?? '?'}${d.reached?.gtid ? ` (GTID ${d.reached.gtid})` : ''}; ${d.verification.length} table(s) verified`);
+  }
+  if (r.decision) lines.push(`decision: ${r.decision.decision}${r.decision.by ? ` by ${r.decision.by}` : ''}`);
+  for (const n of p.notes) lines.push(`note: ${n}`);
+  return lines.join('\n');
 }
 
 async function finish(sub: string, handle: { workflowId: string; firstExecutionRunId: string; result(): Promise<unknown> } & Parameters<typeof resultWithProgress>[0], wait: boolean, command: Command, swap = false): Promise<void> {
