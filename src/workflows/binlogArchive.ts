@@ -56,7 +56,8 @@ export const archiveState = defineQuery<BinlogArchiveState>('state');
 const stream = proxyActivities<BinlogArchiveActivities>({
   // A run streams for clusters[].binlogArchive.runFor (at most 4 h) and then returns.
   startToCloseTimeout: '5 hours',
-  heartbeatTimeout: '1 minute',
+  // A worker that died is noticed within this and the stream continues on another.
+  heartbeatTimeout: '20 seconds',
   // Pausing waits for the stream to really stop: two streams with one replica id would evict each other.
   cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
   // No attempt limit: a server that is down is waited for (the RPO alert says so), at most 30 s apart.

@@ -10,7 +10,14 @@ import type { Client } from '@temporalio/client';
 import { startBackup, waitForManifest } from '../../src/client/backups';
 import { BinlogArchive } from '../../src/repository/binlogArchive';
 import { openRepository } from '../../src/repository';
-import { makeTestConfig, products, runCli, sqlOn, checksumsOn, temporalClient, withWorker, type TestSetup } from '../harness/context';
+import { makeTestConfig, products, runCli, spawnCliWorker, sqlOn, checksumsOn, temporalClient, withWorker, type TestSetup } from '../harness/context';
+import * as path from 'node:path';
+import type { Segment } from '../../src/domain/binlogArchive';
+
+/** The sequence number of a GTID (MariaDB domain-server-seq, MySQL uuid:n). */
+function gtidSeq(id: string): number {
+  return Number(id.includes(':') ? id.split(':')[1] : id.split('-')[2]);
+}
 
 describe.each(products())('on %s', (product) => {
   const DB = 'archtest';
@@ -138,5 +145,72 @@ describe.each(products())('on %s', (product) => {
       await cli('binlogs', 'stop', '--cluster', 'test', '--as', 'alice');
       await client.workflow.getHandle('binlog-archive/test').result();
     });
+  });
+
+  it('SIGKILL of the worker mid-stream: the next worker resumes with no gap and no transaction twice (GTIDs counted)', async () => {
+    await sql(`DROP DATABASE IF EXISTS ${DB}_crash`);
+    await sql(`UPDATE ${DB}.counter SET n = 0 WHERE id = 1`);
+    const first = spawnCliWorker(setup.configPath, path.join(setup.dir, 'worker-1.log'));
+    let transactions = 0;
+    let timelinesBefore = -1;
+    let stop = false;
+    const writer = (async () => {
+      while (!stop) {
+        await sql(`INSERT INTO ${DB}.ticks (label) VALUES ('crash'); UPDATE ${DB}.counter SET n = n + 1 WHERE id = 1`);
+        transactions += 2;
+        await sleep(20);
+      }
+    })();
+    try {
+      await waitForManifest(await startBackup(client, setup.config, 'full', { cluster: 'test', requestedBy: 'jest', reason: 'crash test' }, new Date(Date.now() + 5000)));
+      expect((await cli('binlogs', 'start', '--cluster', 'test', '--as', 'alice')).code).toBe(0);
+      await archivedSince(new Date().toISOString());
+      const repository = openRepository(setup.config);
+      timelinesBefore = (await new BinlogArchive(repository.storage, 'test').timelines()).length;
+      repository.close();
+      first.kill('SIGKILL');
+      await new Promise((r) => first.once('exit', r));
+      await sleep(2000);
+    } finally {
+      if (first.exitCode === null) first.kill('SIGKILL');
+    }
+    await withWorker(setup.config, async () => {
+      await sleep(2000);
+      stop = true;
+      await writer;
+      const [counter] = await sql(`SELECT n FROM ${DB}.counter`);
+      await archivedSince(new Date().toISOString());
+      const restored = await cli('restore', 'pitr', '--cluster', 'test', '--database', DB, '--to', 'latest', '--into', `${DB}_crash`, '--wait', '--json');
+      expect(restored.stderr).toBe('');
+      expect(await checksumsOn(product, `${DB}_crash`)).toEqual(await checksumsOn(product, DB));
+      const [again] = await sql(`SELECT n FROM ${DB}_crash.counter`);
+      expect(Number(again!.n)).toBe(Number(counter!.n));
+      await cli('binlogs', 'stop', '--cluster', 'test', '--as', 'alice');
+      await client.workflow.getHandle('binlog-archive/test').result();
+    });
+    expect(transactions).toBeGreaterThan(0);
+
+    // Every GTID of the newest timeline exactly once, in order, across the crash.
+    const repository = openRepository(setup.config);
+    const archive = new BinlogArchive(repository.storage, 'test');
+    const timelines = await archive.timelines();
+    expect(timelines.length).toBe(timelinesBefore); // resumed, not restarted
+    const newest = timelines[timelines.length - 1]!;
+    const segments: Segment[] = [];
+    for (const file of await archive.files(newest.timeline)) segments.push(...(await archive.segments(newest.timeline, file)));
+    repository.close();
+    const last = new Map<string, number>();
+    let counted = 0;
+    for (const s of segments) {
+      for (const g of s.gtids) {
+        const previous = last.get(g.source);
+        if (previous !== undefined) expect(gtidSeq(g.first)).toBe(previous + 1);
+        last.set(g.source, gtidSeq(g.last));
+      }
+      counted += s.transactions;
+    }
+    const span = [...last.keys()].length;
+    expect(span).toBeGreaterThan(0);
+    expect(counted).toBeGreaterThan(transactions / 2);
   });
 });

@@ -16,6 +16,8 @@ import { createBackupUser, createRestoreUser, seedSampleDatabase } from '../../s
 import { asPerson, harness, makeTestConfig, products, rootConnectionTo, runCli, scratchServer, tableChecksums, temporalClient, withWorker, type TestSetup } from '../harness/context';
 import type { LocalServer } from '../../src/mysql/servers/local';
 import type { LoadTarget } from '../harness/context';
+import { openRepository } from '../../src/repository';
+import { BinlogArchive } from '../../src/repository/binlogArchive';
 
 describe.each(products())('on %s', (product) => {
   const DB = 'shop';
@@ -139,6 +141,36 @@ describe.each(products())('on %s', (product) => {
 
       await runCli(['binlogs', 'stop', '--cluster', 'test', '--as', 'alice', '--config', setup.configPath]);
       await client.workflow.getHandle('binlog-archive/test').result().catch(() => undefined);
+    });
+
+    // The standby becomes the primary: the same cluster, another server. The archive cannot
+    // continue the old stream there; it says so (a gap, an alert) and starts a new timeline.
+    const promoted = makeTestConfig(`host-lost-promoted-${product}`, {
+      databases: [DB],
+      product,
+      mutate: (raw) => {
+        const c = (raw.clusters as Array<Record<string, unknown>>)[0]!;
+        for (const k of ['password', 'restoreUser', 'restorePassword', 'host', 'port']) delete c[k];
+        Object.assign(c, product === 'mysql' ? { host: '127.0.0.1', port: standby.port, user: 'root' } : { socket: standby.socket, user: 'root' });
+        c.binlogArchive = { enabled: true, flushAfter: '2s' };
+        (raw.repository as Record<string, unknown>).path = setup.config.repository.path;
+      },
+    });
+    await withWorker(promoted.config, async () => {
+      expect((await runCli(['binlogs', 'start', '--cluster', 'test', '--as', 'alice', '--config', promoted.configPath])).code).toBe(0);
+      const repository = openRepository(promoted.config);
+      const archive = new BinlogArchive(repository.storage, 'test');
+      let timelines = await archive.timelines();
+      for (let i = 0; i < 300 && timelines.length < 2; i++) {
+        await sleep(200);
+        timelines = await archive.timelines();
+      }
+      repository.close();
+      expect(timelines).toHaveLength(2);
+      expect(timelines[1]!.reason).toMatch(/^another server: /);
+      expect(timelines[1]!.previous).toBe(timelines[0]!.timeline);
+      await runCli(['binlogs', 'stop', '--cluster', 'test', '--as', 'alice', '--config', promoted.configPath]);
+      await client.workflow.getHandle('binlog-archive/test').result();
     });
   });
 });
