@@ -12,12 +12,17 @@ import { copyStates, type CopyState } from './catalog';
 import { BACKUP_TYPES, type BackupType } from '../domain/manifest';
 import { listPendingApprovals, type PendingApproval } from './restores';
 import { existingSchedules } from './schedules';
+import { binlogArchiveState } from './binlogArchive';
+import { BinlogArchive } from '../repository/binlogArchive';
+import { durationSeconds } from '../domain/duration';
 
 export interface StatusReport {
   generatedAt: string;
   backups: Array<{ cluster: string; type: BackupType; id: string | null; finishedAt: string | null; ageSeconds: number | null }>;
   schedules: Array<{ id: string; paused: boolean; next: string | null }>;
   awaitingApproval: PendingApproval[];
+  /** Clusters with continuous binlog archiving: where it is and how old its newest archived transaction is (the RPO now). */
+  binlogArchives: Array<{ cluster: string; timeline: string | null; file: string | null; position: number | null; coveredUntil: string | null; rpoSeconds: number | null; targetSeconds: number; state: 'streaming' | 'paused' | 'not running' }>;
   /** The primary repository, and each copy with its lag (see `storage info`). */
   repositories: { primary: string; copies: CopyState[] };
   /** Failed, timed-out or terminated runs; `skipped` ones were refused because the cluster was busy (not a failed backup). */
@@ -72,7 +77,23 @@ export async function statusReport(client: Client, config: DbopsConfig, now = ne
     });
   }
   const repositories = { primary: describeRepository(config.repository), copies: await copyStates(config, access, now) };
-  return { generatedAt: now.toISOString(), backups, schedules, awaitingApproval: await listPendingApprovals(client), repositories, failures };
+  const binlogArchives: StatusReport['binlogArchives'] = [];
+  for (const c of config.clusters.filter((x) => x.binlogArchive.enabled)) {
+    const status = await new BinlogArchive(access.storage, c.name).status();
+    const workflow = await binlogArchiveState(client, config, c.name).catch(() => null);
+    binlogArchives.push({
+      cluster: c.name,
+      timeline: status?.timeline ?? null,
+      file: status?.file ?? null,
+      position: status?.position ?? null,
+      coveredUntil: status?.coveredUntil ?? null,
+      rpoSeconds: status?.coveredUntil ? Math.max(0, Math.round((now.getTime() - Date.parse(status.coveredUntil)) / 1000)) : null,
+      targetSeconds: durationSeconds(c.binlogArchive.rpoTarget),
+      state: workflow ? (workflow.paused ? 'paused' : 'streaming') : 'not running',
+    });
+  }
+  access.close();
+  return { generatedAt: now.toISOString(), backups, schedules, awaitingApproval: await listPendingApprovals(client), binlogArchives, repositories, failures };
 }
 
 function age(seconds: number | null): string {
@@ -86,6 +107,13 @@ function age(seconds: number | null): string {
 export function formatStatus(r: StatusReport): string {
   const lines = [`dbops status at ${r.generatedAt}`, '', 'last verified backups:'];
   for (const b of r.backups) lines.push(`  ${b.cluster.padEnd(16)} ${b.type.padEnd(13)} ${age(b.ageSeconds).padEnd(10)} ${b.id ?? ''}`);
+  if (r.binlogArchives.length > 0) {
+    lines.push('', 'binlog archive (RPO now):');
+    for (const a of r.binlogArchives) {
+      const over = a.rpoSeconds !== null && a.rpoSeconds > a.targetSeconds ? `  OVER the ${a.targetSeconds}s target` : '';
+      lines.push(`  ${a.cluster.padEnd(16)} ${a.state.padEnd(12)} complete up to ${a.coveredUntil ?? 'never'} (${age(a.rpoSeconds)})${over}  ${a.file ? `${a.timeline} ${a.file}:${a.position}` : ''}`);
+    }
+  }
   lines.push('', 'repositories:', `  primary  ${r.repositories.primary}`);
   for (const c of r.repositories.copies) {
     if (c.error) lines.push(`  ${c.name.padEnd(8)} ${c.repository}  CANNOT BE READ: ${c.error}`);

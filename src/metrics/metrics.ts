@@ -54,6 +54,8 @@ export class DbopsMetrics {
     labelNames: ['cluster'],
     registers: this.r,
   });
+  readonly binlogArchiveTarget = new Gauge({ name: 'dbops_binlog_archive_rpo_target_seconds', help: 'clusters[].binlogArchive.rpoTarget of clusters that archive binlogs', labelNames: ['cluster'], registers: this.r });
+  readonly binlogArchiveCritical = new Gauge({ name: 'dbops_binlog_archive_rpo_critical_seconds', help: 'clusters[].binlogArchive.rpoCritical of clusters that archive binlogs', labelNames: ['cluster'], registers: this.r });
   readonly approvalsWaiting = new Gauge({ name: 'dbops_approvals_waiting', help: 'Runs waiting for a person', labelNames: ['cluster'], registers: this.r });
 
   /** Series at 0 from the start, so the first failure is an increase. */
@@ -96,6 +98,13 @@ export class DbopsMetrics {
     this.verifyLast.labels(cluster).set(Date.parse(report.finishedAt) / 1000);
     for (const c of VERIFY_PROBLEM_CLASSES) this.verifyProblems.labels(cluster, c).set(report.counts[c]);
     this.verifyProblems.labels(cluster, 'unverified').set(report.unverified.length);
+  }
+
+  /** The archive's coverage as the repository records it (the archiving worker may be another process), and its targets. */
+  fromBinlogArchive(cluster: string, coveredUntil: string | null, targets: { rpoSeconds: number; criticalSeconds: number }): void {
+    this.binlogArchiveTarget.labels(cluster).set(targets.rpoSeconds);
+    this.binlogArchiveCritical.labels(cluster).set(targets.criticalSeconds);
+    if (coveredUntil) this.binlogArchiveCovered.labels(cluster).set(Date.parse(coveredUntil) / 1000);
   }
 
   fromDrill(cluster: string, report: { passed: boolean; finishedAt?: string; rto: { seconds: number }; rpo: { seconds: number | null } } | null, lastPassedAt: string | null): void {

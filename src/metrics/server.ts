@@ -8,6 +8,8 @@ import { Client, Connection } from '@temporalio/client';
 import type { Logger } from 'pino';
 import type { DbopsConfig } from '../config/schema';
 import { openRepository, type Repository } from '../repository';
+import { durationSeconds } from '../domain/duration';
+import { BinlogArchive } from '../repository/binlogArchive';
 import { latestDrills, type DbopsMetrics } from './metrics';
 
 export interface MetricsServer {
@@ -22,6 +24,13 @@ async function refresh(config: DbopsConfig, metrics: DbopsMetrics, repository: R
     const drills = await latestDrills(repository, c.name);
     metrics.fromDrill(c.name, drills.latest, drills.lastPassedAt);
     metrics.fromVerify(c.name, await repository.latestVerifyReport(c.name));
+    if (c.binlogArchive.enabled) {
+      const status = await new BinlogArchive(repository.storage, c.name).status();
+      metrics.fromBinlogArchive(c.name, status?.coveredUntil ?? null, {
+        rpoSeconds: durationSeconds(c.binlogArchive.rpoTarget),
+        criticalSeconds: durationSeconds(c.binlogArchive.rpoCritical),
+      });
+    }
   }
   const temporal = await client();
   if (!temporal) return;

@@ -142,6 +142,16 @@ describe.each(products())('on %s', (product) => {
       expect(after.plan.archive).toMatchObject({ timeline: third.timeline });
       expect(await checksumsOn(product, `${DB}_after_gap`)).toEqual(await checksumsOn(product, DB));
 
+      // The on-call view and the drill measure the RPO from the archive (the seed's 10 minutes, held to 60 s here).
+      await write('before-drill', 2);
+      await archivedSince(new Date().toISOString());
+      const status = JSON.parse((await cli('status', '--json')).stdout);
+      expect(status.binlogArchives).toEqual([expect.objectContaining({ cluster: 'test', state: 'streaming', timeline: third.timeline })]);
+      expect(status.binlogArchives[0].rpoSeconds).toBeLessThanOrEqual(60);
+      const drill = JSON.parse((await cli('drill', 'run', '--cluster', 'test', '--rpo', '60s', '--wait', '--json')).stdout);
+      expect(drill.report.passed).toBe(true);
+      expect(drill.report.rpo.seconds).toBeLessThanOrEqual(60);
+
       await cli('binlogs', 'stop', '--cluster', 'test', '--as', 'alice');
       await client.workflow.getHandle('binlog-archive/test').result();
     });
