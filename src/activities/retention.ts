@@ -16,6 +16,8 @@ import { notYetCopied } from '../domain/copies';
 import { RepoNameSchema } from '../domain/inputs';
 import type { Repository } from '../repository';
 import { z } from 'zod';
+import { prunableArchive, type ArchiveListing, type ArchivePrune } from '../domain/binlogArchive';
+import { BinlogArchive } from '../repository/binlogArchive';
 import { accept, clusterOf } from './context';
 import type { ActivityDeps } from './deps';
 import { BackupIdSchema, cluster as clusterName } from './schemas';
@@ -98,6 +100,25 @@ export function createRetentionActivities(deps: ActivityDeps, options: Retention
   };
 
   return {
+    /** Removes archived binlog files no kept full backup can replay from (primary repository only: copies hold no archive). */
+    async pruneBinlogArchive(raw: { cluster: string; dryRun?: boolean }): Promise<{ removed: ArchivePrune[] }> {
+      const input = accept(z.strictObject({ cluster: clusterName, dryRun: z.boolean().optional() }), raw, 'pruneBinlogArchive');
+      const c = clusterOf(config, input.cluster);
+      const archive = new BinlogArchive(repository.storage, c.name);
+      const listing: ArchiveListing[] = [];
+      for (const timeline of await archive.timelines()) listing.push({ timeline, files: await archive.files(timeline.timeline) });
+      const fulls = (await repository.catalog.list(c.name)).map((b) => b.manifest).filter((m) => m.type === 'full');
+      const removed = prunableArchive(listing, fulls);
+      if (!input.dryRun) {
+        for (const r of removed) {
+          if (r.file) await archive.removeFile(r.timeline, r.file);
+          else await archive.removeTimeline(r.timeline);
+          logger.info({ cluster: c.name, ...r }, 'retention removed archived binlogs');
+        }
+      }
+      return { removed };
+    },
+
     async planRetention(raw: { cluster: string; repo?: string }): Promise<RetentionPlanResult> {
       const input = accept(z.strictObject({ cluster: clusterName, repo: RepoNameSchema.optional() }), raw, 'planRetention');
       const c = clusterOf(config, input.cluster);

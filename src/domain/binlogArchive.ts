@@ -12,7 +12,7 @@
  */
 import { z } from 'zod';
 import { binlogNumber, nextBinlogName, sameServer, type ServerBinlog } from './chain';
-import { ArtifactSchema, GtidIntervalSchema, ServerIdentitySchema, type ServerIdentity } from './manifest';
+import { ArtifactSchema, GtidIntervalSchema, ServerIdentitySchema, type Manifest, type ServerIdentity } from './manifest';
 import type { GtidInterval } from './binlogScanner';
 
 export const TIMELINE_PATTERN = /^t\d{8}T\d{6}Z$/;
@@ -527,4 +527,44 @@ export function archiveContinuing(timelines: readonly ArchivedTimeline[], server
     return { timeline: t, files: t.files.slice(at) };
   }
   return null;
+}
+
+// ---------------------------------------------------------------------------------------
+// Retention
+
+export interface ArchiveListing {
+  timeline: Timeline;
+  files: string[];
+}
+
+export type ArchivePrune = { timeline: string; file: string | null; reason: string };
+
+/**
+ * What of the archive no kept full backup can use: a replay starts at a full's snapshot, so
+ * files before the oldest kept full's snapshot file (of the same server) are dead weight,
+ * and so is a closed timeline no kept full belongs to. The newest timeline is never removed
+ * whole (the stream writes there; its first full may not exist yet).
+ */
+export function prunableArchive(listing: readonly ArchiveListing[], keptFulls: ReadonlyArray<Pick<Manifest, 'id' | 'server' | 'snapshot'>>): ArchivePrune[] {
+  const out: ArchivePrune[] = [];
+  const newest = listing[listing.length - 1]?.timeline.timeline ?? null;
+  for (const { timeline, files } of listing) {
+    const fulls = keptFulls.filter((f) => f.snapshot && sameServer(f.server, timeline.server) === null);
+    const starts = fulls.map((f) => binlogNumber(f.snapshot!.file)?.number).filter((n): n is number => n !== undefined);
+    if (starts.length === 0) {
+      if (timeline.timeline !== newest) out.push({ timeline: timeline.timeline, file: null, reason: 'no kept full backup of its server: a replay could never start in it' });
+      continue;
+    }
+    const oldest = Math.min(...starts);
+    for (const file of files) {
+      const n = binlogNumber(file)?.number;
+      if (n !== undefined && n < oldest) out.push({ timeline: timeline.timeline, file, reason: `before the oldest kept full's snapshot file (${binlogNameLike(file, oldest)})` });
+    }
+  }
+  return out;
+}
+
+function binlogNameLike(file: string, n: number): string {
+  const p = binlogNumber(file);
+  return p ? `${p.base}.${String(n).padStart(p.width, '0')}` : String(n);
 }

@@ -5,7 +5,7 @@
  * then delete under the cluster's backup lock (so no backup builds on a parent that is
  * going away). A dry run lists what would go and why, and touches nothing.
  */
-import { proxyActivities, setCurrentDetails, upsertSearchAttributes } from '@temporalio/workflow';
+import { patched, proxyActivities, setCurrentDetails, upsertSearchAttributes } from '@temporalio/workflow';
 import type { RetentionActivities } from '../activities';
 import type { RetentionDeleteResult } from '../activities/retention';
 import type { ApprovalDecision } from '../domain/approval';
@@ -83,7 +83,10 @@ export async function retentionWorkflow(raw: RetentionInput): Promise<RetentionR
     });
   }
   if (input.dryRun) return result('dry-run');
-  if (plan.delete.length === 0) return result('nothing-to-do');
+  if (plan.delete.length === 0) {
+    await pruneArchive(input);
+    return result('nothing-to-do');
+  }
 
   let approval: ApprovalDecision | null = null;
   if (plan.needsApproval) {
@@ -108,5 +111,13 @@ export async function retentionWorkflow(raw: RetentionInput): Promise<RetentionR
     // The follow-up to storage-high: what retention actually freed, at the severity of the level now.
     await notify({ severity: severityOf(after.level), event: 'storage-retention-result', cluster: input.cluster, message: outcome });
   }
+  await pruneArchive(input);
   return result('done', { approval, deleted: done.deleted, skipped: done.skipped, freedBytes, storageAfter: after });
+}
+
+/** The continuous binlog archive of the primary repository keeps only what the kept fulls can replay from. */
+async function pruneArchive(input: { cluster: string; repo?: string | undefined }): Promise<void> {
+  if (input.repo !== undefined || !patched('dbops-prune-binlog-archive')) return;
+  const { removed } = await quick.pruneBinlogArchive({ cluster: input.cluster });
+  if (removed.length > 0) setCurrentDetails(`**retention** of \`${input.cluster}\`: removed ${removed.length} archived binlog file(s)/timeline(s) no kept full can replay from`);
 }

@@ -15,6 +15,7 @@ import {
   archiveContinuing,
   assembleTimeline,
   planArchiveStart,
+  prunableArchive,
   SegmentCutter,
   type Segment,
   type Timeline,
@@ -222,5 +223,25 @@ describe('restore planning with the archive', () => {
     const other = { ...archived, timeline: { ...timeline, server: { ...server, serverId: 99 } } };
     expect(plan('2026-12-02T10:05:00.000Z', [other]).ok).toBe(false);
     expect(archiveContinuing([archived], server, 'binlog.000005')).toBeNull();
+  });
+});
+
+describe('prunableArchive', () => {
+  const older: Timeline = { ...timeline, timeline: 't20261201T100000Z', server: { ...server, serverId: 7 } };
+  const listing = [
+    { timeline: older, files: ['binlog.000001', 'binlog.000002'] },
+    { timeline, files: ['binlog.000003', 'binlog.000004', 'binlog.000005'] },
+  ];
+  const full = (file: string, s: ServerIdentity = server) => ({ id: 'x', server: s, snapshot: { file, position: 4, gtidSet: null } });
+
+  it('removes files before the oldest kept full of the same server, and timelines no kept full belongs to', () => {
+    expect(prunableArchive(listing, [full('binlog.000004'), full('binlog.000005')])).toEqual([
+      { timeline: older.timeline, file: null, reason: expect.stringMatching(/no kept full backup of its server/) },
+      { timeline: timeline.timeline, file: 'binlog.000003', reason: expect.stringMatching(/binlog\.000004/) },
+    ]);
+  });
+  it('never removes the newest timeline whole, and keeps everything a kept full can start in', () => {
+    expect(prunableArchive(listing, [])).toEqual([{ timeline: older.timeline, file: null, reason: expect.any(String) }]);
+    expect(prunableArchive(listing, [full('binlog.000001', older.server), full('binlog.000003')])).toEqual([]);
   });
 });

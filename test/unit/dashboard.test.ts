@@ -33,6 +33,9 @@ export const DBOPS_METRICS: Readonly<Record<string, 'counter' | 'gauge' | 'histo
   dbops_approvals_waiting: 'gauge',
   dbops_repository_verify_last_timestamp_seconds: 'gauge',
   dbops_repository_verify_problems: 'gauge',
+  dbops_binlog_archive_covered_timestamp_seconds: 'gauge',
+  dbops_binlog_archive_rpo_target_seconds: 'gauge',
+  dbops_binlog_archive_rpo_critical_seconds: 'gauge',
 };
 
 const KEYWORDS = new Set(['and', 'or', 'unless', 'by', 'without', 'on', 'ignoring', 'group_left', 'group_right', 'bool', 'offset', 'inf', 'nan', 'atan2']);
