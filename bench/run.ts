@@ -4,6 +4,7 @@
  *   npm run bench -- restore   loading a full vs zstd -dc | mariadb; binlog replay vs mysqlbinlog | mariadb
  *   npm run bench -- archive   moving history rows vs pt-archiver --bulk-insert --bulk-delete
  *   npm run bench -- offsite   full backup to S3, encrypted, vs to a local folder and vs dump | zstd | upload
+ *   npm run bench -- binlog-archive   the continuous binlog archive under a write load vs mysqlbinlog --raw --stop-never
  * `--product mariadb|mysql|both` picks the servers (default both; MySQL only where this host
  * can run it, see scripts/setup.sh). backup and offsite compare both products; restore and
  * archive run on MariaDB only.
@@ -17,6 +18,7 @@ import { runBackupBenchmark } from './backup';
 import { runRestoreBenchmark } from './restore';
 import { runArchiveBenchmark } from './archive';
 import { runOffsiteBenchmark } from './offsite';
+import { runBinlogArchiveBenchmark } from './binlogArchive';
 import { SMOKE_ROWS, type SuiteOptions } from './common';
 
 type Suite = (products: Product[], options: SuiteOptions) => Promise<void>;
@@ -36,6 +38,7 @@ const suites: Record<string, Suite> = {
   restore: mariadbOnly('restore', runRestoreBenchmark),
   archive: mariadbOnly('archive', runArchiveBenchmark),
   offsite: runOffsiteBenchmark,
+  'binlog-archive': runBinlogArchiveBenchmark,
 };
 
 const PRODUCT_CHOICES = ['mariadb', 'mysql', 'both'] as const;

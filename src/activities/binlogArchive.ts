@@ -107,8 +107,12 @@ export function createBinlogArchiveActivities(deps: ActivityDeps) {
             },
           }),
         );
+        // Stopped because the workflow cancelled it (pause, stop): what is published stays; report the cancellation.
+        if (ctx.cancellationSignal.aborted) await ctx.cancelled;
         return { ...progress, started: start };
       } catch (error) {
+        // Whatever broke while stopping, the run was cancelled: say so (the workflow pauses or stops).
+        if (ctx.cancellationSignal.aborted) await ctx.cancelled;
         if (error instanceof ArchiveGapError) throw ApplicationFailure.nonRetryable(error.message, Failure.BinlogArchiveGap);
         log.error({ err: error }, 'binlog archive run failed');
         throw toFailure(error, c.name);

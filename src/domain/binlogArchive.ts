@@ -469,7 +469,7 @@ export interface ArchivedTimeline {
 /**
  * Builds a timeline's usable files from its listed segments: the run of files from the
  * start file in which every file is whole from byte 0 and every file but the last was
- * closed. Anything after a hole is left out (and reported by `repo verify`, not used).
+ * closed. Anything after a hole is left out: a restore never replays across it.
  */
 export function assembleTimeline(timeline: Timeline, segments: readonly Segment[], status: ArchiveStatus | null): ArchivedTimeline {
   const byFile = new Map<string, Segment[]>();

@@ -72,6 +72,12 @@ export const ACTIVITY_NAMES = [
   'verifyBackup',
   'findOrphans',
   'storeVerifyReport',
+  'archiveBinlogs',
+  'pruneBinlogArchive',
+  'planInstanceRestore',
+  'claimTargetDatabases',
+  'restoreOnto',
+  'verifyOnto',
 ] as const;
 
 /**
@@ -86,7 +92,7 @@ export class FakeActivities {
 
   constructor(fakes: Fakes) {
     const all: Fakes = {};
-    const defaults: Fakes = { notify: async () => undefined };
+    const defaults: Fakes = { notify: async () => undefined, pruneBinlogArchive: async () => ({ removed: [] }) };
     for (const name of new Set<string>([...ACTIVITY_NAMES, ...Object.keys(fakes)])) {
       const impl =
         fakes[name] ??
@@ -289,6 +295,8 @@ export class WorkflowTestEnv {
       workflowBundle: this.bundle,
       activities: fakes.activities,
       shutdownGraceTime: '1s',
+      // As the real worker: a cancellation reaches a heartbeating activity within moments.
+      maxHeartbeatThrottleInterval: '100 milliseconds',
     });
     const start: Starter = (workflowType, input, options = {}) =>
       this.env.client.workflow.start(workflowType, {
