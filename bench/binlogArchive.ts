@@ -42,9 +42,9 @@ interface Sample {
   coveredAgeSeconds: number | null;
 }
 
-/** Absolute binlog offset: every byte of the files before, plus the position in this one. */
-function absolute(files: ReadonlyArray<{ name: string; size: number }>, upToNumber?: number): number {
-  return files.filter((f) => upToNumber === undefined || (binlogNumber(f.name)?.number ?? 0) <= upToNumber).reduce((n, f) => n + f.size, 0);
+/** Bytes of binlog in these files (the last one's size is the server's position in it). */
+function absolute(files: ReadonlyArray<{ name: string; size: number }>): number {
+  return files.reduce((n, f) => n + f.size, 0);
 }
 
 async function serverFiles(ctx: BenchContext): Promise<Array<{ name: string; size: number }>> {
@@ -78,8 +78,9 @@ async function oneRun(ctx: BenchContext, flushAfter: string, round: number): Pro
   await ctx.conn.query('FLUSH BINARY LOGS');
   const files0 = await serverFiles(ctx);
   const startFile = files0[files0.length - 1]!.name;
+  // Each run's archive starts from the server's oldest file: make that this run's first one.
+  await ctx.conn.query('PURGE BINARY LOGS TO ?', [startFile]);
   const from = binlogNumber(startFile)!.number;
-  const base = absolute(files0, from - 1);
   const repository = openRepository(config);
   const archive = new BinlogArchive(repository.storage, 'bench');
   const peerDir = path.join(ctx.work, `peer-${flushAfter}-${round}`);
@@ -112,7 +113,7 @@ async function oneRun(ctx: BenchContext, flushAfter: string, round: number): Pro
         const status = await archive.status();
         return {
           at: Date.now(),
-          server: absolute(files) - base,
+          server: absolute(files.filter((f) => (binlogNumber(f.name)?.number ?? -1) >= from)),
           peer: peerBytes(peerDir, from),
           dbops: await publishedBytes(archive, from),
           coveredAgeSeconds: status?.coveredUntil ? (Date.now() - Date.parse(status.coveredUntil)) / 1000 : null,

@@ -56,14 +56,25 @@ export const BinlogArchiveSchema = z.strictObject({
 });
 export type BinlogArchiveConfig = z.infer<typeof BinlogArchiveSchema>;
 
+/** How the worker reaches a server: a cluster, or a server an instance is restored onto. */
+const serverFields = {
+  name: z.string().regex(CLUSTER_NAME_PATTERN, CLUSTER_NAME_RULE),
+  host: z.string().min(1).optional(),
+  port: hostPort.default(3306),
+  socket: z.string().min(1).optional(),
+  user: z.string().min(1).max(80),
+  password: SecretRefSchema.optional(),
+};
+
+const ToolsSchema = z.strictObject({
+  dump: z.string().min(1).optional(),
+  client: z.string().min(1).optional(),
+  binlog: z.string().min(1).optional(),
+});
+
 export const ClusterSchema = z
   .strictObject({
-    name: z.string().regex(CLUSTER_NAME_PATTERN, CLUSTER_NAME_RULE),
-    host: z.string().min(1).optional(),
-    port: hostPort.default(3306),
-    socket: z.string().min(1).optional(),
-    user: z.string().min(1).max(80),
-    password: SecretRefSchema.optional(),
+    ...serverFields,
     /**
      * Restores write (CREATE, INSERT, DROP of their own targets, RENAME for a swap): give
      * them their own account so the backup account stays read-only. Default: user/password.
@@ -101,13 +112,7 @@ export const ClusterSchema = z
     /** Continuous binlog archiving (the workflow binlog-archive/<cluster>, started by `dbops schedules apply`). */
     binlogArchive: BinlogArchiveSchema.default(BinlogArchiveSchema.parse({})),
     /** Client tools for this cluster (default: MariaDB's, found on PATH). */
-    tools: z
-      .strictObject({
-        dump: z.string().min(1).optional(),
-        client: z.string().min(1).optional(),
-        binlog: z.string().min(1).optional(),
-      })
-      .default({}),
+    tools: ToolsSchema.default({}),
   })
   .refine((c) => c.host !== undefined || c.socket !== undefined, {
     message: 'a cluster needs host (with port) or socket',
@@ -219,14 +224,9 @@ export function describeRepository(r: Pick<RepositoryConfig, 'path' | 's3' | 'en
  */
 export const RestoreTargetServerSchema = z
   .strictObject({
-    name: z.string().regex(CLUSTER_NAME_PATTERN, CLUSTER_NAME_RULE),
-    host: z.string().min(1).optional(),
-    port: hostPort.default(3306),
-    socket: z.string().min(1).optional(),
-    user: z.string().min(1).max(80),
-    password: SecretRefSchema.optional(),
+    ...serverFields,
     /** Client tools for this server (default: the source cluster's). */
-    tools: z.strictObject({ dump: z.string().min(1).optional(), client: z.string().min(1).optional(), binlog: z.string().min(1).optional() }).optional(),
+    tools: ToolsSchema.optional(),
   })
   .refine((c) => (c.host !== undefined) !== (c.socket !== undefined), { message: 'give host (with port) or socket, one of them', path: ['host'] });
 export type RestoreTargetServer = z.infer<typeof RestoreTargetServerSchema>;

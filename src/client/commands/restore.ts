@@ -60,8 +60,9 @@ export function describeRestoreResult(sub: string, r: Record<string, unknown>): 
     `restore of ${plan.database} on ${plan.cluster} to ${describeTarget(plan.target)}`,
     `  full        ${plan.full.id} (snapshot ${plan.full.snapshot.file}:${plan.full.snapshot.position})`,
     ...plan.chain.map((c) => `  ${c.type.padEnd(12)}${c.id}`),
+    ...(plan.archive ? [`  archive     ${plan.archive.timeline}: ${plan.archive.files} binlog file(s) from the continuous archive, complete up to ${plan.archive.coveredUntil ?? '?'}`] : []),
     `  replay      ${plan.binlogs.length ? `${plan.binlogs.map((b) => b.file).join(', ')} from ${plan.start.file}:${plan.start.position}` : 'nothing (the full alone)'}`,
-    `  stop        ${plan.stop.kind === 'datetime' ? `before ${plan.stop.value} UTC` : plan.stop.kind === 'position' ? `at ${plan.stop.file}:${plan.stop.position}` : plan.stop.kind === 'gtid' ? `after GTID ${plan.stop.gtid}` : 'at the end of the last backup'}`,
+    `  stop        ${plan.stop.kind === 'datetime' ? `before ${plan.stop.value} UTC` : plan.stop.kind === 'position' ? `at ${plan.stop.file}:${plan.stop.position}` : plan.stop.kind === 'gtid' ? `after GTID ${plan.stop.gtid}` : plan.archive ? 'at the end of the archive' : 'at the end of the last backup'}`,
     `  window      ${plan.window.from ?? '?'} … ${plan.window.to ?? '?'}`,
   ];
   if (plan.hit) {
