@@ -24,6 +24,8 @@ export const Failure = {
   DrillFailed: 'DrillFailed',
   /** A dump without a binlog position: retried (a fresh dump). */
   DumpPositionMissing: 'DumpPositionMissing',
+  /** mysqldump was slow to open its snapshot (a cold or busy host): the tables were let go; retried with a fresh dump. */
+  DumpSlowStart: 'DumpSlowStart',
   /** A long-running query would stall the server's writes behind the dump's global read lock. */
   DumpBlocked: 'DumpBlocked',
   Cancelled: 'Cancelled',

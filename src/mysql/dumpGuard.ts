@@ -135,7 +135,12 @@ export async function openMysqlDumpGuard(cluster: ClusterConfig, databases: stri
             if (rows.length > 0) break;
             if (exited) return; // the dump failed before its snapshot: its own error says why
             if (Date.now() > deadline) {
-              throw blocked(`cluster ${cluster.name}: mysqldump did not open its snapshot within ${wait} (dumpLockWait); writes to the dumped tables were let go again`);
+              // Slowness, not a writer in the way: the dump is redone (a retry), writes never waited longer than dumpLockWait.
+              throw ApplicationFailure.create({
+                message: `cluster ${cluster.name}: mysqldump did not open its snapshot within ${wait} (dumpLockWait); writes to the dumped tables were let go again, the dump is retried`,
+                type: Failure.DumpSlowStart,
+                nonRetryable: false,
+              });
             }
             await new Promise((r) => setTimeout(r, 20));
           }
