@@ -9,7 +9,10 @@ import { WorkflowNotFoundError } from '@temporalio/client';
 import { z } from 'zod';
 import { totalStoredBytes } from '../domain/manifest';
 import { formatBytes } from '../domain/naming';
-import { RepoVerifyReportSchema, type BackupFinding, type OrphanCandidate, type VerifyListing } from '../domain/repoVerify';
+import { archiveHoles, RepoVerifyReportSchema, type ArchiveFinding, type BackupFinding, type OrphanCandidate, type VerifyListing } from '../domain/repoVerify';
+import { BinlogArchive } from '../repository/binlogArchive';
+import type { Segment } from '../domain/binlogArchive';
+import { layout } from '../repository/layout';
 import { orphanCandidates } from '../repository/orphans';
 import { accept, clusterOf } from './context';
 import type { ActivityDeps } from './deps';
@@ -124,6 +127,34 @@ export function createRepoVerifyActivities(deps: ActivityDeps, options: RepoVeri
         key: found.backup.relativePath,
         artifacts: check.artifacts.map((a) => ({ name: a.name, key: a.key, bytesRead: a.bytesRead, missing: a.missing, problems: a.problems })),
       };
+    },
+
+    /** Every archived binlog segment re-read against its record, and the archive's layout checked for holes. */
+    async verifyBinlogArchive(raw: { cluster: string }): Promise<ArchiveFinding> {
+      const c = clusterOf(config, accept(z.strictObject({ cluster }), raw, 'verifyBinlogArchive').cluster);
+      const archive = new BinlogArchive(repository.storage, c.name);
+      const beat = heartbeater();
+      const finding: ArchiveFinding = { timelines: 0, segments: 0, bytesRead: 0, problems: [] };
+      for (const timeline of await archive.timelines()) {
+        finding.timelines += 1;
+        const files: Array<{ file: string; key: string; segments: Segment[] }> = [];
+        for (const file of await archive.files(timeline.timeline)) {
+          const segments = await archive.segments(timeline.timeline, file);
+          const dir = layout.archiveFileDir(c.name, timeline.timeline, file);
+          files.push({ file, key: dir, segments });
+          for (const s of segments) {
+            const key = layout.artifact(dir, s.artifact.name);
+            const r = await catalog.reread(key, s.artifact, 'full');
+            finding.segments += 1;
+            finding.bytesRead += r.bytesRead;
+            if (!r.ok) finding.problems.push({ class: r.missing ? 'missing' : 'corrupt', key, detail: r.problems.join('; ') });
+            beat({ text: `binlog archive ${timeline.timeline}: ${finding.segments} segment(s) re-read, ${formatBytes(finding.bytesRead)}` });
+          }
+        }
+        finding.problems.push(...archiveHoles(files));
+      }
+      if (finding.problems.length > 0) logger.warn({ cluster: c.name, problems: finding.problems }, 'repository verify: binlog archive damaged');
+      return finding;
     },
 
     /** What the catalog's folders hold that no manifest accounts for; staging owners looked up in Temporal. */

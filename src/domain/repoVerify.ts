@@ -219,7 +219,7 @@ export interface VerifyRun {
 
 /** The report of one cluster: every problem found, classified, with its severity. */
 export function buildVerifyReport(
-  found: { listing: VerifyListing; findings: readonly BackupFinding[]; orphans: readonly OrphanCandidate[] },
+  found: { listing: VerifyListing; findings: readonly BackupFinding[]; orphans: readonly OrphanCandidate[]; archive?: ArchiveFinding | null },
   run: VerifyRun,
   graceMs: number = ORPHAN_GRACE_MS,
 ): RepoVerifyReport {
@@ -248,6 +248,10 @@ export function buildVerifyReport(
   if (gone > 0) notes.push(`${gone} backup(s) left the catalog while the run went on (retention) and were not checked`);
   const left = new Set(findings.filter((f) => f.outcome === 'gone').map((f) => f.id));
   problems.push(...chainProblems(listing).filter((p) => p.backupId === null || !left.has(p.backupId)));
+  if (found.archive && found.archive.timelines > 0) {
+    problems.push(...found.archive.problems.map((p) => problem(p.class, p.key, null, p.detail)));
+    notes.push(`binlog archive: ${found.archive.segments} segment(s) in ${found.archive.timelines} timeline(s) re-read (${found.archive.bytesRead} bytes)`);
+  }
   const orphans = orphanProblems(found.orphans, run.finishedAt, graceMs);
   problems.push(...orphans.problems);
   notes.push(...orphans.notes);
@@ -318,4 +322,31 @@ export function verifyAlert(r: RepoVerifyReport, reportKey: string): { severity:
     `report: ${reportKey}`,
   ].join('\n');
   return { severity: r.severity, event: VERIFY_EVENT, cluster: r.cluster, message: clip(message, 9000) };
+}
+
+/** What re-reading the continuous binlog archive found (see archiveHoles for the layout part). */
+export interface ArchiveFinding {
+  timelines: number;
+  segments: number;
+  bytesRead: number;
+  problems: Array<{ class: 'corrupt' | 'missing' | 'chain'; key: string; detail: string }>;
+}
+
+/**
+ * Holes in an archived timeline's layout: a file whose segments do not run on from byte 0,
+ * or a later file after one that was never closed. (The segments' bytes are re-read apart.)
+ */
+export function archiveHoles(files: ReadonlyArray<{ file: string; key: string; segments: ReadonlyArray<{ start: number; end: number; closed: boolean }> }>): ArchiveFinding['problems'] {
+  const out: ArchiveFinding['problems'] = [];
+  files.forEach((f, i) => {
+    const sorted = [...f.segments].sort((a, b) => a.start - b.start);
+    let at = 0;
+    for (const s of sorted) {
+      if (s.start !== at) out.push({ class: 'chain', key: f.key, detail: `${f.file}: bytes [${at}, ${s.start}) are not archived; a restore stops before them` });
+      at = Math.max(at, s.end);
+    }
+    const closed = sorted[sorted.length - 1]?.closed ?? false;
+    if (!closed && i < files.length - 1) out.push({ class: 'chain', key: f.key, detail: `${f.file} was never archived to its end, yet later files were: a restore stops in it` });
+  });
+  return out;
 }

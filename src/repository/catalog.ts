@@ -295,7 +295,8 @@ export class Repository {
     return { artifacts };
   }
 
-  private async reread(key: string, artifact: Artifact, depth: VerifyDepth, onBytes?: (bytes: number) => void): Promise<ArtifactReread> {
+  /** One stored object against the record of it (size, sha256, decryption, decompression, raw sha256). */
+  async reread(key: string, artifact: Artifact, depth: VerifyDepth, onBytes?: (bytes: number) => void): Promise<ArtifactReread> {
     const problems: string[] = [];
     const info = await this.storage.stat(key);
     if (!info) return { ok: false, problems: [`${artifact.name}: missing`], missing: true, bytesRead: 0 };

@@ -6,13 +6,13 @@
  * when a backup cannot be restored as it is, a warning for leftovers, info when clean.
  * A backup whose check fails outright is reported as not verified; the run goes on.
  */
-import { isCancellation, proxyActivities, setCurrentDetails, upsertSearchAttributes, workflowInfo, type ActivityOptions } from '@temporalio/workflow';
+import { isCancellation, patched, proxyActivities, setCurrentDetails, upsertSearchAttributes, workflowInfo, type ActivityOptions } from '@temporalio/workflow';
 import type { z } from 'zod';
 import type { RepoVerifyActivities } from '../activities';
 import { innermostMessage, NON_RETRYABLE_TYPES } from '../domain/failures';
 import { RepoVerifyInputSchema } from '../domain/inputs';
 import { compactUtc, formatBytes } from '../domain/naming';
-import { buildVerifyReport, verifyAlert, verifySummary, VERIFY_EVENT, type BackupFinding, type RepoVerifyReport } from '../domain/repoVerify';
+import { buildVerifyReport, verifyAlert, verifySummary, VERIFY_EVENT, type ArchiveFinding, type BackupFinding, type RepoVerifyReport } from '../domain/repoVerify';
 import { SA_CLUSTER, SA_OPERATION } from '../domain/searchAttributes';
 import { accept } from './boundary';
 import { notify } from './notify';
@@ -65,8 +65,13 @@ export async function repoVerifyWorkflow(raw: RepoVerifyInput): Promise<RepoVeri
       }
       setCurrentDetails(`**repository verify** of \`${cluster}\`: looking for objects no manifest accounts for`);
       const { candidates } = await quick.findOrphans({ cluster });
+      let archive: ArchiveFinding | null = null;
+      if (patched('dbops-verify-binlog-archive')) {
+        setCurrentDetails(`**repository verify** of \`${cluster}\`: re-reading the continuous binlog archive`);
+        archive = await reading.verifyBinlogArchive.executeWithOptions({ ...readingOptions, summary: 'verify the binlog archive' }, [{ cluster }]);
+      }
       const report = buildVerifyReport(
-        { listing, findings, orphans: candidates },
+        { listing, findings, orphans: candidates, archive },
         { runKey, startedAt, finishedAt: new Date(), requestedBy: input.requestedBy ?? null, workflow: { workflowId: info.workflowId, runId: info.runId } },
       );
       const { key } = await quick.storeVerifyReport({ report });

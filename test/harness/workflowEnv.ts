@@ -73,6 +73,7 @@ export const ACTIVITY_NAMES = [
   'findOrphans',
   'storeVerifyReport',
   'archiveBinlogs',
+  'verifyBinlogArchive',
   'pruneBinlogArchive',
   'planInstanceRestore',
   'claimTargetDatabases',
@@ -92,7 +93,9 @@ export class FakeActivities {
 
   constructor(fakes: Fakes) {
     const all: Fakes = {};
-    const defaults: Fakes = { notify: async () => undefined, pruneBinlogArchive: async () => ({ removed: [] }) };
+    const defaults: Fakes = { notify: async () => undefined, pruneBinlogArchive: async () => ({ removed: [] }),
+      verifyBinlogArchive: async () => ({ timelines: 0, segments: 0, bytesRead: 0, problems: [] }),
+    };
     for (const name of new Set<string>([...ACTIVITY_NAMES, ...Object.keys(fakes)])) {
       const impl =
         fakes[name] ??

@@ -12,6 +12,8 @@ import { BinlogArchive } from '../../src/repository/binlogArchive';
 import { openRepository } from '../../src/repository';
 import { makeTestConfig, products, runCli, spawnCliWorker, sqlOn, checksumsOn, temporalClient, withWorker, type TestSetup } from '../harness/context';
 import * as path from 'node:path';
+import { execSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
 import type { Segment } from '../../src/domain/binlogArchive';
 
 /** The sequence number of a GTID (MariaDB domain-server-seq, MySQL uuid:n). */
@@ -154,6 +156,21 @@ describe.each(products())('on %s', (product) => {
 
       await cli('binlogs', 'stop', '--cluster', 'test', '--as', 'alice');
       await client.workflow.getHandle('binlog-archive/test').result();
+
+      // repo verify re-reads every archived segment; a flipped byte in one is found and named.
+      const clean = JSON.parse((await cli('repo', 'verify', '--cluster', 'test', '--wait', '--json')).stdout);
+      expect(clean.clean).toBe(true);
+      expect(clean.reports[0].notes.join(' ')).toMatch(/binlog archive: \d+ segment\(s\) in 2 timeline\(s\) re-read/);
+      const repoRoot = setup.config.repository.path!;
+      const segmentFile = execSync(`find ${JSON.stringify(path.join(repoRoot, 'test', 'binlog-archive'))} -name '*.binlog.zst' -size +1k | sort | head -1`, { encoding: 'utf8' }).trim();
+      const bytes = readFileSync(segmentFile);
+      const at = Math.floor(bytes.length / 2);
+      bytes.writeUInt8(bytes.readUInt8(at) ^ 0xff, at);
+      writeFileSync(segmentFile, bytes);
+      const damaged = await cli('repo', 'verify', '--cluster', 'test', '--wait', '--json');
+      expect(damaged.code).toBe(1);
+      const report = JSON.parse(damaged.stdout).reports[0];
+      expect(report.problems).toEqual([expect.objectContaining({ class: 'corrupt', key: expect.stringContaining(path.basename(segmentFile)) })]);
     });
   });
 

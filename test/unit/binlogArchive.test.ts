@@ -22,6 +22,7 @@ import {
 } from '../../src/domain/binlogArchive';
 import type { Manifest, ServerIdentity } from '../../src/domain/manifest';
 import { planRestore } from '../../src/domain/restorePlan';
+import { archiveHoles } from '../../src/domain/repoVerify';
 
 const fixture = (name: string) => readFileSync(path.join(__dirname, '..', 'fixtures', 'binlog', name));
 
@@ -243,5 +244,20 @@ describe('prunableArchive', () => {
   it('never removes the newest timeline whole, and keeps everything a kept full can start in', () => {
     expect(prunableArchive(listing, [])).toEqual([{ timeline: older.timeline, file: null, reason: expect.any(String) }]);
     expect(prunableArchive(listing, [full('binlog.000001', older.server), full('binlog.000003')])).toEqual([]);
+  });
+});
+
+describe('archiveHoles (repo verify)', () => {
+  it('names a hole inside a file and a file never archived to its end before later ones', () => {
+    expect(
+      archiveHoles([
+        { file: 'binlog.000003', key: 'c/binlog-archive/t/binlog.000003', segments: [{ start: 0, end: 400, closed: false }, { start: 500, end: 900, closed: true }] },
+        { file: 'binlog.000004', key: 'c/binlog-archive/t/binlog.000004', segments: [{ start: 0, end: 300, closed: false }] },
+        { file: 'binlog.000005', key: 'c/binlog-archive/t/binlog.000005', segments: [{ start: 0, end: 100, closed: false }] },
+      ]),
+    ).toEqual([
+      { class: 'chain', key: 'c/binlog-archive/t/binlog.000003', detail: 'binlog.000003: bytes [400, 500) are not archived; a restore stops before them' },
+      { class: 'chain', key: 'c/binlog-archive/t/binlog.000004', detail: 'binlog.000004 was never archived to its end, yet later files were: a restore stops in it' },
+    ]);
   });
 });
