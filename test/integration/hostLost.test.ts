@@ -16,10 +16,17 @@ import { createBackupUser, createRestoreUser, seedSampleDatabase } from '../../s
 import { asPerson, harness, makeTestConfig, products, rootConnectionTo, runCli, scratchServer, tableChecksums, temporalClient, withWorker, type TestSetup } from '../harness/context';
 import type { LocalServer } from '../../src/mysql/servers/local';
 import type { LoadTarget } from '../harness/context';
+import type { Product } from '../../src/domain/manifest';
 import { openRepository } from '../../src/repository';
 import { BinlogArchive } from '../../src/repository/binlogArchive';
 
-describe.each(products())('on %s', (product) => {
+/** Each product with the repository on the worker's disk, and in an encrypted bucket (the off-site case). */
+const cases = products().flatMap((p) => [
+  [p, 'local'],
+  [p, 's3'],
+] as Array<[Product, 'local' | 's3']>);
+
+describe.each(cases)('on %s, repository %s', (product, where) => {
   const DB = 'shop';
   let primary: LoadTarget & LocalServer;
   let standby: LoadTarget & LocalServer;
@@ -29,9 +36,10 @@ describe.each(products())('on %s', (product) => {
   const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
   beforeAll(async () => {
-    const base = path.join(harness().baseDir, `host-lost-${product}`);
-    primary = await scratchServer(product, path.join(base, 'primary'), product === 'mysql' ? 61 : 51);
-    standby = await scratchServer(product, path.join(base, 'standby'), product === 'mysql' ? 62 : 52);
+    const base = path.join(harness().baseDir, `host-lost-${product}-${where}`);
+    const ids = { mariadb: 51, mysql: 61 }[product] + (where === 's3' ? 4 : 0);
+    primary = await scratchServer(product, path.join(base, 'primary'), ids);
+    standby = await scratchServer(product, path.join(base, 'standby'), ids + 1);
     const password = `pw-${Math.random().toString(36).slice(2)}`;
     const passwordFile = path.join(base, 'dbops.password');
     const restoreFile = path.join(base, 'dbops_restore.password');
@@ -43,9 +51,10 @@ describe.each(products())('on %s', (product) => {
     await seedSampleDatabase(conn, { database: DB, customers: 30, orders: 300 });
     await conn.query(`CREATE TABLE ${DB}.ticks (id INT AUTO_INCREMENT PRIMARY KEY, label VARCHAR(40) NOT NULL)`);
     await conn.end();
-    setup = makeTestConfig(`host-lost-${product}`, {
+    setup = makeTestConfig(`host-lost-${product}-${where}`, {
       databases: [DB],
       product,
+      ...(where === 's3' ? { s3: true as const, encrypted: true as const } : {}),
       mutate: (raw) => {
         const c = (raw.clusters as Array<Record<string, unknown>>)[0]!;
         Object.assign(c, { host: '127.0.0.1', port: primary.port, password: { file: passwordFile }, restorePassword: { file: restoreFile } });
@@ -132,7 +141,7 @@ describe.each(products())('on %s', (product) => {
       const lastRestored = committed[got.length - 1];
       const lossRows = committed.length - got.length;
       const lossSeconds = lastRestored ? (K - lastRestored.at) / 1000 : (K - started) / 1000;
-      console.log(`host lost (${product}): ${got.length} of ${committed.length} committed rows restored; lost ${lossRows} row(s), the newest restored commit ${lossSeconds.toFixed(2)} s before the kill`);
+      console.log(`host lost (${product}, repository ${where}): ${got.length} of ${committed.length} committed rows restored; lost ${lossRows} row(s), the newest restored commit ${lossSeconds.toFixed(2)} s before the kill`);
       expect(lossSeconds).toBeLessThanOrEqual(60);
       const standbySums = await tableChecksums(conn, DB);
       delete standbySums.ticks;
@@ -145,15 +154,16 @@ describe.each(products())('on %s', (product) => {
 
     // The standby becomes the primary: the same cluster, another server. The archive cannot
     // continue the old stream there; it says so (a gap, an alert) and starts a new timeline.
-    const promoted = makeTestConfig(`host-lost-promoted-${product}`, {
+    const promoted = makeTestConfig(`host-lost-promoted-${product}-${where}`, {
       databases: [DB],
       product,
+      ...(where === 's3' && setup.keyFile ? { s3: { prefix: setup.config.repository.s3!.prefix }, encrypted: { keyFile: setup.keyFile } } : {}),
       mutate: (raw) => {
         const c = (raw.clusters as Array<Record<string, unknown>>)[0]!;
         for (const k of ['password', 'restoreUser', 'restorePassword', 'host', 'port']) delete c[k];
         Object.assign(c, product === 'mysql' ? { host: '127.0.0.1', port: standby.port, user: 'root' } : { socket: standby.socket, user: 'root' });
         c.binlogArchive = { enabled: true, flushAfter: '2s' };
-        (raw.repository as Record<string, unknown>).path = setup.config.repository.path;
+        if (where === 'local') (raw.repository as Record<string, unknown>).path = setup.config.repository.path;
       },
     });
     await withWorker(promoted.config, async () => {
