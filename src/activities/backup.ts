@@ -8,7 +8,9 @@ import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { z } from 'zod';
 import { describeDumpProgress } from '../domain/buildManifest';
-import { planBinlogBackup, type BinlogPlan, type ServerBinlog } from '../domain/chain';
+import { planBinlogBackup, sameServer, type BinlogPlan, type ServerBinlog } from '../domain/chain';
+import { TIMELINE_PATTERN } from '../domain/binlogArchive';
+import { BinlogArchive } from '../repository/binlogArchive';
 import type { BinlogFacts } from '../domain/binlogScanner';
 import { Failure } from '../domain/failures';
 import type { Artifact, Manifest, ServerIdentity } from '../domain/manifest';
@@ -48,7 +50,15 @@ const CopyBinlogsInput = z.strictObject({
   cluster,
   backupId: BackupIdSchema,
   product: ProductInput,
-  files: z.array(z.strictObject({ name: z.string().regex(/^[A-Za-z0-9_.-]{1,200}\.\d{1,10}$/), size: z.number().int().nonnegative() })).min(1),
+  files: z
+    .array(
+      z.strictObject({
+        name: z.string().regex(/^[A-Za-z0-9_.-]{1,200}\.\d{1,10}$/),
+        size: z.number().int().nonnegative(),
+        archive: z.string().regex(TIMELINE_PATTERN).optional(),
+      }),
+    )
+    .min(1),
   startPosition: z.number().int().nonnegative(),
 });
 export type CopyBinlogsInput = z.input<typeof CopyBinlogsInput>;
@@ -80,6 +90,14 @@ export function createBackupActivities(deps: ActivityDeps) {
     ...(config.repository.compressionLevel !== undefined ? { compressionLevel: config.repository.compressionLevel } : {}),
   };
 
+  /** The closed files of the newest archive timeline of this server (what can stand in for purged binlogs). */
+  const archivedClosedFiles = async (cluster: string, server: ServerIdentity): Promise<{ timeline: string; files: Array<{ name: string; size: number }> } | null> => {
+    const timelines = (await new BinlogArchive(repository.storage, cluster).assemble()).filter((t) => sameServer(t.timeline.server, server) === null);
+    const t = timelines[timelines.length - 1];
+    if (!t) return null;
+    return { timeline: t.timeline.timeline, files: t.files.filter((f) => f.closed).map((f) => ({ name: f.file, size: f.size })) };
+  };
+
   return {
     /** Who is the server, what will a backup cover. Read-only. */
     async inspectCluster(raw: { cluster: string }): Promise<ClusterInspection> {
@@ -103,7 +121,11 @@ export function createBackupActivities(deps: ActivityDeps) {
         throw ApplicationFailure.nonRetryable(`cluster ${c.name}: binary logging is off; enable log_bin for incremental backups`, Failure.Config);
       }
       const backups = (await repository.catalog.list(c.name)).map((b) => b.manifest);
-      const plan = planBinlogBackup({ type: input.type, backups, chain: await readChainState(repository.storage, c.name), server: inspection.server, binlogs });
+      const plan = planBinlogBackup({ type: input.type, backups, chain: await readChainState(repository.storage, c.name), server: inspection.server, binlogs, archived: await archivedClosedFiles(c.name, inspection.server) });
+      if (plan.action === 'copy' && plan.files.some((f) => f.archive)) {
+        const bridged = plan.files.filter((f) => f.archive).map((f) => f.name);
+        logger.warn({ cluster: c.name, files: bridged }, 'binlogs purged before this backup copied them: taken from the continuous binlog archive');
+      }
       return { plan, server: inspection.server };
     },
 

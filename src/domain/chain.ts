@@ -11,6 +11,8 @@ import { coverageEnd, type Manifest, type ServerIdentity } from './manifest';
 export interface ServerBinlog {
   name: string;
   size: number;
+  /** Copied from this timeline of the continuous binlog archive: the server no longer has it. */
+  archive?: string;
 }
 
 /** Recorded in the catalog when a gap is found; cleared by the next full. */
@@ -69,6 +71,11 @@ export interface PlanInput {
   server: ServerIdentity;
   /** SHOW BINARY LOGS after FLUSH BINARY LOGS: the last one is the new active file. */
   binlogs: readonly ServerBinlog[];
+  /**
+   * Closed files the continuous binlog archive holds whole, of one timeline of this same
+   * server, in order: they stand in for binlogs the server purged before a backup copied them.
+   */
+  archived?: { timeline: string; files: ReadonlyArray<{ name: string; size: number }> } | null;
 }
 
 export function planBinlogBackup(input: PlanInput): BinlogPlan {
@@ -98,6 +105,15 @@ export function planBinlogBackup(input: PlanInput): BinlogPlan {
     return { action: 'gap', reason: `the server's binary logs (${input.binlogs.map((b) => b.name).join(', ') || 'none'}) do not continue ${parent.id}'s ${parentEnd.file}`, lastGoodBackupId: parent.id };
   }
   if (want.number < oldest.number) {
+    const bridge = bridgeFromArchive(input.archived ?? null, want.number, oldest.number);
+    if (bridge) {
+      const fromServer = closed.filter((b) => (binlogNumber(b.name)?.number ?? -1) >= oldest.number);
+      const files = [...bridge, ...fromServer];
+      const contiguous = files.every((f, i) => binlogNumber(f.name)?.number === want.number + i);
+      if (contiguous && files.length > 0 && (files[0] as ServerBinlog).size >= startPosition) {
+        return { action: 'copy', parentId: parent.id, baseFullId: base.id, startFile, startPosition, files };
+      }
+    }
     return {
       action: 'gap',
       reason: `binary logs were purged before they were copied: ${startFile} is needed after ${parent.id}, the server's oldest is ${input.binlogs[0]?.name}`,
@@ -128,6 +144,18 @@ export function planBinlogBackup(input: PlanInput): BinlogPlan {
     };
   }
   return { action: 'copy', parentId: parent.id, baseFullId: base.id, startFile, startPosition, files };
+}
+
+/** The archived files from `want` up to (not including) `until`, each whole and closed, or null when one is missing. */
+function bridgeFromArchive(archived: PlanInput['archived'], want: number, until: number): ServerBinlog[] | null {
+  if (!archived) return null;
+  const out: ServerBinlog[] = [];
+  for (let n = want; n < until; n++) {
+    const f = archived.files.find((x) => binlogNumber(x.name)?.number === n);
+    if (!f) return null;
+    out.push({ name: f.name, size: f.size, archive: archived.timeline });
+  }
+  return out;
 }
 
 /** The backups a restore to the end of `target` needs: full, latest differential before it, then incrementals. */

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { Socket } from 'node:net';
 import { mkdtemp, open, rm } from 'node:fs/promises';
 import * as path from 'node:path';
-import { Transform, type Readable } from 'node:stream';
+import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { ApplicationFailure } from '@temporalio/common';
 import type { ClusterConfig } from '../config/schema';
@@ -20,7 +20,8 @@ import type { Artifact, Compression, Product } from '../domain/manifest';
 import type { ServerBinlog } from '../domain/chain';
 import { layout } from '../repository/layout';
 import type { Storage } from '../repository/storage';
-import { compressor, EXTENSIONS, zstdStreamTest } from '../tools/compression';
+import { compressor, decompressor, EXTENSIONS, zstdStreamTest } from '../tools/compression';
+import { BinlogArchive } from '../repository/binlogArchive';
 import { withDefaultsFile } from './dump';
 import { classifyToolStderr } from './errors';
 import { execa } from '../tools/execa';
@@ -69,6 +70,35 @@ function fifoReader(fifo: string): Promise<Readable> {
   });
 }
 
+/** A whole archived file, put back together from its segments, each checked against its record on the way. */
+function archivedFile(storage: Storage, cluster: string, timeline: string, file: string): Readable {
+  return Readable.from(
+    (async function* () {
+      const segments = await new BinlogArchive(storage, cluster).segments(timeline, file);
+      const dir = layout.archiveFileDir(cluster, timeline, file);
+      let at = 0;
+      for (const s of segments) {
+        if (s.start !== at) throw new Error(`binlog archive ${timeline}/${file}: bytes [${at}, ${s.start}) are not archived`);
+        const source = await storage.openRead(layout.artifact(dir, s.artifact.name));
+        const codec = await decompressor(s.artifact.compression);
+        const feeding = pipeline(source, codec.input);
+        const hash = createHash('sha256');
+        let size = 0;
+        for await (const chunk of codec.output as AsyncIterable<Buffer>) {
+          hash.update(chunk);
+          size += chunk.length;
+          yield chunk;
+        }
+        await Promise.all([feeding, codec.done]);
+        if (size !== s.end - s.start || hash.digest('hex') !== s.artifact.rawSha256) {
+          throw new Error(`binlog archive ${timeline}/${file} [${s.start}, ${s.end}): the segment does not match its record (damaged)`);
+        }
+        at = s.end;
+      }
+    })(),
+  );
+}
+
 export async function copyBinlogFiles(req: BinlogCopyRequest): Promise<CopiedBinlog[]> {
   const toolName = binlogToolName(req.cluster, req.product);
   const tool = await findTool(toolName);
@@ -83,7 +113,9 @@ export async function copyBinlogFiles(req: BinlogCopyRequest): Promise<CopiedBin
       const copyOne = async (index: number, file: ServerBinlog): Promise<CopiedBinlog> => {
         if (req.signal?.aborted) throw ApplicationFailure.create({ message: 'binlog copy cancelled', type: 'Cancelled' });
         const fifo = path.join(pipes, file.name);
-        await execa(mkfifo, ['-m', '600', fifo], { env: childEnv(), extendEnv: false });
+        // A file the server purged but the continuous archive holds whole is read from there.
+        const fromArchive = file.archive !== undefined;
+        if (!fromArchive) await execa(mkfifo, ['-m', '600', fifo], { env: childEnv(), extendEnv: false });
         const scanner = new BinlogScanner({ countFrom: index === 0 ? req.startPosition : 0 });
         const rawHash = createHash('sha256');
         const storedHash = createHash('sha256');
@@ -98,24 +130,28 @@ export async function copyBinlogFiles(req: BinlogCopyRequest): Promise<CopiedBin
         const tester = req.compression === 'zstd' ? await zstdStreamTest() : null;
         const name = `${file.name}${EXTENSIONS[req.compression]}`;
 
-        const child = execa(
-          tool,
-          [`--defaults-extra-file=${defaultsFile}`, '--read-from-remote-server', '--raw', `--result-file=${pipes}${path.sep}`, file.name],
-          { stdout: 'ignore', stderr: 'pipe', reject: false, env: childEnv(), extendEnv: false, ...(req.signal ? { cancelSignal: req.signal } : {}) },
-        );
+        const child = fromArchive
+          ? null
+          : execa(
+              tool,
+              [`--defaults-extra-file=${defaultsFile}`, '--read-from-remote-server', '--raw', `--result-file=${pipes}${path.sep}`, file.name],
+              { stdout: 'ignore', stderr: 'pipe', reject: false, env: childEnv(), extendEnv: false, ...(req.signal ? { cancelSignal: req.signal } : {}) },
+            );
         // If the tool dies before opening the FIFO, our reader would wait forever: open it
         // for writing ourselves so that the reader sees end of file.
-        const unblock = child.then(async (r) => {
-          if (r.exitCode !== 0) await (await open(fifo, 'w')).close().catch(() => undefined);
-          return r;
-        });
+        const unblock = child
+          ? child.then(async (r) => {
+              if (r.exitCode !== 0) await (await open(fifo, 'w')).close().catch(() => undefined);
+              return r;
+            })
+          : Promise.resolve({ exitCode: 0, stderr: '' });
         const ticker = setInterval(
           () => req.onProgress?.({ file: file.name, index, files: req.files.length, rawBytes: totals.rawBytes + rawSize, storedBytes: totals.storedBytes + storedSize }),
           1000,
         );
         try {
           const produce = pipeline(
-            await fifoReader(fifo),
+            fromArchive ? archivedFile(req.storage, req.cluster.name, file.archive as string, file.name) : await fifoReader(fifo),
             tap((chunk) => {
               scanner.push(chunk);
               rawHash.update(chunk);

@@ -48,6 +48,18 @@ describe.each(products())('on %s', (product) => {
     throw new Error(`the archive never reached ${since}`);
   }
 
+  const nextName = (file: string) => file.replace(/\.(\d+)$/, (_m, n: string) => `.${String(Number(n) + 1).padStart(n.length, '0')}`);
+
+  /** Purges every binlog before `next` (MariaDB keeps a file until its binlog checkpoint has moved on, a moment after the flush). */
+  async function purgeTo(next: string): Promise<void> {
+    for (let i = 0; i < 100; i++) {
+      await sql(`PURGE BINARY LOGS TO '${next}'`);
+      if (String((await sql('SHOW BINARY LOGS'))[0]!.Log_name) === next) break;
+      await sleep(100);
+    }
+    expect(String((await sql('SHOW BINARY LOGS'))[0]!.Log_name)).toBe(next);
+  }
+
   /** Pauses and waits until the stream has stopped (the workflow shows it paused with no run in flight). */
   async function pause(): Promise<void> {
     expect((await cli('binlogs', 'pause', '--cluster', 'test', '--reason', 'test', '--as', 'alice')).code).toBe(0);
@@ -112,19 +124,25 @@ describe.each(products())('on %s', (product) => {
       const [counter] = await sql(`SELECT n FROM ${DB}_latest.counter`);
       expect(Number(counter!.n)).toBe(45);
 
+      // Binlogs purged before an incremental copied them: the archive holds them whole, so
+      // the incremental takes them from there instead of breaking the chain.
+      await write('before-purge', 3);
+      const [active] = await sql(product === 'mysql' ? 'SHOW BINARY LOG STATUS' : 'SHOW MASTER STATUS');
+      await sql('FLUSH BINARY LOGS');
+      const newest = nextName(String(active!.File));
+      await archivedSince(new Date().toISOString());
+      await purgeTo(newest);
+      const inc = await waitForManifest(await startBackup(client, setup.config, 'incremental', { cluster: 'test', requestedBy: 'jest', reason: 'after a purge' }, new Date(Date.now() + 2000)));
+      expect(inc.binlogs!.files).toContain(String(active!.File));
+      expect(inc.binlogs!.transactions).toBeGreaterThan(0);
+      expect((await cli('backup', 'validate', inc.id)).code).toBe(0);
+
       // A purge while paused: binlogs the archive has not read are gone.
       await pause();
       await write('lost', 3);
       const [current] = await sql(product === 'mysql' ? 'SHOW BINARY LOG STATUS' : 'SHOW MASTER STATUS');
       await sql('FLUSH BINARY LOGS');
-      const next = String(current!.File).replace(/\.(\d+)$/, (_m, n: string) => `.${String(Number(n) + 1).padStart(n.length, '0')}`);
-      // MariaDB keeps a file until its binlog checkpoint has moved on (a moment after the flush): purge until it is gone.
-      for (let i = 0; i < 100; i++) {
-        await sql(`PURGE BINARY LOGS TO '${next}'`);
-        if (String((await sql('SHOW BINARY LOGS'))[0]!.Log_name) === next) break;
-        await sleep(100);
-      }
-      expect(String((await sql('SHOW BINARY LOGS'))[0]!.Log_name)).toBe(next);
+      await purgeTo(nextName(String(current!.File)));
       await cli('binlogs', 'resume', '--cluster', 'test', '--as', 'alice');
       await write('after-gap', 2);
       const third = await archivedSince(new Date().toISOString());

@@ -76,6 +76,21 @@ describe('planBinlogBackup', () => {
     expect(plan({ backups: [full, incr1], chain: older })).toMatchObject({ action: 'copy' }); // a newer full healed it
   });
 
+  test('binlogs purged before a backup copied them are taken from the continuous archive when it holds them whole', () => {
+    const archived = { timeline: 't20261122T000000Z', files: logs(7, 9, 1200) };
+    expect(plan({ backups: [full, incr1], binlogs: logs(10, 12), archived })).toEqual({
+      action: 'copy',
+      parentId: incr1.id,
+      baseFullId: full.id,
+      startFile: 'binlog.000009',
+      startPosition: 4,
+      files: [{ name: 'binlog.000009', size: 1200, archive: 't20261122T000000Z' }, ...logs(10, 11)],
+    });
+    // The archive lacks a purged file: still a gap.
+    const partial = { timeline: 't20261122T000000Z', files: logs(7, 8, 1200) };
+    expect(plan({ backups: [full, incr1], binlogs: logs(10, 12), archived: partial })).toMatchObject({ action: 'gap' });
+  });
+
   test('gaps: purged binlogs, another server, a position that went backwards, a missing file', () => {
     expect(plan({ backups: [full, incr1], binlogs: logs(10, 12) })).toEqual({
       action: 'gap',
