@@ -5,6 +5,7 @@
  * backwards), a new timeline, with an alert.
  */
 import { ApplicationFailure, Context } from '@temporalio/activity';
+import type { RowDataPacket } from 'mysql2/promise';
 import { z } from 'zod';
 import { planArchiveStart, timelineId, type ArchiveStart } from '../domain/binlogArchive';
 import { nextBinlogName } from '../domain/chain';
@@ -54,7 +55,7 @@ export function createBinlogArchiveActivities(deps: ActivityDeps) {
         const tip = await archive.tip();
         let start = planArchiveStart({ tip, server: inspection.server, binlogs, preferred: continueAfter(backups) });
         if (input.newTimeline && start.action === 'resume') {
-          start = { action: 'new', file: binlogs[0]?.name ?? start.file, reason: input.newTimeline, gap: true, previous: tip?.timeline.timeline ?? null };
+          start = { action: 'new', file: binlogs[0]?.name ?? start.file, reason: input.newTimeline, gap: true, previous: tip?.timeline.timeline ?? null, newHistory: true };
         }
         let timeline: string;
         let file: string;
@@ -62,7 +63,16 @@ export function createBinlogArchiveActivities(deps: ActivityDeps) {
         if (start.action === 'new') {
           timeline = timelineId(new Date());
           if (tip && timeline <= tip.timeline.timeline) timeline = timelineId(new Date(Date.now() + 1000));
-          await archive.writeTimeline({ formatVersion: 1, timeline, server: inspection.server, startFile: start.file, startedAt: new Date().toISOString(), reason: start.reason, previous: start.previous });
+          await archive.writeTimeline({
+            formatVersion: 1,
+            timeline,
+            server: inspection.server,
+            startFile: start.file,
+            startedAt: new Date().toISOString(),
+            reason: start.reason,
+            previous: start.previous,
+            ...(start.newHistory ? { newHistory: true } : {}),
+          });
           file = start.file;
           position = 0;
           log.warn({ timeline, file, reason: start.reason }, start.gap ? 'binlog archive gap: a new timeline starts' : 'binlog archive starts');
@@ -100,7 +110,12 @@ export function createBinlogArchiveActivities(deps: ActivityDeps) {
             flushBytes: settings.flushMiB << 20,
             runForMs: durationSeconds(settings.runFor) * 1000,
             signal: ctx.cancellationSignal,
-            sample: () => currentBinlogPosition(conn),
+            // A position counts only from the server the stream started on (a proxy may switch servers under us).
+            sample: async () => {
+              const [rows] = await conn.query<RowDataPacket[]>('SELECT @@server_id AS id');
+              if (Number(rows[0]?.id) !== inspection.server.serverId) throw new Error(`cluster ${c.name} now answers as server id ${String(rows[0]?.id)}`);
+              return currentBinlogPosition(conn);
+            },
             onProgress: (p) => {
               ctx.heartbeat({ ...p, text: `${p.timeline} ${p.file}:${p.position}, ${p.segments} segment(s) published, complete up to ${p.coveredUntil ?? '-'}` });
               if (p.coveredUntil) metrics.binlogArchiveCovered.labels(c.name).set(Date.parse(p.coveredUntil) / 1000);

@@ -51,8 +51,12 @@ export function createInstanceRestoreActivities(deps: ActivityDeps) {
 
   return {
     /** Plans every database (or the chosen ones) to one target and checks the target server; writes nothing. */
-    async planInstanceRestore(raw: { cluster: string; onto: string; databases: string[] | null; target: unknown }): Promise<InstancePlan> {
-      const input = accept(z.strictObject({ cluster, onto: targetName, databases: z.array(identifier).min(1).max(500).nullable(), target: RestoreTargetSchema }), raw, 'planInstanceRestore');
+    async planInstanceRestore(raw: { cluster: string; onto: string; databases: string[] | null; target: unknown; replace?: boolean }): Promise<InstancePlan> {
+      const input = accept(
+        z.strictObject({ cluster, onto: targetName, databases: z.array(identifier).min(1).max(500).nullable(), target: RestoreTargetSchema, replace: z.boolean().optional() }),
+        raw,
+        'planInstanceRestore',
+      );
       const c = clusterOf(config, input.cluster);
       if (input.target.kind === 'beforeMatching') throw ApplicationFailure.nonRetryable('an instance restore goes to a time, a position, a GTID or latest; before-matching is for one database (restore pitr)', Failure.InvalidInput);
       const target = input.target as ResolvedTarget;
@@ -78,7 +82,7 @@ export function createInstanceRestoreActivities(deps: ActivityDeps) {
       let refusal: string | null = null;
       let t;
       try {
-        t = await inspectTarget(tc);
+        t = await inspectTarget(tc, c.name);
       } catch (error) {
         throw toFailure(error, tc.name);
       }
@@ -87,6 +91,11 @@ export function createInstanceRestoreActivities(deps: ActivityDeps) {
       else if (sameServer(full.server, t.server) === null) refusal = `${input.onto} is the cluster's own server (${full.server.hostname}, server id ${full.server.serverId}): an instance restore goes onto another server`;
       else if (foreign.length > 0) {
         refusal = `${input.onto} holds data dbops did not put there (${foreign.join(', ')}): restore onto an empty server, or one whose databases a dbops restore created`;
+      }
+      const replacing = wanted.filter((d) => t.databases.includes(d));
+      if (refusal === null && replacing.length > 0 && !input.replace) {
+        // A standby that was restored onto earlier may have become a primary since: its data is not dbops's to drop unless asked.
+        refusal = `${input.onto} already holds ${replacing.join(', ')} (restored there by dbops earlier, possibly in use since): pass --replace to drop and restore them again`;
       }
       if (refusal === null) {
         // The cluster's own server, if it still answers, must not be the target under another name.
@@ -114,7 +123,7 @@ export function createInstanceRestoreActivities(deps: ActivityDeps) {
       const input = accept(z.strictObject({ cluster, onto: targetName, databases: z.array(identifier).min(1).max(500) }), raw, 'claimTargetDatabases');
       const c = clusterOf(config, input.cluster);
       const tc = onto(c, input.onto);
-      const t = await inspectTarget(tc);
+      const t = await inspectTarget(tc, c.name);
       const foreign = foreignDatabases(t);
       if (foreign.length > 0) throw ApplicationFailure.nonRetryable(`${input.onto} now holds data dbops did not put there (${foreign.join(', ')}); nothing was written`, Failure.InvalidInput);
       await claimDatabases(tc, c.name, currentRun().workflowId, input.databases);
@@ -132,9 +141,9 @@ export function createInstanceRestoreActivities(deps: ActivityDeps) {
       const tc = onto(c, input.onto);
       const ctx = Context.current();
       try {
-        const t = await inspectTarget(tc);
+        const t = await inspectTarget(tc, c.name);
         if (!(t.owned ?? []).includes(p.database)) throw ApplicationFailure.nonRetryable(`${p.database} on ${input.onto} is not claimed by dbops: claim it first`, Failure.InvalidInput);
-        await dropOwnedDatabase(tc, p.database);
+        await dropOwnedDatabase(tc, c.name, p.database);
         return await restoreDatabase({
           cluster: tc,
           product: p.full.product,

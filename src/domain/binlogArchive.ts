@@ -28,6 +28,12 @@ export const TimelineSchema = z.strictObject({
   /** Why this timeline began: the first run, or the gap that ended the previous one. */
   reason: z.string().max(2000),
   previous: z.string().regex(TIMELINE_PATTERN).nullable(),
+  /**
+   * The server's binary log is another history from here on (another server, RESET MASTER,
+   * a rewritten file): a full taken before this timeline began never continues in it, even
+   * where file names repeat.
+   */
+  newHistory: z.boolean().optional(),
 });
 export type Timeline = z.infer<typeof TimelineSchema>;
 
@@ -87,7 +93,7 @@ export interface ArchiveTip {
 
 export type ArchiveStart =
   | { action: 'resume'; timeline: string; file: string; position: number }
-  | { action: 'new'; file: string; reason: string; gap: boolean; previous: string | null };
+  | { action: 'new'; file: string; reason: string; gap: boolean; previous: string | null; newHistory: boolean };
 
 /**
  * Decides where the stream starts. `preferred` is the file a fresh timeline starts from
@@ -99,16 +105,17 @@ export function planArchiveStart(input: { tip: ArchiveTip | null; server: Server
   const listed = new Map(binlogs.map((b) => [b.name, b.size]));
   const oldest = binlogs[0]?.name;
   if (!oldest) throw new Error('the server lists no binary logs: enable log_bin');
-  const fresh = (reason: string, gap: boolean): ArchiveStart => ({
+  const fresh = (reason: string, gap: boolean, newHistory = false): ArchiveStart => ({
     action: 'new',
     file: input.preferred && listed.has(input.preferred) ? input.preferred : oldest,
     reason,
     gap,
     previous: tip?.timeline.timeline ?? null,
+    newHistory,
   });
   if (!tip) return fresh('first archive run', false);
   const changed = sameServer(tip.timeline.server, input.server);
-  if (changed) return fresh(`another server: ${changed}`, true);
+  if (changed) return fresh(`another server: ${changed}`, true, true);
   const last = tip.last;
   if (!last) {
     return listed.has(tip.timeline.startFile)
@@ -122,10 +129,10 @@ export function planArchiveStart(input: { tip: ArchiveTip | null; server: Server
     const wantNumber = binlogNumber(want)?.number ?? -1;
     const newest = binlogNumber(binlogs[binlogs.length - 1]?.name ?? '')?.number ?? -1;
     return wantNumber > newest
-      ? fresh(`the binary log went backwards: the archive is at ${last.file}:${last.end}, the server's newest is ${binlogs[binlogs.length - 1]?.name} (RESET MASTER or a restored server?)`, true)
+      ? fresh(`the binary log went backwards: the archive is at ${last.file}:${last.end}, the server's newest is ${binlogs[binlogs.length - 1]?.name} (RESET MASTER or a restored server?)`, true, true)
       : fresh(`binary logs were purged before they were archived: ${want} is needed, the server's oldest is ${oldest}`, true);
   }
-  if (size < position) return fresh(`the binary log went backwards: ${want} is ${size} bytes on the server, the archive has ${position}`, true);
+  if (size < position) return fresh(`the binary log went backwards: ${want} is ${size} bytes on the server, the archive has ${position}`, true, true);
   return { action: 'resume', timeline: tip.timeline.timeline, file: want, position };
 }
 
@@ -187,7 +194,9 @@ export function assembleTimeline(timeline: Timeline, segments: readonly Segment[
   }
   const files: ArchivedFile[] = [];
   let coveredUntil: string | null = null;
-  let name = timeline.startFile;
+  // From the oldest file still stored: retention removes the files no kept full can start in.
+  const stored = [...byFile.keys()].sort((a, b) => (binlogNumber(a)?.number ?? -1) - (binlogNumber(b)?.number ?? -1));
+  let name = stored[0] ?? timeline.startFile;
   for (;;) {
     const list = (byFile.get(name) ?? []).sort((a, b) => a.start - b.start);
     let size = 0;
@@ -222,12 +231,18 @@ export function assembleTimeline(timeline: Timeline, segments: readonly Segment[
 }
 
 /**
- * The archived files that continue a chain ending at `from` (the file replay continues in),
- * on the same server: null when no timeline holds `from` from byte 0 onwards.
+ * The archived files that continue a chain ending at `fromFile` (the file replay continues
+ * in), on the same server and in the same history as the full: null when no timeline holds
+ * that file from byte 0 onwards.
  */
-export function archiveContinuing(timelines: readonly ArchivedTimeline[], server: ServerIdentity, fromFile: string): { timeline: ArchivedTimeline; files: ArchivedFile[] } | null {
+export function archiveContinuing(
+  timelines: readonly ArchivedTimeline[],
+  full: { server: ServerIdentity; finishedAt: string },
+  fromFile: string,
+): { timeline: ArchivedTimeline; files: ArchivedFile[] } | null {
   for (const t of [...timelines].reverse()) {
-    if (sameServer(t.timeline.server, server)) continue;
+    if (sameServer(t.timeline.server, full.server)) continue;
+    if (t.timeline.newHistory && full.finishedAt < t.timeline.startedAt) continue;
     const at = t.files.findIndex((f) => f.file === fromFile);
     if (at === -1) continue;
     return { timeline: t, files: t.files.slice(at) };

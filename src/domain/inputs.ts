@@ -104,6 +104,8 @@ export const InstanceRestoreInputSchema = z.strictObject({
   requestedBy: PersonSchema.optional(),
   /** Plan and check the target, write nothing. */
   dryRun: z.boolean().optional(),
+  /** Drop and restore again databases an earlier dbops restore put on the target (refused otherwise). */
+  replace: z.boolean().optional(),
 });
 
 export const TableRestoreInputSchema = RestoreInputSchema.extend({

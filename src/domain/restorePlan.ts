@@ -100,7 +100,7 @@ export function restorableWindow(backups: readonly Manifest[], database: string,
     ...backups.filter((b) => b.baseFullId && ids.has(b.baseFullId) && b.binlogs).map((b) => b.startedAt),
   ];
   for (const full of fulls) {
-    const ext = archiveContinuing(archive, full.server, newestChain(backups, full).nextFile);
+    const ext = archiveContinuing(archive, full, newestChain(backups, full).nextFile);
     if (ext?.timeline.coveredUntil) ends.push(ext.timeline.coveredUntil);
   }
   ends.sort();
@@ -206,7 +206,7 @@ export function planRestore(input: RestorePlanInput): PlanOutcome {
     let archived: { timeline: ArchivedTimeline; files: ArchivedFile[] } | null = null;
     if (!best || t.kind === 'latest') {
       const newest = newestChain(manifests, full);
-      const ext = archiveContinuing(archive, full.server, newest.nextFile);
+      const ext = archiveContinuing(archive, full, newest.nextFile);
       if (ext && ext.files.length > 0 && archiveReaches(ext.files, ext.timeline.coveredUntil, t, full.snapshot?.gtidSet ?? null)) {
         best = newest.chain;
         archived = ext;

@@ -17,6 +17,10 @@ const XID_EVENT = 16;
 const MYSQL_GTID_EVENT = 33;
 const MYSQL_ANONYMOUS_GTID_EVENT = 34;
 const XA_PREPARE_EVENT = 38;
+/** MySQL binlog_transaction_compression: the whole transaction, compressed, in one event after its GTID. */
+const TRANSACTION_PAYLOAD_EVENT = 40;
+/** MySQL 8.3+: a GTID with a tag (its body is serialized differently; counted, not decoded). */
+const MYSQL_GTID_TAGGED_EVENT = 42;
 const MARIADB_GTID_EVENT = 162;
 /** Query events this small are read whole (BEGIN, COMMIT, ROLLBACK are tiny); bigger ones are statements. */
 const SMALL_QUERY = 1024;
@@ -256,6 +260,7 @@ export class SegmentCutter {
     this.open.events += 1;
     switch (this.type) {
       case MYSQL_ANONYMOUS_GTID_EVENT:
+      case MYSQL_GTID_TAGGED_EVENT:
         this.open.transactions += 1;
         if (this.open.first === null) this.open.first = this.time;
         this.open.last = this.time;
@@ -263,6 +268,7 @@ export class SegmentCutter {
         break;
       case XID_EVENT:
       case XA_PREPARE_EVENT:
+      case TRANSACTION_PAYLOAD_EVENT:
         this.tx = 'none';
         break;
       case ROTATE_EVENT:
@@ -288,6 +294,17 @@ export class SegmentCutter {
     this.committed.absorb(this.open);
     this.open = new FactsBuilder();
     this.safe = this.offset;
+  }
+
+  /**
+   * The server moved on to the next file without writing this one's last event (it crashed
+   * and restarted): if the walk has reached the end with no transaction open, the file is
+   * complete as it is. True when it now counts as closed.
+   */
+  endedWithoutRotate(): boolean {
+    if (this.tx !== 'none' || this.safe !== this.offset || this.body !== null || this.headerLength !== 0 || this.skip !== 0) return false;
+    this.sawEnd = true;
+    return true;
   }
 
   /** Hands out [publishedEnd, safeEnd) with its facts; nothing when there is nothing new. */

@@ -16,7 +16,7 @@
  */
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdtemp, open, rm, type FileHandle } from 'node:fs/promises';
+import { mkdtemp, open, rm, stat, type FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { Transform } from 'node:stream';
@@ -169,22 +169,36 @@ export async function runArchiver(req: ArchiverRequest): Promise<ArchiverProgres
       const fileSegments: Segment[] = [];
       if (req.position > 0) fileSegments.push(...(await req.archive.segments(req.timeline, req.file)).filter((s) => s.end <= req.position));
 
-      const readNew = async (): Promise<void> => {
+      // The bytes a resumed run walks again must be the ones the archive holds: a file that
+      // was rewritten (RESET MASTER, a restored server) could line up by chance otherwise.
+      const prefix = new PrefixCheck([...fileSegments], req.file);
+
+      /** Reads what the tool has written, up to flushBytes beyond what is published; true when more is waiting. */
+      const readNew = async (): Promise<boolean> => {
         const local = path.join(work, cutter.file);
         if (!handle) {
           handle = await open(local, 'r').catch(() => null);
-          if (!handle) return;
+          if (!handle) return false;
         }
         const size = (await handle.stat()).size;
         const buffer = Buffer.allocUnsafe(Math.min(READ_CHUNK, Math.max(0, size - cutter.walked)));
         while (cutter.walked < size) {
+          const at = cutter.walked;
           const { bytesRead } = await handle.read(buffer, 0, Math.min(buffer.length, size - cutter.walked), cutter.walked);
           if (bytesRead === 0) break;
-          cutter.push(buffer.subarray(0, bytesRead));
+          const chunk = buffer.subarray(0, bytesRead);
+          if (cutter.file === req.file && at < req.position) prefix.push(at, chunk);
+          cutter.push(chunk);
+          if (cutter.safeEnd - cutter.publishedEnd >= req.flushBytes) break;
         }
         if (cutter.misaligned) {
           throw new ArchiveGapError(`${cutter.file} has no transaction boundary at ${req.position}, where the archive ends: the server's file is not the one archived`);
         }
+        const differs = prefix.mismatch();
+        if (differs) throw new ArchiveGapError(`${cutter.file}: ${differs}: the server's file is not the one archived (RESET MASTER or a restored server?)`);
+        // The server crashed without closing this file and the tool has moved on to the next one: it is complete as it is.
+        if (cutter.walked === size && !cutter.closed && (await exists(path.join(work, nextBinlogName(cutter.file))))) cutter.endedWithoutRotate();
+        return cutter.walked < size;
       };
 
       const publish = async (force: boolean): Promise<void> => {
@@ -229,7 +243,10 @@ export async function runArchiver(req: ArchiverRequest): Promise<ArchiverProgres
 
       try {
         for (;;) {
-          const stopping = req.signal.aborted || now() - started >= req.runForMs;
+          // Cancelled (a pause, a stop, or Temporal gave up on this attempt and another may be
+          // running): stop at once and publish nothing more; the next run reads the rest again.
+          if (req.signal.aborted) return { ...progress };
+          const stopping = now() - started >= req.runForMs;
           if (!stopping && now() - lastSample >= SAMPLE_MS) {
             const at = new Date(now()).toISOString();
             lastSample = now();
@@ -241,12 +258,15 @@ export async function runArchiver(req: ArchiverRequest): Promise<ArchiverProgres
               // The stream itself says when the server is gone; a missed sample only delays coverage.
             }
           }
-          // Read everything there is, publish what is due, and move on to the next file while the tool is ahead.
+          // Read what there is, publish what is due, and move on to the next file while the tool
+          // is ahead; heartbeat all along, so a long catch-up is never taken for a dead worker.
           for (;;) {
-            await readNew();
+            if (req.signal.aborted) return { ...progress };
+            const more = await readNew();
             const before = cutter.file;
             await publish(stopping || exited !== null);
-            if (cutter.file === before) break;
+            req.onProgress({ ...progress });
+            if (cutter.file === before && !more) break;
           }
           await writeStatus(stopping);
           req.onProgress({ ...progress });
@@ -270,6 +290,45 @@ export async function runArchiver(req: ArchiverRequest): Promise<ArchiverProgres
     });
   } finally {
     await rm(work, { recursive: true, force: true });
+  }
+}
+
+async function exists(file: string): Promise<boolean> {
+  return stat(file).then(
+    () => true,
+    () => false,
+  );
+}
+
+/** Compares the bytes a resumed run walks again with the sha256 of each segment published of them. */
+class PrefixCheck {
+  private index = 0;
+  private hash = createHash('sha256');
+  private problem: string | null = null;
+
+  constructor(private readonly segments: readonly Segment[], private readonly file: string) {}
+
+  push(at: number, chunk: Buffer): void {
+    let offset = at;
+    let rest = chunk;
+    while (rest.length > 0 && this.problem === null) {
+      const s = this.segments[this.index];
+      if (!s) return;
+      const take = Math.min(rest.length, s.end - offset);
+      if (take <= 0) return;
+      this.hash.update(rest.subarray(0, take));
+      offset += take;
+      rest = rest.subarray(take);
+      if (offset === s.end) {
+        if (this.hash.digest('hex') !== s.artifact.rawSha256) this.problem = `bytes [${s.start}, ${s.end}) of ${this.file} differ from the archived segment`;
+        this.hash = createHash('sha256');
+        this.index += 1;
+      }
+    }
+  }
+
+  mismatch(): string | null {
+    return this.problem;
   }
 }
 

@@ -35,11 +35,12 @@ export interface TargetInspection {
   server: ServerIdentity;
   /** User databases on the target (system schemas and dbops_owner left out). */
   databases: string[];
-  /** Databases dbops_owner says a dbops restore created; null when the target was never claimed. */
+  /** Databases dbops_owner says a dbops restore of this source cluster created; null when the target was never claimed. */
   owned: string[] | null;
 }
 
-export async function inspectTarget(cluster: ClusterConfig): Promise<TargetInspection> {
+/** `source`: only databases restored from this cluster count as dbops's own here. */
+export async function inspectTarget(cluster: ClusterConfig, source: string): Promise<TargetInspection> {
   return withConnection(cluster, async (conn) => {
     const inspection = await inspectClusterWith(conn, cluster);
     const [rows] = await conn.query<RowDataPacket[]>('SELECT SCHEMA_NAME AS name FROM information_schema.SCHEMATA ORDER BY SCHEMA_NAME');
@@ -47,7 +48,9 @@ export async function inspectTarget(cluster: ClusterConfig): Promise<TargetInspe
     const databases = all.filter((d) => !SYSTEM_DATABASES.includes(d) && d !== OWNER_DATABASE);
     let owned: string[] | null = null;
     if (all.includes(OWNER_DATABASE)) {
-      const [claimed] = await conn.query<RowDataPacket[]>(`SELECT database_name AS name FROM ${OWNER_DATABASE}.restored ORDER BY database_name`).catch(() => [[] as RowDataPacket[]]);
+      const [claimed] = await conn
+        .query<RowDataPacket[]>(`SELECT database_name AS name FROM ${OWNER_DATABASE}.restored WHERE cluster = ? ORDER BY database_name`, [source])
+        .catch(() => [[] as RowDataPacket[]]);
       owned = claimed.map((r) => String(r.name));
     }
     return { server: inspection.server, databases, owned };
@@ -78,8 +81,8 @@ export async function claimDatabases(cluster: ClusterConfig, source: string, run
 }
 
 /** Drops a database only if dbops_owner says a dbops restore created it. */
-export async function dropOwnedDatabase(cluster: ClusterConfig, database: string): Promise<boolean> {
-  const t = await inspectTarget(cluster);
+export async function dropOwnedDatabase(cluster: ClusterConfig, source: string, database: string): Promise<boolean> {
+  const t = await inspectTarget(cluster, source);
   if (!(t.owned ?? []).includes(database)) return false;
   await withConnection(cluster, (conn) => conn.query(`DROP DATABASE IF EXISTS ${quoteIdentifier(database)}`));
   return true;

@@ -30,6 +30,9 @@ function parsed<T>(schema: { safeParse(v: unknown): { success: true; data: T } |
   }
 }
 
+/** Longer than the archive activity's heartbeat timeout: by then an abandoned attempt has stopped writing. */
+const UNPUBLISHED_GRACE_MS = 2 * 60_000;
+
 const ClosedFileSchema = z.strictObject({ formatVersion: z.literal(1), timeline: z.string(), file: z.string(), segments: z.array(SegmentSchema) });
 
 const byBinlogNumber = (a: string, b: string) => (binlogNumber(a)?.number ?? -1) - (binlogNumber(b)?.number ?? -1);
@@ -84,7 +87,7 @@ export class BinlogArchive {
   }
 
   /** Removes objects of a file past `from` that no segment record names (a run that died between the bytes and the record). */
-  async removeUnpublished(timeline: string, file: string, from: number): Promise<number> {
+  async removeUnpublished(timeline: string, file: string, from: number, now: Date = new Date()): Promise<number> {
     const dir = layout.archiveFileDir(this.cluster, timeline, file);
     const names = await this.storage.children(dir);
     const records = new Set(names.filter((n) => n.endsWith('.json')).map((n) => n.replace(/\.json$/, '')));
@@ -93,6 +96,9 @@ export class BinlogArchive {
       const stem = parseSegmentStem(name);
       if (!stem || name.endsWith('.json') || stem.start < from) continue;
       if (records.has(name.slice(0, 25))) continue;
+      // An attempt Temporal gave up on may still be writing it for a moment: leave what is young (the next run removes it).
+      const info = await this.storage.stat(layout.listed(dir, name));
+      if (info && now.getTime() - info.modified.getTime() < UNPUBLISHED_GRACE_MS) continue;
       await this.storage.remove(layout.listed(dir, name));
       removed += 1;
     }

@@ -50,7 +50,7 @@ export async function instanceRestoreWorkflow(raw: InstanceRestoreInput): Promis
     { key: SA_OPERATION, value: 'restore-instance' },
   ]);
   setCurrentDetails(`**instance restore** of \`${input.cluster}\` onto **${input.onto}** to ${describeTarget(input.target)}: planning and looking at the target`);
-  const plan = await quick.planInstanceRestore({ cluster: input.cluster, onto: input.onto, databases: input.databases ?? null, target: input.target });
+  const plan = await quick.planInstanceRestore({ cluster: input.cluster, onto: input.onto, databases: input.databases ?? null, target: input.target, ...(input.replace ? { replace: true } : {}) });
   if (plan.refusal) invalid(`instance restore refused before writing anything: ${plan.refusal}`);
   const databases = plan.plans.map((p) => p.database);
   const restoredTo = plan.plans.map((p) => p.window.to).sort()[0] ?? null;

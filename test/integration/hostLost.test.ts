@@ -148,6 +148,11 @@ describe.each(cases)('on %s, repository %s', (product, where) => {
       expect(standbySums).toEqual(untouched);
       await conn.end();
 
+      // The standby may be in use by now: restoring onto it again needs --replace.
+      const again = await runCli(['restore', 'instance', '--cluster', 'test', '--onto', 'standby', '--to', 'latest', '--dry-run', '--as', 'alice', '--config', setup.configPath]);
+      expect(again.code).toBe(1);
+      expect(again.stderr).toMatch(/already holds shop .*pass --replace/);
+
       await runCli(['binlogs', 'stop', '--cluster', 'test', '--as', 'alice', '--config', setup.configPath]);
       await client.workflow.getHandle('binlog-archive/test').result().catch(() => undefined);
     });

@@ -81,6 +81,32 @@ describe('SegmentCutter', () => {
     expect(cuts(bytes, 13, 700).misaligned).toBe(true);
   });
 
+  it('a file the server never closed (it crashed) counts as closed once the walk is at its end between transactions', () => {
+    const bytes = fixture('mysql-open.000002');
+    const c = new SegmentCutter('binlog.000002', 0);
+    c.push(bytes.subarray(0, 1000)); // inside a transaction
+    expect(c.endedWithoutRotate()).toBe(false);
+    c.push(bytes.subarray(1000));
+    expect(c.endedWithoutRotate()).toBe(true);
+    expect(c.take()).toMatchObject({ end: bytes.length, closed: true });
+  });
+
+  it('a compressed transaction (MySQL binlog_transaction_compression) ends at its payload event', () => {
+    // magic, then GTID (33, 25-byte body) and TRANSACTION_PAYLOAD (40) events, no checksum.
+    const event = (type: number, body: Buffer) => {
+      const h = Buffer.alloc(19);
+      h.writeUInt8(type, 4);
+      h.writeUInt32LE(19 + body.length, 9);
+      return Buffer.concat([h, body]);
+    };
+    const gtid = Buffer.alloc(25);
+    gtid.writeUInt8(1, 17);
+    const bytes = Buffer.concat([Buffer.from([0xfe, 0x62, 0x69, 0x6e]), event(33, gtid), event(40, Buffer.alloc(100)), event(33, gtid), event(40, Buffer.alloc(50))]);
+    const c = new SegmentCutter('binlog.000001', 0);
+    c.push(bytes);
+    expect(c.take()).toMatchObject({ end: bytes.length });
+  });
+
   it('counts the GTIDs of each segment', () => {
     const c = new SegmentCutter('binlog.000002', 0);
     c.push(fixture('mysql-open.000002'));
@@ -115,7 +141,9 @@ describe('planArchiveStart', () => {
     const reset = planArchiveStart({ tip: { timeline, last: { file: 'binlog.000009', end: 80, closed: false } }, server, binlogs, preferred: null });
     expect(reset).toMatchObject({ action: 'new', gap: true, reason: expect.stringMatching(/went backwards/) });
     const other = planArchiveStart({ tip: { timeline, last: { file: 'binlog.000003', end: 700, closed: false } }, server: { ...server, serverId: 12 }, binlogs, preferred: null });
-    expect(other).toMatchObject({ action: 'new', gap: true, reason: 'another server: server id 11 became 12' });
+    expect(other).toMatchObject({ action: 'new', gap: true, newHistory: true, reason: 'another server: server id 11 became 12' });
+    expect(purged).toMatchObject({ newHistory: false });
+    expect(reset).toMatchObject({ newHistory: true });
   });
 });
 
@@ -156,6 +184,10 @@ describe('assembleTimeline', () => {
       ['binlog.000004', 300, false],
     ]);
     expect(t.coveredUntil).toBe('2026-12-02T10:06:00Z');
+  });
+  it('starts from the oldest file still stored (retention removed the ones before it)', () => {
+    const t = assembleTimeline(timeline, [segment('binlog.000005', 0, 200, { closed: true }), segment('binlog.000006', 0, 50)], null);
+    expect(t.files.map((f) => f.file)).toEqual(['binlog.000005', 'binlog.000006']);
   });
   it('takes the coverage of an idle stream from the status, only within what is published', () => {
     const segments = [segment('binlog.000003', 0, 400, { coveredUntil: '2026-12-02T10:05:00Z' })];
@@ -223,7 +255,12 @@ describe('restore planning with the archive', () => {
     expect(plan('2026-12-02T10:07:00.000Z').ok).toBe(false);
     const other = { ...archived, timeline: { ...timeline, server: { ...server, serverId: 99 } } };
     expect(plan('2026-12-02T10:05:00.000Z', [other]).ok).toBe(false);
-    expect(archiveContinuing([archived], server, 'binlog.000005')).toBeNull();
+    expect(archiveContinuing([archived], full, 'binlog.000005')).toBeNull();
+  });
+  it('never continues a full in a timeline of a newer history (RESET MASTER), even where file names repeat', () => {
+    const reset = { ...archived, timeline: { ...timeline, timeline: 't20261202T103000Z', startedAt: '2026-12-02T10:30:00.000Z', newHistory: true } };
+    expect(archiveContinuing([reset], full, 'binlog.000003')).toBeNull();
+    expect(archiveContinuing([reset], { ...full, finishedAt: '2026-12-02T10:31:00.000Z' }, 'binlog.000003')).not.toBeNull();
   });
 });
 

@@ -122,10 +122,11 @@ export function registerRestore(program: Command): void {
     .requiredOption('--to <target>', 'where to stop: a UTC time, binlog:FILE:POS, gtid:…, or latest (the newest archived transaction)')
     .option('--databases <names>', 'comma-separated databases (default: every database of the newest full)')
     .option('--dry-run', 'plan and check the target; write nothing')
+    .option('--replace', 'drop and restore again databases an earlier dbops restore put on the target')
     .option('--wait', 'wait and print the result')
     .option('--as <name>', 'who asks (default: $USER)')
     .addHelpText('after', '\nExample:\n  dbops restore instance --cluster shop --onto standby --to latest --wait   # a second person: dbops approvals approve …')
-    .action(async (options: { cluster: string; onto: string; to: string; databases?: string; dryRun?: boolean; wait?: boolean; as?: string }, command: Command) => {
+    .action(async (options: { cluster: string; onto: string; to: string; databases?: string; dryRun?: boolean; replace?: boolean; wait?: boolean; as?: string }, command: Command) => {
       const to = target({ cluster: options.cluster, database: '', to: options.to });
       const cfg = configOf(command);
       const databases = options.databases?.split(',').map((d) => d.trim()).filter((d) => d !== '');
@@ -137,6 +138,7 @@ export function registerRestore(program: Command): void {
           requestedBy: operatorOf(options),
           ...(databases?.length ? { databases } : {}),
           ...(options.dryRun ? { dryRun: true } : {}),
+          ...(options.replace ? { replace: true } : {}),
         });
         const json = jsonWanted(command);
         if (!options.wait && !options.dryRun) {
