@@ -167,7 +167,28 @@ export async function copyBinlogFiles(req: BinlogCopyRequest): Promise<CopiedBin
           const store = (
             tester ? pipeline(codec.output, hashing, tester.feed, sink.stream) : pipeline(codec.output, hashing, sink.stream)
           ).then(() => sink.done);
-          const [result, ...rest] = await Promise.allSettled([unblock, produce, store, codec.done, tester?.done ?? Promise.resolve()]);
+          // When our side fails (the store, the codec, the tester), stop the tool: closing the
+          // FIFO normally ends it with SIGPIPE, but not reliably under load.
+          let stoppedTool = false;
+          const stopTool = () => {
+            stoppedTool = true;
+            child?.kill('SIGKILL');
+          };
+          let failedOurs: (e: unknown) => void = () => undefined;
+          const oursFailed = new Promise<unknown>((resolve) => (failedOurs = resolve));
+          for (const p of [produce, store, codec.done, tester?.done]) {
+            p?.catch((e: unknown) => {
+              stopTool();
+              failedOurs(e);
+            });
+          }
+          const settled = Promise.allSettled([unblock, produce, store, codec.done, tester?.done ?? Promise.resolve()]);
+          // The tool is killed; if its end is still not seen after a moment, do not wait on it.
+          const late = await Promise.race([settled.then(() => null), oursFailed.then((e) => new Promise<{ cause: unknown }>((r) => setTimeout(() => r({ cause: e }), 5000)))]);
+          if (late) throw late.cause instanceof Error ? late.cause : new Error(String(late.cause));
+          const [result, ...rest] = await settled;
+          const ours = rest.find((x): x is PromiseRejectedResult => x.status === 'rejected');
+          if (stoppedTool && ours) throw ours.reason instanceof Error ? ours.reason : new Error(String(ours.reason));
           const r = result.status === 'fulfilled' ? result.value : null;
           if (!r || r.exitCode !== 0) {
             const stderr = String(r?.stderr ?? '');
