@@ -19,6 +19,8 @@ import type { BackupOutcome } from '../metrics/metrics';
 import { binlogToolName, copyBinlogFiles } from '../mysql/binlogCopy';
 import { flushAndListBinlogsWith, inspectClusterWith, withConnection, type ClusterInspection } from '../mysql/connection';
 import { runDump, toolVersion, type DumpResult } from '../mysql/dump';
+import { runParallelDump } from '../mysql/parallelDump';
+import type { ParallelLayout } from '../domain/parallelDump';
 import { toFailure } from '../mysql/errors';
 import { layout, readChainState, writeChainState } from '../repository';
 import { findTool } from '../tools/tools';
@@ -180,7 +182,7 @@ export function createBackupActivities(deps: ActivityDeps) {
      * Dumps into a fresh staging folder. A retry (worker died, server hiccup) starts the
      * dump over in an emptied folder: a logical dump cannot resume mid-stream.
      */
-    async dumpFull(raw: DumpFullInput): Promise<DumpResult> {
+    async dumpFull(raw: DumpFullInput): Promise<DumpResult & { parallel?: { artifacts: Artifact[]; layout: ParallelLayout } }> {
       const input = accept(DumpFullInput, raw, 'dumpFull');
       const c = clusterOf(config, input.cluster);
       const ctx = Context.current();
@@ -188,6 +190,23 @@ export function createBackupActivities(deps: ActivityDeps) {
       const log = logger.child({ cluster: c.name, backupId: input.backupId, attempt: ctx.info.attempt });
       log.info({ databases: input.databases }, 'dump started');
       try {
+        if (c.fullBackup.engine === 'parallel' && !input.schemaOnly) {
+          const r = await runParallelDump({
+            cluster: c,
+            product: input.product,
+            databases: input.databases,
+            threads: c.fullBackup.threads,
+            chunkRows: c.fullBackup.chunkRows,
+            maxBytesPerSecond: c.fullBackup.maxMiBPerSecond ? c.fullBackup.maxMiBPerSecond * 1024 * 1024 : null,
+            ...compression,
+            storage: repository.storage,
+            stagingKey,
+            signal: ctx.cancellationSignal,
+            onProgress: (p) => ctx.heartbeat({ ...p, text: `dumping in ${c.fullBackup.threads} sessions: ${p.chunksDone}/${p.chunks} chunks, ${p.rows} rows, ${formatBytes(p.storedBytes)} written (compressed)` }),
+          });
+          log.info({ chunks: r.layout.chunks.length, threads: r.layout.threads, consistency: r.consistency, durationMs: r.durationMs, snapshot: r.facts.binlogFile }, 'parallel dump finished');
+          return { artifact: r.artifacts[0]!, facts: r.facts, tool: r.tool, durationMs: r.durationMs, parallel: { artifacts: r.artifacts, layout: r.layout } };
+        }
         const result = await runDump({
           cluster: c,
           product: input.product,

@@ -32,3 +32,27 @@ export function currentRun(): { workflowId: string; runId: string } {
   if (!run) throw ApplicationFailure.nonRetryable('this activity must run inside a workflow', Failure.InvalidInput);
   return run;
 }
+
+/**
+ * A restore's progress heartbeats, each carrying the newest load checkpoint, and the
+ * checkpoint an earlier attempt left in its last heartbeat (unchecked: the restore code
+ * parses it and resumes only from one of its own kind).
+ */
+export function restoreHeartbeats(text: (p: { phase: string; bytes: number }) => string): {
+  resume: unknown;
+  onCheckpoint: (c: unknown) => void;
+  onProgress: (p: { phase: string; bytes: number }) => void;
+} {
+  const ctx = Context.current();
+  const details: unknown = ctx.info.heartbeatDetails;
+  const resume = typeof details === 'object' && details !== null && 'checkpoint' in details ? (details as { checkpoint: unknown }).checkpoint : undefined;
+  let checkpoint = resume;
+  return {
+    resume,
+    onCheckpoint: (c) => {
+      checkpoint = c;
+      ctx.heartbeat({ phase: 'checkpoint', text: 'load checkpoint', checkpoint });
+    },
+    onProgress: (p) => ctx.heartbeat({ ...p, text: text(p), ...(checkpoint === undefined ? {} : { checkpoint }) }),
+  };
+}

@@ -20,7 +20,7 @@ import { mysqlUnavailableReason } from '../mysql/servers/mysql';
 import { verifyDatabase, type TableVerification } from '../mysql/verify';
 import { readChainState } from '../repository';
 import { BinlogArchive } from '../repository/binlogArchive';
-import { accept, clusterOf, currentRun } from './context';
+import { accept, clusterOf, currentRun, restoreHeartbeats } from './context';
 import type { ActivityDeps } from './deps';
 import { cluster, DrillSandboxSchema, identifier, RestorePlanSchema } from './schemas';
 
@@ -87,6 +87,7 @@ export function createDrillActivities(deps: ActivityDeps) {
         throw ApplicationFailure.nonRetryable(`the drill server is ${input.sandbox.product}, the backup ${plan.full.id} is ${plan.full.product}'s: a backup is restored into a server of its own product`, Failure.InvalidInput);
       }
       const ctx = Context.current();
+      const beats = restoreHeartbeats((p) => `${p.phase}: ${formatBytes(p.bytes)}`);
       try {
         return await restoreDatabase({
           cluster: sandboxCluster(input.sandbox, c),
@@ -97,8 +98,9 @@ export function createDrillActivities(deps: ActivityDeps) {
           into: plan.database,
           marker: currentRun().workflowId,
           confine: false,
+          scratch: true,
           expectRows: input.expectRows,
-          onProgress: (p) => ctx.heartbeat({ ...p, text: `${p.phase}: ${formatBytes(p.bytes)}` }),
+          ...beats,
           signal: ctx.cancellationSignal,
         });
       } catch (error) {

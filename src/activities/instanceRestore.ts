@@ -16,12 +16,12 @@ import { planRestore, type RestorePlan } from '../domain/restorePlan';
 import type { ResolvedTarget } from '../domain/restorePlan';
 import { inspectClusterWith, withConnection } from '../mysql/connection';
 import { toFailure } from '../mysql/errors';
-import { restoreDatabase, type RestoreDatabaseResult } from '../mysql/restore';
+import { restoreDatabase, resumesLoad, type RestoreDatabaseResult } from '../mysql/restore';
 import { claimDatabases, dropOwnedDatabase, foreignDatabases, inspectTarget, productName, targetCluster } from '../mysql/targetServer';
 import { verifyDatabase, type TableVerification } from '../mysql/verify';
 import { readChainState } from '../repository';
 import { BinlogArchive } from '../repository/binlogArchive';
-import { accept, clusterOf, currentRun } from './context';
+import { accept, clusterOf, currentRun, restoreHeartbeats } from './context';
 import type { ActivityDeps } from './deps';
 import { cluster, identifier, RestorePlanSchema } from './schemas';
 
@@ -143,7 +143,9 @@ export function createInstanceRestoreActivities(deps: ActivityDeps) {
       try {
         const t = await inspectTarget(tc, c.name);
         if (!(t.owned ?? []).includes(p.database)) throw ApplicationFailure.nonRetryable(`${p.database} on ${input.onto} is not claimed by dbops: claim it first`, Failure.InvalidInput);
-        await dropOwnedDatabase(tc, c.name, p.database);
+        const beats = restoreHeartbeats((progress) => `${p.database} ${progress.phase}: ${formatBytes(progress.bytes)}`);
+        // A chunked load an earlier attempt left part way is resumed, not dropped.
+        if (!resumesLoad(p, p.database, beats.resume)) await dropOwnedDatabase(tc, c.name, p.database);
         return await restoreDatabase({
           cluster: tc,
           product: p.full.product,
@@ -154,7 +156,7 @@ export function createInstanceRestoreActivities(deps: ActivityDeps) {
           marker: currentRun().workflowId,
           confine: false,
           expectRows: input.expectRows,
-          onProgress: (progress) => ctx.heartbeat({ ...progress, text: `${p.database} ${progress.phase}: ${formatBytes(progress.bytes)}` }),
+          ...beats,
           signal: ctx.cancellationSignal,
         });
       } catch (error) {

@@ -20,7 +20,7 @@ import { verifyDatabase, type TableVerification } from '../mysql/verify';
 import { captureTriggers, dropRestoredTables, moveRestoredTables, swapTables, type CapturedTrigger } from '../mysql/tableSwap';
 import { readChainState, releaseRestoreClaim } from '../repository';
 import { BinlogArchive } from '../repository/binlogArchive';
-import { accept, clusterOf, currentRun } from './context';
+import { accept, clusterOf, currentRun, restoreHeartbeats } from './context';
 import type { ActivityDeps } from './deps';
 import { CapturedTriggerSchema, cluster, identifier, RestorePlanSchema, TableVerificationSchema } from './schemas';
 
@@ -95,6 +95,7 @@ export function createRestoreActivities(deps: ActivityDeps) {
       const p = plan(input.plan);
       const c = clusterOf(config, input.cluster);
       const ctx = Context.current();
+      const beats = restoreHeartbeats((progress) => `${progress.phase}: ${formatBytes(progress.bytes)}`);
       try {
         return await restoreDatabase({
           cluster: c,
@@ -105,7 +106,7 @@ export function createRestoreActivities(deps: ActivityDeps) {
           into: input.into,
           marker: currentRun().workflowId,
           confine: true,
-          onProgress: (progress) => ctx.heartbeat({ ...progress, text: `${progress.phase}: ${formatBytes(progress.bytes)}` }),
+          ...beats,
           signal: ctx.cancellationSignal,
         });
       } catch (error) {

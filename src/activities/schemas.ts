@@ -11,6 +11,7 @@ import { ArchiveJobSchema } from '../domain/archive';
 import { BACKUP_TYPES, ArtifactSchema, BackupIdSchema, ManifestSchema, ProductSchema, BinlogPositionSchema } from '../domain/manifest';
 import { CLUSTER_NAME_PATTERN, CLUSTER_NAME_RULE, SQL_IDENTIFIER_PATTERN, SQL_IDENTIFIER_RULE } from '../domain/identifiers';
 import { RestoreTargetSchema } from '../domain/inputs';
+import { ChunkRangeSchema, ChunkSchema, ParallelLayoutSchema } from '../domain/parallelDump';
 
 export const cluster = z.string().regex(CLUSTER_NAME_PATTERN, CLUSTER_NAME_RULE);
 export const identifier = z.string().regex(SQL_IDENTIFIER_PATTERN, SQL_IDENTIFIER_RULE);
@@ -34,6 +35,12 @@ export const RestorePlanSchema = z.strictObject({
     product: ProductSchema,
     tables: z.array(z.string().max(64)),
     snapshot: BinlogPositionSchema,
+    parallel: z
+      .strictObject({
+        triggers: ParallelLayoutSchema.shape.triggers,
+        chunks: z.array(z.strictObject({ table: identifier, artifact: ChunkSchema.shape.artifact, rows: z.number().int().nonnegative(), range: ChunkRangeSchema.nullable() })).max(200_000),
+      })
+      .optional(),
   }),
   chain: z.array(z.strictObject({ id: BackupIdSchema, type: z.enum(['incremental', 'differential']) })),
   binlogs: z.array(

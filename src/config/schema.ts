@@ -56,6 +56,28 @@ export const BinlogArchiveSchema = z.strictObject({
 });
 export type BinlogArchiveConfig = z.infer<typeof BinlogArchiveSchema>;
 
+/**
+ * How a full backup reads the data. `dump`: one mysqldump / mariadb-dump stream, one
+ * artifact. `parallel`: `threads` sessions share one snapshot and write each table in
+ * primary-key chunks of about `chunkRows` rows, restored by as many sessions in parallel.
+ */
+export const FullBackupSchema = z.strictObject({
+  engine: z.enum(['dump', 'parallel']).default('dump'),
+  threads: z.number().int().min(1).max(64).default(2),
+  chunkRows: z.number().int().min(1000).max(100_000_000).default(500_000),
+  /** Raw MiB per second all sessions of a backup may read together (default: no limit). */
+  maxMiBPerSecond: z.number().positive().max(100_000).optional(),
+});
+export type FullBackupConfig = z.infer<typeof FullBackupSchema>;
+
+/** Loading a chunked full backup: sessions in parallel, and a rate limit. */
+export const RestoreLoadSchema = z.strictObject({
+  threads: z.number().int().min(1).max(64).default(2),
+  /** Raw MiB per second all sessions of a load may write together (default: no limit). */
+  maxMiBPerSecond: z.number().positive().max(100_000).optional(),
+});
+export type RestoreLoadConfig = z.infer<typeof RestoreLoadSchema>;
+
 /** How the worker reaches a server: a cluster, or a server an instance is restored onto. */
 const serverFields = {
   name: z.string().regex(CLUSTER_NAME_PATTERN, CLUSTER_NAME_RULE),
@@ -111,6 +133,8 @@ export const ClusterSchema = z
     product: z.enum(['mariadb', 'mysql']).optional(),
     /** Continuous binlog archiving (the workflow binlog-archive/<cluster>, started by `dbops schedules apply`). */
     binlogArchive: BinlogArchiveSchema.default(BinlogArchiveSchema.parse({})),
+    fullBackup: FullBackupSchema.default(FullBackupSchema.parse({})),
+    restoreLoad: RestoreLoadSchema.default(RestoreLoadSchema.parse({})),
     /** Client tools for this cluster (default: MariaDB's, found on PATH). */
     tools: ToolsSchema.default({}),
   })

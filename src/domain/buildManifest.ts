@@ -5,6 +5,7 @@
 import type { BinlogFacts, GtidInterval } from './binlogScanner';
 import type { DumpFacts } from './dumpScanner';
 import type { Artifact, ManifestDraft, ServerIdentity } from './manifest';
+import type { ParallelLayout } from './parallelDump';
 
 export interface FullBackupFacts {
   id: string;
@@ -18,6 +19,8 @@ export interface FullBackupFacts {
   dump: DumpFacts;
   objects: { routines: number; triggers: number; events: number };
   artifact: Artifact;
+  /** A parallel dump: all its artifacts (schema, chunks, triggers) and its layout. */
+  parallel?: { artifacts: Artifact[]; layout: ParallelLayout };
   workflow: { workflowId: string; runId: string };
   requestedBy: string | null;
   reason: string | null;
@@ -45,7 +48,8 @@ export function buildFullManifest(f: FullBackupFacts): ManifestDraft {
         : null,
     tables: f.dump.tables,
     objects: { views: f.dump.views, routines: f.objects.routines, triggers: f.objects.triggers, events: f.objects.events },
-    artifacts: [f.artifact],
+    artifacts: f.parallel ? f.parallel.artifacts : [f.artifact],
+    parallel: f.parallel ? f.parallel.layout : null,
     workflow: f.workflow,
     requestedBy: f.requestedBy,
     reason: f.reason,
@@ -118,6 +122,7 @@ export function buildBinlogManifest(f: BinlogBackupFacts): ManifestDraft {
     tables: [],
     objects: { views: [], routines: 0, triggers: 0, events: 0 },
     artifacts: f.copied.map((c) => c.artifact),
+    parallel: null,
     workflow: f.workflow,
     requestedBy: f.requestedBy,
     reason: f.reason,

@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { CLUSTER_NAME_PATTERN, CLUSTER_NAME_RULE } from './identifiers';
+import { ParallelLayoutSchema } from './parallelDump';
 
 export const BACKUP_TYPES = ['full', 'incremental', 'differential', 'schema', 'emergency'] as const;
 export const BackupTypeSchema = z.enum(BACKUP_TYPES);
@@ -112,6 +113,8 @@ export const ManifestSchema = z.object({
   tables: z.array(TableEntrySchema),
   objects: SchemaObjectsSchema,
   artifacts: z.array(ArtifactSchema).min(1),
+  /** A chunked (parallel) full: which artifacts are the schema, the triggers and the chunks (null: one dump artifact). */
+  parallel: ParallelLayoutSchema.nullish(),
   workflow: z.object({ workflowId: z.string(), runId: z.string() }),
   requestedBy: z.string().nullable(),
   reason: z.string().nullable(),

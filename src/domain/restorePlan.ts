@@ -10,6 +10,7 @@
 import { archiveContinuing, type ArchivedFile, type ArchivedTimeline } from './binlogArchive';
 import { binlogNumber, nextBinlogName, restoreChainFor, type ChainState } from './chain';
 import { coverageEnd, totalStoredBytes, type Manifest } from './manifest';
+import type { ChunkRange } from './parallelDump';
 import { describeTarget, stopDatetimeFor, type RestoreTarget } from './restoreTarget';
 import { mysqlMax, mysqlSubset, parseGtidTarget, parseMysqlGtidSet } from './gtid';
 
@@ -25,7 +26,17 @@ export interface RestorePlan {
   cluster: string;
   database: string;
   target: ResolvedTarget;
-  full: { id: string; path: string; artifact: string; product: 'mariadb' | 'mysql'; tables: string[]; snapshot: { file: string; position: number; gtidSet: string | null } };
+  full: {
+    id: string;
+    path: string;
+    /** The dump artifact; for a chunked full, its schema artifact. */
+    artifact: string;
+    product: 'mariadb' | 'mysql';
+    tables: string[];
+    snapshot: { file: string; position: number; gtidSet: string | null };
+    /** A chunked full: its triggers artifact and this database's chunks (absent: one dump). */
+    parallel?: { triggers: string; chunks: Array<{ table: string; artifact: string; rows: number; range: ChunkRange | null }> };
+  };
   /** Binlog backups replayed after the full, in order. */
   chain: Array<{ id: string; type: 'incremental' | 'differential' }>;
   /**
@@ -240,7 +251,13 @@ export function planRestore(input: RestorePlanInput): PlanOutcome {
       binlogs.splice(cut + 1);
       stop = { kind: 'position', file: t.file, position: t.position };
     }
-    const artifact = full.artifacts[0]!.name;
+    const artifact = full.parallel ? full.parallel.schema : full.artifacts[0]!.name;
+    const parallel = full.parallel
+      ? {
+          triggers: full.parallel.triggers,
+          chunks: full.parallel.chunks.filter((c) => c.database === input.database).map((c) => ({ table: c.table, artifact: c.artifact, rows: c.rows, range: c.range })),
+        }
+      : undefined;
     return {
       ok: true,
       plan: {
@@ -254,6 +271,7 @@ export function planRestore(input: RestorePlanInput): PlanOutcome {
           product: full.server.product,
           tables: full.tables.filter((x) => x.database === input.database).map((x) => x.table),
           snapshot: full.snapshot!,
+          ...(parallel ? { parallel } : {}),
         },
         chain: chain.map((m) => ({ id: m.id, type: m.type as 'incremental' | 'differential' })),
         binlogs,

@@ -98,6 +98,8 @@ export function sandboxCluster(sandbox: DrillSandbox, source: ClusterConfig, acc
     product: sandbox.product,
     tools,
     binlogArchive: BinlogArchiveSchema.parse({}),
+    fullBackup: source.fullBackup,
+    restoreLoad: source.restoreLoad,
     approvers: {},
     allowSelfApproval: [],
     statementTimeout: source.statementTimeout,

@@ -124,7 +124,7 @@ export async function toolVersion(tool: string): Promise<string> {
  * raw stream is the expensive part, so it crosses a process boundary once, as with
  * `mysqldump | zstd`. (gzip is Node's zlib, so there the raw stream does pass through.)
  */
-async function writeCompressedDump(
+export async function writeCompressedDump(
   req: DumpRequest,
   tool: string,
   args: string[],

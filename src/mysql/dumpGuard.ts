@@ -38,6 +38,8 @@ export interface DumpGuard {
   position: SnapshotPosition;
   /** Held LOCK INSTANCE FOR BACKUP (no BACKUP_ADMIN: false). */
   instanceLock: boolean;
+  /** Lets writes go again now (the caller opened its snapshots itself). */
+  release(): Promise<void>;
   /** Waits until mysqldump's snapshot is open, then lets writes go again. */
   releaseAfterSnapshot(dumpExited: Promise<unknown>): Promise<void>;
   /** Ends the guard (always: on success and on failure). */
@@ -65,7 +67,11 @@ async function oldestWriter(conn: Connection): Promise<string | null> {
   return `transaction of session ${String(r.id)} (${String(r.user ?? '?')}) open for ${String(r.seconds)} s${query ? `, now running: ${query}` : ', idle'}`;
 }
 
-export async function openMysqlDumpGuard(cluster: ClusterConfig, databases: string[]): Promise<DumpGuard> {
+/**
+ * `instance: false` (MariaDB, which has no LOCK INSTANCE FOR BACKUP) takes only the table
+ * locks; its position is then the caller's to read from its own snapshot.
+ */
+export async function openMysqlDumpGuard(cluster: ClusterConfig, databases: string[], options: { instance: boolean } = { instance: true }): Promise<DumpGuard> {
   let conn: Connection;
   try {
     conn = await createConnection(connectionOptions(cluster));
@@ -89,7 +95,7 @@ export async function openMysqlDumpGuard(cluster: ClusterConfig, databases: stri
   };
   try {
     await conn.query('SET SESSION lock_wait_timeout = ?', [Math.max(1, Math.round(durationSeconds(wait)))]);
-    instanceLock = await conn.query('LOCK INSTANCE FOR BACKUP').then(
+    instanceLock = !options.instance ? false : await conn.query('LOCK INSTANCE FOR BACKUP').then(
       () => true,
       (error: { errno?: number }) => {
         if (error.errno === ACCESS_DENIED) return false; // no BACKUP_ADMIN: DDL during the dump can fail it (it is retried)
@@ -118,6 +124,7 @@ export async function openMysqlDumpGuard(cluster: ClusterConfig, databases: stri
     return {
       position,
       instanceLock,
+      release: unlockTables,
       releaseAfterSnapshot: async (dumpExited) => {
         let exited = false;
         void dumpExited.then(

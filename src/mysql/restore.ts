@@ -10,7 +10,7 @@ import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { Transform, type Readable, type Writable } from 'node:stream';
+import { Transform, Writable, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { ApplicationFailure } from '@temporalio/common';
 import type { RowDataPacket } from 'mysql2/promise';
@@ -23,6 +23,7 @@ import { ReplayRefused, ReplayStream } from '../domain/restore/replayStream';
 import { createScopedAccount, dropScopedAccount, restoreAccount, type ScopedAccount } from './restoreAccount';
 import { binlogToolOf, replayArguments, serverSchemas, unpackBinlogs } from './binlogRead';
 import { verifyDatabase } from './verify';
+import { LoadCheckpointSchema, loadChunksInParallel, type LoadCheckpoint, type ParallelLoadResult } from './parallelLoad';
 import { createRoutedObjects, currentDefiner, definerOf, disableEvents, originalsMap, restoreDefiners } from './schemaObjects';
 import { quoteIdentifier } from '../domain/identifiers';
 import type { Product } from '../domain/manifest';
@@ -59,6 +60,8 @@ export interface RestoreDatabaseResult {
   durationMs: { load: number; replay: number };
   /** With expectRows: tables checked at the snapshot, and what did not match. */
   snapshotCheck: { tables: number; mismatches: string[] } | null;
+  /** A chunked full: chunks loaded, chunks an earlier attempt had loaded, indexes built after the rows. */
+  parallel?: { chunks: number; resumed: number; indexesDeferred: number; threads: number } | null;
 }
 
 /**
@@ -118,6 +121,11 @@ export interface RestoreDatabaseRequest {
   signal?: AbortSignal;
   /** Row counts the full backup recorded: checked right after the load, before any replay. */
   expectRows?: Array<{ table: string; rows: number }>;
+  /** A chunked full: where an earlier attempt of this run got to (its last checkpoint, unchecked), and where to report it. */
+  resume?: unknown;
+  onCheckpoint?: (c: LoadCheckpoint) => void;
+  /** The target holds nothing but this restore (the drill's private server): the load is not binlogged. */
+  scratch?: boolean;
   /**
    * A restore on a live server: load and replay as an account of this restore that can write
    * only `into`, objects created by the administrator, definers put back at the end. Off for
@@ -141,6 +149,75 @@ function replayFailure(stream: ReplayStream, into: string, result: { code: numbe
   void cluster;
 }
 
+/**
+ * One dump artifact (a full's dump, or a chunked full's schema or triggers): decompress ->
+ * select + rename + confine -> one client session. `discard`: only through the filter (to
+ * collect the objects it routes), nothing is sent to the server.
+ */
+async function loadDumpArtifact(
+  req: RestoreDatabaseRequest,
+  client: string,
+  artifact: string,
+  filter: DumpDatabaseFilter,
+  credentials: { user: string; password: string } | undefined,
+  discard: boolean,
+  onBytes: (n: number) => void,
+): Promise<void> {
+  const admin = restoreAccount(req.cluster);
+  await withDefaultsFile(admin, async (defaultsFile) => {
+    const session = discard ? null : clientSession(client, defaultsFile, statementLimitInit(req.product, req.cluster));
+    // Opened before the codec starts: a missing object must not leave a decompressor waiting on its input.
+    const source = await (req.backups ?? req.storage).openRead(layout.artifact(req.plan.full.path, artifact));
+    const codec = await decompressor(compressionOf(artifact));
+    const abort = () => {
+      codec.kill();
+      session?.kill();
+    };
+    req.signal?.addEventListener('abort', abort, { once: true });
+    try {
+      const feeding = pipeline(source, codec.input);
+      const loading = pipeline(
+        codec.output as Readable,
+        new Transform({
+          transform(chunk: Buffer, _e, cb) {
+            onBytes(chunk.length);
+            for (const part of filter.push(chunk)) if (!discard) this.push(part);
+            cb();
+          },
+          flush(cb) {
+            for (const part of filter.finish()) if (!discard) this.push(part);
+            cb();
+          },
+        }),
+        session ? session.stdin : new Writable({ write: (_c, _e, cb) => cb() }),
+      );
+      const [decoded, fed, loaded, result] = await Promise.allSettled([codec.done, feeding, loading, session ? session.done : Promise.resolve({ code: 0, stderr: '' })]);
+      // Damage found while reading the stored object is the cause; the codec's "unexpected end" is its echo.
+      if (fed.status === 'rejected' && fed.reason instanceof SealError) throw fed.reason;
+      if (decoded.status === 'rejected') throw new Error(`${req.plan.full.id}/${artifact}: ${(decoded.reason as Error)?.message ?? String(decoded.reason)}`);
+      const r = result.status === 'fulfilled' ? result.value : { code: -1, stderr: String(result.reason) };
+      if (r.code !== 0) throw failure(`loading ${artifact} of full backup ${req.plan.full.id} into ${req.into}`, r, req.cluster.name);
+      for (const x of [fed, loaded]) if (x.status === 'rejected') throw x.reason instanceof Error ? x.reason : new Error(String(x.reason));
+    } finally {
+      req.signal?.removeEventListener('abort', abort);
+    }
+  }, credentials);
+}
+
+/** Would this restore resume a chunked load from `resume`? */
+export function resumesLoad(plan: RestorePlan, into: string, resume: unknown): boolean {
+  return resumableLoad({ plan, into, resume }) !== null;
+}
+
+/** The checkpoint to resume from: one of this full into this database, still loading chunks. */
+function resumableLoad(req: Pick<RestoreDatabaseRequest, 'plan' | 'into' | 'resume'>): LoadCheckpoint | null {
+  if (!req.plan.full.parallel || req.resume === undefined) return null;
+  const parsed = LoadCheckpointSchema.safeParse(req.resume);
+  if (!parsed.success) return null;
+  const c = parsed.data;
+  return c.stage === 'load' && c.full === req.plan.full.id && c.into === req.into ? c : null;
+}
+
 export async function restoreDatabase(req: RestoreDatabaseRequest): Promise<RestoreDatabaseResult> {
   const admin = restoreAccount(req.cluster);
   const into = quoteIdentifier(req.into);
@@ -151,7 +228,10 @@ export async function restoreDatabase(req: RestoreDatabaseRequest): Promise<Rest
     throw ApplicationFailure.nonRetryable(`database ${req.into} already exists on ${req.cluster.name}; restore into a new name (--into)`, Failure.InvalidInput);
   }
   if (state === 'absent' && claims) await writeRestoreClaim(req.storage, req.cluster.name, req.into, req.marker, 'claimed');
-  await withConnection(admin, async (conn) => {
+  // A chunked load an earlier attempt of this run left part way resumes where it got to.
+  const resume = resumableLoad(req);
+  const resuming = state === 'ours' && resume !== null;
+  if (!resuming) await withConnection(admin, async (conn) => {
     if (state === 'ours') await conn.query(`DROP DATABASE ${into}`);
     // MariaDB shows the run on the database as well (a mark for people; the claim decides).
     const comment = req.product === 'mariadb' ? ` COMMENT ${conn.escape(MARKER_PREFIX + req.marker)}` : '';
@@ -169,7 +249,7 @@ export async function restoreDatabase(req: RestoreDatabaseRequest): Promise<Rest
   const scoped = req.confine ? await withConnection(admin, (conn) => createScopedAccount(conn, req.product, req.into, req.marker)) : null;
   const credentials = scoped ? { user: scoped.user, password: scoped.password } : undefined;
   try {
-    return await loadAndReplay(req, schemas, scoped, credentials);
+    return await loadAndReplay(req, schemas, scoped, credentials, resuming ? resume : null);
   } finally {
     if (scoped) await withConnection(admin, (conn) => dropScopedAccount(conn, scoped));
   }
@@ -180,6 +260,7 @@ async function loadAndReplay(
   schemas: Set<string>,
   scoped: ScopedAccount | null,
   credentials: { user: string; password: string } | undefined,
+  resume: LoadCheckpoint | null,
 ): Promise<RestoreDatabaseResult> {
   const admin = restoreAccount(req.cluster);
   const client = await findTool(clientTool(req.cluster, req.product));
@@ -187,46 +268,48 @@ async function loadAndReplay(
   let loadedBytes = 0;
   const filter = new DumpDatabaseFilter(req.plan.database, req.into, schemas, { routeObjects: scoped !== null });
 
-  // 1. The full: decompress -> select + rename + confine -> one client session.
-  await withDefaultsFile(admin, async (defaultsFile) => {
-    const session = clientSession(client, defaultsFile, statementLimitInit(req.product, req.cluster));
-    // Opened before the codec starts: a missing object must not leave a decompressor waiting on its input.
-    const source = await (req.backups ?? req.storage).openRead(layout.artifact(req.plan.full.path, req.plan.full.artifact));
-    const codec = await decompressor(compressionOf(req.plan.full.artifact));
-    const abort = () => {
-      codec.kill();
-      session.kill();
-    };
-    req.signal?.addEventListener('abort', abort, { once: true });
-    try {
-      const feeding = pipeline(source, codec.input);
-      const loading = pipeline(
-        codec.output as Readable,
-        new Transform({
-          transform(chunk: Buffer, _e, cb) {
-            loadedBytes += chunk.length;
-            req.onProgress({ phase: 'load', bytes: loadedBytes });
-            for (const part of filter.push(chunk)) this.push(part);
-            cb();
-          },
-          flush(cb) {
-            for (const part of filter.finish()) this.push(part);
-            cb();
-          },
-        }),
-        session.stdin,
-      );
-      const [decoded, fed, loaded, result] = await Promise.allSettled([codec.done, feeding, loading, session.done]);
-      // Damage found while reading the stored object is the cause; the codec's "unexpected end" is its echo.
-      if (fed.status === 'rejected' && fed.reason instanceof SealError) throw fed.reason;
-      if (decoded.status === 'rejected') throw new Error(`${req.plan.full.id}/${req.plan.full.artifact}: ${(decoded.reason as Error)?.message ?? String(decoded.reason)}`);
-      const r = result.status === 'fulfilled' ? result.value : { code: -1, stderr: String(result.reason) };
-      if (r.code !== 0) throw failure(`loading full backup ${req.plan.full.id} into ${req.into}`, r, req.cluster.name);
-      for (const x of [fed, loaded]) if (x.status === 'rejected') throw x.reason instanceof Error ? x.reason : new Error(String(x.reason));
-    } finally {
-      req.signal?.removeEventListener('abort', abort);
-    }
-  }, credentials);
+  // 1. The full: decompress -> select + rename + confine -> one client session; a chunked
+  //    full loads its schema that way, then its chunks in parallel, then its triggers.
+  const load = (artifact: string, f: DumpDatabaseFilter, discard = false) =>
+    loadDumpArtifact(req, client, artifact, f, credentials, discard, (n) => {
+      loadedBytes += n;
+      req.onProgress({ phase: 'load', bytes: loadedBytes });
+    });
+  // A resumed load has its schema in place already: the schema is read again only for the objects it routes.
+  await load(req.plan.full.artifact, filter, resume !== null);
+  let parallel: ParallelLoadResult | null = null;
+  if (req.plan.full.parallel) {
+    const checkpoint: LoadCheckpoint = resume ?? { full: req.plan.full.id, into: req.into, stage: 'load', done: [], deferred: [], prepared: [] };
+    const settings = req.cluster.restoreLoad;
+    parallel = await loadChunksInParallel({
+      admin,
+      product: req.product,
+      credentials,
+      client,
+      storage: req.backups ?? req.storage,
+      fullPath: req.plan.full.path,
+      into: req.into,
+      chunks: req.plan.full.parallel.chunks,
+      threads: settings.threads,
+      maxBytesPerSecond: settings.maxMiBPerSecond ? settings.maxMiBPerSecond * 1024 * 1024 : null,
+      scratch: req.scratch ?? false,
+      checkpoint,
+      resuming: resume !== null,
+      onCheckpoint: (c) => req.onCheckpoint?.(c),
+      onProgress: (p) => req.onProgress({ phase: `load: ${p.chunksDone}/${p.chunks} chunks${p.table ? `, ${p.phase === 'load' ? 'table' : 'building indexes of'} ${p.table}` : ''}`, bytes: loadedBytes + p.bytes }),
+      signal: req.signal,
+    });
+    loadedBytes += parallel.loadedBytes;
+    // From here on a retry starts over: triggers and replay are not idempotent.
+    req.onCheckpoint?.({ ...checkpoint, stage: 'loaded' });
+    // A filter reads one dump from its start: the triggers get their own, and it reports into the first's.
+    const triggers = new DumpDatabaseFilter(req.plan.database, req.into, schemas, { routeObjects: scoped !== null });
+    await load(req.plan.full.parallel.triggers, triggers);
+    filter.objects.push(...triggers.objects);
+    filter.definers.push(...triggers.definers);
+    filter.warnings.push(...triggers.warnings);
+    filter.rewrittenReferences += triggers.rewrittenReferences;
+  }
   if (scoped) {
     // Views, triggers, routines and events: created by the administrator, run as the restore's account.
     await withConnection(admin, (conn) => createRoutedObjects(conn, req.into, filter.objects, definerOf(scoped)));
@@ -339,6 +422,7 @@ async function loadAndReplay(
     definersRestored,
     warnings: filter.warnings,
     snapshotCheck,
+    parallel: parallel ? { chunks: parallel.chunks, resumed: parallel.resumed, indexesDeferred: parallel.indexesDeferred, threads: req.cluster.restoreLoad.threads } : null,
     durationMs: { load: loadMs, replay: Date.now() - replayStarted },
   };
 }

@@ -28,6 +28,8 @@ export function targetCluster(target: RestoreTargetServer, source: ClusterConfig
     statementTimeout: source.statementTimeout,
     dumpLockWait: source.dumpLockWait,
     binlogArchive: BinlogArchiveSchema.parse({}),
+    fullBackup: source.fullBackup,
+    restoreLoad: source.restoreLoad,
   };
 }
 

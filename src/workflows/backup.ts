@@ -146,6 +146,7 @@ async function takeDumpBackup(input: BackupInput, type: DumpType): Promise<Manif
       dump: dump.facts,
       objects: inspection.objects,
       artifact: dump.artifact,
+      ...(dump.parallel ? { parallel: dump.parallel } : {}),
       workflow: { workflowId: info.workflowId, runId: info.runId },
       requestedBy: input.requestedBy ?? null,
       reason: input.reason ?? null,
