@@ -123,7 +123,15 @@ export function createBackupActivities(deps: ActivityDeps) {
         throw ApplicationFailure.nonRetryable(`cluster ${c.name}: binary logging is off; enable log_bin for incremental backups`, Failure.Config);
       }
       const backups = (await repository.catalog.list(c.name)).map((b) => b.manifest);
-      const plan = planBinlogBackup({ type: input.type, backups, chain: await readChainState(repository.storage, c.name), server: inspection.server, binlogs, archived: await archivedClosedFiles(c.name, inspection.server) });
+      const planInput = { type: input.type, backups, chain: await readChainState(repository.storage, c.name), server: inspection.server, binlogs };
+      // The archive only matters when the server purged a binlog the chain still needs, and
+      // then the plan without it is a gap. Reading it costs one object per archived closed
+      // file (every timeline), so it is read only then, not on every routine backup.
+      let plan = planBinlogBackup(planInput);
+      if (plan.action === 'gap') {
+        const archived = await archivedClosedFiles(c.name, inspection.server);
+        if (archived) plan = planBinlogBackup({ ...planInput, archived });
+      }
       if (plan.action === 'copy' && plan.files.some((f) => f.archive)) {
         const bridged = plan.files.filter((f) => f.archive).map((f) => f.name);
         logger.warn({ cluster: c.name, files: bridged }, 'binlogs purged before this backup copied them: taken from the continuous binlog archive');
