@@ -181,7 +181,7 @@ export interface BenchContext {
   /** A client defaults file for the peers (0600, in the run folder). */
   cnf: string;
   /** A config whose repository is the folder `name` in the run folder, or `repository` when given (a bucket, say). */
-  configFor: (name: string, repository?: Record<string, unknown>) => DbopsConfig;
+  configFor: (name: string, repository?: Record<string, unknown>, cluster?: Record<string, unknown>) => DbopsConfig;
   /** Runs fn with a worker serving that config's task queue. */
   withWorker: <T>(config: DbopsConfig, fn: () => Promise<T>) => Promise<T>;
   close: () => Promise<void>;
@@ -207,7 +207,7 @@ export async function benchContext(log: (s: string) => void, product: Product = 
   const cnf = path.join(work, 'client.cnf');
   writeFileSync(cnf, `[client]\nuser=dbops_restore\npassword=${password}\nhost=127.0.0.1\nport=${server.port}\nprotocol=TCP\n`, { mode: 0o600 });
   let queues = 0;
-  const configFor = (name: string, repository?: Record<string, unknown>): DbopsConfig => {
+  const configFor = (name: string, repository?: Record<string, unknown>, cluster: Record<string, unknown> = {}): DbopsConfig => {
     const file = path.join(work, `${name}.yaml`);
     writeFileSync(
       file,
@@ -226,6 +226,7 @@ export async function benchContext(log: (s: string) => void, product: Product = 
             restoreUser: 'dbops_restore',
             restorePassword: { file: passwordFile },
             databases: ['bench'],
+            ...cluster,
           },
         ],
       }),

@@ -5,6 +5,7 @@
  *   npm run bench -- archive   moving history rows vs pt-archiver --bulk-insert --bulk-delete
  *   npm run bench -- offsite   full backup to S3, encrypted, vs to a local folder and vs dump | zstd | upload
  *   npm run bench -- binlog-archive   the continuous binlog archive under a write load vs mysqlbinlog --raw --stop-never
+ *   npm run bench -- parallel   chunked full backup and parallel load vs mydumper / myloader and the single stream; resume
  * `--product mariadb|mysql|both` picks the servers (default both; MySQL only where this host
  * can run it, see scripts/setup.sh). backup and offsite compare both products; restore and
  * archive run on MariaDB only.
@@ -19,6 +20,7 @@ import { runRestoreBenchmark } from './restore';
 import { runArchiveBenchmark } from './archive';
 import { runOffsiteBenchmark } from './offsite';
 import { runBinlogArchiveBenchmark } from './binlogArchive';
+import { runParallelBenchmark } from './parallel';
 import { SMOKE_ROWS, type SuiteOptions } from './common';
 
 type Suite = (products: Product[], options: SuiteOptions) => Promise<void>;
@@ -39,6 +41,7 @@ const suites: Record<string, Suite> = {
   archive: mariadbOnly('archive', runArchiveBenchmark),
   offsite: runOffsiteBenchmark,
   'binlog-archive': runBinlogArchiveBenchmark,
+  parallel: runParallelBenchmark,
 };
 
 const PRODUCT_CHOICES = ['mariadb', 'mysql', 'both'] as const;

@@ -38,9 +38,10 @@ need_pkgs=()
 # chromium: the browser test of the Temporal UI (driven by playwright-core, no browser download).
 # promtool (Debian package prometheus): the alert rules are checked and unit-tested with it.
 # pt-archiver (percona-toolkit): the peer the archive benchmark runs against.
+# mydumper / myloader: the peers of the parallel backup benchmark.
 for pair in mariadbd:mariadb-server mariadb-install-db:mariadb-server mariadb:mariadb-client \
             mariadb-dump:mariadb-client mariadb-binlog:mariadb-client mariadb-backup:mariadb-backup zstd:zstd \
-            chromium:chromium promtool:prometheus pt-archiver:percona-toolkit; do
+            chromium:chromium promtool:prometheus pt-archiver:percona-toolkit mydumper:mydumper myloader:mydumper; do
   bin=${pair%%:*}; pkg=${pair#*:}
   if ! command -v "$bin" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$bin" ]; then need_pkgs+=("$pkg"); fi
 done

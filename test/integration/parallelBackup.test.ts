@@ -15,7 +15,9 @@ import { parseTarget } from '../../src/domain/restoreTarget';
 import { restoreDatabase } from '../../src/mysql/restore';
 import type { LoadCheckpoint } from '../../src/mysql/parallelLoad';
 import { openRepository } from '../../src/repository';
-import { makeTestConfig, products, rootConnection, tableChecksums, temporalClient, withWorker } from '../harness/context';
+import { chmodSync, mkdtempSync } from 'node:fs';
+import * as path from 'node:path';
+import { harness, makeTestConfig, products, rootConnection, runCli, tableChecksums, temporalClient, withWorker } from '../harness/context';
 
 const DB = 'partest';
 const DIGITS = '(SELECT 0 AS n UNION ALL SELECT 1 UNION ALL SELECT 2 UNION ALL SELECT 3 UNION ALL SELECT 4 UNION ALL SELECT 5 UNION ALL SELECT 6 UNION ALL SELECT 7 UNION ALL SELECT 8 UNION ALL SELECT 9)';
@@ -86,6 +88,10 @@ describe.each(products())('on %s', (product) => {
   let full: Manifest;
 
   beforeAll(async () => {
+    process.env.DBOPS_DRILL_DIR = mkdtempSync(path.join(harness().baseDir, 'drills-'));
+    // The drill server runs as an unprivileged OS user: the folders above its own must let it through.
+    chmodSync(harness().baseDir, 0o711);
+    chmodSync(process.env.DBOPS_DRILL_DIR, 0o711);
     conn = await rootConnection(product);
     await seed(conn, product);
     ({ client, close: closeClient } = await temporalClient());
@@ -176,5 +182,16 @@ describe.each(products())('on %s', (product) => {
     expect(second.parallel!.resumed + left!.done.length).toBeGreaterThanOrEqual(2);
     expect(await tableChecksums(conn, `${DB}_resumed`)).toEqual(await tableChecksums(conn, `${DB}_clean`));
     expect(await count(conn, `SELECT COUNT(*) AS n FROM ${DB}_resumed.audit`)).toBe(1);
+  });
+
+  test('a drill restores the chunked full and its chain into a throwaway server (load not binlogged there) and passes', async () => {
+    await withWorker(setup.config, async () => {
+      const run = await runCli(['drill', 'run', '--cluster', 'test', '--rpo', '1h', '--wait', '--json', '--config', setup.configPath]);
+      expect(run.stderr).toBe('');
+      const { report } = JSON.parse(run.stdout);
+      expect(report).toMatchObject({ passed: true, problems: [], databases: [DB] });
+      expect(report.checks.find((c: { what: string }) => c.what === `${DB}: row counts at the snapshot`)).toMatchObject({ ok: true });
+      expect(report.checks.find((c: { what: string }) => c.what === 'schema objects')).toMatchObject({ ok: true, detail: expect.stringContaining('triggers 1/1') });
+    });
   });
 });

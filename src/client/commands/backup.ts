@@ -104,6 +104,10 @@ export function registerBackup(program: Command): void {
         io.out(`  binlogs    ${m.binlogs.startFile}:${m.binlogs.startPosition} → ${m.binlogs.endFile}:${m.binlogs.endPosition}, ${m.binlogs.transactions} transactions`);
         io.out(`  events     ${m.binlogs.firstEventTime ?? '-'} … ${m.binlogs.lastEventTime ?? '-'}; GTID ${m.binlogs.gtids.map((g) => `${g.first}…${g.last}`).join(', ') || '-'}`);
       }
+      if (m.parallel) {
+        const tables = new Set(m.parallel.chunks.map((c) => `${c.database}.${c.table}`)).size;
+        io.out(`  layout     parallel: ${m.parallel.chunks.length} chunks of ${tables} tables read by ${m.parallel.threads} sessions; schema ${m.parallel.schema}, triggers ${m.parallel.triggers}`);
+      }
       for (const a of m.artifacts) io.out(`  artifact   ${a.name}  ${formatBytes(a.size)} (${formatBytes(a.rawSize)} raw)  sha256 ${a.sha256}`);
       for (const t of m.tables) io.out(`  table      ${t.database}.${t.table}  ${t.rows} rows`);
     });
