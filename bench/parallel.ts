@@ -14,6 +14,8 @@
  *   3. resume: a chunked load stopped once half its chunks are in (its client sessions
  *      killed, as a dead worker leaves them), then resumed from its checkpoint, against the
  *      same load from scratch.
+ * DBOPS_BENCH_PARTS=backup (or load, resume, comma-separated) runs only those parts; the
+ * backups always run (the loads need them).
  * Not part of npm test. Prints Markdown for bench/RESULTS.md.
  */
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -86,15 +88,17 @@ async function benchmarkProduct(product: Product): Promise<Row[]> {
         note: `dbops: the workflow, ${m.parallel?.chunks.length} zstd -3 chunks, stored ${formatBytes(totalStoredBytes(m))}`,
       });
     }
+    const parts = new Set((process.env.DBOPS_BENCH_PARTS ?? 'backup,load,resume').split(','));
+    if (!parts.has('load') && !parts.has('resume')) return rows;
     // The single-stream full, for the load comparison.
     const single = ctx.configFor('single', undefined, { restoreLoad: { threads: 1 } });
     await backupVia(ctx, single, 'full');
 
     // 2. Loads, one round each (each is ~a minute of the server's time).
-    const singleLoad = await loadPhase(ctx, single, 'bench_single');
+    const singleLoad = parts.has('load') ? await loadPhase(ctx, single, 'bench_single') : 0;
     await drop('bench_single');
-    say(`single-stream load ${singleLoad.toFixed(1)} s`);
-    for (const threads of [1, 2]) {
+    if (parts.has('load')) say(`single-stream load ${singleLoad.toFixed(1)} s`);
+    for (const threads of parts.has('load') ? [1, 2] : []) {
       await drop('bench_myl');
       const peer = await timed(() => sh(`myloader --defaults-file=${q(cnf)} -d ${q(dumps[threads]!)} -B bench_myl -t ${threads} -e`));
       await drop('bench_myl');
@@ -106,6 +110,7 @@ async function benchmarkProduct(product: Product): Promise<Row[]> {
     }
 
     // 3. Resume: stopped at half, resumed, against from scratch (mysql layer: the code the activity runs).
+    if (!parts.has('resume')) return rows;
     const config = configs[2]!;
     const repository = openRepository(config);
     const { backups } = await repository.reader().scan('bench');

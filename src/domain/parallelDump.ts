@@ -79,13 +79,12 @@ export function quoteName(name: string): string {
   return '`' + name.replace(/`/g, '``') + '`';
 }
 
-const CHARSET_NAME = /^[a-z0-9_]{1,32}$/;
 
 /**
  * The SQL expression that renders one column of a row as a SQL literal, as bytes:
- * numbers as they are, bits as b'…', binary data as X'…', character data quoted with an
- * introducer of its own character set (so the load needs no conversion and cannot mangle
- * it), everything else (dates, times, JSON, ENUM, UUID, …) quoted. NULL stays NULL.
+ * numbers as they are, bits as b'…', binary data as X'…', floats as doubles, JSON with a
+ * utf8mb4 introducer, everything else (character data in the column's own bytes, dates,
+ * times, ENUM, UUID, …) quoted. NULL stays NULL.
  */
 export function renderColumn(column: ColumnInfo): string {
   const c = quoteName(column.name);
@@ -98,7 +97,11 @@ export function renderColumn(column: ColumnInfo): string {
   else if (type === 'bit') literal = `CONCAT('b''', BIN(${c}), '''')`;
   else if (BINARY.has(type)) literal = `CONCAT('X''', HEX(${c}), '''')`;
   else if (type === 'json') literal = `CONCAT('_utf8mb4', CAST(QUOTE(${c}) AS BINARY))`; // MySQL's JSON refuses binary strings
-  else if (column.charset && CHARSET_NAME.test(column.charset)) literal = `CONCAT('_${column.charset}', CAST(QUOTE(${c}) AS BINARY))`;
+  // Character data goes as the column's own bytes, quoted byte by byte: the load reads it
+  // with SET NAMES binary, and a binary string is stored into a character column byte for
+  // byte. (QUOTE of the text itself would skip a 0x5C that ends a Shift-JIS or GBK
+  // character, which a byte-wise reader takes for a backslash.)
+  else if (column.charset) literal = `QUOTE(CAST(${c} AS BINARY))`;
   else literal = `CAST(QUOTE(${c}) AS BINARY)`;
   return `IF(${c} IS NULL, 'NULL', ${literal})`;
 }

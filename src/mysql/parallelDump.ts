@@ -131,7 +131,9 @@ async function openSession(cluster: ClusterConfig): Promise<Session> {
   core.on('error', () => undefined); // a fatal error also fails the statement in flight, which reports it
   const conn = Object.assign(core.promise(), { core });
   await limitStatements(conn, cluster);
-  await conn.query("SET SESSION time_zone = '+00:00', character_set_results = binary");
+  // Results as bytes, and string functions working in bytes: MySQL's QUOTE converts its
+  // argument to the connection's character set, which must then be binary to stay byte-wise.
+  await conn.query("SET SESSION time_zone = '+00:00', character_set_results = binary, character_set_connection = binary");
   await conn.query('SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ');
   return conn;
 }

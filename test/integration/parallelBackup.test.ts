@@ -30,6 +30,7 @@ async function seed(conn: Connection, product: Product): Promise<void> {
       id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
       name VARCHAR(100) CHARACTER SET utf8mb4 NOT NULL,
       city VARCHAR(50) CHARACTER SET latin1,
+      jp VARCHAR(20) CHARACTER SET sjis,
       raw VARBINARY(64),
       body BLOB,
       d DOUBLE, f FLOAT, amount DECIMAL(30,10),
@@ -47,12 +48,13 @@ async function seed(conn: Connection, product: Product): Promise<void> {
   // id 0 is a value, not "the next one" (the load must keep it so too).
   await conn.query("SET SESSION sql_mode = CONCAT(@@sql_mode, ',NO_AUTO_VALUE_ON_ZERO')");
   // Awkward values first: quotes, backslashes, NUL, ^Z, CR/LF, 4-byte UTF-8, every byte value, zero dates are off in strict mode.
-  await conn.query(`INSERT INTO ${DB}.big (id, name, city, raw, body, d, f, amount, day, at, ts, t, y, flags, state, tags, doc, place) VALUES
-      (0, 'zero id', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
-      (1, CONCAT('it''s \\\\ a "q"', CHAR(0), CHAR(26), '\\r\\n', '😀 ünï'), 'Zürich', UNHEX('00FF0A0D5C27221A'), REPEAT(UNHEX('00015C27'), 100),
+  // Shift-JIS 'ソ' and '表' end in byte 0x5C, a backslash when read byte by byte.
+  await conn.query(`INSERT INTO ${DB}.big (id, name, city, jp, raw, body, d, f, amount, day, at, ts, t, y, flags, state, tags, doc, place) VALUES
+      (0, 'zero id', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
+      (1, CONCAT('it''s \\\\ a "q"', CHAR(0), CHAR(26), '\\r\\n', '😀 ünï'), 'Zürich', CONVERT(_utf8mb4'ソ表\\ソ' USING sjis), UNHEX('00FF0A0D5C27221A'), REPEAT(UNHEX('00015C27'), 100),
        0.1e0 + 0.2e0, 3.14159, -12345678901234567890.0123456789, '2024-02-29', '2024-03-01 12:34:56.123456', '2024-03-01 12:34:56.654321', '-838:59:59.000', 2024,
        b'1010101010', 'paid', 'a,c', '{"k": "v\\\\"", "n": [1, 2.5, null]}', ST_GeomFromText('POINT(1.5 -2.25)')),
-      (2, '', '', UNHEX(''), '', -0.0e0, 1e-30, 0, '1000-01-01', '9999-12-31 23:59:59.999999', '2000-01-01 00:00:01.000000', '00:00:00', 1901, b'0', 'new', '', '[]', ST_GeomFromText('POINT(0 0)'))`);
+      (2, '', '', '', UNHEX(''), '', -0.0e0, 1e-30, 0, '1000-01-01', '9999-12-31 23:59:59.999999', '2000-01-01 00:00:01.000000', '00:00:00', 1901, b'0', 'new', '', '[]', ST_GeomFromText('POINT(0 0)'))`);
   // Bulk: 6000 rows over a key space with a gap, so some key ranges hold fewer rows.
   await conn.query(`INSERT INTO ${DB}.big (id, name, city, raw, body, d, f, amount, day, at, ts, t, y, flags, state, tags, doc, place)
       SELECT IF(n <= 3000, n + 100, n + 2100), CONCAT('name-', n), ELT(1 + n % 3, 'Zürich', 'Genève', NULL), UNHEX(SHA2(n, 256)), REPEAT(CHAR(n % 256), n % 50),
@@ -120,7 +122,7 @@ describe.each(products())('on %s', (product) => {
     expect(full.parallel!.chunks.filter((c) => c.table === 'strkey').map((c) => c.range)).toEqual([null]);
     expect(full.artifacts.map((a) => a.name)).toEqual(expect.arrayContaining([full.parallel!.schema, full.parallel!.triggers, ...full.parallel!.chunks.map((c) => c.artifact)]));
 
-    const cols = ['id','name','city','raw','body','d','f','amount','day','at','ts','t','y','flags','state','tags','doc','place','name_len','total'];
+    const cols = ['id','name','city','jp','raw','body','d','f','amount','day','at','ts','t','y','flags','state','tags','doc','place','name_len','total'];
     for (const c of cols) {
       const q = async (db: string) => String((await conn.query<RowDataPacket[]>(`SELECT BIT_XOR(CRC32(COALESCE(${c}, 'nul'))) AS x, COUNT(*) AS n FROM ${db}.big`))[0][0]?.x);
       const [a, b] = [await q(DB), await q(`${DB}_copy`)];

@@ -41,13 +41,13 @@ describe('rendering rows on the server', () => {
     expect(renderColumn(col('f', 'float'))).toContain("'e0'");
     expect(renderColumn(col('b', 'bit'))).toBe("IF(`b` IS NULL, 'NULL', CONCAT('b''', BIN(`b`), ''''))");
     expect(renderColumn(col('g', 'geometry'))).toBe("IF(`g` IS NULL, 'NULL', CONCAT('X''', HEX(`g`), ''''))");
-    expect(renderColumn(col('s', 'varchar', 'latin1'))).toBe("IF(`s` IS NULL, 'NULL', CONCAT('_latin1', CAST(QUOTE(`s`) AS BINARY)))");
+    expect(renderColumn(col('s', 'varchar', 'latin1'))).toBe("IF(`s` IS NULL, 'NULL', QUOTE(CAST(`s` AS BINARY)))");
     expect(renderColumn(col('j', 'json'))).toContain("'_utf8mb4'");
     expect(renderColumn(col('d', 'datetime'))).toBe("IF(`d` IS NULL, 'NULL', CAST(QUOTE(`d`) AS BINARY))");
   });
 
-  test('a character set name that is not a plain word is never spliced into SQL', () => {
-    expect(renderColumn(col('s', 'varchar', "x', SLEEP(1), '"))).toBe("IF(`s` IS NULL, 'NULL', CAST(QUOTE(`s`) AS BINARY))");
+  test('nothing read from information_schema but the quoted column name reaches the SQL', () => {
+    expect(renderColumn(col('s', 'varchar', "x', SLEEP(1), '"))).toBe("IF(`s` IS NULL, 'NULL', QUOTE(CAST(`s` AS BINARY)))");
   });
 
   test('column names are quoted whatever they hold; generated columns are not written', () => {
