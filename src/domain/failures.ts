@@ -28,6 +28,8 @@ export const Failure = {
   DumpSlowStart: 'DumpSlowStart',
   /** A long-running query would stall the server's writes behind the dump's global read lock. */
   DumpBlocked: 'DumpBlocked',
+  /** A resumed load found a session of the earlier attempt still loading a chunk: retried once it has ended. */
+  LoadStillRunning: 'LoadStillRunning',
   Cancelled: 'Cancelled',
   /** A backup named by a run is no longer in the repository (deleted since the run planned). */
   BackupGone: 'BackupGone',

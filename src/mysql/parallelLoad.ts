@@ -12,6 +12,7 @@
  * On a scratch server (the drill's own) the load is not written to the binary log.
  */
 import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { pipeline } from 'node:stream/promises';
 import { Transform, type Readable } from 'node:stream';
 import { ApplicationFailure } from '@temporalio/common';
@@ -87,6 +88,19 @@ export interface ParallelLoadResult {
   indexesDeferred: number;
 }
 
+/**
+ * The named lock a chunk's load session holds until it ends. A session an earlier attempt
+ * left behind (its client killed with the chunk already in the server's socket buffer) can
+ * still COMMIT it; the resume takes this lock first, so it counts the range only once that
+ * session is gone.
+ */
+export function chunkLockName(into: string, artifact: string): string {
+  return `dbops-load-${createHash('sha1').update(`${into}/${artifact}`).digest('hex')}`;
+}
+
+/** How long a resume waits for a session of the earlier attempt to end. */
+const STRAY_SESSION_WAIT_SECONDS = 600;
+
 function table(into: string, t: string): string {
   return `${quoteIdentifier(into)}.${quoteIdentifier(t)}`;
 }
@@ -137,6 +151,11 @@ async function reconcile(req: ParallelLoadRequest, pending: LoadChunk[]): Promis
     const still: LoadChunk[] = [];
     let found = 0;
     for (const c of pending) {
+      const lock = chunkLockName(req.into, c.artifact);
+      const [got] = await conn.query<RowDataPacket[]>('SELECT GET_LOCK(?, ?) AS ok', [lock, STRAY_SESSION_WAIT_SECONDS]);
+      if (Number(got[0]?.ok) !== 1) {
+        throw ApplicationFailure.retryable(`a session of an earlier attempt still loads ${c.artifact} into ${req.into} after ${STRAY_SESSION_WAIT_SECONDS} s; the load resumes once it has ended`, Failure.LoadStillRunning);
+      }
       const where = rangeWhere(ChunkRangeSchema.nullable().parse(c.range));
       const [rows] = await conn.query<RowDataPacket[]>(`SELECT COUNT(*) AS n FROM ${table(req.into, c.table)}${where}`);
       const n = Number(rows[0]?.n ?? 0);
@@ -146,6 +165,7 @@ async function reconcile(req: ParallelLoadRequest, pending: LoadChunk[]): Promis
         continue;
       }
       if (n > 0) await conn.query(`DELETE FROM ${table(req.into, c.table)}${where}`);
+      await conn.query('SELECT RELEASE_LOCK(?)', [lock]);
       still.push(c);
     }
     if (found > 0) req.onCheckpoint(req.checkpoint);
@@ -175,7 +195,11 @@ async function loadChunk(req: ParallelLoadRequest, c: LoadChunk, defaultsFile: s
   };
   req.signal?.addEventListener('abort', abort, { once: true });
   try {
-    child.stdin.write(`SET NAMES binary;\nSET SESSION sql_mode='NO_AUTO_VALUE_ON_ZERO', time_zone='+00:00';\nUSE ${quoteIdentifier(req.into)};\nSTART TRANSACTION;\n`);
+    // The chunk's lock is held until this session ends, committed or not (see chunkLockName).
+    child.stdin.write(
+      `SET NAMES binary;\nSET SESSION sql_mode='NO_AUTO_VALUE_ON_ZERO', time_zone='+00:00';\nDO GET_LOCK('${chunkLockName(req.into, c.artifact)}', ${STRAY_SESSION_WAIT_SECONDS});\n` +
+        `USE ${quoteIdentifier(req.into)};\nSTART TRANSACTION;\n`,
+    );
     const feeding = pipeline(source, codec.input);
     const loading = pipeline(
       codec.output as Readable,
@@ -187,7 +211,12 @@ async function loadChunk(req: ParallelLoadRequest, c: LoadChunk, defaultsFile: s
           }, cb);
         },
         flush(cb) {
-          cb(null, Buffer.from('\nCOMMIT;\n'));
+          // COMMIT only once the whole chunk decompressed cleanly: a damaged chunk ends its
+          // input without one, and the client's session rolls the rows back.
+          codec.done.then(
+            () => cb(null, Buffer.from('\nCOMMIT;\n')),
+            (error: unknown) => cb(error instanceof Error ? error : new Error(String(error))),
+          );
         },
       }),
       child.stdin,
@@ -195,8 +224,10 @@ async function loadChunk(req: ParallelLoadRequest, c: LoadChunk, defaultsFile: s
     const [fed, decoded, loaded, code] = await Promise.allSettled([feeding, codec.done, loading, exited]);
     if (req.signal?.aborted) throw ApplicationFailure.create({ message: 'load cancelled', type: 'Cancelled' });
     if (fed.status === 'rejected' && fed.reason instanceof SealError) throw fed.reason;
-    if (decoded.status === 'rejected') throw new Error(`${c.artifact}: ${(decoded.reason as Error)?.message ?? String(decoded.reason)}`);
     const exit = code.status === 'fulfilled' ? code.value : -1;
+    // The client failing is the cause (the decompressor's broken pipe is its echo); the client
+    // never fails on a damaged chunk, whose input simply ends without COMMIT.
+    if (exit === 0 && decoded.status === 'rejected') throw new Error(`${c.artifact}: ${(decoded.reason as Error)?.message ?? String(decoded.reason)}`);
     if (exit !== 0) {
       const classified = classifyToolStderr(stderr, req.admin.name);
       if (classified) throw classified;
