@@ -89,7 +89,11 @@ export const RestoreInputSchema = z.strictObject({
   requestedBy: PersonSchema.optional(),
 });
 
-export const PitrInputSchema = RestoreInputSchema.extend({ into: identifier }).refine((i) => i.into !== i.database, {
+export const PitrInputSchema = RestoreInputSchema.extend({
+  into: identifier,
+  /** How soon a load whose worker died is retried elsewhere (and resumes from its checkpoint); default 2 minutes. */
+  timeouts: z.strictObject({ heartbeat: duration.optional() }).optional(),
+}).refine((i) => i.into !== i.database, {
   message: 'must name a new database, not the live one',
   path: ['into'],
 });

@@ -16,6 +16,9 @@
  *
  * The rows are rendered to SQL literals by the server (see domain/parallelDump), read with
  * character_set_results=binary and time_zone UTC, so no value passes through a conversion.
+ *
+ * One file of about 420 lines on purpose: the snapshot, the chunk writer and the run share
+ * the session type and the progress record, and read best together.
  */
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';

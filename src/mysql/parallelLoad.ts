@@ -83,7 +83,9 @@ export interface ParallelLoadRequest {
 export interface ParallelLoadResult {
   loadedBytes: number;
   chunks: number;
-  /** Chunks found already loaded by an earlier attempt. */
+  /** Chunks an earlier attempt's checkpoint had as loaded (skipped). */
+  fromCheckpoint: number;
+  /** Chunks not in the checkpoint found loaded on the target (counted, skipped). */
   resumed: number;
   indexesDeferred: number;
 }
@@ -315,5 +317,5 @@ export async function loadChunksInParallel(req: ParallelLoadRequest): Promise<Pa
     current = t;
     report(`index ${t}`);
   });
-  return { loadedBytes, chunks: req.chunks.length, resumed: found, indexesDeferred };
+  return { loadedBytes, chunks: req.chunks.length, fromCheckpoint: done.size, resumed: found, indexesDeferred };
 }

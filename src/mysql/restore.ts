@@ -61,7 +61,7 @@ export interface RestoreDatabaseResult {
   /** With expectRows: tables checked at the snapshot, and what did not match. */
   snapshotCheck: { tables: number; mismatches: string[] } | null;
   /** A chunked full: chunks loaded, chunks an earlier attempt had loaded, indexes built after the rows. */
-  parallel?: { chunks: number; resumed: number; indexesDeferred: number; threads: number } | null;
+  parallel?: { chunks: number; fromCheckpoint: number; resumed: number; indexesDeferred: number; threads: number } | null;
 }
 
 /**
@@ -422,7 +422,7 @@ async function loadAndReplay(
     definersRestored,
     warnings: filter.warnings,
     snapshotCheck,
-    parallel: parallel ? { chunks: parallel.chunks, resumed: parallel.resumed, indexesDeferred: parallel.indexesDeferred, threads: req.cluster.restoreLoad.threads } : null,
+    parallel: parallel ? { chunks: parallel.chunks, fromCheckpoint: parallel.fromCheckpoint, resumed: parallel.resumed, indexesDeferred: parallel.indexesDeferred, threads: req.cluster.restoreLoad.threads } : null,
     durationMs: { load: loadMs, replay: Date.now() - replayStarted },
   };
 }

@@ -91,12 +91,12 @@ export async function restorePlanWorkflow(raw: RestoreInput): Promise<RestorePla
   return { ...p, scan: await scan(input, p, `${input.database}_restored`.slice(0, 64)) };
 }
 
-async function restoreInto(input: { cluster: string; database: string }, p: RestorePlan, into: string) {
+async function restoreInto(input: { cluster: string; database: string; timeouts?: { heartbeat?: string | undefined } | undefined }, p: RestorePlan, into: string) {
   setCurrentDetails(
     `restoring \`${input.database}\` into \`${into}\`: full ${p.full.id} + ${p.chain.length} binlog backup(s), ${p.binlogs.length} file(s), stop at ${describeTarget(p.target)}`,
   );
   const restored = await long.restoreDatabase.executeWithOptions(
-    { startToCloseTimeout: '12 hours', heartbeatTimeout: '2 minutes', retry: { maximumAttempts: 3, nonRetryableErrorTypes: NON_RETRYABLE_TYPES }, summary: `load ${p.full.id}, replay ${p.binlogs.length} binlog(s) into ${into}` },
+    { startToCloseTimeout: '12 hours', heartbeatTimeout: input.timeouts?.heartbeat ?? '2 minutes', retry: { maximumAttempts: 3, nonRetryableErrorTypes: NON_RETRYABLE_TYPES }, summary: `load ${p.full.id}, replay ${p.binlogs.length} binlog(s) into ${into}` },
     [{ cluster: input.cluster, plan: p, into }],
   );
   setCurrentDetails(`verifying \`${into}\` (row counts, CHECKSUM TABLE)`);
@@ -137,6 +137,7 @@ export async function pointInTimeRestoreWorkflow(raw: PitrInput) {
       definersRestored: restored.definersRestored,
       warnings: restored.warnings,
       durationMs: restored.durationMs,
+      parallel: restored.parallel ?? null,
     };
   } catch (error) {
     await dropOnFailure(input.cluster, input.into);

@@ -17,7 +17,8 @@ import type { LoadCheckpoint } from '../../src/mysql/parallelLoad';
 import { openRepository } from '../../src/repository';
 import { chmodSync, mkdtempSync } from 'node:fs';
 import * as path from 'node:path';
-import { harness, makeTestConfig, products, rootConnection, runCli, s3Objects, tableChecksums, temporalClient, withWorker } from '../harness/context';
+import { defaultPayloadConverter } from '@temporalio/common';
+import { harness, makeTestConfig, products, rootConnection, runCli, s3Objects, spawnCliWorker, tableChecksums, temporalClient, withWorker } from '../harness/context';
 
 const DB = 'partest';
 const DIGITS = '(SELECT 0 AS n UNION ALL SELECT 1 UNION ALL SELECT 2 UNION ALL SELECT 3 UNION ALL SELECT 4 UNION ALL SELECT 5 UNION ALL SELECT 6 UNION ALL SELECT 7 UNION ALL SELECT 8 UNION ALL SELECT 9)';
@@ -223,6 +224,57 @@ describe.each(products())('on %s, repository in an encrypted S3 bucket', (produc
       expect(chunk!.body.includes(Buffer.from('INSERT INTO'))).toBe(false); // sealed, not readable
       expect(await tableChecksums(conn, `${db}_copy`)).toEqual(await tableChecksums(conn, db));
     } finally {
+      for (const d of [db, `${db}_copy`]) await conn.query(`DROP DATABASE IF EXISTS ${d}`);
+      await conn.end();
+      await close();
+    }
+  });
+});
+
+describe.each(products())('on %s, the worker SIGKILLed in the middle of a chunked load', (product) => {
+  test('another worker resumes the load from the checkpoint in its last heartbeat and the restore equals the source', async () => {
+    const db = 'parkill';
+    const conn = await rootConnection(product);
+    const { client, close } = await temporalClient();
+    const setup = makeTestConfig(`parkill-${product}`, {
+      product,
+      databases: [db],
+      mutate: (raw) => {
+        const c = (raw.clusters as Array<Record<string, unknown>>)[0]!;
+        c.fullBackup = { engine: 'parallel', threads: 2, chunkRows: 10_000 };
+        // About 1 s per chunk whatever the machine: the kill lands mid-load by construction.
+        c.restoreLoad = { threads: 1, maxMiBPerSecond: 1 };
+      },
+    });
+    const worker = spawnCliWorker(setup.configPath, path.join(setup.dir, 'worker-1.log'));
+    try {
+      for (const d of [db, `${db}_copy`]) await conn.query(`DROP DATABASE IF EXISTS ${d}`);
+      await conn.query(`CREATE DATABASE ${db}`);
+      await conn.query(`CREATE TABLE ${db}.t (id INT PRIMARY KEY, pad VARCHAR(100) NOT NULL, KEY kp (pad)) ENGINE=InnoDB`);
+      for (let k = 0; k < 12; k++) {
+        await conn.query(`INSERT INTO ${db}.t SELECT ${k * 10000} + a.n * 1000 + b.n * 100 + c.n * 10 + d.n, REPEAT(SHA2(a.n * 1000 + b.n * 100 + c.n * 10 + d.n + ${k}, 256), 1) FROM ${DIGITS} a, ${DIGITS} b, ${DIGITS} c, ${DIGITS} d`);
+      }
+      await conn.query(`ANALYZE TABLE ${db}.t`);
+      await waitForManifest(await startBackup(client, setup.config, 'full', { cluster: 'test' }));
+      const handle = await startPitr(client, setup.config, { cluster: 'test', database: db, target: parseTarget('latest'), into: `${db}_copy`, requestedBy: 'jest', timeouts: { heartbeat: '4 seconds' } });
+      // Until the server holds a heartbeat whose checkpoint has three chunks in.
+      for (;;) {
+        const pending = (await handle.describe()).raw.pendingActivities ?? [];
+        const payload = pending.find((a) => a.activityType?.name === 'restoreDatabase')?.heartbeatDetails?.payloads?.[0];
+        const details = payload ? (defaultPayloadConverter.fromPayload(payload) as { checkpoint?: { done?: string[] } }) : null;
+        if ((details?.checkpoint?.done?.length ?? 0) >= 3) break;
+        if (worker.exitCode !== null) throw new Error(`the worker exited early; see ${setup.dir}/worker-1.log`);
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      worker.kill('SIGKILL');
+      await new Promise((r) => worker.once('exit', r));
+      const result = (await withWorker(setup.config, () => handle.result())) as { parallel: { chunks: number; fromCheckpoint: number } };
+      expect(result.parallel.chunks).toBeGreaterThanOrEqual(10);
+      expect(result.parallel.fromCheckpoint).toBeGreaterThanOrEqual(3);
+      expect(result.parallel.fromCheckpoint).toBeLessThan(result.parallel.chunks);
+      expect(await tableChecksums(conn, `${db}_copy`)).toEqual(await tableChecksums(conn, db));
+    } finally {
+      if (worker.exitCode === null) worker.kill('SIGKILL');
       for (const d of [db, `${db}_copy`]) await conn.query(`DROP DATABASE IF EXISTS ${d}`);
       await conn.end();
       await close();
