@@ -33,8 +33,17 @@ import { statementLimitInit, withConnection } from './connection';
 import { withDefaultsFile } from './dump';
 import { classifyToolStderr } from './errors';
 
-/** A secondary index as SHOW CREATE TABLE writes it, to be added back with ALTER TABLE … ADD. */
-const KEY_CLAUSE = /^(UNIQUE KEY|KEY|FULLTEXT KEY|SPATIAL KEY|VECTOR KEY|VECTOR INDEX) `((?:[^`]|``)+)` \(.*$/s;
+/**
+ * A secondary index as SHOW CREATE TABLE writes it for plain column key parts, and nothing
+ * else: the clause is added back with ALTER TABLE … ADD from the checkpoint, which is input
+ * like any other. An index outside this grammar (functional key parts, a parser) is never
+ * dropped, so it is never re-created from text.
+ */
+const NAME = '`(?:[^`]|``)+`';
+const KEY_PART = `${NAME}(?:\\(\\d{1,5}\\))?(?: DESC)?`;
+const KEY_CLAUSE = new RegExp(
+  `^(?:UNIQUE KEY|KEY|FULLTEXT KEY|SPATIAL KEY) (${NAME}) \\(${KEY_PART}(?:,${KEY_PART})*\\)(?: USING (?:BTREE|HASH))?(?: COMMENT '(?:[^'\\\\]|'')*')?(?: /\\*!80000 INVISIBLE \\*/| IGNORED)?$`,
+);
 
 export const LoadCheckpointSchema = z.strictObject({
   full: z.string().max(100),
@@ -123,7 +132,7 @@ async function deferIndexes(req: ParallelLoadRequest): Promise<number> {
         .map((line) => line.trim().replace(/,$/, ''))
         .map((clause) => ({ clause, m: KEY_CLAUSE.exec(clause) }))
         .filter((k): k is { clause: string; m: RegExpExecArray } => k.m !== null)
-        .map((k) => ({ name: k.m[2]!.replace(/``/g, '`'), clause: k.clause }));
+        .map((k) => ({ name: k.m[1]!.slice(1, -1).replace(/``/g, '`'), clause: k.clause }));
       const kept: typeof keys = [];
       for (const k of keys) {
         // Recorded before it is dropped: a crash in between leaves it listed, and adding it back checks first.

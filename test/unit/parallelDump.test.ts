@@ -78,6 +78,11 @@ describe('the manifest and the checkpoint are hostile until parsed', () => {
     const base = { full: 'f', into: 'x', stage: 'load', done: [], prepared: [] };
     expect(LoadCheckpointSchema.safeParse({ ...base, deferred: [{ table: 't', keys: [{ name: 'k', clause: 'KEY `k` (`a`,`b`)' }] }] }).success).toBe(true);
     expect(LoadCheckpointSchema.safeParse({ ...base, deferred: [{ table: 't', keys: [{ name: 'k', clause: 'DROP TABLE `t`' }] }] }).success).toBe(false);
+    // A key clause that smuggles a second ALTER specification, or an expression, is refused.
+    for (const clause of ['KEY `k` (`a`), DROP COLUMN `b`', 'KEY `k` ((`a` + 1))', "KEY `k` (`a`) COMMENT 'x\\' , DROP COLUMN b -- '"]) {
+      expect(LoadCheckpointSchema.safeParse({ ...base, deferred: [{ table: 't', keys: [{ name: 'k', clause }] }] }).success).toBe(false);
+    }
+    expect(LoadCheckpointSchema.safeParse({ ...base, deferred: [{ table: 't', keys: [{ name: 'k', clause: "UNIQUE KEY `k` (`a`(10) DESC,`b`) USING BTREE COMMENT 'it''s'" }] }] }).success).toBe(true);
   });
 
   test('table rows add up across chunks', () => {
