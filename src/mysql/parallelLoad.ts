@@ -11,7 +11,6 @@
  * after a transaction, but is deleted and loaded again), missing indexes are added.
  * On a scratch server (the drill's own) the load is not written to the binary log.
  */
-import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { pipeline } from 'node:stream/promises';
 import { Transform, type Readable } from 'node:stream';
@@ -28,9 +27,9 @@ import { layout } from '../repository/layout';
 import type { Storage } from '../repository/storage';
 import { compressionOf, decompressor } from '../tools/compression';
 import { RateLimit } from '../tools/rateLimit';
-import { childEnv } from '../tools/tools';
 import { statementLimitInit, withConnection } from './connection';
 import { withDefaultsFile } from './dump';
+import { clientSession } from './clientSession';
 import { classifyToolStderr } from './errors';
 
 /**
@@ -186,22 +185,12 @@ async function reconcile(req: ParallelLoadRequest, pending: LoadChunk[]): Promis
 
 /** One chunk through one client session, in one transaction. */
 async function loadChunk(req: ParallelLoadRequest, c: LoadChunk, defaultsFile: string, limit: RateLimit, counted: (n: number) => void): Promise<void> {
-  const init = [`SESSION foreign_key_checks=0`, `SESSION unique_checks=0`, statementLimitInit(req.product, req.admin), ...(req.scratch ? ['SESSION sql_log_bin=0'] : [])];
-  const child = spawn(req.client, [`--defaults-extra-file=${defaultsFile}`, '--binary-mode', '--batch', '--default-character-set=binary', `--init-command=SET ${init.join(', ')}`], {
-    stdio: ['pipe', 'ignore', 'pipe'],
-    env: childEnv(),
-  });
-  let stderr = '';
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  child.stdin.on('error', () => undefined);
-  const exited = new Promise<number | null>((resolve) => {
-    child.on('error', () => resolve(-1));
-    child.on('close', (code) => resolve(code));
-  });
+  const init = ['SESSION unique_checks=0', statementLimitInit(req.product, req.admin), ...(req.scratch ? ['SESSION sql_log_bin=0'] : [])];
+  const child = clientSession(req.client, defaultsFile, init, { binary: true });
   const source = await req.storage.openRead(layout.artifact(req.fullPath, c.artifact));
   const codec = await decompressor(compressionOf(c.artifact));
   const abort = () => {
-    child.kill('SIGKILL');
+    child.kill();
     codec.kill();
   };
   req.signal?.addEventListener('abort', abort, { once: true });
@@ -232,10 +221,11 @@ async function loadChunk(req: ParallelLoadRequest, c: LoadChunk, defaultsFile: s
       }),
       child.stdin,
     );
-    const [fed, decoded, loaded, code] = await Promise.allSettled([feeding, codec.done, loading, exited]);
+    const [fed, decoded, loaded, code] = await Promise.allSettled([feeding, codec.done, loading, child.done]);
     if (req.signal?.aborted) throw ApplicationFailure.create({ message: 'load cancelled', type: 'Cancelled' });
     if (fed.status === 'rejected' && fed.reason instanceof SealError) throw fed.reason;
-    const exit = code.status === 'fulfilled' ? code.value : -1;
+    const exit = code.status === 'fulfilled' ? code.value.code : -1;
+    const stderr = code.status === 'fulfilled' ? code.value.stderr : String(code.reason);
     // The client failing is the cause (the decompressor's broken pipe is its echo); the client
     // never fails on a damaged chunk, whose input simply ends without COMMIT.
     if (exit === 0 && decoded.status === 'rejected') throw new Error(`${c.artifact}: ${(decoded.reason as Error)?.message ?? String(decoded.reason)}`);

@@ -23,6 +23,7 @@ import { ReplayRefused, ReplayStream } from '../domain/restore/replayStream';
 import { createScopedAccount, dropScopedAccount, restoreAccount, type ScopedAccount } from './restoreAccount';
 import { binlogToolOf, replayArguments, serverSchemas, unpackBinlogs } from './binlogRead';
 import { verifyDatabase } from './verify';
+import { clientSession } from './clientSession';
 import { LoadCheckpointSchema, loadChunksInParallel, type LoadCheckpoint, type ParallelLoadResult } from './parallelLoad';
 import { createRoutedObjects, currentDefiner, definerOf, disableEvents, originalsMap, restoreDefiners } from './schemaObjects';
 import { quoteIdentifier } from '../domain/identifiers';
@@ -82,23 +83,6 @@ export async function targetState(cluster: ClusterConfig, database: string, clai
 
 function clientTool(cluster: ClusterConfig, product: Product): string {
   return cluster.tools.client ?? (product === 'mariadb' ? 'mariadb' : 'mysql');
-}
-
-/** One client session reading SQL from stdin; resolves with its exit status and stderr. */
-function clientSession(tool: string, defaultsFile: string, limit: string): { stdin: Writable; done: Promise<{ code: number | null; stderr: string }>; kill: () => void } {
-  const child = spawn(tool, [`--defaults-extra-file=${defaultsFile}`, '--binary-mode', '--batch', `--init-command=SET SESSION foreign_key_checks=0, ${limit}`], {
-    stdio: ['pipe', 'ignore', 'pipe'],
-    env: childEnv(),
-  });
-  let stderr = '';
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  const done = new Promise<{ code: number | null; stderr: string }>((resolve) => {
-    child.on('error', (e) => resolve({ code: -1, stderr: e.message }));
-    child.on('close', (code) => resolve({ code, stderr }));
-  });
-  // A client that dies early closes its stdin: surface that as its own error, not EPIPE.
-  child.stdin.on('error', () => undefined);
-  return { stdin: child.stdin, done, kill: () => child.kill('SIGKILL') };
 }
 
 function failure(what: string, result: { code: number | null; stderr: string }, cluster: string): Error {
@@ -165,7 +149,7 @@ async function loadDumpArtifact(
 ): Promise<void> {
   const admin = restoreAccount(req.cluster);
   await withDefaultsFile(admin, async (defaultsFile) => {
-    const session = discard ? null : clientSession(client, defaultsFile, statementLimitInit(req.product, req.cluster));
+    const session = discard ? null : clientSession(client, defaultsFile, [statementLimitInit(req.product, req.cluster)]);
     // Opened before the codec starts: a missing object must not leave a decompressor waiting on its input.
     const source = await (req.backups ?? req.storage).openRead(layout.artifact(req.plan.full.path, artifact));
     const codec = await decompressor(compressionOf(artifact));
@@ -335,7 +319,7 @@ async function loadAndReplay(
       const args = replayArguments(req.product, req.plan, req.into);
       const binlogTool = await findTool(binlogToolOf(req.cluster, req.product));
       await withDefaultsFile(admin, async (defaultsFile) => {
-        const session = clientSession(client, defaultsFile, statementLimitInit(req.product, req.cluster));
+        const session = clientSession(client, defaultsFile, [statementLimitInit(req.product, req.cluster)]);
         const decoder = spawn(binlogTool, [...args, ...files], { stdio: ['ignore', 'pipe', 'pipe'], env: childEnv({ TZ: 'UTC' }) });
         let decodeErr = '';
         decoder.stderr.on('data', (d: Buffer) => (decodeErr += d.toString()));
