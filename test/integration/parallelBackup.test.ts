@@ -70,6 +70,20 @@ async function seed(conn: Connection, product: Product): Promise<void> {
   await conn.query(`ANALYZE TABLE ${DB}.big`);
 }
 
+/** A test config whose cluster takes parallel fulls with these settings. */
+function parallelConfig(name: string, product: Product, database: string, fullBackup: Record<string, unknown>, restoreLoad?: Record<string, unknown>, extra: { s3?: true; encrypted?: true } = {}) {
+  return makeTestConfig(name, {
+    product,
+    databases: [database],
+    ...extra,
+    mutate: (raw) => {
+      const c = (raw.clusters as Array<Record<string, unknown>>)[0]!;
+      c.fullBackup = { engine: 'parallel', ...fullBackup };
+      if (restoreLoad) c.restoreLoad = restoreLoad;
+    },
+  });
+}
+
 async function count(conn: Connection, sql: string): Promise<number> {
   const [rows] = await conn.query<RowDataPacket[]>(sql);
   return Number(rows[0]?.n);
@@ -79,15 +93,7 @@ describe.each(products())('on %s', (product) => {
   let conn: Connection;
   let client: Client;
   let closeClient: () => Promise<void>;
-  const setup = makeTestConfig(`parallel-${product}`, {
-    product,
-    databases: [DB],
-    mutate: (raw) => {
-      const c = (raw.clusters as Array<Record<string, unknown>>)[0]!;
-      c.fullBackup = { engine: 'parallel', threads: 2, chunkRows: 1000 };
-      c.restoreLoad = { threads: 2 };
-    },
-  });
+  const setup = parallelConfig(`parallel-${product}`, product, DB, { threads: 2, chunkRows: 1000 }, { threads: 2 });
   let full: Manifest;
 
   beforeAll(async () => {
@@ -201,15 +207,7 @@ describe.each(products())('on %s, repository in an encrypted S3 bucket', (produc
       await conn.query(`CREATE TABLE ${db}.t (id INT PRIMARY KEY, v VARCHAR(40), KEY kv (v)) ENGINE=InnoDB`);
       await conn.query(`INSERT INTO ${db}.t SELECT a.n * 1000 + b.n * 100 + c.n * 10 + d.n, CONCAT('v', a.n, b.n, c.n, d.n) FROM ${DIGITS} a, ${DIGITS} b, ${DIGITS} c, ${DIGITS} d`);
       await conn.query(`ANALYZE TABLE ${db}.t`);
-      const setup = makeTestConfig(`pars3-${product}`, {
-        product,
-        databases: [db],
-        s3: true,
-        encrypted: true,
-        mutate: (raw) => {
-          (raw.clusters as Array<Record<string, unknown>>)[0]!.fullBackup = { engine: 'parallel', threads: 2, chunkRows: 2000 };
-        },
-      });
+      const setup = parallelConfig(`pars3-${product}`, product, db, { threads: 2, chunkRows: 2000 }, undefined, { s3: true, encrypted: true });
       const full = await withWorker(setup.config, async () => {
         const m = await waitForManifest(await startBackup(client, setup.config, 'full', { cluster: 'test' }));
         const restored = await startPitr(client, setup.config, { cluster: 'test', database: db, target: parseTarget('latest'), into: `${db}_copy`, requestedBy: 'jest' });
@@ -236,16 +234,8 @@ describe.each(products())('on %s, the worker SIGKILLed in the middle of a chunke
     const db = 'parkill';
     const conn = await rootConnection(product);
     const { client, close } = await temporalClient();
-    const setup = makeTestConfig(`parkill-${product}`, {
-      product,
-      databases: [db],
-      mutate: (raw) => {
-        const c = (raw.clusters as Array<Record<string, unknown>>)[0]!;
-        c.fullBackup = { engine: 'parallel', threads: 2, chunkRows: 10_000 };
-        // About 1 s per chunk whatever the machine: the kill lands mid-load by construction.
-        c.restoreLoad = { threads: 1, maxMiBPerSecond: 1 };
-      },
-    });
+    // About 1 s per chunk whatever the machine: the kill lands mid-load by construction.
+    const setup = parallelConfig(`parkill-${product}`, product, db, { threads: 2, chunkRows: 10_000 }, { threads: 1, maxMiBPerSecond: 1 });
     const worker = spawnCliWorker(setup.configPath, path.join(setup.dir, 'worker-1.log'));
     try {
       for (const d of [db, `${db}_copy`]) await conn.query(`DROP DATABASE IF EXISTS ${d}`);
