@@ -20,6 +20,10 @@ import { binlogToolName, copyBinlogFiles } from '../mysql/binlogCopy';
 import { flushAndListBinlogsWith, inspectClusterWith, withConnection, type ClusterInspection } from '../mysql/connection';
 import { runDump, toolVersion, type DumpResult } from '../mysql/dump';
 import { runParallelDump } from '../mysql/parallelDump';
+import { runPhysicalBackup } from '../mysql/physicalBackup';
+import type { PhysicalLayout } from '../domain/physical';
+import { FULL_ENGINES } from '../config/schema';
+import { tmpdir } from 'node:os';
 import type { ParallelLayout } from '../domain/parallelDump';
 import { toFailure } from '../mysql/errors';
 import { layout, readChainState, writeChainState } from '../repository';
@@ -37,6 +41,9 @@ const DumpFullInput = z.strictObject({
   product: ProductInput,
   gtid: z.boolean(),
   schemaOnly: z.boolean().optional(),
+  /** What is taken (a physical copy only for a routine full) and, per request, how (default: the cluster's fullBackup.engine). */
+  kind: z.enum(['full', 'emergency', 'schema']).optional(),
+  engine: z.enum(FULL_ENGINES).optional(),
 });
 export type DumpFullInput = z.input<typeof DumpFullInput>;
 
@@ -190,15 +197,35 @@ export function createBackupActivities(deps: ActivityDeps) {
      * Dumps into a fresh staging folder. A retry (worker died, server hiccup) starts the
      * dump over in an emptied folder: a logical dump cannot resume mid-stream.
      */
-    async dumpFull(raw: DumpFullInput): Promise<DumpResult & { parallel?: { artifacts: Artifact[]; layout: ParallelLayout } }> {
+    async dumpFull(raw: DumpFullInput): Promise<DumpResult & { parallel?: { artifacts: Artifact[]; layout: ParallelLayout }; physical?: PhysicalLayout }> {
       const input = accept(DumpFullInput, raw, 'dumpFull');
       const c = clusterOf(config, input.cluster);
       const ctx = Context.current();
       const stagingKey = await repository.catalog.resetStaging(c.name, input.backupId, currentRun());
       const log = logger.child({ cluster: c.name, backupId: input.backupId, attempt: ctx.info.attempt });
       log.info({ databases: input.databases }, 'dump started');
+      const requested = input.engine ?? c.fullBackup.engine;
+      // Emergency and schema backups stay logical: they are restored a database or a table at a time.
+      const engine = input.schemaOnly ? 'dump' : requested === 'physical' && (input.kind ?? 'full') !== 'full' ? 'dump' : requested;
       try {
-        if (c.fullBackup.engine === 'parallel' && !input.schemaOnly) {
+        if (engine === 'physical') {
+          const r = await runPhysicalBackup({
+            cluster: c,
+            product: input.product,
+            databases: input.databases,
+            threads: c.fullBackup.threads,
+            maxBytesPerSecond: c.fullBackup.maxMiBPerSecond ? c.fullBackup.maxMiBPerSecond * 1024 * 1024 : null,
+            ...compression,
+            storage: repository.storage,
+            stagingKey,
+            scratchDir: process.env.DBOPS_PHYSICAL_SCRATCH ?? tmpdir(),
+            signal: ctx.cancellationSignal,
+            onProgress: (p) => ctx.heartbeat({ ...p, text: `copying the server's files: ${describeDumpProgress(p.rawBytes, p.storedBytes, formatBytes)}` }),
+          });
+          log.info({ format: r.layout.format, rawBytes: r.artifact.rawSize, storedBytes: r.artifact.size, durationMs: r.durationMs, snapshot: r.facts.binlogFile }, 'physical backup finished');
+          return { artifact: r.artifact, facts: r.facts, tool: r.tool, durationMs: r.durationMs, physical: r.layout };
+        }
+        if (engine === 'parallel') {
           const r = await runParallelDump({
             cluster: c,
             product: input.product,

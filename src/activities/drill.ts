@@ -8,14 +8,16 @@ import { ApplicationFailure } from '@temporalio/common';
 import { z } from 'zod';
 import { DrillReportSchema, drillMarkdown, DRILL_ID_PATTERN, type DrillReport } from '../domain/drill';
 import { Failure } from '../domain/failures';
-import { ProductSchema, type Product } from '../domain/manifest';
+import { BackupIdSchema, ProductSchema, type Product } from '../domain/manifest';
 import { quoteIdentifier } from '../domain/identifiers';
 import { formatBytes } from '../domain/naming';
 import { planRestore, type RestorePlan } from '../domain/restorePlan';
 import { withConnection } from '../mysql/connection';
 import { countObjects, provisionSandbox, redactedError, sandboxCluster, sandboxDir, teardownSandbox, type DrillSandbox } from '../mysql/drillServer';
 import { toFailure } from '../mysql/errors';
-import { restoreDatabase, type RestoreDatabaseResult } from '../mysql/restore';
+import { replayIntoRestoredInstance, restoreDatabase, type RestoreDatabaseResult } from '../mysql/restore';
+import { restorePhysicalFiles, type PhysicalSource } from '../mysql/physicalRestore';
+import { PhysicalFormatSchema, PhysicalLayoutSchema } from '../domain/physical';
 import { mysqlUnavailableReason } from '../mysql/servers/mysql';
 import { verifyDatabase, type TableVerification } from '../mysql/verify';
 import { readChainState } from '../repository';
@@ -33,7 +35,20 @@ export interface DrillPlan {
   rpoSeconds: number | null;
   expect: Record<string, Array<{ table: string; rows: number }>>;
   objects: { routines: number; triggers: number; events: number; views: number } | null;
+  /** The drilled full is physical: the throwaway server starts on its files (then each database replays). */
+  physical?: PhysicalSource | null;
+  /** Why that full (physical or logical). */
+  why?: string;
 }
+
+const PhysicalSourceSchema = z.strictObject({
+  fullId: BackupIdSchema,
+  fullPath: RestorePlanSchema.shape.full.shape.path,
+  format: PhysicalFormatSchema,
+  artifact: PhysicalLayoutSchema.shape.artifact,
+  rawSha256: z.string().regex(/^[0-9a-f]{64}$/),
+  rawSize: z.number().int().nonnegative(),
+});
 
 export function createDrillActivities(deps: ActivityDeps) {
   const { config, repository } = deps;
@@ -50,26 +65,52 @@ export function createDrillActivities(deps: ActivityDeps) {
       const archive = await new BinlogArchive(repository.storage, c.name).assemble();
       const plans: RestorePlan[] = [];
       for (const database of latest.databases) {
-        const outcome = planRestore({ cluster: c.name, database, target: { kind: 'latest' }, backups, chainState, archive, now: new Date() });
+        const outcome = planRestore({ cluster: c.name, database, target: { kind: 'latest' }, backups, chainState, archive, now: new Date(), site: 'own-server' });
         if (!outcome.ok) throw ApplicationFailure.nonRetryable(outcome.reason, Failure.InvalidInput);
         plans.push(outcome.plan);
       }
+      // A physical full is one server for every database: they must all start from it.
+      const first = plans[0]?.full;
+      if (first?.physical && plans.some((p) => p.full.id !== first.id)) {
+        throw ApplicationFailure.nonRetryable(`the databases of ${c.name} start from different fulls (${[...new Set(plans.map((p) => p.full.id))].join(', ')}); a drill from a physical full needs them all in it`, Failure.InvalidInput);
+      }
+      const physical = first?.physical
+        ? { fullId: first.id, fullPath: first.path, format: first.physical.format, artifact: first.physical.artifact, rawSha256: first.physical.rawSha256, rawSize: first.physical.rawSize }
+        : null;
       const newest = plans[0]?.window.to ?? null;
       const expect = Object.fromEntries(latest.databases.map((d) => [d, latest.tables.filter((t) => t.database === d).map((t) => ({ table: t.table, rows: t.rows }))]));
       const objects = { routines: latest.objects.routines, triggers: latest.objects.triggers, events: latest.objects.events, views: latest.objects.views.length };
-      return { product: latest.server.product, plans, rpoSeconds: newest ? Math.max(0, Math.round((Date.now() - Date.parse(newest)) / 1000)) : null, expect, objects };
+      return {
+        product: latest.server.product,
+        plans,
+        rpoSeconds: newest ? Math.max(0, Math.round((Date.now() - Date.parse(newest)) / 1000)) : null,
+        expect: physical ? {} : expect,
+        objects,
+        physical,
+        ...(plans[0]?.why ? { why: plans[0].why } : {}),
+      };
     },
 
     /** A private server of the backup's product; heartbeats while it initialises and starts (MySQL's first start takes a while). */
-    async provisionSandbox(raw: { drillId: string; product: Product }): Promise<DrillSandbox> {
+    async provisionSandbox(raw: { drillId: string; product: Product; physical?: PhysicalSource | null }): Promise<DrillSandbox> {
       // A drill planned before drills followed the backup's product names none: those ran on MariaDB.
-      const input = accept(z.strictObject({ drillId, product: ProductSchema.default('mariadb') }), raw, 'provisionSandbox');
+      const input = accept(z.strictObject({ drillId, product: ProductSchema.default('mariadb'), physical: PhysicalSourceSchema.nullish() }), raw, 'provisionSandbox');
       const unavailable = input.product === 'mysql' ? mysqlUnavailableReason() : null;
       if (unavailable) throw ApplicationFailure.nonRetryable(`a drill of a MySQL backup restores into a throwaway MySQL server on the worker; ${unavailable}`, Failure.Config);
       const ctx = Context.current();
-      const beat = setInterval(() => ctx.heartbeat(), 10_000);
+      let progress: { phase: string; bytes: number } = { phase: 'starting', bytes: 0 };
+      const beat = setInterval(() => ctx.heartbeat({ ...progress, text: `${progress.phase}: ${formatBytes(progress.bytes)}` }), 10_000);
+      const source = input.physical;
+      const fill = source
+        ? async (datadir: string) => {
+            const r = await restorePhysicalFiles({ source, storage: repository.reader().storage, datadir, onProgress: (p) => (progress = p), signal: ctx.cancellationSignal });
+            deps.logger.info({ drillId: input.drillId, full: source.fullId, rawBytes: r.rawBytes, durationMs: r.durationMs }, 'physical full restored into the drill server');
+          }
+        : undefined;
       try {
-        return await provisionSandbox(input.drillId, 900 + Math.floor(Math.random() * 99), currentRun(), input.product);
+        return await provisionSandbox(input.drillId, 900 + Math.floor(Math.random() * 99), currentRun(), input.product, fill);
+      } catch (error) {
+        throw toFailure(error, input.drillId);
       } finally {
         clearInterval(beat);
       }
@@ -88,6 +129,27 @@ export function createDrillActivities(deps: ActivityDeps) {
       }
       const ctx = Context.current();
       const beats = restoreHeartbeats((p) => `${p.phase}: ${formatBytes(p.bytes)}`);
+      if (plan.full.physical) {
+        // The database came with the server's files; a second replay over a first one's part would apply it twice.
+        if (ctx.info.attempt > 1) {
+          throw ApplicationFailure.nonRetryable(`the replay into the drill server started from physical full ${plan.full.id} was interrupted; it cannot resume in place: run the drill again`, Failure.ReplayError);
+        }
+        try {
+          return await replayIntoRestoredInstance({
+            cluster: sandboxCluster(input.sandbox, c),
+            product: plan.full.product,
+            storage: repository.storage,
+            backups: repository.reader().storage,
+            plan,
+            marker: currentRun().workflowId,
+            scratch: true,
+            ...beats,
+            signal: ctx.cancellationSignal,
+          });
+        } catch (error) {
+          throw toFailure(error, c.name);
+        }
+      }
       try {
         return await restoreDatabase({
           cluster: sandboxCluster(input.sandbox, c),

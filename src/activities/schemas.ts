@@ -4,6 +4,7 @@
  * earlier activity of the same run produced, and are checked for shape and for every name
  * that becomes a path or an identifier before anything is done with them.
  */
+import { PhysicalFormatSchema, PhysicalLayoutSchema } from '../domain/physical';
 import { z } from 'zod';
 import { TIMELINE_PATTERN } from '../domain/binlogArchive';
 import { APPROVAL_ACTIONS } from '../domain/approval';
@@ -41,7 +42,17 @@ export const RestorePlanSchema = z.strictObject({
         chunks: z.array(z.strictObject({ table: identifier, artifact: ChunkSchema.shape.artifact, rows: z.number().int().nonnegative(), range: ChunkRangeSchema.nullable() })).max(200_000),
       })
       .optional(),
+    physical: z
+      .strictObject({
+        format: PhysicalFormatSchema,
+        artifact: PhysicalLayoutSchema.shape.artifact,
+        rawSha256: z.string().regex(/^[0-9a-f]{64}$/),
+        rawSize: z.number().int().nonnegative(),
+        serverVersion: z.string().max(200),
+      })
+      .optional(),
   }),
+  why: z.string().max(1000).optional(),
   chain: z.array(z.strictObject({ id: BackupIdSchema, type: z.enum(['incremental', 'differential']) })),
   binlogs: z.array(
     z.union([

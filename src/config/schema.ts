@@ -60,9 +60,12 @@ export type BinlogArchiveConfig = z.infer<typeof BinlogArchiveSchema>;
  * How a full backup reads the data. `dump`: one mysqldump / mariadb-dump stream, one
  * artifact. `parallel`: `threads` sessions share one snapshot and write each table in
  * primary-key chunks of about `chunkRows` rows, restored by as many sessions in parallel.
+ * `physical`: the server's files (mariadb-backup; MySQL's clone plugin), restored by
+ * starting a server on them; the worker must run on the database host.
  */
+export const FULL_ENGINES = ['dump', 'parallel', 'physical'] as const;
 export const FullBackupSchema = z.strictObject({
-  engine: z.enum(['dump', 'parallel']).default('dump'),
+  engine: z.enum(FULL_ENGINES).default('dump'),
   threads: z.number().int().min(1).max(64).default(2),
   chunkRows: z.number().int().min(1000).max(100_000_000).default(500_000),
   /** Raw MiB per second all sessions of a backup may read together (default: no limit). */
@@ -92,6 +95,8 @@ const ToolsSchema = z.strictObject({
   dump: z.string().min(1).optional(),
   client: z.string().min(1).optional(),
   binlog: z.string().min(1).optional(),
+  /** MariaDB's physical backup tool (default mariadb-backup on PATH). */
+  physical: z.string().min(1).optional(),
 });
 
 export const ClusterSchema = z

@@ -6,6 +6,7 @@ import type { BinlogFacts, GtidInterval } from './binlogScanner';
 import type { DumpFacts } from './dumpScanner';
 import type { Artifact, ManifestDraft, ServerIdentity } from './manifest';
 import type { ParallelLayout } from './parallelDump';
+import type { PhysicalLayout } from './physical';
 
 export interface FullBackupFacts {
   id: string;
@@ -21,6 +22,8 @@ export interface FullBackupFacts {
   artifact: Artifact;
   /** A parallel dump: all its artifacts (schema, chunks, triggers) and its layout. */
   parallel?: { artifacts: Artifact[]; layout: ParallelLayout };
+  /** A physical full: what restoring its files needs. */
+  physical?: PhysicalLayout;
   workflow: { workflowId: string; runId: string };
   requestedBy: string | null;
   reason: string | null;
@@ -50,6 +53,7 @@ export function buildFullManifest(f: FullBackupFacts): ManifestDraft {
     objects: { views: f.dump.views, routines: f.objects.routines, triggers: f.objects.triggers, events: f.objects.events },
     artifacts: f.parallel ? f.parallel.artifacts : [f.artifact],
     parallel: f.parallel ? f.parallel.layout : null,
+    ...(f.physical ? { physical: f.physical } : {}),
     workflow: f.workflow,
     requestedBy: f.requestedBy,
     reason: f.reason,

@@ -80,6 +80,8 @@ export const BackupInputSchema = z.strictObject({
   requestedBy: PersonSchema.optional(),
   reason: note(500).optional(),
   timeouts: z.strictObject({ transfer: duration.optional(), heartbeat: duration.optional() }).optional(),
+  /** How this full is taken, for this run only (default: the cluster's fullBackup.engine). */
+  engine: z.enum(['dump', 'parallel', 'physical']).optional(),
 });
 
 export const RestoreInputSchema = z.strictObject({

@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import { CLUSTER_NAME_PATTERN, CLUSTER_NAME_RULE } from './identifiers';
 import { ParallelLayoutSchema } from './parallelDump';
+import { PhysicalLayoutSchema } from './physical';
 
 export const BACKUP_TYPES = ['full', 'incremental', 'differential', 'schema', 'emergency'] as const;
 export const BackupTypeSchema = z.enum(BACKUP_TYPES);
@@ -115,6 +116,8 @@ export const ManifestSchema = z.object({
   artifacts: z.array(ArtifactSchema).min(1),
   /** A chunked (parallel) full: which artifacts are the schema, the triggers and the chunks (null: one dump artifact). */
   parallel: ParallelLayoutSchema.nullish(),
+  /** A physical full: the server's files in one artifact (null: a logical backup). */
+  physical: PhysicalLayoutSchema.nullish(),
   workflow: z.object({ workflowId: z.string(), runId: z.string() }),
   requestedBy: z.string().nullable(),
   reason: z.string().nullable(),

@@ -12,6 +12,7 @@ import { binlogNumber, nextBinlogName, restoreChainFor, type ChainState } from '
 import { coverageEnd, totalStoredBytes, type Manifest } from './manifest';
 import type { ChunkRange } from './parallelDump';
 import { describeTarget, stopDatetimeFor, type RestoreTarget } from './restoreTarget';
+import { fullKindReason, type PhysicalFormat, type RestoreSite } from './physical';
 import { mysqlMax, mysqlSubset, parseGtidTarget, parseMysqlGtidSet } from './gtid';
 
 export type ResolvedTarget = Exclude<RestoreTarget, { kind: 'beforeMatching' }>;
@@ -36,7 +37,11 @@ export interface RestorePlan {
     snapshot: { file: string; position: number; gtidSet: string | null };
     /** A chunked full: its triggers artifact and this database's chunks (absent: one dump). */
     parallel?: { triggers: string; chunks: Array<{ table: string; artifact: string; rows: number; range: ChunkRange | null }> };
+    /** A physical full: the server's files in one artifact (a restore starts a server on them). */
+    physical?: { format: PhysicalFormat; artifact: string; rawSha256: string; rawSize: number; serverVersion: string };
   };
+  /** Why this full (physical or logical), in a sentence. */
+  why?: string;
   /** Binlog backups replayed after the full, in order. */
   chain: Array<{ id: string; type: 'incremental' | 'differential' }>;
   /**
@@ -72,6 +77,11 @@ export interface RestorePlanInput {
   now: Date;
   /** The continuous binlog archive, as assembled from the repository (none: backups only). */
   archive?: readonly ArchivedTimeline[];
+  /**
+   * Where the restore goes: a live server takes only logical fulls (the default); a server
+   * of the restore's own (a drill's) takes physical ones too.
+   */
+  site?: RestoreSite;
 }
 
 function positionKey(file: string, position: number): [number, number] {
@@ -144,7 +154,10 @@ function archiveReaches(files: readonly ArchivedFile[], coveredUntil: string | n
 }
 
 export function planRestore(input: RestorePlanInput): PlanOutcome {
-  const manifests = input.backups.map((b) => b.manifest);
+  const site = input.site ?? 'live-server';
+  const all = input.backups.map((b) => b.manifest);
+  // A physical full is a whole instance: into a live server only logical fulls (and their chains) go.
+  const manifests = site === 'live-server' ? all.filter((m) => !m.physical) : all;
   const where = new Map(input.backups.map((b) => [b.manifest.id, b.relativePath]));
   const archive = input.archive ?? [];
   const window = restorableWindow(manifests, input.database, archive);
@@ -152,6 +165,13 @@ export function planRestore(input: RestorePlanInput): PlanOutcome {
   const fulls = manifests
     .filter((b) => b.type === 'full' && b.snapshot && b.databases.includes(input.database))
     .sort((a, b) => b.startedAt.localeCompare(a.startedAt));
+  if (fulls.length === 0 && site === 'live-server' && all.some((m) => m.physical && m.databases.includes(input.database))) {
+    return {
+      ok: false,
+      reason: `database ${input.database} of cluster ${input.cluster} has only physical fulls: ${fullKindReason('live-server', 'physical', null)}; restore it in a drill (dbops drill run), or take a logical full (dbops backup full --engine dump)`,
+      window,
+    };
+  }
   if (fulls.length === 0) {
     const known = [...new Set(manifests.flatMap((m) => m.databases))].sort();
     return { ok: false, reason: `no full backup of database ${input.database} in cluster ${input.cluster}${known.length ? ` (backed-up databases: ${known.join(', ')})` : ''}`, window };
@@ -161,7 +181,8 @@ export function planRestore(input: RestorePlanInput): PlanOutcome {
   }
 
   const fullOk = (f: Manifest): boolean => {
-    const s = f.snapshot!;
+    // A copy whose own point is only known to lie before `until` must not be past the target.
+    const s = f.physical?.until ?? f.snapshot!;
     switch (t.kind) {
       case 'time':
         return f.finishedAt <= t.at;
@@ -251,7 +272,13 @@ export function planRestore(input: RestorePlanInput): PlanOutcome {
       binlogs.splice(cut + 1);
       stop = { kind: 'position', file: t.file, position: t.position };
     }
-    const artifact = full.parallel ? full.parallel.schema : full.artifacts[0]!.name;
+    const artifact = full.parallel ? full.parallel.schema : full.physical ? full.physical.artifact : full.artifacts[0]!.name;
+    const files = full.physical ? full.artifacts.find((a) => a.name === full.physical!.artifact) : undefined;
+    const physical =
+      full.physical && files
+        ? { format: full.physical.format, artifact: files.name, rawSha256: files.rawSha256, rawSize: files.rawSize, serverVersion: full.physical.serverVersion }
+        : undefined;
+    const why = fullKindReason(site, physical ? 'physical' : 'logical', fulls.some((f) => f.physical) ? 'physical' : null);
     const parallel = full.parallel
       ? {
           triggers: full.parallel.triggers,
@@ -272,7 +299,9 @@ export function planRestore(input: RestorePlanInput): PlanOutcome {
           tables: full.tables.filter((x) => x.database === input.database).map((x) => x.table),
           snapshot: full.snapshot!,
           ...(parallel ? { parallel } : {}),
+          ...(physical ? { physical } : {}),
         },
+        why,
         chain: chain.map((m) => ({ id: m.id, type: m.type as 'incremental' | 'differential' })),
         binlogs,
         start: { file: full.snapshot!.file, position: full.snapshot!.position, gtidSet: full.snapshot!.gtidSet },

@@ -29,7 +29,7 @@ import { withConnection } from './connection';
 import { restoreAccount } from './restoreAccount';
 
 /** The mysqlbinlog arguments of a replay of `plan` into `into` (also what the window scan reads). */
-export function replayArguments(product: Product, plan: RestorePlan, into: string | null): string[] {
+export function replayArguments(product: Product, plan: RestorePlan, into: string | null, excludeGtids: string | null = null): string[] {
   // MariaDB filters --database on the name before --rewrite-db, MySQL on the name after it.
   const args = ['--no-defaults'];
   if (into !== null) {
@@ -49,6 +49,8 @@ export function replayArguments(product: Product, plan: RestorePlan, into: strin
     if (stop.kind === 'datetime') args.push(`--stop-datetime=${stop.value}`);
     if (stop.kind === 'position') args.push(`--stop-position=${stop.position}`);
   }
+  // A server started from a MySQL clone holds some transactions after the start already.
+  if (excludeGtids) args.push(`--exclude-gtids=${excludeGtids}`);
   return args;
 }
 

@@ -42,7 +42,14 @@ export function sandboxDir(drillId: string): string {
  * 0700 folder, secure_file_priv an empty folder, not run as OS root, random root password;
  * no binlog and no event scheduler (restored events must not fire in the copy).
  */
-export async function provisionSandbox(drillId: string, serverId: number, owner: { workflowId: string; runId: string } | undefined, product: Product): Promise<DrillSandbox> {
+export async function provisionSandbox(
+  drillId: string,
+  serverId: number,
+  owner: { workflowId: string; runId: string } | undefined,
+  product: Product,
+  /** Fills the datadir with a restored copy (a physical backup) instead of a fresh install. */
+  fill?: (datadir: string) => Promise<void>,
+): Promise<DrillSandbox> {
   const baseDir = sandboxDir(drillId);
   await teardownSandbox(baseDir); // a retry starts from nothing
   // The drills' folder lets the server's OS user through to its own 0700 folder, and shows nobody what is in it.
@@ -50,7 +57,8 @@ export async function provisionSandbox(drillId: string, serverId: number, owner:
   await chmod(drillRoot(), 0o711);
   await mkdir(baseDir, { recursive: true, mode: 0o700 });
   if (owner) await writeFile(path.join(baseDir, SANDBOX_OWNER), JSON.stringify(owner), { mode: 0o600 });
-  const options = { baseDir, serverId, extraArgs: ['--skip-log-bin', '--event-scheduler=OFF'], private: true };
+  if (fill) await fill(path.join(baseDir, 'data'));
+  const options = { baseDir, serverId, extraArgs: ['--skip-log-bin', '--event-scheduler=OFF'], private: true, restoredData: fill !== undefined };
   const server = product === 'mysql' ? await startMysqlSandbox(options) : await startMariadbSandbox(options);
   return { baseDir, socket: server.socket, pid: server.pid, product };
 }

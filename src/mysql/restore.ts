@@ -203,6 +203,9 @@ function resumableLoad(req: Pick<RestoreDatabaseRequest, 'plan' | 'into' | 'resu
 }
 
 export async function restoreDatabase(req: RestoreDatabaseRequest): Promise<RestoreDatabaseResult> {
+  if (req.plan.full.physical) {
+    throw ApplicationFailure.nonRetryable(`full ${req.plan.full.id} is physical: it restores a whole instance (a server started on its files), not a database into ${req.cluster.name}`, Failure.InvalidInput);
+  }
   const admin = restoreAccount(req.cluster);
   const into = quoteIdentifier(req.into);
   // Idempotent: a retry drops what this run created; anything else is never touched.
@@ -310,13 +313,53 @@ async function loadAndReplay(
 
   // 2. The binlogs: ONE mysqlbinlog over all files, confined, into ONE client session, TZ=UTC.
   const replayStarted = Date.now();
+  const { reached, stream } = await replayBinlogs(req, schemas, credentials, client, () => loadedBytes);
+
+  // 3. Definers back to the originals; every restored event disabled.
+  let definersRestored = 0;
+  if (scoped) {
+    const originals = originalsMap([...filter.objects, ...stream.report.definers]);
+    definersRestored = await withConnection(admin, async (conn) => {
+      const fixed = await restoreDefiners(conn, req.into, scoped, originals, await currentDefiner(conn));
+      await disableEvents(conn, req.into);
+      return fixed.length;
+    });
+  }
+  return {
+    into: req.into,
+    loadedBytes,
+    replay: reached,
+    rewrittenReferences: filter.rewrittenReferences,
+    rewrittenStatements: stream.report.rewritten.length,
+    skippedStatements: stream.report.skipped.length,
+    definersRestored,
+    warnings: filter.warnings,
+    snapshotCheck,
+    parallel: parallel ? { chunks: parallel.chunks, fromCheckpoint: parallel.fromCheckpoint, resumed: parallel.resumed, indexesDeferred: parallel.indexesDeferred, threads: req.cluster.restoreLoad.threads } : null,
+    durationMs: { load: loadMs, replay: Date.now() - replayStarted },
+  };
+}
+
+/**
+ * The plan's binlogs: ONE mysqlbinlog over all files, confined to the plan's database
+ * (renamed to `into`), into ONE client session, TZ=UTC, stopping exactly at the target.
+ */
+async function replayBinlogs(
+  req: RestoreDatabaseRequest,
+  schemas: Set<string>,
+  credentials: { user: string; password: string } | undefined,
+  client: string,
+  loadedBytes: () => number,
+  excludeGtids: string | null = null,
+): Promise<{ reached: ReplayReached; stream: ReplayStream }> {
+  const admin = restoreAccount(req.cluster);
   const reached: ReplayReached = { file: req.plan.start.file, position: req.plan.start.position, gtid: null, transactions: 0 };
   const stream = new ReplayStream({ mode: 'replay', context: { source: req.plan.database, target: req.into, schemas }, firstFile: req.plan.binlogs[0]?.file ?? req.plan.start.file });
   if (req.plan.binlogs.length > 0) {
     const work = await mkdtemp(path.join(tmpdir(), `dbops-replay-${process.pid}-`));
     try {
-      const files = await unpackBinlogs(req.plan, req.backups ?? req.storage, work, (file) => req.onProgress({ phase: `unpack ${file}`, bytes: loadedBytes }));
-      const args = replayArguments(req.product, req.plan, req.into);
+      const files = await unpackBinlogs(req.plan, req.backups ?? req.storage, work, (file) => req.onProgress({ phase: `unpack ${file}`, bytes: loadedBytes() }));
+      const args = replayArguments(req.product, req.plan, req.into, excludeGtids);
       const binlogTool = await findTool(binlogToolOf(req.cluster, req.product));
       await withDefaultsFile(admin, async (defaultsFile) => {
         const session = clientSession(client, defaultsFile, [statementLimitInit(req.product, req.cluster)]);
@@ -385,28 +428,43 @@ async function loadAndReplay(
       await rm(work, { recursive: true, force: true });
     }
   }
+  return { reached, stream };
+}
 
-  // 3. Definers back to the originals; every restored event disabled.
-  let definersRestored = 0;
-  if (scoped) {
-    const originals = originalsMap([...filter.objects, ...stream.report.definers]);
-    definersRestored = await withConnection(admin, async (conn) => {
-      const fixed = await restoreDefiners(conn, req.into, scoped, originals, await currentDefiner(conn));
-      await disableEvents(conn, req.into);
-      return fixed.length;
-    });
+/**
+ * Point in time on a server started from a physical full: the database is already there,
+ * as it was at the copy's binlog position, so only the binlogs are replayed (as the
+ * server's administrator; the server is the restore's own, nothing else is on it).
+ */
+export async function replayIntoRestoredInstance(req: Omit<RestoreDatabaseRequest, 'into' | 'confine'>): Promise<RestoreDatabaseResult> {
+  const full = { ...req, into: req.plan.database, confine: false };
+  if (!req.plan.full.physical) throw ApplicationFailure.nonRetryable(`full ${req.plan.full.id} is logical: load it with restoreDatabase`, Failure.InvalidInput);
+  if ((await targetState(req.cluster, full.into, null)) === 'absent') {
+    throw ApplicationFailure.nonRetryable(`database ${full.into} is not in physical full ${req.plan.full.id}`, Failure.InvalidInput);
   }
+  const schemas = await serverSchemas(req.cluster);
+  const client = await findTool(clientTool(req.cluster, req.product));
+  const started = Date.now();
+  // A MySQL clone's replay starts before the copy's own point: what the copy holds is skipped by GTID.
+  const held =
+    req.plan.full.physical.format === 'clone-tar'
+      ? await withConnection(restoreAccount(req.cluster), async (conn) => {
+          const [rows] = await conn.query<RowDataPacket[]>('SELECT @@GLOBAL.gtid_executed AS g');
+          return String(rows[0]?.g ?? '').replace(/\s+/g, '') || null;
+        })
+      : null;
+  const { reached, stream } = await replayBinlogs(full, schemas, undefined, client, () => 0, held);
   return {
-    into: req.into,
-    loadedBytes,
+    into: full.into,
+    loadedBytes: 0,
     replay: reached,
-    rewrittenReferences: filter.rewrittenReferences,
+    rewrittenReferences: 0,
     rewrittenStatements: stream.report.rewritten.length,
     skippedStatements: stream.report.skipped.length,
-    definersRestored,
-    warnings: filter.warnings,
-    snapshotCheck,
-    parallel: parallel ? { chunks: parallel.chunks, fromCheckpoint: parallel.fromCheckpoint, resumed: parallel.resumed, indexesDeferred: parallel.indexesDeferred, threads: req.cluster.restoreLoad.threads } : null,
-    durationMs: { load: loadMs, replay: Date.now() - replayStarted },
+    definersRestored: 0,
+    warnings: [],
+    snapshotCheck: null,
+    parallel: null,
+    durationMs: { load: 0, replay: Date.now() - started },
   };
 }

@@ -129,6 +129,8 @@ async function takeDumpBackup(input: BackupInput, type: DumpType): Promise<Manif
           product: inspection.server.product,
           gtid: inspection.server.product === 'mysql' ? inspection.server.gtidMode === 'ON' : true,
           schemaOnly: type === 'schema',
+          kind: type,
+          ...(input.engine ? { engine: input.engine } : {}),
         },
       ],
     );
@@ -147,13 +149,15 @@ async function takeDumpBackup(input: BackupInput, type: DumpType): Promise<Manif
       objects: inspection.objects,
       artifact: dump.artifact,
       ...(dump.parallel ? { parallel: dump.parallel } : {}),
+      ...(dump.physical ? { physical: dump.physical } : {}),
       workflow: { workflowId: info.workflowId, runId: info.runId },
       requestedBy: input.requestedBy ?? null,
       reason: input.reason ?? null,
     });
     if (type === 'full' && patched('dbops-close-chain-before-full')) await closeChain(input, id);
-    // The dump activity already decompressed the staged file end to end from disk.
-    return await publish(input, draft, startedAt, 'stored');
+    // The dump activity already decompressed the staged file end to end from disk (a
+    // physical copy: zstd -t over it as it was written; other codecs are read back now).
+    return await publish(input, draft, startedAt, dump.physical && dump.artifact.compression !== 'zstd' ? 'frame' : 'stored');
   } catch (error) {
     await discard(input, id, error);
     throw error;

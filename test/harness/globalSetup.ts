@@ -96,6 +96,10 @@ async function createAccounts(baseDir: string, product: Product, server: LocalSe
   try {
     await createBackupUser(conn, 'dbops', password, '%', product);
     await createRestoreUser(conn, 'dbops_restore', password + '-r');
+    // Physical MySQL backups clone the server: the plugin is the administrator's to install.
+    if (product === 'mysql') await conn.query("INSTALL PLUGIN clone SONAME 'mysql_clone.so'").catch((error: { errno?: number }) => {
+      if (error.errno !== 1125) throw error; // already installed
+    });
   } finally {
     await conn.end();
   }

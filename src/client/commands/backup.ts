@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { BACKUP_TYPES, spaceSaving, totalStoredBytes, type BackupType, type Manifest } from '../../domain/manifest';
 import { formatBytes } from '../../domain/naming';
 import { openRepository } from '../../repository';
-import { describeRepository } from '../../config/schema';
+import { describeRepository, FULL_ENGINES } from '../../config/schema';
 import { startBackup } from '../backups';
 import { findBackup, storageReport, validateBackup } from '../catalog';
 import { progressWanted, resultWithProgress } from '../progress';
@@ -23,8 +23,10 @@ export function manifestLine(m: Manifest): string {
   ].join('  ');
 }
 
+const ENGINES = FULL_ENGINES;
+
 const TAKE: Array<{ type: BackupType; what: string }> = [
-  { type: 'full', what: 'a logical full backup (one consistent snapshot)' },
+  { type: 'full', what: 'a full backup (one consistent snapshot: logical, or the server\'s files with --engine physical)' },
   { type: 'incremental', what: 'the binary logs since the previous backup of the chain' },
   { type: 'differential', what: 'the binary logs since the last full' },
   { type: 'emergency', what: 'a full on demand, that waits for routine work' },
@@ -34,19 +36,28 @@ const TAKE: Array<{ type: BackupType; what: string }> = [
 export function registerBackup(program: Command): void {
   const backup = program.command('backup').description('take, list, show and validate backups');
   for (const { type, what } of TAKE) {
-    backup
+    const take = backup
       .command(type)
       .description(`take ${what}`)
       .requiredOption('--cluster <name>', 'the cluster to back up')
       .option('--wait', 'wait for the backup and print it')
       .option('--reason <text>', 'why (recorded in the manifest)')
-      .option('--as <name>', 'who asks (default: $USER)')
-      .addHelpText('after', `\nExample:\n  dbops backup ${type} --cluster shop${type === 'schema' ? ' --reason MIG-42' : ''} --wait`)
-      .action(async (options: { cluster: string; wait?: boolean; reason?: string; as?: string }, command: Command) => {
+      .option('--as <name>', 'who asks (default: $USER)');
+    if (type === 'full') take.option('--engine <engine>', `this run only: ${ENGINES.join(', ')} (default: the cluster's fullBackup.engine)`);
+    take
+      .addHelpText('after', `\nExample:\n  dbops backup ${type} --cluster shop${type === 'schema' ? ' --reason MIG-42' : type === 'full' ? ' --engine physical' : ''} --wait`)
+      .action(async (options: { cluster: string; wait?: boolean; reason?: string; as?: string; engine?: string }, command: Command) => {
         const cfg = configOf(command);
         const json = jsonWanted(command);
+        if (options.engine !== undefined && !(ENGINES as readonly string[]).includes(options.engine)) throw new UsageError(`--engine must be one of ${ENGINES.join(', ')}`);
+        const engine = options.engine as (typeof ENGINES)[number] | undefined;
         await withClient(cfg, async (client) => {
-          const handle = await startBackup(client, cfg, type, { cluster: options.cluster, requestedBy: operatorOf(options), ...(options.reason !== undefined ? { reason: options.reason } : {}) });
+          const handle = await startBackup(client, cfg, type, {
+            cluster: options.cluster,
+            requestedBy: operatorOf(options),
+            ...(options.reason !== undefined ? { reason: options.reason } : {}),
+            ...(engine ? { engine } : {}),
+          });
           if (!options.wait) {
             io.out(json ? JSON.stringify({ workflowId: handle.workflowId, runId: handle.firstExecutionRunId }) : `started ${handle.workflowId}`);
             return;
@@ -103,6 +114,9 @@ export function registerBackup(program: Command): void {
       if (m.binlogs) {
         io.out(`  binlogs    ${m.binlogs.startFile}:${m.binlogs.startPosition} → ${m.binlogs.endFile}:${m.binlogs.endPosition}, ${m.binlogs.transactions} transactions`);
         io.out(`  events     ${m.binlogs.firstEventTime ?? '-'} … ${m.binlogs.lastEventTime ?? '-'}; GTID ${m.binlogs.gtids.map((g) => `${g.first}…${g.last}`).join(', ') || '-'}`);
+      }
+      if (m.physical) {
+        io.out(`  layout     physical: the server's files (${m.physical.format}, ${m.physical.serverVersion}${m.physical.toLsn !== null ? `, LSN ${m.physical.fromLsn ?? 0}..${m.physical.toLsn}` : ''}) in ${m.physical.artifact}; restored by starting a server on them`);
       }
       if (m.parallel) {
         const tables = new Set(m.parallel.chunks.map((c) => `${c.database}.${c.table}`)).size;

@@ -34,6 +34,13 @@ export interface LocalServerOptions {
    * `secrets`) set before anything else connects.
    */
   private?: boolean;
+  /**
+   * The datadir holds a restored copy of another server (a physical backup): it is given
+   * to the server's OS user, and root@localhost is reset to the fresh-install state (no
+   * password, all privileges) through an init file for the lock-down that follows.
+   * Only with `private` (the socket nobody else can reach).
+   */
+  restoredData?: boolean;
 }
 
 export async function freePort(): Promise<number> {

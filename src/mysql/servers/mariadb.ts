@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { childEnv, findTool } from '../../tools/tools';
 import { freePort, processAlive, runToCompletion, waitUntilAccepting, type LocalServer, type LocalServerOptions } from './local';
-import { checkRunsAs, lockDown, preparePrivateFolder, runningAsRoot, unprivilegedUser, type PrivateSecrets } from './private';
+import { adoptRestoredData, checkRunsAs, dropInitFile, lockDown, preparePrivateFolder, runningAsRoot, unprivilegedUser, type PrivateSecrets } from './private';
 
 export type MariadbSandboxOptions = LocalServerOptions;
 
@@ -27,6 +27,7 @@ export async function startMariadbSandbox(options: MariadbSandboxOptions): Promi
   const runAs = options.private ? unprivilegedUser(['mysql', 'nobody']) : null;
   const userArgs = runAs ? [`--user=${runAs.name}`] : runningAsRoot ? ['--user=root'] : [];
   const filesDir = options.private ? preparePrivateFolder(baseDir, runAs) : '';
+  const initFile = options.private && options.restoredData ? adoptRestoredData(baseDir, datadir, runAs) : null;
 
   if (!existsSync(path.join(datadir, 'mysql'))) {
     await runToCompletion(
@@ -71,6 +72,7 @@ export async function startMariadbSandbox(options: MariadbSandboxOptions): Promi
     '--sync-binlog=0',
     '--max-allowed-packet=256M',
     '--event-scheduler=OFF',
+    ...(initFile ? [`--init-file=${initFile}`] : []),
     ...(options.extraArgs ?? []),
   ];
   const child: ChildProcess = spawn(await findTool('mariadbd'), args, { stdio: 'ignore', env: childEnv() });
@@ -88,6 +90,7 @@ export async function startMariadbSandbox(options: MariadbSandboxOptions): Promi
     timeoutMs: options.startTimeoutMs ?? 60_000,
     onTimeout: () => child.kill('SIGKILL'),
   });
+  dropInitFile(initFile);
 
   const stop = async (): Promise<void> => {
     if (exited !== null) return;

@@ -16,7 +16,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import * as path from 'node:path';
 import { freePort, processAlive, runToCompletion, waitUntilAccepting, type LocalServer, type LocalServerOptions } from './local';
-import { checkRunsAs, lockDown, passwdEntry, preparePrivateFolder, runningAsRoot, unprivilegedUser, type OsUser, type PrivateSecrets } from './private';
+import { adoptRestoredData, checkRunsAs, dropInitFile, lockDown, passwdEntry, preparePrivateFolder, runningAsRoot, unprivilegedUser, type OsUser, type PrivateSecrets } from './private';
 import { childEnv, projectRoot as findProjectRoot } from '../../tools/tools';
 
 const projectRoot = findProjectRoot();
@@ -102,6 +102,7 @@ export async function startMysqlSandbox(options: MysqlSandboxOptions): Promise<M
   // --user only means something to a mysqld started as root (a container's worker is not).
   const userArg = runAs ? [`--user=${runAs.name}`] : runningAsRoot ? ['--user=root'] : [];
   const filesDir = options.private ? preparePrivateFolder(baseDir, runAs) : '';
+  const initFile = options.private && options.restoredData ? adoptRestoredData(baseDir, datadir, runAs) : null;
 
   // mysql.ibd is the data dictionary: without it the datadir was never initialised.
   // Initialise into a side folder and rename it into place when complete, so an
@@ -140,6 +141,7 @@ export async function startMysqlSandbox(options: MysqlSandboxOptions): Promise<M
     '--sync-binlog=0',
     '--max-allowed-packet=256M',
     '--character-set-server=utf8mb4',
+    ...(initFile ? [`--init-file=${initFile}`] : []),
     ...(options.extraArgs ?? []),
   ];
   const child: ChildProcess = spawn(mysqld, args, { stdio: 'ignore', env: childEnv() });
@@ -168,6 +170,7 @@ export async function startMysqlSandbox(options: MysqlSandboxOptions): Promise<M
       child.kill('SIGKILL');
     },
   });
+  dropInitFile(initFile);
 
   // The wrappers exec all the way down, so the pid file names our child. Should some
   // other DBOPS_MYSQL_BIN_DIR wrapper fork instead, signal mysqld itself, not the wrapper.

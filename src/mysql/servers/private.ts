@@ -7,7 +7,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
-import { chownSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chownSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { createConnection } from 'mysql2/promise';
 
@@ -121,4 +121,29 @@ export async function lockDown(baseDir: string, socket: string, keep: string[]):
   writeFileSync(rootPasswordFile, rootPassword + '\n', { mode: 0o600 });
   writeFileSync(checkPasswordFile, checkPassword + '\n', { mode: 0o600 });
   return { rootPasswordFile, checkUser: 'dbops_check', checkPasswordFile };
+}
+
+/**
+ * A restored datadir (another server's copy) made ready for a private start: owned by the
+ * server's OS user, and an init file (0600, that user's) that puts root@localhost back to
+ * what a fresh install has, so `lockDown` can take over as with any private server. The
+ * copy's other accounts are dropped by `lockDown`. Returns the init file; remove it with
+ * `dropInitFile` once the server is up.
+ */
+export function adoptRestoredData(baseDir: string, datadir: string, runAs: OsUser | null): string {
+  if (runAs) execFileSync('chown', ['-R', `${runAs.uid}:${runAs.gid}`, datadir]);
+  const file = path.join(baseDir, 'adopt.sql');
+  // One statement per line: the server reads an init file line by line.
+  const sql = [
+    "CREATE USER IF NOT EXISTS 'root'@'localhost';",
+    "ALTER USER 'root'@'localhost' IDENTIFIED BY '';",
+    "GRANT ALL PRIVILEGES ON *.* TO 'root'@'localhost' WITH GRANT OPTION;",
+  ];
+  writeFileSync(file, sql.join('\n') + '\n', { mode: 0o600 });
+  if (runAs) chownSync(file, runAs.uid, runAs.gid);
+  return file;
+}
+
+export function dropInitFile(file: string | null): void {
+  if (file) rmSync(file, { force: true });
 }

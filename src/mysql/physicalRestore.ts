@@ -1,0 +1,146 @@
+/**
+ * A physical full back to a datadir: the artifact streamed out of the repository,
+ * decompressed and unpacked (mbstream -x / tar -x) into an empty folder, its raw sha256
+ * checked against the manifest's on the way, then made startable (MariaDB: mariadb-backup
+ * --prepare applies the redo the copy caught; MySQL's clone is consistent as it is). The
+ * copy's server identity files go, so the restored server never poses as the source.
+ */
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, readdirSync } from 'node:fs';
+import { mkdir, rm } from 'node:fs/promises';
+import * as path from 'node:path';
+import { Transform, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { ApplicationFailure } from '@temporalio/common';
+import { Failure } from '../domain/failures';
+import type { PhysicalFormat } from '../domain/physical';
+import { SealError } from '../repository/crypto';
+import { layout } from '../repository/layout';
+import type { Storage } from '../repository/storage';
+import { compressionOf, decompressor } from '../tools/compression';
+import { childEnv, findTool } from '../tools/tools';
+
+export interface PhysicalSource {
+  /** The full backup's folder in the repository, and its id (for messages). */
+  fullId: string;
+  fullPath: string;
+  format: PhysicalFormat;
+  artifact: string;
+  rawSha256: string;
+  rawSize: number;
+}
+
+export interface PhysicalRestoreRequest {
+  source: PhysicalSource;
+  storage: Storage;
+  /** An absent or empty folder: the datadir to be. */
+  datadir: string;
+  /** MariaDB's prepare tool (default mariadb-backup). */
+  prepareTool?: string;
+  onProgress?: (p: { phase: string; bytes: number }) => void;
+  signal?: AbortSignal;
+}
+
+export interface PhysicalRestoreResult {
+  rawBytes: number;
+  durationMs: { unpack: number; prepare: number };
+}
+
+function run(command: string, args: string[], signal?: AbortSignal): Promise<{ code: number | string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(command, args, { stdio: ['ignore', 'ignore', 'pipe'], env: childEnv() });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-64 * 1024)));
+    const abort = () => child.kill('SIGKILL');
+    signal?.addEventListener('abort', abort, { once: true });
+    child.on('error', (e) => resolve({ code: e.message, stderr }));
+    child.on('close', (code, sig) => {
+      signal?.removeEventListener('abort', abort);
+      resolve({ code: code ?? sig ?? -1, stderr });
+    });
+  });
+}
+
+/** Files a copy brings along that belong to the source server, not to a restored one. */
+const SOURCE_IDENTITY = ['auto.cnf', 'mysqld-auto.cnf'];
+
+export async function restorePhysicalFiles(req: PhysicalRestoreRequest): Promise<PhysicalRestoreResult> {
+  const { source } = req;
+  if (existsSync(req.datadir) && readdirSync(req.datadir).length > 0) {
+    throw ApplicationFailure.nonRetryable(`${req.datadir} is not empty: a physical restore unpacks into an empty folder`, Failure.InvalidInput);
+  }
+  await mkdir(req.datadir, { recursive: true, mode: 0o700 });
+  const started = Date.now();
+  const unpacker =
+    source.format === 'xbstream'
+      ? { tool: await findTool('mbstream'), args: ['-x', '-C', req.datadir] }
+      : { tool: await findTool('tar'), args: ['--extract', '--file=-', `--directory=${req.datadir}`, '--no-same-owner'] };
+  const input = await req.storage.openRead(layout.artifact(source.fullPath, source.artifact));
+  const codec = await decompressor(compressionOf(source.artifact));
+  const child = spawn(unpacker.tool, unpacker.args, { stdio: ['pipe', 'ignore', 'pipe'], env: childEnv() });
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-64 * 1024)));
+  const unpacked = new Promise<number | string>((resolve) => {
+    child.on('error', (e) => resolve(e.message));
+    child.on('close', (code, sig) => resolve(code ?? sig ?? -1));
+  });
+  const hash = createHash('sha256');
+  let rawBytes = 0;
+  let lastReport = 0;
+  const abort = () => {
+    codec.kill();
+    child.kill('SIGKILL');
+  };
+  req.signal?.addEventListener('abort', abort, { once: true });
+  try {
+    const [fed, piped, decoded, code] = await Promise.allSettled([
+      pipeline(input, codec.input),
+      pipeline(
+        codec.output as Readable,
+        new Transform({
+          transform(chunk: Buffer, _e, cb) {
+            hash.update(chunk);
+            rawBytes += chunk.length;
+            if (rawBytes - lastReport > 16 * 1024 * 1024) {
+              lastReport = rawBytes;
+              req.onProgress?.({ phase: 'unpack', bytes: rawBytes });
+            }
+            cb(null, chunk);
+          },
+        }),
+        child.stdin,
+      ),
+      codec.done,
+      unpacked,
+    ]);
+    if (req.signal?.aborted) throw ApplicationFailure.create({ message: 'physical restore cancelled', type: 'Cancelled' });
+    if (fed.status === 'rejected' && fed.reason instanceof SealError) throw fed.reason;
+    if (decoded.status === 'rejected') throw new Error(`${source.fullId}/${source.artifact}: ${(decoded.reason as Error)?.message ?? String(decoded.reason)}`);
+    const exit = code.status === 'fulfilled' ? code.value : String(code.reason);
+    if (exit !== 0) throw new Error(`unpacking ${source.fullId}/${source.artifact} (${path.basename(unpacker.tool)}) failed (exit ${exit}): ${stderr.trim().split('\n').slice(-3).join(' ')}`);
+    for (const x of [fed, piped]) if (x.status === 'rejected') throw x.reason instanceof Error ? x.reason : new Error(String(x.reason));
+  } finally {
+    req.signal?.removeEventListener('abort', abort);
+  }
+  const sha = hash.digest('hex');
+  if (sha !== source.rawSha256 || rawBytes !== source.rawSize) {
+    throw ApplicationFailure.nonRetryable(
+      `${source.fullId}/${source.artifact} does not match its manifest (${rawBytes} bytes, sha256 ${sha.slice(0, 12)}…; the manifest says ${source.rawSize} bytes, ${source.rawSha256.slice(0, 12)}…)`,
+      Failure.ArtifactCorrupt,
+    );
+  }
+  const unpack = Date.now() - started;
+
+  const prepareStarted = Date.now();
+  if (source.format === 'xbstream') {
+    req.onProgress?.({ phase: 'prepare', bytes: rawBytes });
+    const tool = await findTool(req.prepareTool ?? 'mariadb-backup');
+    const r = await run(tool, ['--prepare', `--target-dir=${req.datadir}`, '--use-memory=256M'], req.signal);
+    if (r.code !== 0 || !/completed OK!/.test(r.stderr)) {
+      throw new Error(`mariadb-backup --prepare of ${source.fullId} failed (exit ${r.code}): ${r.stderr.trim().split('\n').filter((l) => !/\[Note\]/.test(l)).slice(-3).join(' ')}`);
+    }
+  }
+  for (const f of SOURCE_IDENTITY) await rm(path.join(req.datadir, f), { force: true });
+  return { rawBytes, durationMs: { unpack, prepare: Date.now() - prepareStarted } };
+}
