@@ -202,6 +202,10 @@ export async function benchContext(log: (s: string) => void, product: Product = 
   const password = 'bench-' + Math.random().toString(36).slice(2);
   await createBackupUser(conn, 'dbops', password, '%', product);
   await createRestoreUser(conn, 'dbops_restore', password);
+  // Physical MySQL fulls clone the server (the physical suite).
+  if (product === 'mysql') await conn.query("INSTALL PLUGIN clone SONAME 'mysql_clone.so'").catch((error: { errno?: number }) => {
+    if (error.errno !== 1125) throw error; // already installed
+  });
   const passwordFile = path.join(work, 'password');
   writeFileSync(passwordFile, password + '\n', { mode: 0o600 });
   const cnf = path.join(work, 'client.cnf');

@@ -6,6 +6,7 @@
  *   npm run bench -- offsite   full backup to S3, encrypted, vs to a local folder and vs dump | zstd | upload
  *   npm run bench -- binlog-archive   the continuous binlog archive under a write load vs mysqlbinlog --raw --stop-never
  *   npm run bench -- parallel   chunked full backup and parallel load vs mydumper / myloader and the single stream; resume
+ *   npm run bench -- physical   physical full (mariadb-backup / clone) vs the tool by hand; restore to a running server vs the logical loads
  * `--product mariadb|mysql|both` picks the servers (default both; MySQL only where this host
  * can run it, see scripts/setup.sh). backup and offsite compare both products; restore and
  * archive run on MariaDB only.
@@ -21,6 +22,7 @@ import { runArchiveBenchmark } from './archive';
 import { runOffsiteBenchmark } from './offsite';
 import { runBinlogArchiveBenchmark } from './binlogArchive';
 import { runParallelBenchmark } from './parallel';
+import { runPhysicalBenchmark } from './physical';
 import { SMOKE_ROWS, type SuiteOptions } from './common';
 
 type Suite = (products: Product[], options: SuiteOptions) => Promise<void>;
@@ -42,6 +44,7 @@ const suites: Record<string, Suite> = {
   offsite: runOffsiteBenchmark,
   'binlog-archive': runBinlogArchiveBenchmark,
   parallel: runParallelBenchmark,
+  physical: runPhysicalBenchmark,
 };
 
 const PRODUCT_CHOICES = ['mariadb', 'mysql', 'both'] as const;

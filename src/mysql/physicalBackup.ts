@@ -90,7 +90,8 @@ async function storeCompressed(
         rawHash.update(chunk);
         artifact.rawSize += chunk.length;
         progress.rawBytes += chunk.length;
-        limit.take(chunk.length).then(() => cb(null, chunk), cb);
+        if (req.maxBytesPerSecond === null) cb(null, chunk);
+        else limit.take(chunk.length).then(() => cb(null, chunk), cb);
       },
     }),
     codec.input,
