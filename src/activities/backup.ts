@@ -8,7 +8,7 @@ import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { z } from 'zod';
 import { describeDumpProgress } from '../domain/buildManifest';
-import { planBinlogBackup, sameServer, type BinlogPlan, type ServerBinlog } from '../domain/chain';
+import { physicalIncrementalBase, planBinlogBackup, sameServer, type BinlogPlan, type ServerBinlog } from '../domain/chain';
 import { TIMELINE_PATTERN } from '../domain/binlogArchive';
 import { BinlogArchive } from '../repository/binlogArchive';
 import type { BinlogFacts } from '../domain/binlogScanner';
@@ -44,6 +44,8 @@ const DumpFullInput = z.strictObject({
   /** What is taken (a physical copy only for a routine full) and, per request, how (default: the cluster's fullBackup.engine). */
   kind: z.enum(['full', 'emergency', 'schema']).optional(),
   engine: z.enum(FULL_ENGINES).optional(),
+  /** A physical incremental: copy only the pages changed after this LSN (MariaDB). */
+  incrementalLsn: z.number().int().nonnegative().optional(),
 });
 export type DumpFullInput = z.input<typeof DumpFullInput>;
 
@@ -177,6 +179,12 @@ export function createBackupActivities(deps: ActivityDeps) {
       }
     },
 
+    /** Where a physical incremental continues (the newest physical copy of the chain and its LSN), or why there is none. */
+    async planPhysicalIncremental(raw: { cluster: string }): Promise<{ parentId: string; baseFullId: string; fromLsn: number } | { refusal: string }> {
+      const c = clusterOf(config, accept(z.strictObject({ cluster }), raw, 'planPhysicalIncremental').cluster);
+      return physicalIncrementalBase((await repository.catalog.list(c.name)).map((b) => b.manifest));
+    },
+
     /** Records a gap in the catalog (the next run takes a full) and raises the alert. */
     async markChainBroken(raw: { cluster: string; reason: string; lastGoodBackupId: string | null }): Promise<void> {
       const input = accept(z.strictObject({ cluster, reason: z.string().max(5000), lastGoodBackupId: BackupIdSchema.nullable() }), raw, 'markChainBroken');
@@ -208,8 +216,12 @@ export function createBackupActivities(deps: ActivityDeps) {
       // Emergency and schema backups stay logical: they are restored a database or a table at a time.
       const engine = input.schemaOnly ? 'dump' : requested === 'physical' && (input.kind ?? 'full') !== 'full' ? 'dump' : requested;
       try {
+        if (input.incrementalLsn !== undefined && (engine !== 'physical' || input.product !== 'mariadb')) {
+          throw ApplicationFailure.nonRetryable(`a physical incremental is taken by mariadb-backup from a MariaDB physical full; cluster ${c.name} is ${input.product}, engine ${engine}`, Failure.InvalidInput);
+        }
         if (engine === 'physical') {
           const r = await runPhysicalBackup({
+            ...(input.incrementalLsn !== undefined ? { incrementalLsn: input.incrementalLsn } : {}),
             cluster: c,
             product: input.product,
             databases: input.databases,

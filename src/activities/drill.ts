@@ -48,6 +48,7 @@ const PhysicalSourceSchema = z.strictObject({
   artifact: PhysicalLayoutSchema.shape.artifact,
   rawSha256: z.string().regex(/^[0-9a-f]{64}$/),
   rawSize: z.number().int().nonnegative(),
+  deltas: RestorePlanSchema.shape.full.shape.physical.unwrap().shape.deltas,
 });
 
 export function createDrillActivities(deps: ActivityDeps) {
@@ -75,7 +76,15 @@ export function createDrillActivities(deps: ActivityDeps) {
         throw ApplicationFailure.nonRetryable(`the databases of ${c.name} start from different fulls (${[...new Set(plans.map((p) => p.full.id))].join(', ')}); a drill from a physical full needs them all in it`, Failure.InvalidInput);
       }
       const physical = first?.physical
-        ? { fullId: first.id, fullPath: first.path, format: first.physical.format, artifact: first.physical.artifact, rawSha256: first.physical.rawSha256, rawSize: first.physical.rawSize }
+        ? {
+            fullId: first.id,
+            fullPath: first.path,
+            format: first.physical.format,
+            artifact: first.physical.artifact,
+            rawSha256: first.physical.rawSha256,
+            rawSize: first.physical.rawSize,
+            ...(first.physical.deltas?.length ? { deltas: first.physical.deltas } : {}),
+          }
         : null;
       const newest = plans[0]?.window.to ?? null;
       const expect = Object.fromEntries(latest.databases.map((d) => [d, latest.tables.filter((t) => t.database === d).map((t) => ({ table: t.table, rows: t.rows }))]));

@@ -49,6 +49,10 @@ export const RestorePlanSchema = z.strictObject({
         rawSha256: z.string().regex(/^[0-9a-f]{64}$/),
         rawSize: z.number().int().nonnegative(),
         serverVersion: z.string().max(200),
+        deltas: z
+          .array(z.strictObject({ id: BackupIdSchema, path: backupKey, artifact: PhysicalLayoutSchema.shape.artifact, rawSha256: z.string().regex(/^[0-9a-f]{64}$/), rawSize: z.number().int().nonnegative() }))
+          .max(10_000)
+          .optional(),
       })
       .optional(),
   }),

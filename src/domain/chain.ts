@@ -85,7 +85,8 @@ export function planBinlogBackup(input: PlanInput): BinlogPlan {
     return { action: 'full', reason: `the chain is broken since ${input.chain.brokenAt} (${input.chain.reason}); a new full starts a new chain` };
   }
 
-  const members = input.backups.filter((b) => b.baseFullId === base.id && (b.type === 'incremental' || b.type === 'differential'));
+  // A physical incremental (changed pages) is no binlog parent: the binlog chain goes on past it.
+  const members = input.backups.filter((b) => b.baseFullId === base.id && (b.type === 'incremental' || b.type === 'differential') && !b.physical);
   const parent: Manifest = input.type === 'differential' ? base : ((members[members.length - 1] as Manifest | undefined) ?? base);
   const parentEnd = coverageEnd(parent);
   if (!parentEnd) return { action: 'full', reason: `backup ${parent.id} records no binlog position` };
@@ -168,4 +169,25 @@ export function restoreChainFor(backups: readonly Manifest[], target: Manifest):
     current = current.parentId ? byId.get(current.parentId) : undefined;
   }
   return chain;
+}
+
+/**
+ * Where a physical incremental continues: the newest physical copy of the newest full's
+ * chain (the full itself, or a physical incremental after it) and the LSN it copied up
+ * to. Only a MariaDB physical full (mariadb-backup) has incrementals; refused otherwise,
+ * saying why.
+ */
+export function physicalIncrementalBase(backups: readonly Manifest[]): { parentId: string; baseFullId: string; fromLsn: number } | { refusal: string } {
+  const full = latestFull(backups);
+  if (full?.physical?.format === 'clone-tar') {
+    return { refusal: `the newest full (${full.id}) is a MySQL clone, and the clone plugin has no incremental mode: the binlog incrementals (dbops backup incremental) cover the time after it` };
+  }
+  if (!full?.physical || full.physical.format !== 'xbstream') {
+    return { refusal: `the newest full${full ? ` (${full.id})` : ''} is not a MariaDB physical full: a physical incremental copies the pages changed since one (take one with dbops backup full --engine physical)` };
+  }
+  const members = backups.filter((b) => b.baseFullId === full.id && b.physical);
+  const parent = members[members.length - 1] ?? full;
+  const fromLsn = parent.physical?.toLsn ?? null;
+  if (fromLsn === null) return { refusal: `${parent.id} records no LSN to continue from` };
+  return { parentId: parent.id, baseFullId: full.id, fromLsn };
 }

@@ -38,7 +38,15 @@ export interface RestorePlan {
     /** A chunked full: its triggers artifact and this database's chunks (absent: one dump). */
     parallel?: { triggers: string; chunks: Array<{ table: string; artifact: string; rows: number; range: ChunkRange | null }> };
     /** A physical full: the server's files in one artifact (a restore starts a server on them). */
-    physical?: { format: PhysicalFormat; artifact: string; rawSha256: string; rawSize: number; serverVersion: string };
+    physical?: {
+      format: PhysicalFormat;
+      artifact: string;
+      rawSha256: string;
+      rawSize: number;
+      serverVersion: string;
+      /** Physical incrementals prepared onto it, in order (the replay starts after the last). */
+      deltas?: Array<{ id: string; path: string; artifact: string; rawSha256: string; rawSize: number }>;
+    };
   };
   /** Why this full (physical or logical), in a sentence. */
   why?: string;
@@ -150,6 +158,18 @@ function archiveReaches(files: readonly ArchivedFile[], coveredUntil: string | n
     }
     default:
       return false;
+  }
+}
+
+/** A physical full's incrementals, in order: each the next one's parent, every one with its artifact and position. */
+function physicalDeltas(backups: readonly Manifest[], full: Manifest): Manifest[] {
+  const out: Manifest[] = [];
+  let parent = full.id;
+  for (;;) {
+    const next = backups.find((m) => m.type === 'incremental' && m.physical && m.parentId === parent && m.baseFullId === full.id && m.snapshot);
+    if (!next || !next.artifacts.some((a) => a.name === next.physical!.artifact)) return out;
+    out.push(next);
+    parent = next.id;
   }
 }
 
@@ -274,10 +294,36 @@ export function planRestore(input: RestorePlanInput): PlanOutcome {
     }
     const artifact = full.parallel ? full.parallel.schema : full.physical ? full.physical.artifact : full.artifacts[0]!.name;
     const files = full.physical ? full.artifacts.find((a) => a.name === full.physical!.artifact) : undefined;
+    // Physical incrementals of this full whose copy is at or before the target: prepared onto it, and the replay starts after the last.
+    const deltas: Manifest[] = [];
+    for (const d of full.physical && files ? physicalDeltas(manifests, full) : []) {
+      if (!fullOk(d)) break;
+      deltas.push(d);
+    }
     const physical =
       full.physical && files
-        ? { format: full.physical.format, artifact: files.name, rawSha256: files.rawSha256, rawSize: files.rawSize, serverVersion: full.physical.serverVersion }
+        ? {
+            format: full.physical.format,
+            artifact: files.name,
+            rawSha256: files.rawSha256,
+            rawSize: files.rawSize,
+            serverVersion: full.physical.serverVersion,
+            ...(deltas.length
+              ? {
+                  deltas: deltas.map((d) => {
+                    const a = d.artifacts.find((x) => x.name === d.physical!.artifact)!;
+                    return { id: d.id, path: where.get(d.id) ?? '', artifact: a.name, rawSha256: a.rawSha256, rawSize: a.rawSize };
+                  }),
+                }
+              : {}),
+          }
         : undefined;
+    const from = deltas[deltas.length - 1]?.snapshot ?? full.snapshot!;
+    if (deltas.length) {
+      // The binlogs before the last copy's file are in the copy already.
+      const first = binlogNumber(from.file)?.number ?? 0;
+      for (let i = binlogs.length - 1; i >= 0; i--) if ((binlogNumber(binlogs[i]!.file)?.number ?? 0) < first) binlogs.splice(i, 1);
+    }
     const why = fullKindReason(site, physical ? 'physical' : 'logical', fulls.some((f) => f.physical) ? 'physical' : null);
     const parallel = full.parallel
       ? {
@@ -304,10 +350,10 @@ export function planRestore(input: RestorePlanInput): PlanOutcome {
         why,
         chain: chain.map((m) => ({ id: m.id, type: m.type as 'incremental' | 'differential' })),
         binlogs,
-        start: { file: full.snapshot!.file, position: full.snapshot!.position, gtidSet: full.snapshot!.gtidSet },
+        start: { file: from.file, position: from.position, gtidSet: from.gtidSet },
         stop,
         window,
-        storedBytes: best.reduce((n, m) => n + totalStoredBytes(m), 0),
+        storedBytes: [...best, ...deltas].reduce((n, m) => n + totalStoredBytes(m), 0),
         archive: archived ? { timeline: archived.timeline.timeline.timeline, files: archived.files.length, coveredUntil: archived.timeline.coveredUntil } : null,
       },
     };

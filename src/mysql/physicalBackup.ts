@@ -50,6 +50,8 @@ export interface PhysicalBackupRequest {
   maxBytesPerSecond: number | null;
   /** mariadb-backup --parallel: files copied at once. */
   threads: number;
+  /** MariaDB: copy only the pages changed after this LSN (a physical incremental). */
+  incrementalLsn?: number;
   storage: Storage;
   stagingKey: string;
   /** Where the tools may write their private scratch (lsn folder, MySQL's clone). */
@@ -186,6 +188,7 @@ async function mariadbBackup(req: PhysicalBackupRequest, progress: DumpProgress)
         `--target-dir=${path.join(work, 'target')}`,
         `--extra-lsndir=${lsnDir}`,
         `--parallel=${req.threads}`,
+        ...(req.incrementalLsn !== undefined ? [`--incremental-lsn=${req.incrementalLsn}`] : []),
       ];
       const child = spawn(tool, args, { stdio: ['ignore', 'pipe', 'pipe'], env: childEnv() });
       const exit = exitOf(child);

@@ -29,6 +29,8 @@ export interface PhysicalSource {
   artifact: string;
   rawSha256: string;
   rawSize: number;
+  /** Physical incrementals prepared onto the full, in order (MariaDB). */
+  deltas?: Array<{ id: string; path: string; artifact: string; rawSha256: string; rawSize: number }>;
 }
 
 export interface PhysicalRestoreRequest {
@@ -65,19 +67,19 @@ function run(command: string, args: string[], signal?: AbortSignal): Promise<{ c
 /** Files a copy brings along that belong to the source server, not to a restored one. */
 const SOURCE_IDENTITY = ['auto.cnf', 'mysqld-auto.cnf'];
 
-export async function restorePhysicalFiles(req: PhysicalRestoreRequest): Promise<PhysicalRestoreResult> {
-  const { source } = req;
-  if (existsSync(req.datadir) && readdirSync(req.datadir).length > 0) {
-    throw ApplicationFailure.nonRetryable(`${req.datadir} is not empty: a physical restore unpacks into an empty folder`, Failure.InvalidInput);
-  }
-  await mkdir(req.datadir, { recursive: true, mode: 0o700 });
-  const started = Date.now();
+/** One artifact, streamed out of the repository, decompressed, its raw sha256 checked, unpacked into `dir`. */
+async function unpackArtifact(
+  req: PhysicalRestoreRequest,
+  what: { id: string; path: string; artifact: string; rawSha256: string; rawSize: number },
+  dir: string,
+  onBytes: (n: number) => void,
+): Promise<number> {
   const unpacker =
-    source.format === 'xbstream'
-      ? { tool: await findTool('mbstream'), args: ['-x', '-C', req.datadir] }
-      : { tool: await findTool('tar'), args: ['--extract', '--file=-', `--directory=${req.datadir}`, '--no-same-owner'] };
-  const input = await req.storage.openRead(layout.artifact(source.fullPath, source.artifact));
-  const codec = await decompressor(compressionOf(source.artifact));
+    req.source.format === 'xbstream'
+      ? { tool: await findTool('mbstream'), args: ['-x', '-C', dir] }
+      : { tool: await findTool('tar'), args: ['--extract', '--file=-', `--directory=${dir}`, '--no-same-owner'] };
+  const input = await req.storage.openRead(layout.artifact(what.path, what.artifact));
+  const codec = await decompressor(compressionOf(what.artifact));
   const child = spawn(unpacker.tool, unpacker.args, { stdio: ['pipe', 'ignore', 'pipe'], env: childEnv() });
   let stderr = '';
   child.stderr.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-64 * 1024)));
@@ -87,7 +89,6 @@ export async function restorePhysicalFiles(req: PhysicalRestoreRequest): Promise
   });
   const hash = createHash('sha256');
   let rawBytes = 0;
-  let lastReport = 0;
   const abort = () => {
     codec.kill();
     child.kill('SIGKILL');
@@ -102,10 +103,7 @@ export async function restorePhysicalFiles(req: PhysicalRestoreRequest): Promise
           transform(chunk: Buffer, _e, cb) {
             hash.update(chunk);
             rawBytes += chunk.length;
-            if (rawBytes - lastReport > 16 * 1024 * 1024) {
-              lastReport = rawBytes;
-              req.onProgress?.({ phase: 'unpack', bytes: rawBytes });
-            }
+            onBytes(chunk.length);
             cb(null, chunk);
           },
         }),
@@ -116,31 +114,75 @@ export async function restorePhysicalFiles(req: PhysicalRestoreRequest): Promise
     ]);
     if (req.signal?.aborted) throw ApplicationFailure.create({ message: 'physical restore cancelled', type: 'Cancelled' });
     if (fed.status === 'rejected' && fed.reason instanceof SealError) throw fed.reason;
-    if (decoded.status === 'rejected') throw new Error(`${source.fullId}/${source.artifact}: ${(decoded.reason as Error)?.message ?? String(decoded.reason)}`);
+    if (decoded.status === 'rejected') throw new Error(`${what.id}/${what.artifact}: ${(decoded.reason as Error)?.message ?? String(decoded.reason)}`);
     const exit = code.status === 'fulfilled' ? code.value : String(code.reason);
-    if (exit !== 0) throw new Error(`unpacking ${source.fullId}/${source.artifact} (${path.basename(unpacker.tool)}) failed (exit ${exit}): ${stderr.trim().split('\n').slice(-3).join(' ')}`);
+    if (exit !== 0) throw new Error(`unpacking ${what.id}/${what.artifact} (${path.basename(unpacker.tool)}) failed (exit ${exit}): ${stderr.trim().split('\n').slice(-3).join(' ')}`);
     for (const x of [fed, piped]) if (x.status === 'rejected') throw x.reason instanceof Error ? x.reason : new Error(String(x.reason));
   } finally {
     req.signal?.removeEventListener('abort', abort);
   }
   const sha = hash.digest('hex');
-  if (sha !== source.rawSha256 || rawBytes !== source.rawSize) {
+  if (sha !== what.rawSha256 || rawBytes !== what.rawSize) {
     throw ApplicationFailure.nonRetryable(
-      `${source.fullId}/${source.artifact} does not match its manifest (${rawBytes} bytes, sha256 ${sha.slice(0, 12)}…; the manifest says ${source.rawSize} bytes, ${source.rawSha256.slice(0, 12)}…)`,
+      `${what.id}/${what.artifact} does not match its manifest (${rawBytes} bytes, sha256 ${sha.slice(0, 12)}…; the manifest says ${what.rawSize} bytes, ${what.rawSha256.slice(0, 12)}…)`,
       Failure.ArtifactCorrupt,
     );
   }
-  const unpack = Date.now() - started;
+  return rawBytes;
+}
 
-  const prepareStarted = Date.now();
+async function prepare(req: PhysicalRestoreRequest, id: string, incrementalDir: string | null): Promise<void> {
+  const tool = await findTool(req.prepareTool ?? 'mariadb-backup');
+  const r = await run(tool, ['--prepare', `--target-dir=${req.datadir}`, ...(incrementalDir ? [`--incremental-dir=${incrementalDir}`] : []), '--use-memory=256M'], req.signal);
+  if (r.code !== 0 || !/completed OK!/.test(r.stderr)) {
+    throw new Error(`mariadb-backup --prepare of ${id} failed (exit ${r.code}): ${r.stderr.trim().split('\n').filter((l) => !/\[Note\]/.test(l)).slice(-3).join(' ')}`);
+  }
+}
+
+export async function restorePhysicalFiles(req: PhysicalRestoreRequest): Promise<PhysicalRestoreResult> {
+  const { source } = req;
+  if (existsSync(req.datadir) && readdirSync(req.datadir).length > 0) {
+    throw ApplicationFailure.nonRetryable(`${req.datadir} is not empty: a physical restore unpacks into an empty folder`, Failure.InvalidInput);
+  }
+  const deltas = source.deltas ?? [];
+  if (deltas.length > 0 && source.format !== 'xbstream') throw ApplicationFailure.nonRetryable(`only mariadb-backup copies have incrementals; ${source.fullId} is ${source.format}`, Failure.InvalidInput);
+  await mkdir(req.datadir, { recursive: true, mode: 0o700 });
+  const started = Date.now();
+  let rawBytes = 0;
+  let lastReport = 0;
+  const onBytes = (n: number): void => {
+    rawBytes += n;
+    if (rawBytes - lastReport > 16 * 1024 * 1024) {
+      lastReport = rawBytes;
+      req.onProgress?.({ phase: 'unpack', bytes: rawBytes });
+    }
+  };
+  await unpackArtifact(req, { id: source.fullId, path: source.fullPath, artifact: source.artifact, rawSha256: source.rawSha256, rawSize: source.rawSize }, req.datadir, onBytes);
+  let unpack = Date.now() - started;
+  let preparing = 0;
   if (source.format === 'xbstream') {
     req.onProgress?.({ phase: 'prepare', bytes: rawBytes });
-    const tool = await findTool(req.prepareTool ?? 'mariadb-backup');
-    const r = await run(tool, ['--prepare', `--target-dir=${req.datadir}`, '--use-memory=256M'], req.signal);
-    if (r.code !== 0 || !/completed OK!/.test(r.stderr)) {
-      throw new Error(`mariadb-backup --prepare of ${source.fullId} failed (exit ${r.code}): ${r.stderr.trim().split('\n').filter((l) => !/\[Note\]/.test(l)).slice(-3).join(' ')}`);
+    let t = Date.now();
+    await prepare(req, source.fullId, null);
+    preparing += Date.now() - t;
+    // Each incremental: unpacked next to the datadir, applied onto it, removed.
+    for (const d of deltas) {
+      const dir = `${req.datadir}.incremental`;
+      await rm(dir, { recursive: true, force: true });
+      await mkdir(dir, { mode: 0o700 });
+      try {
+        t = Date.now();
+        await unpackArtifact(req, d, dir, onBytes);
+        unpack += Date.now() - t;
+        req.onProgress?.({ phase: `prepare ${d.id}`, bytes: rawBytes });
+        t = Date.now();
+        await prepare(req, d.id, dir);
+        preparing += Date.now() - t;
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+      }
     }
   }
   for (const f of SOURCE_IDENTITY) await rm(path.join(req.datadir, f), { force: true });
-  return { rawBytes, durationMs: { unpack, prepare: Date.now() - prepareStarted } };
+  return { rawBytes, durationMs: { unpack, prepare: preparing } };
 }

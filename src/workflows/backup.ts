@@ -191,6 +191,53 @@ async function discard(input: BackupInput, id: string, error: unknown): Promise<
   if (isCancellation(error)) setCurrentDetails(`backup ${id} cancelled; staging removed`);
 }
 
+/**
+ * A physical incremental (MariaDB): the pages changed since the newest physical copy of the
+ * chain, by mariadb-backup --incremental-lsn. A drill prepares it onto its full and replays
+ * the binlogs from its own position, so less of the binary log is replayed.
+ */
+async function takePhysicalIncremental(input: BackupInput): Promise<Manifest> {
+  const info = workflowInfo();
+  const startedAt = new Date();
+  const id = backupId('incremental', startedAt);
+  const a = activities(input);
+  markSearchAttributes(input.cluster, 'incremental');
+  setCurrentDetails(`**physical incremental ${id}** of \`${input.cluster}\`: inspecting the server and finding the copy it continues`);
+  const inspection = await a.quick.inspectCluster.executeWithOptions({ ...a.options.quick, summary: `inspect ${input.cluster}` }, [{ cluster: input.cluster }]);
+  if (!inspection.logBin) throw ApplicationFailure.nonRetryable(`cluster ${input.cluster}: binary logging is off; enable log_bin`, Failure.Config);
+  const base = await a.quick.planPhysicalIncremental.executeWithOptions({ ...a.options.quick, summary: 'find the physical copy to continue' }, [{ cluster: input.cluster }]);
+  if ('refusal' in base) throw ApplicationFailure.nonRetryable(`physical incremental of ${input.cluster} refused: ${base.refusal}`, Failure.InvalidInput);
+  try {
+    setCurrentDetails(`**physical incremental ${id}** of \`${input.cluster}\`: copying the pages changed since ${base.parentId} (LSN ${base.fromLsn})`);
+    const dump = await a.transfer.dumpFull.executeWithOptions(
+      { ...a.options.transfer, summary: `mariadb-backup --incremental-lsn=${base.fromLsn}, compress, checksum` },
+      [{ cluster: input.cluster, backupId: id, databases: inspection.databases, product: inspection.server.product, gtid: true, kind: 'full', engine: 'physical', incrementalLsn: base.fromLsn }],
+    );
+    const full = buildFullManifest({
+      id,
+      type: 'full',
+      cluster: input.cluster,
+      startedAt,
+      finishedAt: new Date(),
+      server: inspection.server,
+      tool: dump.tool,
+      databases: inspection.databases,
+      dump: dump.facts,
+      objects: inspection.objects,
+      artifact: dump.artifact,
+      ...(dump.physical ? { physical: dump.physical } : {}),
+      workflow: { workflowId: info.workflowId, runId: info.runId },
+      requestedBy: input.requestedBy ?? null,
+      reason: input.reason ?? null,
+    });
+    const draft: ManifestDraft = { ...full, type: 'incremental', parentId: base.parentId, baseFullId: base.baseFullId };
+    return await publish(input, draft, startedAt, dump.artifact.compression === 'zstd' ? 'stored' : 'frame');
+  } catch (error) {
+    await discard(input, id, error);
+    throw error;
+  }
+}
+
 /** Binary logs since the parent (incremental) or since the full (differential). */
 async function takeBinlogBackup(input: BackupInput, type: BinlogType): Promise<Manifest> {
   const startedAt = new Date();
@@ -376,7 +423,9 @@ export async function schemaBackupWorkflow(raw: BackupInput): Promise<Manifest> 
 /** Everything since the previous backup of the chain. */
 export async function incrementalBackupWorkflow(raw: BackupInput): Promise<Manifest> {
   const input = accept(BackupInputSchema, raw, 'incremental backup');
-  return recorded(input, 'incremental', () => withClusterLock(input, 'incremental backup', false, () => takeBinlogBackup(input, 'incremental')));
+  return recorded(input, 'incremental', () =>
+    withClusterLock(input, 'incremental backup', false, () => (input.engine === 'physical' ? takePhysicalIncremental(input) : takeBinlogBackup(input, 'incremental'))),
+  );
 }
 
 /** Everything since the last full (cumulative). */

@@ -78,7 +78,14 @@ export async function disasterRecoveryDrillWorkflow(raw: DrillInput): Promise<Dr
     sandbox = await phase(plan.physical ? 'restore physical full + start server' : 'provision server', () =>
       careful.provisionSandbox({ drillId, product: plan.product, ...(plan.physical ? { physical: plan.physical } : {}) }),
     );
-    if (plan.physical) checks.push({ what: `physical full ${plan.physical.fullId}`, ok: true, detail: `files unpacked (raw sha256 matches the manifest), prepared and started as a server; ${plan.why ?? ''}`.trim() });
+    if (plan.physical) {
+      const deltas = plan.physical.deltas?.map((d) => d.id) ?? [];
+      checks.push({
+        what: `physical full ${plan.physical.fullId}`,
+        ok: true,
+        detail: `files unpacked (raw sha256 matches the manifest)${deltas.length ? `, ${deltas.length} physical incremental(s) prepared onto them (${deltas.join(', ')})` : ''}, prepared and started as a server; ${plan.why ?? ''}`.trim(),
+      });
+    }
     for (const p of plan.plans) {
       setCurrentDetails(`**DR drill ${drillId}**: restoring \`${p.database}\` (full ${p.full.id} + ${p.chain.length} binlog backup(s))`);
       const r = await phase(`restore ${p.database}`, () =>

@@ -167,6 +167,65 @@ describe.each(products())('on %s', (product) => {
     });
   });
 
+  test('MariaDB: a physical incremental is prepared onto its full and the replay starts after it; MySQL refuses one, saying why', async () => {
+    let atTarget: Record<string, string> = {};
+    let target: { file: string; position: number } = { file: '', position: 0 };
+    let refused = '';
+    let incremental: Manifest | null = null;
+    await withWorker(setup.config, async () => {
+      await conn.query(`INSERT INTO ${DB}.orders (customer, total) VALUES ('before-inc', 5)`);
+      await conn.query(`UPDATE ${DB}.orders SET note = REPEAT('n', 500) WHERE id % 7 = 0`);
+      const started = startBackup(client, setup.config, 'incremental', { cluster: 'test', engine: 'physical' }, new Date(Date.now() + 2000));
+      if (product === 'mysql') {
+        refused = await started.then((h) => h.result()).then(() => 'taken', (error: unknown) => String((error as { cause?: { message?: string } }).cause?.message ?? error));
+        return;
+      }
+      incremental = await waitForManifest(await started);
+      await conn.query(`INSERT INTO ${DB}.orders (customer, total) VALUES ('after-inc', 6)`);
+      atTarget = await tableChecksums(conn, DB);
+      const at = await currentBinlogPosition(conn);
+      target = { file: at.file, position: at.position };
+      await conn.query(`DELETE FROM ${DB}.orders WHERE customer = 'after-inc'`);
+      await waitForManifest(await startBackup(client, setup.config, 'incremental', { cluster: 'test' }, new Date(Date.now() + 4000)));
+    });
+    if (product === 'mysql') {
+      expect(refused).toMatch(/is a MySQL clone, and the clone plugin has no incremental mode/);
+      return;
+    }
+    const inc = incremental as unknown as Manifest;
+    expect(inc).toMatchObject({ type: 'incremental', baseFullId: full.id, binlogs: null, physical: { format: 'xbstream' } });
+    expect(inc.physical!.fromLsn).toBeGreaterThan(0);
+    expect(inc.snapshot).not.toBeNull();
+    // Far smaller than the full: only changed pages.
+    expect(inc.artifacts[0]!.rawSize).toBeLessThan(full.artifacts[0]!.rawSize);
+
+    const repository = openRepository(setup.config);
+    const { backups } = await repository.reader().scan('test');
+    const outcome = planRestore({ cluster: 'test', database: DB, target: { kind: 'position', ...target }, backups, chainState: null, now: new Date(), site: 'own-server' });
+    if (!outcome.ok) throw new Error(outcome.reason);
+    expect(outcome.plan.full.id).toBe(full.id);
+    expect(outcome.plan.full.physical?.deltas?.map((d) => d.id)).toEqual([inc.id]);
+    expect(outcome.plan.start).toEqual(inc.snapshot);
+    // The binlog incremental taken after it still has its parent in the binlog chain (the physical incremental is no binlog parent).
+    expect(backups.filter((b) => b.manifest.type === 'incremental' && b.manifest.binlogs).every((b) => b.manifest.parentId !== inc.id)).toBe(true);
+
+    const source = { ...sourceOf(full, fullPath), deltas: outcome.plan.full.physical!.deltas };
+    const sandbox = await provisionSandbox(`physical-inc-${product}`, 932, undefined, product, async (datadir) => {
+      await restorePhysicalFiles({ source, storage: repository.storage, datadir });
+    });
+    try {
+      await replayIntoRestoredInstance({ cluster: sandboxCluster(sandbox, setup.config.clusters[0]!), product, storage: repository.storage, plan: outcome.plan, marker: 'physical-inc', onProgress: () => undefined });
+      const restored = await sandboxRoot(sandbox);
+      try {
+        expect(await tableChecksums(restored, DB)).toEqual(atTarget);
+      } finally {
+        await restored.end();
+      }
+    } finally {
+      await teardownSandbox(sandbox.baseDir);
+    }
+  });
+
   test('a flipped byte in the stored files is found before a server starts on them', async () => {
     const repository = openRepository(setup.config);
     const root = setup.config.repository.path;

@@ -2,6 +2,7 @@ import type { Manifest, ServerIdentity } from '../../src/domain/manifest';
 import { ManifestSchema } from '../../src/domain/manifest';
 import { majorMinor, parseMariabackupInfo, physicalArtifactName, type PhysicalLayout } from '../../src/domain/physical';
 import { planRestore } from '../../src/domain/restorePlan';
+import { physicalIncrementalBase, planBinlogBackup } from '../../src/domain/chain';
 
 const INFO = `uuid = cf8a5740-ee57-11f1-a4be-02fc00000001
 tool_name = mariadb-backup
@@ -121,5 +122,47 @@ describe('which full a restore starts from', () => {
     expect(bad.success).toBe(false);
     const odd = ManifestSchema.safeParse({ ...physical.manifest, id: '20261122T120000Z-full', physical: { ...layout(), format: 'rsync' } });
     expect(odd.success).toBe(false);
+  });
+});
+
+describe('physical incrementals (MariaDB)', () => {
+  const maria: ServerIdentity = { ...server, product: 'mariadb', serverUuid: null, gtidMode: null };
+  const xb = (id: string, extra: Partial<PhysicalLayout> = {}) => layout({ format: 'xbstream', artifact: 'backup.xbstream.zst', fromLsn: 0, toLsn: 1000, ...extra });
+  const xbArtifact = [{ name: 'backup.xbstream.zst', compression: 'zstd' as const, size: 10, sha256: 'c'.repeat(64), rawSize: 20, rawSha256: 'd'.repeat(64) }];
+  const F = m('F', 'full', '2026-11-22T10:00:00.000Z', { server: maria, snapshot: { file: 'binlog.000002', position: 100, gtidSet: '0-1-10' }, artifacts: xbArtifact, physical: xb('F') });
+  const B1 = m('B1', 'incremental', '2026-11-22T11:00:00.000Z', { server: maria, parentId: 'F', baseFullId: 'F', binlogs: { ...binlogs(['binlog.000002', 'binlog.000003'], 100, 20), gtids: [] } });
+  const P1 = m('P1', 'incremental', '2026-11-22T12:00:00.000Z', { server: maria, parentId: 'F', baseFullId: 'F', snapshot: { file: 'binlog.000004', position: 300, gtidSet: '0-1-30' }, artifacts: xbArtifact, physical: xb('P1', { fromLsn: 1000, toLsn: 2000 }) });
+  const B2 = m('B2', 'incremental', '2026-11-22T13:00:00.000Z', { server: maria, parentId: 'B1', baseFullId: 'F', binlogs: { ...binlogs(['binlog.000004', 'binlog.000005'], 4, 40), gtids: [] } });
+  const P2 = m('P2', 'incremental', '2026-11-22T14:00:00.000Z', { server: maria, parentId: 'P1', baseFullId: 'F', snapshot: { file: 'binlog.000006', position: 50, gtidSet: '0-1-50' }, artifacts: xbArtifact, physical: xb('P2', { fromLsn: 2000, toLsn: 3000 }) });
+  const B3 = m('B3', 'incremental', '2026-11-22T15:00:00.000Z', { server: maria, parentId: 'B2', baseFullId: 'F', binlogs: { ...binlogs(['binlog.000006'], 4, 60), gtids: [] } });
+  const chain = [F, B1, P1, B2, P2, B3];
+
+  test('each continues the newest physical copy of the chain from its LSN; a clone or a logical full has none', () => {
+    expect(physicalIncrementalBase([F, B1].map((b) => b.manifest))).toEqual({ parentId: 'F', baseFullId: 'F', fromLsn: 1000 });
+    expect(physicalIncrementalBase([F, B1, P1, B2].map((b) => b.manifest))).toEqual({ parentId: 'P1', baseFullId: 'F', fromLsn: 2000 });
+    expect(physicalIncrementalBase([physical.manifest])).toEqual({ refusal: expect.stringMatching(/MySQL clone.*no incremental mode/) });
+    expect(physicalIncrementalBase([logical.manifest])).toEqual({ refusal: expect.stringMatching(/not a MariaDB physical full.*--engine physical/) });
+  });
+
+  test('the binlog chain goes on past them: a binlog incremental never takes one as its parent', () => {
+    const plan = planBinlogBackup({ type: 'incremental', backups: [F, B1, P1].map((b) => b.manifest), chain: null, server: maria, binlogs: [{ name: 'binlog.000004', size: 900 }, { name: 'binlog.000005', size: 10 }] });
+    expect(plan).toMatchObject({ action: 'copy', parentId: 'B1', baseFullId: 'F' });
+  });
+
+  test('a restore prepares the ones at or before the target onto the full and replays only the binlogs after the last', () => {
+    const latest = planRestore({ cluster: 'c', database: 'shop', target: { kind: 'latest' }, backups: chain, chainState: null, now, site: 'own-server' });
+    if (!latest.ok) throw new Error(latest.reason);
+    expect(latest.plan.full.physical?.deltas?.map((d) => d.id)).toEqual(['P1', 'P2']);
+    expect(latest.plan.start).toEqual({ file: 'binlog.000006', position: 50, gtidSet: '0-1-50' });
+    expect(latest.plan.binlogs.map((b) => b.file)).toEqual(['binlog.000006']);
+
+    const between = planRestore({ cluster: 'c', database: 'shop', target: { kind: 'time', at: '2026-11-22T13:30:00Z' }, backups: chain, chainState: null, now, site: 'own-server' });
+    if (!between.ok) throw new Error(between.reason);
+    expect(between.plan.full.physical?.deltas?.map((d) => d.id)).toEqual(['P1']);
+    expect(between.plan.start.file).toBe('binlog.000004');
+    expect(between.plan.binlogs.map((b) => b.file)).toEqual(['binlog.000004', 'binlog.000005', 'binlog.000006']);
+
+    // Into a live server none of it: the logical restore has no full here at all.
+    expect(planRestore({ cluster: 'c', database: 'shop', target: { kind: 'latest' }, backups: chain, chainState: null, now }).ok).toBe(false);
   });
 });

@@ -44,12 +44,14 @@ export function registerBackup(program: Command): void {
       .option('--reason <text>', 'why (recorded in the manifest)')
       .option('--as <name>', 'who asks (default: $USER)');
     if (type === 'full') take.option('--engine <engine>', `this run only: ${ENGINES.join(', ')} (default: the cluster's fullBackup.engine)`);
+    if (type === 'incremental') take.option('--engine <engine>', 'physical: the pages changed since the newest physical copy (MariaDB, after a physical full); default: the binary logs');
     take
       .addHelpText('after', `\nExample:\n  dbops backup ${type} --cluster shop${type === 'schema' ? ' --reason MIG-42' : type === 'full' ? ' --engine physical' : ''} --wait`)
       .action(async (options: { cluster: string; wait?: boolean; reason?: string; as?: string; engine?: string }, command: Command) => {
         const cfg = configOf(command);
         const json = jsonWanted(command);
-        if (options.engine !== undefined && !(ENGINES as readonly string[]).includes(options.engine)) throw new UsageError(`--engine must be one of ${ENGINES.join(', ')}`);
+        const allowed: readonly string[] = type === 'incremental' ? ['physical'] : ENGINES;
+        if (options.engine !== undefined && !allowed.includes(options.engine)) throw new UsageError(`--engine must be one of ${allowed.join(', ')}`);
         const engine = options.engine as (typeof ENGINES)[number] | undefined;
         await withClient(cfg, async (client) => {
           const handle = await startBackup(client, cfg, type, {

@@ -58,7 +58,7 @@ export function describeRestoreResult(sub: string, r: Record<string, unknown>): 
   const plan = (sub === 'plan' ? r : r.plan) as RestorePlan & { hit?: StatementHit };
   const lines = [
     `restore of ${plan.database} on ${plan.cluster} to ${describeTarget(plan.target)}`,
-    `  full        ${plan.full.id} (snapshot ${plan.full.snapshot.file}:${plan.full.snapshot.position})`,
+    `  full        ${plan.full.id} (snapshot ${plan.full.snapshot.file}:${plan.full.snapshot.position})${plan.why ? `: ${plan.why}` : ''}`,
     ...plan.chain.map((c) => `  ${c.type.padEnd(12)}${c.id}`),
     ...(plan.archive ? [`  archive     ${plan.archive.timeline}: ${plan.archive.files} binlog file(s) from the continuous archive, complete up to ${plan.archive.coveredUntil ?? '?'}`] : []),
     `  replay      ${plan.binlogs.length ? `${plan.binlogs.map((b) => b.file).join(', ')} from ${plan.start.file}:${plan.start.position}` : 'nothing (the full alone)'}`,
