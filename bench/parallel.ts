@@ -42,7 +42,8 @@ function rootCnf(ctx: BenchContext): string {
   return file;
 }
 
-async function loadPhase(ctx: BenchContext, config: DbopsConfig, into: string): Promise<number> {
+/** The point-in-time restore workflow's load phase (seconds) of the cluster's newest full into `into`. */
+export async function loadPhase(ctx: BenchContext, config: DbopsConfig, into: string): Promise<number> {
   return ctx.withWorker(config, async () => {
     const handle = await startPitr(ctx.temporal.client, config, { cluster: 'bench', database: 'bench', into, target: { kind: 'latest' }, requestedBy: 'bench' });
     const result = (await handle.result()) as { durationMs: { load: number } };

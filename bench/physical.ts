@@ -15,26 +15,17 @@
  */
 import { mkdirSync, rmSync } from 'node:fs';
 import * as path from 'node:path';
-import { startPitr } from '../src/client/restores';
-import type { DbopsConfig } from '../src/config/schema';
 import { totalRawBytes, totalStoredBytes, type Manifest, type Product } from '../src/domain/manifest';
 import { formatBytes } from '../src/domain/naming';
 import { provisionSandbox, teardownSandbox } from '../src/mysql/drillServer';
 import { restorePhysicalFiles, type PhysicalSource } from '../src/mysql/physicalRestore';
 import { openRepository } from '../src/repository';
 import { backupVia } from './backup';
+import { loadPhase } from './parallel';
 import { benchContext, machine, PRODUCT_NAME, q, sh, timed, type BenchContext } from './common';
 import { printTable, type Row } from './report';
 
 const log = (s: string) => process.stderr.write(`[bench] ${s}\n`);
-
-async function loadPhase(ctx: BenchContext, config: DbopsConfig, into: string): Promise<number> {
-  return ctx.withWorker(config, async () => {
-    const handle = await startPitr(ctx.temporal.client, config, { cluster: 'bench', database: 'bench', into, target: { kind: 'latest' }, requestedBy: 'bench' });
-    const result = (await handle.result()) as { durationMs: { load: number } };
-    return result.durationMs.load / 1000;
-  });
-}
 
 function peerBackup(ctx: BenchContext, out: string, scratch: string): string {
   if (ctx.product === 'mariadb') {

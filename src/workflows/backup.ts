@@ -91,9 +91,34 @@ async function publish(input: BackupInput, draft: ManifestDraft, startedAt: Date
   return manifest;
 }
 
+/** The manifest of what dumpFull took (a dump, a chunked dump or a physical copy), as of now. */
+function dumpManifest(
+  input: BackupInput,
+  f: { id: string; type: DumpType; startedAt: Date; inspection: Awaited<ReturnType<BackupActivities['inspectCluster']>>; dump: Awaited<ReturnType<BackupActivities['dumpFull']>> },
+): ManifestDraft {
+  const info = workflowInfo();
+  return buildFullManifest({
+    id: f.id,
+    type: f.type,
+    cluster: input.cluster,
+    startedAt: f.startedAt,
+    finishedAt: new Date(),
+    server: f.inspection.server,
+    tool: f.dump.tool,
+    databases: f.inspection.databases,
+    dump: f.dump.facts,
+    objects: f.inspection.objects,
+    artifact: f.dump.artifact,
+    ...(f.dump.parallel ? { parallel: f.dump.parallel } : {}),
+    ...(f.dump.physical ? { physical: f.dump.physical } : {}),
+    workflow: { workflowId: info.workflowId, runId: info.runId },
+    requestedBy: input.requestedBy ?? null,
+    reason: input.reason ?? null,
+  });
+}
+
 /** A logical dump (full, emergency, or schema only) taken, verified and published. */
 async function takeDumpBackup(input: BackupInput, type: DumpType): Promise<Manifest> {
-  const info = workflowInfo();
   const startedAt = new Date();
   const id = backupId(type, startedAt);
   const a = activities(input);
@@ -136,24 +161,7 @@ async function takeDumpBackup(input: BackupInput, type: DumpType): Promise<Manif
     );
 
     setCurrentDetails(`**${type} backup ${id}**: verifying ${formatBytes(dump.artifact.size)} and publishing`);
-    const draft = buildFullManifest({
-      id,
-      type,
-      cluster: input.cluster,
-      startedAt,
-      finishedAt: new Date(),
-      server: inspection.server,
-      tool: dump.tool,
-      databases: inspection.databases,
-      dump: dump.facts,
-      objects: inspection.objects,
-      artifact: dump.artifact,
-      ...(dump.parallel ? { parallel: dump.parallel } : {}),
-      ...(dump.physical ? { physical: dump.physical } : {}),
-      workflow: { workflowId: info.workflowId, runId: info.runId },
-      requestedBy: input.requestedBy ?? null,
-      reason: input.reason ?? null,
-    });
+    const draft = dumpManifest(input, { id, type, startedAt, inspection, dump });
     if (type === 'full' && patched('dbops-close-chain-before-full')) await closeChain(input, id);
     // The dump activity already decompressed the staged file end to end from disk (a
     // physical copy: zstd -t over it as it was written; other codecs are read back now).
@@ -197,7 +205,6 @@ async function discard(input: BackupInput, id: string, error: unknown): Promise<
  * the binlogs from its own position, so less of the binary log is replayed.
  */
 async function takePhysicalIncremental(input: BackupInput): Promise<Manifest> {
-  const info = workflowInfo();
   const startedAt = new Date();
   const id = backupId('incremental', startedAt);
   const a = activities(input);
@@ -213,24 +220,7 @@ async function takePhysicalIncremental(input: BackupInput): Promise<Manifest> {
       { ...a.options.transfer, summary: `mariadb-backup --incremental-lsn=${base.fromLsn}, compress, checksum` },
       [{ cluster: input.cluster, backupId: id, databases: inspection.databases, product: inspection.server.product, gtid: true, kind: 'full', engine: 'physical', incrementalLsn: base.fromLsn }],
     );
-    const full = buildFullManifest({
-      id,
-      type: 'full',
-      cluster: input.cluster,
-      startedAt,
-      finishedAt: new Date(),
-      server: inspection.server,
-      tool: dump.tool,
-      databases: inspection.databases,
-      dump: dump.facts,
-      objects: inspection.objects,
-      artifact: dump.artifact,
-      ...(dump.physical ? { physical: dump.physical } : {}),
-      workflow: { workflowId: info.workflowId, runId: info.runId },
-      requestedBy: input.requestedBy ?? null,
-      reason: input.reason ?? null,
-    });
-    const draft: ManifestDraft = { ...full, type: 'incremental', parentId: base.parentId, baseFullId: base.baseFullId };
+    const draft: ManifestDraft = { ...dumpManifest(input, { id, type: 'full', startedAt, inspection, dump }), type: 'incremental', parentId: base.parentId, baseFullId: base.baseFullId };
     return await publish(input, draft, startedAt, dump.artifact.compression === 'zstd' ? 'stored' : 'frame');
   } catch (error) {
     await discard(input, id, error);
