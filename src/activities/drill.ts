@@ -41,7 +41,7 @@ export interface DrillPlan {
   why?: string;
 }
 
-const PhysicalSourceSchema = z.strictObject({
+export const PhysicalSourceSchema = z.strictObject({
   fullId: BackupIdSchema,
   fullPath: RestorePlanSchema.shape.full.shape.path,
   format: PhysicalFormatSchema,

@@ -15,6 +15,7 @@ import { createDrillActivities } from './drill';
 import { createInstanceRestoreActivities } from './instanceRestore';
 import { createLockActivities } from './lock';
 import { createNotifyActivities } from './notify';
+import { createPhysicalRestoreActivities } from './physicalRestore';
 import { createRepoVerifyActivities } from './repoVerify';
 import { createRestoreActivities } from './restore';
 import { createRetentionActivities } from './retention';
@@ -28,6 +29,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createRestoreActivities(deps),
     ...createDrillActivities(deps),
     ...createInstanceRestoreActivities(deps),
+    ...createPhysicalRestoreActivities(deps),
     ...createArchiveActivities(deps),
     ...createRetentionActivities(deps),
     ...createRepoVerifyActivities(deps),
@@ -47,6 +49,7 @@ export type { DrillActivities } from './drill';
 export type { InstanceRestoreActivities } from './instanceRestore';
 export type { LockActivities } from './lock';
 export type { NotifyActivities } from './notify';
+export type { PhysicalRestoreActivities } from './physicalRestore';
 export type { RepoVerifyActivities } from './repoVerify';
 export type { RestoreActivities } from './restore';
 export type { RetentionActivities } from './retention';

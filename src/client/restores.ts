@@ -8,6 +8,8 @@ import { SA_AWAITING_APPROVAL, SA_CLUSTER, SA_OPERATION } from '../domain/search
 import { pointInTimeRestoreWorkflow, restorePlanWorkflow, tableRestoreWorkflow, type PitrInput, type RestoreInput, type TableRestoreInput } from '../workflows/restore';
 import { approvalQuery, decideUpdate } from '../workflows/approval';
 import { instanceRestoreWorkflow, type InstanceRestoreInput } from '../workflows/instanceRestore';
+import { physicalRestoreWorkflow, type PhysicalRestoreInput } from '../workflows/physicalRestore';
+import { PhysicalRestoreInputSchema } from '../domain/inputs';
 
 function checkName(value: string, flag: string): void {
   if (!isValidSqlIdentifier(value)) throw new ConfigError(`${flag}: ${JSON.stringify(value)} is not an accepted name (${SQL_IDENTIFIER_RULE}); nothing was started`);
@@ -96,6 +98,14 @@ export async function decide(client: Client, workflowId: string, decision: 'appr
   } catch (error) {
     throw new ConfigError(`refused: ${(error as Error).cause instanceof Error ? ((error as Error).cause as Error).message : (error as Error).message}`);
   }
+}
+
+export async function startPhysicalRestore(client: Client, config: DbopsConfig, input: PhysicalRestoreInput): Promise<WorkflowHandleWithFirstExecutionRunId> {
+  findCluster(config, input.cluster);
+  const parsed = PhysicalRestoreInputSchema.shape.name.safeParse(input.name);
+  if (!parsed.success) throw new ConfigError(`--name ${input.name}: a folder name (lower-case letters, digits, "-", "_"), not a path`);
+  if (!config.physicalRestores) throw new ConfigError('physicalRestores.dir is not set: name the folder the restored datadirs go into (on the worker\'s host)');
+  return start(client, config, physicalRestoreWorkflow, runId(`restore-physical/${input.cluster}/${input.name}`), input, `Physical restore of ${input.cluster} into ${input.name}`);
 }
 
 export async function startInstanceRestore(client: Client, config: DbopsConfig, input: InstanceRestoreInput): Promise<WorkflowHandleWithFirstExecutionRunId> {

@@ -359,6 +359,13 @@ export const ConfigSchema = z
     copies: z.array(CopyRepositorySchema).max(8).default([]),
     /** Servers a whole instance may be restored onto (see RestoreTargetServerSchema). */
     restoreTargets: z.array(RestoreTargetServerSchema).max(32).default([]),
+    /**
+     * Where `dbops restore physical` puts the datadirs it restores from physical fulls (one
+     * folder per restore, named by the request), on the worker's host.
+     */
+    physicalRestores: z
+      .strictObject({ dir: z.string().min(1).startsWith('/', 'an absolute path').max(500) })
+      .optional(),
   })
   .superRefine((config, ctx) => {
     const repoNames = new Set<string>();

@@ -114,6 +114,17 @@ export const InstanceRestoreInputSchema = z.strictObject({
   replace: z.boolean().optional(),
 });
 
+/** A physical full (and its chain) restored to a new datadir on the worker's host, for a new server. */
+export const PhysicalRestoreInputSchema = z.strictObject({
+  cluster: clusterName,
+  target: RestoreTargetSchema,
+  /** The folder under physicalRestores.dir: a name, not a path. */
+  name: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'a folder name: lower-case letters, digits, "-" and "_"'),
+  requestedBy: PersonSchema.optional(),
+  /** Plan only, write nothing. */
+  dryRun: z.boolean().optional(),
+});
+
 export const TableRestoreInputSchema = RestoreInputSchema.extend({
   tables: z
     .array(identifier)

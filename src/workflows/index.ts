@@ -23,3 +23,5 @@ export { binlogArchiveWorkflow } from './binlogArchive';
 export type { BinlogArchiveInput, BinlogArchiveState } from './binlogArchive';
 export { instanceRestoreWorkflow } from './instanceRestore';
 export type { InstanceRestoreInput, InstanceRestoreResult } from './instanceRestore';
+export { physicalRestoreWorkflow } from './physicalRestore';
+export type { PhysicalRestoreInput, PhysicalRestoreResult } from './physicalRestore';

@@ -6,7 +6,7 @@
  * from a physical full passes; a restore into the live server refuses one and says why;
  * a flipped byte in the stored artifact is found before any server starts on it.
  */
-import { chmodSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import type { Client } from '@temporalio/client';
 import { createConnection, type Connection, type RowDataPacket } from 'mysql2/promise';
@@ -18,6 +18,8 @@ import { provisionSandbox, sandboxCluster, teardownSandbox, type DrillSandbox } 
 import { restorePhysicalFiles, type PhysicalSource } from '../../src/mysql/physicalRestore';
 import { replayIntoRestoredInstance } from '../../src/mysql/restore';
 import { openRepository } from '../../src/repository';
+import { startMariadbSandbox } from '../../src/mysql/servers/mariadb';
+import { startMysqlSandbox } from '../../src/mysql/servers/mysql';
 import { harness, makeTestConfig, products, rootConnection, runCli, tableChecksums, temporalClient, withWorker } from '../harness/context';
 
 const DB = 'phystest';
@@ -36,13 +38,14 @@ async function seed(conn: Connection): Promise<void> {
   await conn.query(`CREATE VIEW ${DB}.big_orders AS SELECT id, total FROM ${DB}.orders WHERE total > 50`);
 }
 
-function physicalConfig(name: string, product: Product) {
+function physicalConfig(name: string, product: Product, restoresDir: string) {
   return makeTestConfig(name, {
     product,
     databases: [DB],
     mutate: (raw) => {
       const c = (raw.clusters as Array<Record<string, unknown>>)[0]!;
       c.fullBackup = { engine: 'physical', threads: 2 };
+      raw.physicalRestores = { dir: restoresDir };
     },
   });
 }
@@ -61,7 +64,8 @@ describe.each(products())('on %s', (product) => {
   let conn: Connection;
   let client: Client;
   let closeClient: () => Promise<void>;
-  const setup = physicalConfig(`physical-${product}`, product);
+  const restoresDir = path.join(harness().baseDir, `physical-restores-${product}`);
+  const setup = physicalConfig(`physical-${product}`, product, restoresDir);
   let full: Manifest;
   let fullPath: string;
 
@@ -70,6 +74,7 @@ describe.each(products())('on %s', (product) => {
     // The restored server runs as an unprivileged OS user: the folders above its own must let it through.
     chmodSync(harness().baseDir, 0o711);
     chmodSync(process.env.DBOPS_DRILL_DIR, 0o711);
+    mkdirSync(restoresDir, { mode: 0o711 });
     conn = await rootConnection(product);
     await seed(conn);
     ({ client, close: closeClient } = await temporalClient());
@@ -223,6 +228,46 @@ describe.each(products())('on %s', (product) => {
       }
     } finally {
       await teardownSandbox(sandbox.baseDir);
+    }
+  });
+
+  test('restore physical: a new datadir at the latest point, with the source\'s accounts, starts as a server equal to the live database', async () => {
+    const live = await tableChecksums(conn, DB);
+    let result: { restored: { datadir: string; databases: Array<{ database: string; tables: unknown[] }> }; plan: { source: { fullId: string } } } | null = null;
+    await withWorker(setup.config, async () => {
+      const dry = await runCli(['restore', 'physical', '--cluster', 'test', '--to', 'latest', '--name', `new-${product}`, '--dry-run', '--config', setup.configPath]);
+      expect(dry.stdout).toMatch(/dry run: nothing written/);
+      expect(dry.stdout).toContain(`physical full ${full.id}`);
+      const run = await runCli(['restore', 'physical', '--cluster', 'test', '--to', 'latest', '--name', `new-${product}`, '--wait', '--json', '--config', setup.configPath]);
+      expect(run.stderr).toBe('');
+      result = JSON.parse(run.stdout);
+      // The same name again is refused before anything is touched: the folder is another restore's.
+      const again = await runCli(['restore', 'physical', '--cluster', 'test', '--to', 'latest', '--name', `new-${product}`, '--wait', '--config', setup.configPath]);
+      expect(again.code).not.toBe(0);
+      expect(again.stderr).toMatch(/already exists and is not this restore's/);
+      // A path is not a name.
+      const escape = await runCli(['restore', 'physical', '--cluster', 'test', '--to', 'latest', '--name', '../etc', '--config', setup.configPath]);
+      expect(escape.stderr).toMatch(/--name \.\.\/etc: a folder name/);
+    });
+    const r = result!;
+    expect(r.plan.source.fullId).toBe(full.id);
+    expect(r.restored.datadir).toBe(path.join(restoresDir, `new-${product}`, 'data'));
+    expect(r.restored.databases.map((d) => d.database)).toEqual([DB]);
+    // An operator's start of the datadir (as root here, with the copy's own accounts).
+    const server = product === 'mysql'
+      ? await startMysqlSandbox({ baseDir: path.dirname(r.restored.datadir), serverId: 77, extraArgs: ['--skip-log-bin'] })
+      : await startMariadbSandbox({ baseDir: path.dirname(r.restored.datadir), serverId: 77, extraArgs: ['--skip-log-bin'] });
+    try {
+      const restored = await createConnection({ socketPath: server.socket, user: 'root', supportBigNumbers: true, bigNumberStrings: true });
+      try {
+        expect(await tableChecksums(restored, DB)).toEqual(live);
+        const [users] = await restored.query<RowDataPacket[]>("SELECT User AS u FROM mysql.user WHERE User IN ('dbops', 'dbops_restore', 'dbops_restore_tmp') ORDER BY User");
+        expect(users.map((u) => String(u.u))).toEqual(['dbops', 'dbops_restore']);
+      } finally {
+        await restored.end();
+      }
+    } finally {
+      await server.stop();
     }
   });
 

@@ -6,8 +6,9 @@ import type { StatementHit } from '../../domain/restore/statementFinder';
 import type { RestorePlan } from '../../domain/restorePlan';
 import { beforeMatching, describeTarget, parseTarget, TargetError, type RestoreTarget } from '../../domain/restoreTarget';
 import { progressWanted, resultWithProgress } from '../progress';
-import { startInstanceRestore, startPitr, startRestorePlan, startTableRestore } from '../restores';
+import { startInstanceRestore, startPhysicalRestore, startPitr, startRestorePlan, startTableRestore } from '../restores';
 import type { InstanceRestoreResult } from '../../workflows/instanceRestore';
+import type { PhysicalRestoreResult } from '../../workflows/physicalRestore';
 import { configOf, io, jsonWanted, operatorOf, UsageError, withClient } from './shared';
 
 interface TargetOptions {
@@ -150,6 +151,31 @@ export function registerRestore(program: Command): void {
       });
     });
 
+  restore
+    .command('physical')
+    .description('a new server from a physical backup: every database to a point in time, into a new datadir under physicalRestores.dir on the worker\'s host')
+    .requiredOption('--cluster <name>', 'the cluster whose physical backups are restored')
+    .requiredOption('--to <target>', 'where to stop: a UTC time, binlog:FILE:POS, gtid:…, or latest')
+    .requiredOption('--name <folder>', 'the new folder under physicalRestores.dir (it must not exist)')
+    .option('--dry-run', 'plan only; write nothing')
+    .option('--wait', 'wait and print the result')
+    .option('--as <name>', 'who asks (default: $USER)')
+    .addHelpText('after', '\nExample:\n  dbops restore physical --cluster shop --to latest --name shop-new --wait')
+    .action(async (options: { cluster: string; to: string; name: string; dryRun?: boolean; wait?: boolean; as?: string }, command: Command) => {
+      const to = target({ cluster: options.cluster, database: '', to: options.to });
+      const cfg = configOf(command);
+      await withClient(cfg, async (client) => {
+        const handle = await startPhysicalRestore(client, cfg, { cluster: options.cluster, target: to, name: options.name, requestedBy: operatorOf(options), ...(options.dryRun ? { dryRun: true } : {}) });
+        const json = jsonWanted(command);
+        if (!options.wait && !options.dryRun) {
+          io.out(json ? JSON.stringify({ workflowId: handle.workflowId, runId: handle.firstExecutionRunId }) : `started ${handle.workflowId}`);
+          return;
+        }
+        const result = await resultWithProgress<PhysicalRestoreResult>(handle, progressWanted(json));
+        io.out(json ? JSON.stringify({ workflowId: handle.workflowId, ...result }, null, 2) : describePhysicalRestore(result));
+      });
+    });
+
   withTarget(restore.command('table').description('restore tables next to the live ones; with --swap, put them in place after a second person approves'))
     .addOption(new Option('--table <name...>', 'a table to restore (repeat for more)').makeOptionMandatory())
     .option('--swap', 'swap the restored tables in (one atomic RENAME) after approval')
@@ -162,6 +188,22 @@ export function registerRestore(program: Command): void {
         await finish('table', handle, options.wait === true, command, options.swap === true);
       });
     });
+}
+
+export function describePhysicalRestore(r: PhysicalRestoreResult): string {
+  const deltas = r.plan.source.deltas?.map((d) => d.id) ?? [];
+  const lines = [
+    `physical restore into ${r.plan.datadir}${r.dryRun ? ' (dry run: nothing written)' : ''}`,
+    `  from        physical full ${r.plan.source.fullId}${deltas.length ? ` + ${deltas.join(', ')}` : ''}, then the binlogs from ${r.plan.plans[0]?.start.file ?? '?'}:${r.plan.plans[0]?.start.position ?? '?'}`,
+    `  databases   ${r.plan.plans.map((p) => p.database).join(', ')}`,
+  ];
+  for (const d of r.restored?.databases ?? []) {
+    lines.push(`  ${d.database.padEnd(12)}reached ${d.reached.file ?? '?'}:${d.reached.position ?? '?'}${d.reached.gtid ? ` (GTID ${d.reached.gtid})` : ''}; ${d.tables.length} table(s) checksummed`);
+  }
+  if (r.restored) {
+    lines.push(`  next        chown -R the datadir (now uid ${r.restored.ownerUid}) to the new server's OS user and start it with your configuration; its accounts are the source's`);
+  }
+  return lines.join('\n');
 }
 
 export function describeInstanceRestore(r: InstanceRestoreResult): string {

@@ -41,6 +41,12 @@ export interface LocalServerOptions {
    * Only with `private` (the socket nobody else can reach).
    */
   restoredData?: boolean;
+  /**
+   * With `restoredData`: keep the copy's accounts as they are (a datadir for a new server)
+   * and let the restore in through this account, created by the init file, instead of the
+   * lock-down. The restore drops it before it stops the server.
+   */
+  restoredAdmin?: { user: string; password: string };
 }
 
 export async function freePort(): Promise<number> {

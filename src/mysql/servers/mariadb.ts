@@ -27,7 +27,7 @@ export async function startMariadbSandbox(options: MariadbSandboxOptions): Promi
   const runAs = options.private ? unprivilegedUser(['mysql', 'nobody']) : null;
   const userArgs = runAs ? [`--user=${runAs.name}`] : runningAsRoot ? ['--user=root'] : [];
   const filesDir = options.private ? preparePrivateFolder(baseDir, runAs) : '';
-  const initFile = options.private && options.restoredData ? adoptRestoredData(baseDir, datadir, runAs) : null;
+  const initFile = options.private && options.restoredData ? adoptRestoredData(baseDir, datadir, runAs, options.restoredAdmin) : null;
 
   if (!existsSync(path.join(datadir, 'mysql'))) {
     await runToCompletion(
@@ -108,7 +108,8 @@ export async function startMariadbSandbox(options: MariadbSandboxOptions): Promi
   if (options.private) {
     try {
       checkRunsAs(child.pid ?? -1, runAs, 'mariadbd');
-      secrets = await lockDown(baseDir, socket, ['mariadb.sys', 'mysql']);
+      // A restored datadir that keeps its accounts: the restore comes in as its own account instead.
+      if (!options.restoredAdmin) secrets = await lockDown(baseDir, socket, ['mariadb.sys', 'mysql']);
     } catch (error) {
       await stop();
       throw error;

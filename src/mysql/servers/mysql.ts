@@ -102,7 +102,7 @@ export async function startMysqlSandbox(options: MysqlSandboxOptions): Promise<M
   // --user only means something to a mysqld started as root (a container's worker is not).
   const userArg = runAs ? [`--user=${runAs.name}`] : runningAsRoot ? ['--user=root'] : [];
   const filesDir = options.private ? preparePrivateFolder(baseDir, runAs) : '';
-  const initFile = options.private && options.restoredData ? adoptRestoredData(baseDir, datadir, runAs) : null;
+  const initFile = options.private && options.restoredData ? adoptRestoredData(baseDir, datadir, runAs, options.restoredAdmin) : null;
 
   // mysql.ibd is the data dictionary: without it the datadir was never initialised.
   // Initialise into a side folder and rename it into place when complete, so an
@@ -204,7 +204,8 @@ export async function startMysqlSandbox(options: MysqlSandboxOptions): Promise<M
     try {
       checkRunsAs(pid, runAs, 'mysqld');
       // mysql.infoschema, mysql.session and mysql.sys are MySQL's own (definers of its system views).
-      secrets = await lockDown(baseDir, socket, ['mysql.infoschema', 'mysql.session', 'mysql.sys']);
+      // A restored datadir that keeps its accounts: the restore comes in as its own account instead.
+      if (!options.restoredAdmin) secrets = await lockDown(baseDir, socket, ['mysql.infoschema', 'mysql.session', 'mysql.sys']);
     } catch (error) {
       await stop();
       throw error;

@@ -130,15 +130,14 @@ export async function lockDown(baseDir: string, socket: string, keep: string[]):
  * copy's other accounts are dropped by `lockDown`. Returns the init file; remove it with
  * `dropInitFile` once the server is up.
  */
-export function adoptRestoredData(baseDir: string, datadir: string, runAs: OsUser | null): string {
+export function adoptRestoredData(baseDir: string, datadir: string, runAs: OsUser | null, admin?: { user: string; password: string }): string {
   if (runAs) execFileSync('chown', ['-R', `${runAs.uid}:${runAs.gid}`, datadir]);
   const file = path.join(baseDir, 'adopt.sql');
+  // Written into SQL literals: only names and passwords that need no quoting.
+  if (admin && !(/^[a-z_][a-z0-9_]{0,31}$/.test(admin.user) && /^[A-Za-z0-9_-]{16,128}$/.test(admin.password))) throw new Error('a restore account name or password that would need quoting');
+  const who = admin ? `'${admin.user}'@'localhost'` : "'root'@'localhost'";
   // One statement per line: the server reads an init file line by line.
-  const sql = [
-    "CREATE USER IF NOT EXISTS 'root'@'localhost';",
-    "ALTER USER 'root'@'localhost' IDENTIFIED BY '';",
-    "GRANT ALL PRIVILEGES ON *.* TO 'root'@'localhost' WITH GRANT OPTION;",
-  ];
+  const sql = [`CREATE USER IF NOT EXISTS ${who};`, `ALTER USER ${who} IDENTIFIED BY '${admin?.password ?? ''}';`, `GRANT ALL PRIVILEGES ON *.* TO ${who} WITH GRANT OPTION;`];
   writeFileSync(file, sql.join('\n') + '\n', { mode: 0o600 });
   if (runAs) chownSync(file, runAs.uid, runAs.gid);
   return file;
