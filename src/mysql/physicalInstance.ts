@@ -7,7 +7,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, rm, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
 import type { ClusterConfig } from '../config/schema';
@@ -63,6 +63,12 @@ export async function restorePhysicalInstance(req: PhysicalInstanceRequest): Pro
   const state = folderState(req.dir, req.run.workflowId);
   if (state === 'foreign') {
     throw ApplicationFailure.nonRetryable(`${req.dir} already exists and is not this restore's: pick another --name, or remove it`, Failure.InvalidInput);
+  }
+  // The restores' folder, when dbops makes it, lets the private server's OS user through to its own 0700 folder.
+  const parent = path.dirname(req.dir);
+  if (!existsSync(parent)) {
+    await mkdir(parent, { recursive: true });
+    await chmod(parent, 0o711);
   }
   // A retry starts over: the replay cannot resume in place.
   await rm(req.dir, { recursive: true, force: true });

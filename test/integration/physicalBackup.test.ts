@@ -35,7 +35,7 @@ async function seed(conn: Connection): Promise<void> {
         FROM (SELECT 0 n UNION SELECT 1 UNION SELECT 2 UNION SELECT 3 UNION SELECT 4 UNION SELECT 5 UNION SELECT 6 UNION SELECT 7 UNION SELECT 8 UNION SELECT 9) a,
              (SELECT 0 n UNION SELECT 1 UNION SELECT 2 UNION SELECT 3 UNION SELECT 4 UNION SELECT 5 UNION SELECT 6 UNION SELECT 7 UNION SELECT 8 UNION SELECT 9) b`);
   await conn.query(`CREATE TRIGGER ${DB}.orders_ai AFTER INSERT ON ${DB}.orders FOR EACH ROW INSERT INTO ${DB}.audit (order_id, what) VALUES (NEW.id, 'inserted')`);
-  await conn.query(`CREATE VIEW ${DB}.big_orders AS SELECT id, total FROM ${DB}.orders WHERE total > 50`);
+  await conn.query(`CREATE VIEW ${DB}.big_orders AS SELECT id, total FROM phystest.orders WHERE total > 50`);
 }
 
 function physicalConfig(name: string, product: Product, restoresDir: string) {
@@ -74,7 +74,8 @@ describe.each(products())('on %s', (product) => {
     // The restored server runs as an unprivileged OS user: the folders above its own must let it through.
     chmodSync(harness().baseDir, 0o711);
     chmodSync(process.env.DBOPS_DRILL_DIR, 0o711);
-    mkdirSync(restoresDir, { mode: 0o711 });
+    mkdirSync(restoresDir);
+    chmodSync(restoresDir, 0o711);
     conn = await rootConnection(product);
     await seed(conn);
     ({ client, close: closeClient } = await temporalClient());
@@ -109,7 +110,7 @@ describe.each(products())('on %s', (product) => {
       atTarget = await tableChecksums(conn, DB);
       const at = await currentBinlogPosition(conn);
       target = { file: at.file, position: at.position };
-      await conn.query(`DELETE FROM ${DB}.orders WHERE id > 90`);
+      await conn.query(`DELETE FROM phystest.orders WHERE id > 90`);
       await conn.query(`INSERT INTO ${DB}.orders (customer, total) VALUES ('too-late', 99)`);
       await waitForManifest(await startBackup(client, setup.config, 'incremental', { cluster: 'test' }, new Date(Date.now() + 1000)));
     });
@@ -190,7 +191,7 @@ describe.each(products())('on %s', (product) => {
       atTarget = await tableChecksums(conn, DB);
       const at = await currentBinlogPosition(conn);
       target = { file: at.file, position: at.position };
-      await conn.query(`DELETE FROM ${DB}.orders WHERE customer = 'after-inc'`);
+      await conn.query(`DELETE FROM phystest.orders WHERE customer = 'after-inc'`);
       await waitForManifest(await startBackup(client, setup.config, 'incremental', { cluster: 'test' }, new Date(Date.now() + 4000)));
     });
     if (product === 'mysql') {
@@ -232,9 +233,12 @@ describe.each(products())('on %s', (product) => {
   });
 
   test('restore physical: a new datadir at the latest point, with the source\'s accounts, starts as a server equal to the live database', async () => {
-    const live = await tableChecksums(conn, DB);
+    let live: Record<string, string> = {};
     let result: { restored: { datadir: string; databases: Array<{ database: string; tables: unknown[] }> }; plan: { source: { fullId: string } } } | null = null;
     await withWorker(setup.config, async () => {
+      // Everything written so far into a backup, so that the latest restorable point is the live state.
+      await waitForManifest(await startBackup(client, setup.config, 'incremental', { cluster: 'test' }, new Date(Date.now() + 6000)));
+      live = await tableChecksums(conn, DB);
       const dry = await runCli(['restore', 'physical', '--cluster', 'test', '--to', 'latest', '--name', `new-${product}`, '--dry-run', '--config', setup.configPath]);
       expect(dry.stdout).toMatch(/dry run: nothing written/);
       expect(dry.stdout).toContain(`physical full ${full.id}`);
