@@ -105,6 +105,9 @@ async function benchmarkProduct(product: Product): Promise<Row[]> {
       note: 'dbops: restorePhysicalFiles (raw sha256 checked on the way)',
     });
 
+    // A run stopped half way may have left its targets behind.
+    await drop('bench_single');
+    await drop('bench_par');
     const single = ctx.configFor('single', undefined, { restoreLoad: { threads: 1 } });
     await backupVia(ctx, single, 'full');
     const singleLoad = await loadPhase(ctx, single, 'bench_single');
