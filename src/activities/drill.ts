@@ -16,7 +16,7 @@ import { withConnection } from '../mysql/connection';
 import { countObjects, provisionSandbox, redactedError, sandboxCluster, sandboxDir, teardownSandbox, type DrillSandbox } from '../mysql/drillServer';
 import { toFailure } from '../mysql/errors';
 import { replayIntoRestoredInstance, restoreDatabase, type RestoreDatabaseResult } from '../mysql/restore';
-import { restorePhysicalFiles, type PhysicalSource } from '../mysql/physicalRestore';
+import { physicalSourceOf, restorePhysicalFiles, type PhysicalSource } from '../mysql/physicalRestore';
 import { PhysicalFormatSchema, PhysicalLayoutSchema } from '../domain/physical';
 import { mysqlUnavailableReason } from '../mysql/servers/mysql';
 import { verifyDatabase, type TableVerification } from '../mysql/verify';
@@ -75,17 +75,7 @@ export function createDrillActivities(deps: ActivityDeps) {
       if (first?.physical && plans.some((p) => p.full.id !== first.id)) {
         throw ApplicationFailure.nonRetryable(`the databases of ${c.name} start from different fulls (${[...new Set(plans.map((p) => p.full.id))].join(', ')}); a drill from a physical full needs them all in it`, Failure.InvalidInput);
       }
-      const physical = first?.physical
-        ? {
-            fullId: first.id,
-            fullPath: first.path,
-            format: first.physical.format,
-            artifact: first.physical.artifact,
-            rawSha256: first.physical.rawSha256,
-            rawSize: first.physical.rawSize,
-            ...(first.physical.deltas?.length ? { deltas: first.physical.deltas } : {}),
-          }
-        : null;
+      const physical = first ? physicalSourceOf(first) : null;
       const newest = plans[0]?.window.to ?? null;
       const expect = Object.fromEntries(latest.databases.map((d) => [d, latest.tables.filter((t) => t.database === d).map((t) => ({ table: t.table, rows: t.rows }))]));
       const objects = { routines: latest.objects.routines, triggers: latest.objects.triggers, events: latest.objects.events, views: latest.objects.views.length };

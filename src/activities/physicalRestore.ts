@@ -14,7 +14,7 @@ import { planRestore, type RestorePlan } from '../domain/restorePlan';
 import type { ResolvedTarget } from '../domain/restorePlan';
 import { toFailure } from '../mysql/errors';
 import { restorePhysicalInstance, type PhysicalInstanceResult } from '../mysql/physicalInstance';
-import type { PhysicalSource } from '../mysql/physicalRestore';
+import { physicalSourceOf, type PhysicalSource } from '../mysql/physicalRestore';
 import { mysqlUnavailableReason } from '../mysql/servers/mysql';
 import { readChainState } from '../repository';
 import { BinlogArchive } from '../repository/binlogArchive';
@@ -63,22 +63,15 @@ export function createPhysicalRestoreActivities(deps: ActivityDeps) {
         plans.push(outcome.plan);
       }
       const first = plans[0]!.full;
-      if (!first.physical || plans.some((p) => p.full.id !== first.id)) {
+      const source = physicalSourceOf(first);
+      if (!source || plans.some((p) => p.full.id !== first.id)) {
         throw ApplicationFailure.nonRetryable(`the databases of ${c.name} do not all start from one physical full at that point (${[...new Set(plans.map((p) => p.full.id))].join(', ')})`, Failure.InvalidInput);
       }
       const unavailable = first.product === 'mysql' ? mysqlUnavailableReason() : null;
       if (unavailable) throw ApplicationFailure.nonRetryable(`a physical MySQL restore starts a MySQL server on the worker; ${unavailable}`, Failure.Config);
       return {
         product: first.product,
-        source: {
-          fullId: first.id,
-          fullPath: first.path,
-          format: first.physical.format,
-          artifact: first.physical.artifact,
-          rawSha256: first.physical.rawSha256,
-          rawSize: first.physical.rawSize,
-          ...(first.physical.deltas?.length ? { deltas: first.physical.deltas } : {}),
-        },
+        source,
         plans,
         datadir: path.join(dir, 'data'),
       };

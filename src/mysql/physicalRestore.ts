@@ -15,6 +15,7 @@ import { pipeline } from 'node:stream/promises';
 import { ApplicationFailure } from '@temporalio/common';
 import { Failure } from '../domain/failures';
 import type { PhysicalFormat } from '../domain/physical';
+import type { RestorePlan } from '../domain/restorePlan';
 import { SealError } from '../repository/crypto';
 import { layout } from '../repository/layout';
 import type { Storage } from '../repository/storage';
@@ -31,6 +32,13 @@ export interface PhysicalSource {
   rawSize: number;
   /** Physical incrementals prepared onto the full, in order (MariaDB). */
   deltas?: Array<{ id: string; path: string; artifact: string; rawSha256: string; rawSize: number }>;
+}
+
+/** What restoring a plan's physical full needs (null: the plan starts from a logical full). */
+export function physicalSourceOf(full: RestorePlan['full']): PhysicalSource | null {
+  if (!full.physical) return null;
+  const p = full.physical;
+  return { fullId: full.id, fullPath: full.path, format: p.format, artifact: p.artifact, rawSha256: p.rawSha256, rawSize: p.rawSize, ...(p.deltas?.length ? { deltas: p.deltas } : {}) };
 }
 
 export interface PhysicalRestoreRequest {
