@@ -100,11 +100,11 @@ export class DumpScanner {
             this.lastByte = NEWLINE;
           } else {
             this.mode = 'values';
-            this.valuesByte(b);
+            i = this.valuesRun(chunk, i);
           }
           break;
         case 'values':
-          this.valuesByte(b);
+          i = this.valuesRun(chunk, i);
           break;
         case 'skipToEol':
           if (b === NEWLINE) this.mode = 'line';
@@ -184,24 +184,61 @@ export class DumpScanner {
     }
   }
 
-  private valuesByte(b: number): void {
-    if (this.inString) {
-      if (this.escaped) this.escaped = false;
-      else if (b === BACKSLASH) this.escaped = true;
-      else if (b === QUOTE) this.inString = false;
-      return;
+  /**
+   * The tuples of a one-line INSERT, from `from` on: one tight loop over local state (this
+   * is where a mysqldump stream spends its bytes). Returns the index of the last byte
+   * consumed: the statement's ";" or the chunk's end.
+   */
+  private valuesRun(chunk: Uint8Array, from: number): number {
+    let inString = this.inString;
+    let escaped = this.escaped;
+    let depth = this.depth;
+    let rows = 0;
+    let i = from;
+    let ended = false;
+    for (; i < chunk.length; i++) {
+      if (inString) {
+        if (escaped) {
+          escaped = false;
+          continue;
+        }
+        // Inside a string only the closing quote matters: a quote after an even run of
+        // backslashes. Found at memchr speed, the run counted backwards.
+        const quote = chunk.indexOf(QUOTE, i);
+        const stop = quote === -1 ? chunk.length : quote;
+        let run = 0;
+        while (stop - run - 1 >= i && chunk[stop - run - 1] === BACKSLASH) run++;
+        if (quote === -1) {
+          escaped = run % 2 === 1;
+          i = chunk.length - 1;
+        } else {
+          inString = run % 2 === 1;
+          i = quote;
+        }
+        continue;
+      }
+      const b = chunk[i] as number;
+      if (b === QUOTE) {
+        inString = true;
+      } else if (b === OPEN) {
+        if (++depth === 1) rows += 1;
+      } else if (b === CLOSE) {
+        depth -= 1;
+      } else if (b === SEMICOLON && depth === 0) {
+        ended = true;
+        break;
+      }
     }
-    if (b === QUOTE) {
-      this.inString = true;
-    } else if (b === OPEN) {
-      this.depth += 1;
-      if (this.depth === 1 && this.currentRows) this.currentRows.rows += 1;
-    } else if (b === CLOSE) {
-      this.depth -= 1;
-    } else if (b === SEMICOLON && this.depth === 0) {
+    if (this.currentRows) this.currentRows.rows += rows;
+    this.inString = inString;
+    this.escaped = escaped;
+    this.depth = depth;
+    if (ended) {
       this.currentRows = null;
       this.mode = 'skipToEol';
+      return i;
     }
+    return chunk.length - 1;
   }
 
   /** Returns the index of the last byte consumed. */

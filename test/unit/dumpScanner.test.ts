@@ -109,4 +109,16 @@ describe('DumpScanner', () => {
     const cut = MARIADB_DUMP.slice(0, MARIADB_DUMP.indexOf('(3,'));
     expect(scan(cut, 100).completed).toBe(false);
   });
+  test('one-line VALUES: runs of backslashes before quotes, cut at every chunk boundary', () => {
+    // Strings ending in 0..5 backslashes (escaped in the dump as pairs), escaped quotes,
+    // and bytes that would end a statement outside a string.
+    const values: string[] = [];
+    for (let n = 0; n < 6; n++) values.push(`(${n},'${'\\\\'.repeat(n)}',"x")`, `(${n + 10},'a\\'b);(${'\\\\'.repeat(n)}\\'')`);
+    const dump = `USE \`d\`;\n-- Table structure for table \`t\`\nINSERT INTO \`t\` VALUES ${values.join(',')};\nINSERT INTO \`t\` VALUES (99,'\\\\');\n-- Dump completed\n`;
+    for (let size = 1; size <= 40; size++) {
+      const facts = scan(dump, size);
+      expect(facts.tables).toEqual([{ database: 'd', table: 't', rows: 13 }]);
+      expect(facts.completed).toBe(true);
+    }
+  });
 });
