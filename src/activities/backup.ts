@@ -263,11 +263,13 @@ export function createBackupActivities(deps: ActivityDeps) {
           ...compression,
           storage: repository.storage,
           stagingKey,
+          maxBytesPerSecond: c.fullBackup.maxMiBPerSecond ? c.fullBackup.maxMiBPerSecond * 1024 * 1024 : null,
+          testFrames: true,
           signal: ctx.cancellationSignal,
           onProgress: (p) =>
             ctx.heartbeat({
               ...p,
-              text: p.phase === 'dump' ? `dumping: ${formatBytes(p.storedBytes)} written (compressed)` : `reading back: ${formatBytes(p.rawBytes)} of SQL checked`,
+              text: `dumping: ${formatBytes(p.rawBytes)} of SQL scanned, ${formatBytes(p.storedBytes)} stored (compressed)`,
             }),
         });
         log.info({ rawBytes: result.artifact.rawSize, storedBytes: result.artifact.size, durationMs: result.durationMs, snapshot: result.facts.binlogFile }, 'dump finished');

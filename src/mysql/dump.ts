@@ -4,12 +4,11 @@
  * -> the staging file. No uncompressed copy touches the disk.
  */
 import { Failure } from '../domain/failures';
-import { createHash } from 'node:crypto';
 import { spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { Transform, Writable, type Readable } from 'node:stream';
+import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { ApplicationFailure } from '@temporalio/common';
 import type { ClusterConfig } from '../config/schema';
@@ -18,7 +17,8 @@ import { DumpScanner, type DumpFacts } from '../domain/dumpScanner';
 import { layout } from '../repository/layout';
 import type { Storage } from '../repository/storage';
 import type { Artifact, Compression, Product } from '../domain/manifest';
-import { compressor, decompressor, EXTENSIONS } from '../tools/compression';
+import { decompressor, EXTENSIONS } from '../tools/compression';
+import { prepareCompressedWrite } from '../repository/compressedWrite';
 import { classifyToolStderr } from './errors';
 import { openMysqlDumpGuard } from './dumpGuard';
 import { execa } from '../tools/execa';
@@ -74,8 +74,8 @@ export function dumpArguments(product: Product, databases: string[], options: { 
 }
 
 export interface DumpProgress {
-  /** dump: writing the compressed artifact; verify: reading it back through the scanner. */
-  phase: 'dump' | 'verify';
+  /** The dump is scanned, hashed and compressed in one pass. */
+  phase: 'dump';
   rawBytes: number;
   storedBytes: number;
 }
@@ -99,17 +99,12 @@ export interface DumpRequest {
   /** Where the artifact goes: the repository's storage and the backup's staging folder. */
   storage: Storage;
   stagingKey: string;
+  /** Raw bytes per second the dump may be read at (default: no limit). */
+  maxBytesPerSecond?: number | null;
+  /** zstd -t over the stored bytes as they are written. */
+  testFrames?: boolean;
   onProgress?: (progress: DumpProgress) => void;
   signal?: AbortSignal;
-}
-
-function tap(onChunk: (chunk: Buffer) => void): Transform {
-  return new Transform({
-    transform(chunk: Buffer, _enc, cb) {
-      onChunk(chunk);
-      cb(null, chunk);
-    },
-  });
 }
 
 export async function toolVersion(tool: string): Promise<string> {
@@ -117,71 +112,47 @@ export async function toolVersion(tool: string): Promise<string> {
   return (result.stdout || result.stderr).trim().split('\n')[0] ?? 'unknown';
 }
 
+/** What one pass over a dump learned: the stored artifact's hash and size, and the raw stream's. */
+export interface WrittenDump {
+  sha256: string;
+  size: number;
+  rawSha256: string;
+  rawSize: number;
+  facts: DumpFacts;
+}
+
 /**
- * Phase 1, the dump: mariadb-dump's stdout is handed to zstd as its stdin at the file
- * descriptor level (a shell pipe, the bytes never pass through Node); Node only hashes
- * and counts the compressed stream on its way to the staging file. On a small host the
- * raw stream is the expensive part, so it crosses a process boundary once, as with
- * `mysqldump | zstd`. (gzip is Node's zlib, so there the raw stream does pass through.)
+ * One pass: the dump tool's stdout flows through the scanner (snapshot position, GTID,
+ * tables, exact row counts) and a sha256 of the raw bytes on its way into zstd; zstd's
+ * output is hashed and counted on its way to the staging file. What the manifest says of
+ * the raw dump is thus read from the very bytes that were compressed, in the same pass,
+ * as pgBackRest checksums a file while copying it; nothing is read back. (gzip is Node's
+ * zlib, fed the same way.)
  */
-export async function writeCompressedDump(
-  req: DumpRequest,
-  tool: string,
-  args: string[],
-  target: string,
-  progress: DumpProgress,
-): Promise<{ sha256: string; size: number }> {
-  const storedHash = createHash('sha256');
-  const sink = await req.storage.openWrite(target);
-  // Found before the dump starts: nothing may be awaited between spawning the dump and
-  // handing its stdout to zstd, or bytes Node read meanwhile would never reach zstd.
-  const zstdTool = req.compression === 'zstd' ? await findTool('zstd') : null;
+export async function writeCompressedDump(req: DumpRequest, tool: string, args: string[], name: string, progress: DumpProgress): Promise<WrittenDump> {
+  const scanner = new DumpScanner();
+  const writer = await prepareCompressedWrite(
+    { ...req, maxBytesPerSecond: req.maxBytesPerSecond ?? null, testFrames: req.testFrames ?? false },
+    name,
+    progress,
+    (chunk) => scanner.push(chunk),
+  );
+  // Nothing is awaited from here until its stdout is piped (see prepareCompressedWrite).
   const dump = spawn(tool, args, { stdio: ['ignore', 'pipe', 'pipe'], env: childEnv() });
+  const write = writer.start(dump.stdout);
   let dumpStderr = '';
-  dump.stderr.on('data', (d: Buffer) => (dumpStderr += d.toString()));
+  dump.stderr.on('data', (d: Buffer) => (dumpStderr = (dumpStderr + d.toString()).slice(-64 * 1024)));
   const dumpExit = new Promise<number | string>((resolve) => {
     dump.on('error', (e) => resolve(e.message));
     dump.on('close', (code, signal) => resolve(code ?? signal ?? -1));
   });
-
-  let stored: Readable;
-  let codecDone: Promise<void>;
-  let kill: () => void;
-  if (zstdTool !== null) {
-    const zstd = spawn(zstdTool, ['-q', '-c', '-T0', `-${Math.min(req.compressionLevel ?? 3, 19)}`], {
-      stdio: [dump.stdout, 'pipe', 'pipe'],
-      env: childEnv(),
-    });
-    dump.stdout.destroy(); // zstd holds the read end now
-    let zstdStderr = '';
-    zstd.stderr.on('data', (d: Buffer) => (zstdStderr += d.toString()));
-    codecDone = new Promise((resolve, reject) => {
-      zstd.on('error', reject);
-      zstd.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`zstd failed (${code}): ${zstdStderr.trim()}`))));
-    });
-    stored = zstd.stdout;
-    kill = () => zstd.kill('SIGKILL');
-  } else {
-    const codec = await compressor(req.compression, req.compressionLevel);
-    codecDone = Promise.all([pipeline(dump.stdout, codec.input), codec.done]).then(() => undefined);
-    stored = codec.output;
-    kill = codec.kill;
-  }
   const abort = () => {
     dump.kill('SIGKILL');
-    kill();
+    write.kill();
   };
   req.signal?.addEventListener('abort', abort, { once: true });
   try {
-    const store = pipeline(
-      stored,
-      tap((chunk) => {
-        storedHash.update(chunk);
-        progress.storedBytes += chunk.length;
-      }),
-      sink.stream,
-    ).then(() => sink.done);
-    const [exit, ...rest] = await Promise.allSettled([dumpExit, store, codecDone]);
+    const [exit, written] = await Promise.allSettled([dumpExit, write.done]);
     if (req.signal?.aborted) throw ApplicationFailure.create({ message: 'dump cancelled', type: 'Cancelled' });
     const code = exit.status === 'fulfilled' ? exit.value : 'unknown';
     if (code !== 0) {
@@ -189,36 +160,13 @@ export async function writeCompressedDump(
       if (classified) throw classified;
       throw new Error(`${path.basename(tool)} failed (exit ${code}): ${dumpStderr.trim().split('\n').slice(-3).join(' ')}`);
     }
-    const failed = rest.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-    if (failed) throw failed.reason instanceof Error ? failed.reason : new Error(String(failed.reason));
+    if (written.status === 'rejected') throw written.reason instanceof Error ? written.reason : new Error(String(written.reason));
   } finally {
     req.signal?.removeEventListener('abort', abort);
-    kill();
+    abort();
   }
-  return { sha256: storedHash.digest('hex'), size: progress.storedBytes };
-}
-
-/**
- * Phase 2, the proof: the staged file is read back from disk and decompressed end to end
- * through the dump scanner (snapshot position, GTID, tables, exact row counts) and
- * sha256. What the manifest says of the raw dump is thus read from the artifact itself.
- */
-export async function scanStoredDump(
-  storage: Storage,
-  file: string,
-  compression: Compression,
-  onBytes: (rawBytes: number) => void = () => undefined,
-): Promise<{ facts: DumpFacts; rawSha256: string; rawSize: number }> {
-  const scanner = new DumpScanner();
-  const rawHash = createHash('sha256');
-  let rawSize = 0;
-  await readDecompressed(storage, file, compression, (chunk) => {
-    scanner.push(chunk);
-    rawHash.update(chunk);
-    rawSize += chunk.length;
-    onBytes(rawSize);
-  });
-  return { facts: scanner.finish(), rawSha256: rawHash.digest('hex'), rawSize };
+  const { artifact } = write;
+  return { sha256: artifact.sha256, size: artifact.size, rawSha256: artifact.rawSha256, rawSize: artifact.rawSize, facts: scanner.finish() };
 }
 
 /** The dump's lines about replication coordinates, for an error message. */
@@ -268,7 +216,7 @@ export async function runDump(req: DumpRequest): Promise<DumpResult> {
     const stored = await withDefaultsFile(req.cluster, async (defaultsFile) => {
       const stop = new AbortController();
       const signal = req.signal ? AbortSignal.any([req.signal, stop.signal]) : stop.signal;
-      const dump = writeCompressedDump({ ...req, signal }, tool, [`--defaults-extra-file=${defaultsFile}`, ...args], target, progress);
+      const dump = writeCompressedDump({ ...req, signal }, tool, [`--defaults-extra-file=${defaultsFile}`, ...args], name, progress);
       const released = guard
         ? guard.releaseAfterSnapshot(dump).catch((error: unknown) => {
             stop.abort();
@@ -280,10 +228,7 @@ export async function runDump(req: DumpRequest): Promise<DumpResult> {
       if (dumped.status === 'rejected') throw dumped.reason;
       return dumped.value;
     });
-    progress.phase = 'verify';
-    const { facts, rawSha256, rawSize } = await scanStoredDump(req.storage, target, req.compression, (n) => {
-      progress.rawBytes = n;
-    });
+    const { facts, rawSha256, rawSize } = stored;
     if (!facts.completed) {
       throw new Error(`${toolName} output ends without "-- Dump completed": the dump is truncated`);
     }

@@ -49,7 +49,7 @@ import { compressor, EXTENSIONS, zstdStreamTest } from '../tools/compression';
 import { RateLimit } from '../tools/rateLimit';
 import { findTool } from '../tools/tools';
 import { connectionOptions, limitStatements } from './connection';
-import { dumpToolName, scanStoredDump, toolVersion, withDefaultsFile, writeCompressedDump, type DumpProgress } from './dump';
+import { dumpToolName, toolVersion, withDefaultsFile, writeCompressedDump, type DumpProgress } from './dump';
 import { openMysqlDumpGuard, type SnapshotPosition } from './dumpGuard';
 import { toFailure } from './errors';
 
@@ -341,12 +341,11 @@ async function planTasks(conn: Connection, tables: TableInfo[], req: ParallelDum
 async function schemaArtifact(req: ParallelDumpRequest, kind: 'schema' | 'triggers', progress: ParallelDumpProgress): Promise<{ artifact: Artifact; facts: DumpFacts }> {
   const tool = await findTool(dumpToolName(req.cluster, req.product));
   const name = `${kind}.sql${EXTENSIONS[req.compression]}`;
-  const target = layout.artifact(req.stagingKey, name);
   const what = kind === 'schema' ? ['--no-data', '--skip-triggers', '--routines', '--events'] : ['--no-data', '--no-create-info', '--triggers'];
   const args = ['--single-transaction', '--skip-lock-tables', '--default-character-set=utf8mb4', ...what, ...(req.product === 'mysql' ? ['--set-gtid-purged=OFF'] : []), '--databases', ...req.databases];
   const part: DumpProgress = { phase: 'dump', rawBytes: 0, storedBytes: 0 };
-  const stored = await withDefaultsFile(req.cluster, (file) => writeCompressedDump({ ...req, gtid: false, onProgress: undefined }, tool, [`--defaults-extra-file=${file}`, ...args], target, part));
-  const { facts, rawSha256, rawSize } = await scanStoredDump(req.storage, target, req.compression);
+  const stored = await withDefaultsFile(req.cluster, (file) => writeCompressedDump({ ...req, gtid: false, onProgress: undefined }, tool, [`--defaults-extra-file=${file}`, ...args], name, part));
+  const { facts, rawSha256, rawSize } = stored;
   if (!facts.completed) throw new Error(`${dumpToolName(req.cluster, req.product)} --no-data output ends without "-- Dump completed": truncated`);
   progress.storedBytes += stored.size;
   return { artifact: { name, compression: req.compression, size: stored.size, sha256: stored.sha256, rawSize, rawSha256 }, facts };

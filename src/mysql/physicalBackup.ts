@@ -17,12 +17,9 @@
  * files are not read as rows), so the manifest lists no tables.
  */
 import { spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { chownSync, mkdtempSync, readFileSync, statSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import * as path from 'node:path';
-import { Transform, type Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { ApplicationFailure } from '@temporalio/common';
 import type { RowDataPacket } from 'mysql2/promise';
 import type { ClusterConfig } from '../config/schema';
@@ -30,10 +27,9 @@ import type { DumpFacts } from '../domain/dumpScanner';
 import { Failure } from '../domain/failures';
 import type { Artifact, Compression, Product } from '../domain/manifest';
 import { parseMariabackupInfo, physicalArtifactName, type PhysicalLayout, type PhysicalPosition } from '../domain/physical';
-import { layout } from '../repository/layout';
 import type { Storage } from '../repository/storage';
-import { compressor, EXTENSIONS, zstdStreamTest } from '../tools/compression';
-import { RateLimit } from '../tools/rateLimit';
+import { EXTENSIONS } from '../tools/compression';
+import { prepareCompressedWrite } from '../repository/compressedWrite';
 import { childEnv, findTool } from '../tools/tools';
 import { currentBinlogPosition, withConnection } from './connection';
 import { toolVersion, withDefaultsFile, type DumpProgress } from './dump';
@@ -66,63 +62,6 @@ export interface PhysicalBackupResult {
   layout: PhysicalLayout;
   tool: { name: string; version: string };
   durationMs: number;
-}
-
-/**
- * A raw stream, compressed on its way to storage: sha256 and size of both sides, the rate
- * limit applied to the raw bytes, zstd -t over the compressed bytes as they are written.
- */
-async function storeCompressed(
-  source: Readable,
-  req: PhysicalBackupRequest,
-  name: string,
-  progress: DumpProgress,
-): Promise<{ artifact: Artifact; kill: () => void; done: Promise<void> }> {
-  const rawHash = createHash('sha256');
-  const storedHash = createHash('sha256');
-  const limit = new RateLimit(req.maxBytesPerSecond);
-  const codec = await compressor(req.compression, req.compressionLevel);
-  const tester = req.compression === 'zstd' ? await zstdStreamTest() : null;
-  const sink = await req.storage.openWrite(layout.artifact(req.stagingKey, name));
-  const artifact: Artifact = { name, compression: req.compression, size: 0, sha256: '', rawSize: 0, rawSha256: '' };
-  const raw = pipeline(
-    source,
-    new Transform({
-      transform(chunk: Buffer, _e, cb) {
-        rawHash.update(chunk);
-        artifact.rawSize += chunk.length;
-        progress.rawBytes += chunk.length;
-        if (req.maxBytesPerSecond === null) cb(null, chunk);
-        else limit.take(chunk.length).then(() => cb(null, chunk), cb);
-      },
-    }),
-    codec.input,
-  );
-  const stored = pipeline(
-    codec.output as Readable,
-    new Transform({
-      transform(chunk: Buffer, _e, cb) {
-        storedHash.update(chunk);
-        artifact.size += chunk.length;
-        progress.storedBytes += chunk.length;
-        cb(null, chunk);
-      },
-    }),
-    ...(tester ? [tester.feed] : []),
-    sink.stream,
-  ).then(() => sink.done);
-  const done = Promise.all([raw, stored, codec.done, tester?.done]).then(() => {
-    artifact.sha256 = storedHash.digest('hex');
-    artifact.rawSha256 = rawHash.digest('hex');
-  });
-  return {
-    artifact,
-    done,
-    kill: () => {
-      codec.kill();
-      tester?.kill();
-    },
-  };
 }
 
 /** A tool's exit: its code (or signal) and the tail of what it said. */
@@ -190,9 +129,10 @@ async function mariadbBackup(req: PhysicalBackupRequest, progress: DumpProgress)
         `--parallel=${req.threads}`,
         ...(req.incrementalLsn !== undefined ? [`--incremental-lsn=${req.incrementalLsn}`] : []),
       ];
+      const writer = await prepareCompressedWrite({ ...req, testFrames: true }, name, progress);
       const child = spawn(tool, args, { stdio: ['ignore', 'pipe', 'pipe'], env: childEnv() });
+      const store = writer.start(child.stdout);
       const exit = exitOf(child);
-      const store = await storeCompressed(child.stdout, req, name, progress);
       const abort = () => {
         child.kill('SIGKILL');
         store.kill();
@@ -274,9 +214,11 @@ async function mysqlClone(req: PhysicalBackupRequest, progress: DumpProgress): P
       if (rows[0]?.STATE !== 'Completed') throw new Error(`the clone of ${req.cluster.name} did not complete (state ${String(rows[0]?.STATE ?? 'unknown')})`);
       return { before, after: await currentBinlogPosition(conn) };
     });
-    const tar = spawn(await findTool('tar'), ['--create', '--file=-', `--directory=${cloneDir}`, '--numeric-owner', '.'], { stdio: ['ignore', 'pipe', 'pipe'], env: childEnv() });
+    const tarTool = await findTool('tar');
+    const writer = await prepareCompressedWrite({ ...req, testFrames: true }, name, progress);
+    const tar = spawn(tarTool, ['--create', '--file=-', `--directory=${cloneDir}`, '--numeric-owner', '.'], { stdio: ['ignore', 'pipe', 'pipe'], env: childEnv() });
+    const store = writer.start(tar.stdout);
     const exit = exitOf(tar);
-    const store = await storeCompressed(tar.stdout, req, name, progress);
     const abort = () => {
       tar.kill('SIGKILL');
       store.kill();

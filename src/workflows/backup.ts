@@ -163,9 +163,9 @@ async function takeDumpBackup(input: BackupInput, type: DumpType): Promise<Manif
     setCurrentDetails(`**${type} backup ${id}**: verifying ${formatBytes(dump.artifact.size)} and publishing`);
     const draft = dumpManifest(input, { id, type, startedAt, inspection, dump });
     if (type === 'full' && patched('dbops-close-chain-before-full')) await closeChain(input, id);
-    // The dump activity already decompressed the staged file end to end from disk (a
-    // physical copy: zstd -t over it as it was written; other codecs are read back now).
-    return await publish(input, draft, startedAt, dump.physical && dump.artifact.compression !== 'zstd' ? 'frame' : 'stored');
+    // The dump activity ran zstd -t over the artifact as it was written (other codecs are
+    // read back and decompressed now).
+    return await publish(input, draft, startedAt, dump.artifact.compression === 'zstd' ? 'stored' : 'frame');
   } catch (error) {
     await discard(input, id, error);
     throw error;
