@@ -266,6 +266,10 @@ async function restoreIndexes(req: ParallelLoadRequest, onTable: (t: string) => 
   await Promise.all(Array.from({ length: Math.max(1, Math.min(req.threads, queue.length)) }, work));
 }
 
+/** ER_LOCK_DEADLOCK as the client reports it. */
+const DEADLOCK = /ERROR 1213 \(40001\)/;
+const DEADLOCK_RETRIES = 4;
+
 export async function loadChunksInParallel(req: ParallelLoadRequest): Promise<ParallelLoadResult> {
   const indexesDeferred = await deferIndexes(req);
   const done = new Set(req.checkpoint.done);
@@ -290,15 +294,28 @@ export async function loadChunksInParallel(req: ParallelLoadRequest): Promise<Pa
           if (!c) return;
           current = c.table;
           try {
-            await loadChunk(req, c, defaultsFile, limit, (n) => {
-              loadedBytes += n;
-            });
+            for (let attempt = 1; ; attempt++) {
+              let bytes = 0;
+              try {
+                await loadChunk(req, c, defaultsFile, limit, (n) => {
+                  bytes += n;
+                  loadedBytes += n;
+                });
+                break;
+              } catch (error) {
+                loadedBytes -= bytes;
+                // A chunk is one transaction: a deadlock rolled all of it back, so it is
+                // simply loaded again (InnoDB's own advice), a few times, before failing.
+                if (req.signal?.aborted || attempt >= DEADLOCK_RETRIES || !DEADLOCK.test(String(error))) throw error;
+              }
+            }
             chunksDone += 1;
             req.checkpoint.done = [...req.checkpoint.done, c.artifact];
             req.onCheckpoint(req.checkpoint);
             report('load');
           } catch (error) {
-            failed ??= error;
+            // Stopped on purpose: whatever the killed sessions said, the load was cancelled.
+            failed ??= req.signal?.aborted ? ApplicationFailure.create({ message: 'load cancelled', type: 'Cancelled' }) : error;
           }
         }
       };
