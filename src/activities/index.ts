@@ -18,6 +18,7 @@ import { createNotifyActivities } from './notify';
 import { createPhysicalRestoreActivities } from './physicalRestore';
 import { createRepoVerifyActivities } from './repoVerify';
 import { createRestoreActivities } from './restore';
+import { createQueryKillerActivities } from './queryKiller';
 import { createRetentionActivities } from './retention';
 
 export function createActivities(deps: ActivityDeps) {
@@ -33,6 +34,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createArchiveActivities(deps),
     ...createRetentionActivities(deps),
     ...createRepoVerifyActivities(deps),
+    ...createQueryKillerActivities(deps),
     ...createApprovalActivities(deps),
     ...createNotifyActivities(deps),
   };
@@ -50,6 +52,7 @@ export type { InstanceRestoreActivities } from './instanceRestore';
 export type { LockActivities } from './lock';
 export type { NotifyActivities } from './notify';
 export type { PhysicalRestoreActivities } from './physicalRestore';
+export type { QueryKillerActivities } from './queryKiller';
 export type { RepoVerifyActivities } from './repoVerify';
 export type { RestoreActivities } from './restore';
 export type { RetentionActivities } from './retention';

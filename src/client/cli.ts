@@ -15,6 +15,7 @@ import { registerArchive } from './commands/archive';
 import { registerBackup, registerStorage } from './commands/backup';
 import { registerBinlogs } from './commands/binlogs';
 import { registerDrill } from './commands/drill';
+import { registerOps } from './commands/ops';
 import { registerRepo } from './commands/repo';
 import { registerRestore } from './commands/restore';
 import { registerRetention } from './commands/retention';
@@ -55,6 +56,7 @@ export function buildProgram(): Command {
   registerArchive(program);
   registerRetention(program);
   registerRepo(program);
+  registerOps(program);
   registerBinlogs(program);
   // Subcommands inherit exitOverride and the output settings only when set before they are
   // added; set them on every command so no path calls process.exit behind our back.

@@ -14,6 +14,8 @@ import { drillInput } from './drills';
 import { archiveWorkflow } from '../workflows/archive';
 import { retentionWorkflow } from '../workflows/retention';
 import { repoVerifyWorkflow } from '../workflows/repoVerify';
+import { queryKillerWorkflow } from '../workflows/queryKiller';
+import { QUERY_KILLER_DETAILS, queryKillerSummary } from './queryKiller';
 import { archiveWorkflowId } from '../domain/archive';
 import { archiveInput, archiveSummary, resolveArchiveJob } from './archives';
 
@@ -46,6 +48,18 @@ function action(config: DbopsConfig, d: DesiredSchedule): ScheduleOptionsStartWo
         { key: SA_OPERATION, value: 'repo-verify' },
       ],
       staticSummary: `Scheduled repository verify of ${d.cluster}`,
+    });
+  }
+  if (d.action === 'query-killer') {
+    return startAction(queryKillerWorkflow, [{ cluster: d.cluster, requestedBy: `schedule ${d.id}` }], {
+      ...common,
+      workflowId: `query-killer/${d.cluster}/scheduled`,
+      typedSearchAttributes: [
+        { key: SA_CLUSTER, value: d.cluster },
+        { key: SA_OPERATION, value: 'query-killer' },
+      ],
+      staticSummary: `Scheduled ${queryKillerSummary(d.cluster, false)}`,
+      staticDetails: QUERY_KILLER_DETAILS,
     });
   }
   if (d.action === 'archive' && d.job) {
@@ -107,7 +121,12 @@ export async function existingSchedules(client: Client): Promise<Array<{ id: str
 
 /** What the config asks for: drills get their targets, archive jobs their definitions (a change updates the schedule). */
 export function desiredFromConfig(config: DbopsConfig): DesiredSchedule[] {
-  return desiredSchedules(config.schedules, config.drills, Object.fromEntries(config.archive.jobs.map((j) => [j.name ?? '', j])));
+  // A cluster with a queryKiller gets its schedule (every queryKiller.every) unless schedules.entries names one.
+  const killers = config.clusters
+    .filter((c) => c.queryKiller !== undefined && !config.schedules.entries.some((e) => e.cluster === c.name && e.action === 'query-killer'))
+    .map((c) => ({ cluster: c.name, action: 'query-killer' as const, every: c.queryKiller?.every }));
+  const source = { ...config.schedules, entries: [...killers, ...config.schedules.entries] };
+  return desiredSchedules(source, config.drills, Object.fromEntries(config.archive.jobs.map((j) => [j.name ?? '', j])));
 }
 
 export async function applySchedules(client: Client, config: DbopsConfig): Promise<ReconcilePlan> {

@@ -38,9 +38,9 @@ export function parseConfig(text: string, source: string, baseDir: string): Dbop
   config.repository = absoluteRepo(config.repository);
   config.copies = config.copies.map(absoluteRepo);
   for (const cluster of config.clusters) {
-    if (cluster.password && 'file' in cluster.password) {
-      cluster.password = { file: path.resolve(baseDir, cluster.password.file) };
-    }
+    if (cluster.password) cluster.password = absolute(cluster.password);
+    if (cluster.restorePassword) cluster.restorePassword = absolute(cluster.restorePassword);
+    if (cluster.opsPassword) cluster.opsPassword = absolute(cluster.opsPassword);
   }
   for (const webhook of config.notifications.webhooks) {
     if (typeof webhook.url !== 'string' && 'file' in webhook.url) webhook.url = { file: path.resolve(baseDir, webhook.url.file) };

@@ -19,6 +19,7 @@ import { ArchiveJobSchema, parseDestination } from '../domain/archive';
 import { RetentionConfigSchema } from '../domain/retention';
 import { NotificationsConfigSchema } from '../domain/notifications';
 import { APPROVAL_ACTIONS } from '../domain/approval';
+import { checkPatterns, KILL_MODES, SessionPatternSchema } from '../domain/queryKiller';
 
 /**
  * A secret is a reference, never a value: the config file, logs and workflow histories
@@ -81,6 +82,33 @@ export const RestoreLoadSchema = z.strictObject({
 });
 export type RestoreLoadConfig = z.infer<typeof RestoreLoadSchema>;
 
+/**
+ * The slow-query killer (pt-kill's job as a scheduled workflow): statements running longer
+ * than `busyTime` that match `match` and no `ignore` entry are stopped, the longest first,
+ * at most `maxPerRun` per run. Patterns are case-insensitive regular expressions over the
+ * processlist's user, host (without the port), db, command and info. Replication, the
+ * server's own threads and dbops's accounts are never touched; DDL only with killDdl.
+ */
+export const QueryKillerSchema = z
+  .strictObject({
+    busyTime: durationSchema().default('60s'),
+    /** How often the schedule runs it (`dbops schedules apply`). */
+    every: durationSchema().default('1m'),
+    match: SessionPatternSchema.default({ command: '^Query$' }),
+    ignore: z.array(SessionPatternSchema).max(100).default([]),
+    killDdl: z.boolean().default(false),
+    maxPerRun: z.number().int().min(1).max(1000).default(10),
+    /** query: KILL QUERY (the session stays); connection: KILL (the session is closed). */
+    mode: z.enum(KILL_MODES).default('query'),
+    /** Record what would be killed, kill nothing. */
+    dryRun: z.boolean().default(false),
+  })
+  .superRefine((k, ctx) => {
+    checkPatterns(k.match, ctx, ['match']);
+    k.ignore.forEach((p, i) => checkPatterns(p, ctx, ['ignore', i]));
+  });
+export type QueryKillerConfig = z.infer<typeof QueryKillerSchema>;
+
 /** How the worker reaches a server: a cluster, or a server an instance is restored onto. */
 const serverFields = {
   name: z.string().regex(CLUSTER_NAME_PATTERN, CLUSTER_NAME_RULE),
@@ -108,6 +136,12 @@ export const ClusterSchema = z
      */
     restoreUser: z.string().min(1).max(80).optional(),
     restorePassword: SecretRefSchema.optional(),
+    /**
+     * Operations jobs (the slow-query killer) connect as this account: it needs PROCESS and
+     * CONNECTION ADMIN (MariaDB) / CONNECTION_ADMIN (MySQL). Default: the restore account.
+     */
+    opsUser: z.string().min(1).max(80).optional(),
+    opsPassword: SecretRefSchema.optional(),
     /** Who may approve which risky action on this cluster, e.g. { restore-swap: [alice, bob], "*": [oncall] }. */
     approvers: z
       .record(z.string(), z.array(z.string().min(1)).min(1))
@@ -140,6 +174,8 @@ export const ClusterSchema = z
     binlogArchive: BinlogArchiveSchema.default(BinlogArchiveSchema.parse({})),
     fullBackup: FullBackupSchema.default(FullBackupSchema.parse({})),
     restoreLoad: RestoreLoadSchema.default(RestoreLoadSchema.parse({})),
+    /** The slow-query killer; absent: no killer for this cluster. */
+    queryKiller: QueryKillerSchema.optional(),
     /** Client tools for this cluster (default: MariaDB's, found on PATH). */
     tools: ToolsSchema.default({}),
   })
@@ -280,7 +316,7 @@ export const ApprovalSchema = z
     });
   });
 
-export const SCHEDULED_ACTIONS = ['backup-full', 'backup-incremental', 'backup-differential', 'drill', 'drill-full', 'archive', 'retention', 'repo-verify'] as const;
+export const SCHEDULED_ACTIONS = ['backup-full', 'backup-incremental', 'backup-differential', 'drill', 'drill-full', 'archive', 'retention', 'repo-verify', 'query-killer'] as const;
 
 /** One routine job: a cron expression (in schedules.timezone) or a fixed interval. */
 export const ScheduleEntrySchema = z

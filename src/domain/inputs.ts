@@ -178,6 +178,13 @@ export const RepoVerifyInputSchema = z.strictObject({
   requestedBy: PersonSchema.optional(),
 });
 
+export const QueryKillerInputSchema = z.strictObject({
+  cluster: clusterName,
+  /** Record what would be killed, kill nothing (the cluster's queryKiller.dryRun forces it too). */
+  dryRun: z.boolean().default(false),
+  requestedBy: PersonSchema.optional(),
+});
+
 /** Who asked for a run: their name and the Temporal identity of the client that started it. */
 export const RequesterSchema = z.strictObject({ name: PersonSchema, identity: z.string().max(300).nullable() });
 export type Requester = z.infer<typeof RequesterSchema>;

@@ -10,7 +10,7 @@ export const SCHEDULE_PREFIX = 'dbops/';
 /** Bumped when the arguments schedules pass to workflows change shape (2: no approvers or queries in them). */
 export const SCHEDULE_INPUTS_VERSION = 2;
 
-export type ScheduledAction = 'backup-full' | 'backup-incremental' | 'backup-differential' | 'drill' | 'drill-full' | 'archive' | 'retention' | 'repo-verify';
+export type ScheduledAction = 'backup-full' | 'backup-incremental' | 'backup-differential' | 'drill' | 'drill-full' | 'archive' | 'retention' | 'repo-verify' | 'query-killer';
 
 /** The default schedules of a cluster listed in schedules.defaultsFor (hourly incrementals are one entry away). */
 export const DEFAULT_SCHEDULES: ReadonlyArray<{ action: ScheduledAction; cron: string }> = [

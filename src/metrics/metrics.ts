@@ -56,6 +56,12 @@ export class DbopsMetrics {
   });
   readonly binlogArchiveTarget = new Gauge({ name: 'dbops_binlog_archive_rpo_target_seconds', help: 'clusters[].binlogArchive.rpoTarget of clusters that archive binlogs', labelNames: ['cluster'], registers: this.r });
   readonly binlogArchiveCritical = new Gauge({ name: 'dbops_binlog_archive_rpo_critical_seconds', help: 'clusters[].binlogArchive.rpoCritical of clusters that archive binlogs', labelNames: ['cluster'], registers: this.r });
+  readonly queryKills = new Counter({
+    name: 'dbops_query_kills_total',
+    help: 'Statements the slow-query killer stopped, by how (query, connection; dry-run: would have)',
+    labelNames: ['cluster', 'action'],
+    registers: this.r,
+  });
   readonly approvalsWaiting = new Gauge({ name: 'dbops_approvals_waiting', help: 'Runs waiting for a person', labelNames: ['cluster'], registers: this.r });
 
   /** Series at 0 from the start, so the first failure is an increase. */
@@ -65,6 +71,7 @@ export class DbopsMetrics {
       this.checksumMismatch.labels(cluster).inc(0);
       for (const type of BACKUP_TYPES) this.retentionDeleted.labels(cluster, type).inc(0);
       this.approvalsWaiting.labels(cluster).set(0);
+      for (const action of ['query', 'connection', 'dry-run']) this.queryKills.labels(cluster, action).inc(0);
     }
   }
 

@@ -14,6 +14,7 @@ import { type Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { DrillReport } from '../domain/drill';
 import { RepoVerifyReportSchema, type RepoVerifyReport } from '../domain/repoVerify';
+import type { KillReport } from '../domain/queryKiller';
 import {
   BACKUP_TYPES,
   IndexSchema,
@@ -473,6 +474,12 @@ export class Repository {
 
   async storeVerifyReport(report: RepoVerifyReport): Promise<string> {
     const key = layout.verifyReport(report.cluster, report.runKey);
+    await this.storage.writeText(key, JSON.stringify(report, null, 2) + '\n');
+    return this.localPath(key) ?? key;
+  }
+
+  async storeKillReport(report: KillReport): Promise<string> {
+    const key = layout.killReport(report.cluster, report.runKey);
     await this.storage.writeText(key, JSON.stringify(report, null, 2) + '\n');
     return this.localPath(key) ?? key;
   }

@@ -14,6 +14,7 @@
  *   <cluster>/drills/<drill id>/report.{json,md}      DR drill reports
  *   <cluster>/archives/<job>/<run>.json               archive run reports
  *   <cluster>/verify/<run>.json                       repository verification reports
+ *   <cluster>/query-killer/<YYYY-MM-DD>/<run>.json    slow-query killer runs that matched something
  *   <cluster>/restore-targets/<database>.json         which restore created a database
  *   <cluster>/binlog-archive/status.json              how far the continuous binlog archive is complete
  *   <cluster>/binlog-archive/<timeline>/timeline.json one unbroken stream from one server
@@ -38,6 +39,8 @@ const DAY = /^\d{4}-\d{2}-\d{2}$/;
 const JOB = /^[a-z0-9][a-z0-9_.-]{0,62}$/;
 const DRILL = /^drill-\d{8}T\d{6}Z$/;
 const RUN_KEY = /^\d{8}T\d{6}Z$/;
+/** A killer run: its start and the head of its run id (a manual and a scheduled run may start in the same second). */
+const KILL_RUN = /^\d{8}T\d{6}Z-[0-9a-f]{8}$/;
 /** A name found by listing a folder, to look at it (never '.', '..', a separator or a control character). */
 const LISTED_NAME = /^(?!\.{1,2}$)[A-Za-z0-9._-]{1,255}$/;
 
@@ -89,6 +92,7 @@ export const layout = {
   verifyDir: (c: string) => `${cluster(c)}/verify`,
   verifyReport: (c: string, runKey: string) => `${cluster(c)}/verify/${segment(runKey, RUN_KEY, 'run key')}.json`,
   isVerifyReport: (name: string) => RUN_KEY.test(name.replace(/\.json$/, '')) && name.endsWith('.json'),
+  killReport: (c: string, runKey: string) => `${cluster(c)}/query-killer/${runKey.slice(0, 4)}-${runKey.slice(4, 6)}-${runKey.slice(6, 8)}/${segment(runKey, KILL_RUN, 'killer run key')}.json`,
   restoreClaim: (c: string, database: string) => `${cluster(c)}/restore-targets/${segment(database, SQL_IDENTIFIER_PATTERN, 'database name')}.json`,
   notificationState: () => '.notifications.json',
   archiveDir: (c: string) => `${cluster(c)}/binlog-archive`,

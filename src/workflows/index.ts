@@ -25,3 +25,5 @@ export { instanceRestoreWorkflow } from './instanceRestore';
 export type { InstanceRestoreInput, InstanceRestoreResult } from './instanceRestore';
 export { physicalRestoreWorkflow } from './physicalRestore';
 export type { PhysicalRestoreInput, PhysicalRestoreResult } from './physicalRestore';
+export { queryKillerWorkflow } from './queryKiller';
+export type { QueryKillerInput, QueryKillerResult } from './queryKiller';
