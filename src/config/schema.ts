@@ -370,6 +370,8 @@ export const ArchiveSchema = z.strictObject({
 /** The worker's Prometheus endpoint: GET http://<listen>/metrics (dbops metrics and the Temporal SDK's). */
 export const MetricsSchema = z.strictObject({
   listen: z.string().regex(/^[^:\s]+:\d{1,5}$/, 'host:port, e.g. 127.0.0.1:9464 or 0.0.0.0:9464'),
+  /** Read each cluster's connections and replication state at every scrape (one short session each). */
+  serverHealth: z.boolean().default(true),
 });
 
 export const LoggingSchema = z.strictObject({

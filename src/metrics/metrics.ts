@@ -14,6 +14,7 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Repository } from '../repository/catalog';
 import type { DrillReport } from '../domain/drill';
+import type { ServerHealth } from '../domain/health';
 import { VERIFY_PROBLEM_CLASSES, type RepoVerifyReport } from '../domain/repoVerify';
 import { BACKUP_TYPES, spaceSaving, totalStoredBytes, type BackupType, type Manifest } from '../domain/manifest';
 
@@ -62,6 +63,18 @@ export class DbopsMetrics {
     labelNames: ['cluster', 'action'],
     registers: this.r,
   });
+  readonly serverUp = new Gauge({ name: 'dbops_mysql_up', help: 'Whether the worker could read the server at the last scrape (1) or not (0)', labelNames: ['cluster'], registers: this.r });
+  readonly connections = new Gauge({ name: 'dbops_mysql_connections', help: 'Connections open on the server (Threads_connected)', labelNames: ['cluster'], registers: this.r });
+  readonly maxConnections = new Gauge({ name: 'dbops_mysql_max_connections', help: 'The server\'s max_connections', labelNames: ['cluster'], registers: this.r });
+  readonly sleeping = new Gauge({ name: 'dbops_mysql_connections_sleeping', help: 'Connections idle in Sleep (a leak shows here first)', labelNames: ['cluster'], registers: this.r });
+  readonly running = new Gauge({ name: 'dbops_mysql_threads_running', help: 'Statements running now (Threads_running)', labelNames: ['cluster'], registers: this.r });
+  readonly abortedConnects = new Gauge({ name: 'dbops_mysql_aborted_connects', help: 'The server\'s Aborted_connects since it started (failed logins, handshake timeouts); use increase()', labelNames: ['cluster'], registers: this.r });
+  readonly replicaIo = new Gauge({ name: 'dbops_replica_io_running', help: 'A replica\'s IO thread runs (1) or not (0); absent on a server that is no replica', labelNames: ['cluster', 'source'], registers: this.r });
+  readonly replicaSql = new Gauge({ name: 'dbops_replica_sql_running', help: 'A replica\'s SQL thread runs (1) or not (0)', labelNames: ['cluster', 'source'], registers: this.r });
+  readonly replicaLag = new Gauge({ name: 'dbops_replica_lag_seconds', help: 'Seconds the replica is behind its source (absent while it cannot say)', labelNames: ['cluster', 'source'], registers: this.r });
+  readonly replicaErrno = new Gauge({ name: 'dbops_replica_last_error_number', help: 'The replica\'s last IO or SQL error number (0: none)', labelNames: ['cluster', 'source'], registers: this.r });
+  /** The source each cluster's replica series were last set with (a changed source drops the old series). */
+  private readonly replicaSources = new Map<string, string>();
   readonly approvalsWaiting = new Gauge({ name: 'dbops_approvals_waiting', help: 'Runs waiting for a person', labelNames: ['cluster'], registers: this.r });
 
   /** Series at 0 from the start, so the first failure is an increase. */
@@ -112,6 +125,33 @@ export class DbopsMetrics {
     this.binlogArchiveTarget.labels(cluster).set(targets.rpoSeconds);
     this.binlogArchiveCritical.labels(cluster).set(targets.criticalSeconds);
     if (coveredUntil) this.binlogArchiveCovered.labels(cluster).set(Date.parse(coveredUntil) / 1000);
+  }
+
+  /** The server as read at this scrape; null when it could not be read (its other series are dropped, not left stale). */
+  fromHealth(cluster: string, health: ServerHealth | null): void {
+    this.serverUp.labels(cluster).set(health ? 1 : 0);
+    const gauges = [this.connections, this.maxConnections, this.sleeping, this.running, this.abortedConnects];
+    const replicaGauges = [this.replicaIo, this.replicaSql, this.replicaLag, this.replicaErrno];
+    const before = this.replicaSources.get(cluster);
+    if (before !== undefined) for (const g of replicaGauges) g.remove(cluster, before);
+    this.replicaSources.delete(cluster);
+    if (!health) {
+      for (const g of gauges) g.remove(cluster);
+      return;
+    }
+    this.connections.labels(cluster).set(health.connections);
+    this.maxConnections.labels(cluster).set(health.maxConnections);
+    this.sleeping.labels(cluster).set(health.sleeping);
+    this.running.labels(cluster).set(health.running);
+    this.abortedConnects.labels(cluster).set(health.abortedConnects);
+    const r = health.replica;
+    if (r) {
+      this.replicaSources.set(cluster, r.source);
+      this.replicaIo.labels(cluster, r.source).set(r.ioRunning ? 1 : 0);
+      this.replicaSql.labels(cluster, r.source).set(r.sqlRunning ? 1 : 0);
+      if (r.lagSeconds !== null) this.replicaLag.labels(cluster, r.source).set(r.lagSeconds);
+      this.replicaErrno.labels(cluster, r.source).set(r.lastErrno);
+    }
   }
 
   fromDrill(cluster: string, report: { passed: boolean; finishedAt?: string; rto: { seconds: number }; rpo: { seconds: number | null } } | null, lastPassedAt: string | null): void {

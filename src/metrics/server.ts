@@ -11,13 +11,36 @@ import { openRepository, type Repository } from '../repository';
 import { durationSeconds } from '../domain/duration';
 import { BinlogArchive } from '../repository/binlogArchive';
 import { latestDrills, type DbopsMetrics } from './metrics';
+import { readServerHealth } from '../mysql/health';
 
 export interface MetricsServer {
   url: string;
   close: () => Promise<void>;
 }
 
-async function refresh(config: DbopsConfig, metrics: DbopsMetrics, repository: Repository, client: () => Promise<Client | null>): Promise<void> {
+async function refresh(config: DbopsConfig, metrics: DbopsMetrics, repository: Repository, client: () => Promise<Client | null>, logger: Logger): Promise<void> {
+  // The servers, all at once (each bounded by a short timeout), while the repository is read.
+  const health = config.metrics?.serverHealth
+    ? Promise.all(
+        config.clusters.map((c) =>
+          readServerHealth(c).then(
+            (h) => metrics.fromHealth(c.name, h),
+            (error: unknown) => {
+              logger.debug({ err: error, cluster: c.name }, 'could not read the server for /metrics');
+              metrics.fromHealth(c.name, null);
+            },
+          ),
+        ),
+      )
+    : Promise.resolve([]);
+  try {
+    await refreshRepository(config, metrics, repository, client);
+  } finally {
+    await health;
+  }
+}
+
+async function refreshRepository(config: DbopsConfig, metrics: DbopsMetrics, repository: Repository, client: () => Promise<Client | null>): Promise<void> {
   for (const c of config.clusters) {
     const backups = await repository.list(c.name);
     metrics.fromCatalog(c.name, backups.map((b) => b.manifest), config.retention.maxBytes);
@@ -62,7 +85,7 @@ export async function startMetricsServer(config: DbopsConfig, logger: Logger, me
     }
     void (async () => {
       try {
-        await refresh(config, metrics, repository, client).catch((error: unknown) => logger.warn({ err: error }, 'metrics refresh failed; serving the last values'));
+        await refresh(config, metrics, repository, client, logger).catch((error: unknown) => logger.warn({ err: error }, 'metrics refresh failed; serving the last values'));
         let body = await metrics.registry.metrics();
         if (sdkMetricsUrl) {
           const sdk = await fetch(sdkMetricsUrl, { signal: AbortSignal.timeout(5000) }).then((r) => r.text()).catch(() => '');

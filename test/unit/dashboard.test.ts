@@ -36,6 +36,17 @@ export const DBOPS_METRICS: Readonly<Record<string, 'counter' | 'gauge' | 'histo
   dbops_binlog_archive_covered_timestamp_seconds: 'gauge',
   dbops_binlog_archive_rpo_target_seconds: 'gauge',
   dbops_binlog_archive_rpo_critical_seconds: 'gauge',
+  dbops_query_kills_total: 'counter',
+  dbops_mysql_up: 'gauge',
+  dbops_mysql_connections: 'gauge',
+  dbops_mysql_max_connections: 'gauge',
+  dbops_mysql_connections_sleeping: 'gauge',
+  dbops_mysql_threads_running: 'gauge',
+  dbops_mysql_aborted_connects: 'gauge',
+  dbops_replica_io_running: 'gauge',
+  dbops_replica_sql_running: 'gauge',
+  dbops_replica_lag_seconds: 'gauge',
+  dbops_replica_last_error_number: 'gauge',
 };
 
 const KEYWORDS = new Set(['and', 'or', 'unless', 'by', 'without', 'on', 'ignoring', 'group_left', 'group_right', 'bool', 'offset', 'inf', 'nan', 'atan2']);

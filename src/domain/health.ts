@@ -1,0 +1,71 @@
+/**
+ * A server's health as the worker reads it at scrape time: connections against
+ * max_connections, sleeping ones (a connection leak shows here first), aborted connects,
+ * and, on a replica, its threads, lag and last error. Pure: the rows SHOW REPLICA STATUS
+ * returns in either product's column names, turned into one shape.
+ */
+
+export interface ReplicaHealth {
+  /** Where it replicates from, host:port. */
+  source: string;
+  ioRunning: boolean;
+  sqlRunning: boolean;
+  /** Seconds behind the source; null while the server cannot say (a thread stopped). */
+  lagSeconds: number | null;
+  /** The last IO or SQL error number (0: none). */
+  lastErrno: number;
+  lastError: string;
+}
+
+export interface ServerHealth {
+  connections: number;
+  maxConnections: number;
+  sleeping: number;
+  running: number;
+  abortedConnects: number;
+  /** null: this server is no replica. */
+  replica: ReplicaHealth | null;
+}
+
+const text = (v: unknown): string => (v === null || v === undefined ? '' : String(v));
+const number = (v: unknown): number | null => (v === null || v === undefined || v === '' || !Number.isFinite(Number(v)) ? null : Number(v));
+
+/** The first of the columns that exists (MySQL 8.0.22+ Replica_/Source_, MariaDB Slave_/Master_). */
+function column(row: Record<string, unknown>, ...names: string[]): unknown {
+  for (const n of names) if (n in row) return row[n];
+  return undefined;
+}
+
+/** One row of SHOW REPLICA STATUS (null when the server is no replica). */
+export function parseReplicaStatus(row: Record<string, unknown> | undefined): ReplicaHealth | null {
+  if (!row) return null;
+  const io = text(column(row, 'Replica_IO_Running', 'Slave_IO_Running'));
+  const sql = text(column(row, 'Replica_SQL_Running', 'Slave_SQL_Running'));
+  const ioErrno = number(row.Last_IO_Errno) ?? 0;
+  const sqlErrno = number(row.Last_SQL_Errno) ?? 0;
+  const error = sqlErrno !== 0 ? text(row.Last_SQL_Error) : text(row.Last_IO_Error);
+  return {
+    source: `${text(column(row, 'Source_Host', 'Master_Host'))}:${text(column(row, 'Source_Port', 'Master_Port'))}`,
+    ioRunning: io === 'Yes',
+    sqlRunning: sql === 'Yes',
+    lagSeconds: number(column(row, 'Seconds_Behind_Source', 'Seconds_Behind_Master')),
+    lastErrno: sqlErrno !== 0 ? sqlErrno : ioErrno,
+    lastError: error.slice(0, 500),
+  };
+}
+
+/** SHOW GLOBAL STATUS / VARIABLES rows (Variable_name, Value) as a map. */
+export function variables(rows: ReadonlyArray<Record<string, unknown>>): Map<string, string> {
+  return new Map(rows.map((r) => [text(r.Variable_name).toLowerCase(), text(r.Value)]));
+}
+
+/** Why a replica should not be backed up or trusted now; null when it is healthy and close enough. */
+export function replicaProblem(replica: ReplicaHealth, maxLagSeconds: number): string | null {
+  if (!replica.ioRunning || !replica.sqlRunning) {
+    const stopped = [!replica.ioRunning ? 'IO' : '', !replica.sqlRunning ? 'SQL' : ''].filter(Boolean).join(' and ');
+    return `its ${stopped} thread is not running${replica.lastErrno ? ` (error ${replica.lastErrno}: ${replica.lastError})` : ''}`;
+  }
+  if (replica.lagSeconds === null) return 'it cannot say how far behind its source it is';
+  if (replica.lagSeconds > maxLagSeconds) return `it is ${replica.lagSeconds} s behind its source (more than ${maxLagSeconds} s)`;
+  return null;
+}
