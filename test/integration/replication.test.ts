@@ -1,0 +1,177 @@
+/**
+ * Replication health from a real replica: a second server replicating from a first. The
+ * worker's /metrics reads it (threads, lag, last error) and the project's alert rules,
+ * fed what was scraped, fire and stay quiet as they should:
+ * - lag: the replica's SQL thread is held on a table lock while the source writes an
+ *   event stamped an hour ago, so the lag is over the seed's 300 s without waiting 300 s;
+ *   released, it catches up and the alert is quiet;
+ * - a stopped SQL thread: DbopsReplicationStopped.
+ * Connections against max_connections are read from the same scrape.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import * as path from 'node:path';
+import type { Connection, RowDataPacket } from 'mysql2/promise';
+import { createBackupUser } from '../../src/dev/sampleData';
+import { DbopsMetrics } from '../../src/metrics/metrics';
+import { startMetricsServer, type MetricsServer } from '../../src/metrics/server';
+import { currentBinlogPosition } from '../../src/mysql/connection';
+import { freePort, type LocalServer } from '../../src/mysql/servers/local';
+import { harness, makeTestConfig, products, quietLogger, rootConnectionTo, scratchServer, type LoadTarget, type TestSetup } from '../harness/context';
+
+const RULES = path.resolve(__dirname, '..', '..', 'monitoring', 'prometheus', 'dbops-rules.yml');
+const PROMTOOL = process.env.PROMTOOL ?? 'promtool';
+
+/** Whether `alert` fires at 3m on series held at the scraped values (promtool test rules: a test expecting silence fails, naming what fired). */
+function fires(alert: string, series: Array<{ name: string; labels: Record<string, string>; value: number }>): boolean {
+  const dir = mkdtempSync(path.join(harness().baseDir, 'promtool-'));
+  const lines = series.map((s) => `      - series: '${s.name}{${Object.entries(s.labels).map(([k, v]) => `${k}="${v}"`).join(',')}}'\n        values: '${s.value}x10'`);
+  writeFileSync(
+    path.join(dir, 't.yml'),
+    `rule_files:\n  - ${RULES}\nevaluation_interval: 1m\ntests:\n  - interval: 1m\n    input_series:\n${lines.join('\n')}\n    alert_rule_test:\n      - eval_time: 3m\n        alertname: ${alert}\n        exp_alerts: []\n`,
+  );
+  try {
+    execFileSync(PROMTOOL, ['test', 'rules', 't.yml'], { cwd: dir, stdio: 'pipe' });
+    return false;
+  } catch (error) {
+    const e = error as { stdout?: Buffer; stderr?: Buffer };
+    const out = `${String(e.stdout ?? '')}${String(e.stderr ?? '')}`;
+    if (!out.includes(`alertname="${alert}"`)) throw new Error(`promtool failed for another reason:\n${out}`);
+    return true;
+  }
+}
+
+describe.each(products())('a real replica on %s', (product) => {
+  let source: LoadTarget & LocalServer;
+  let replica: LoadTarget & LocalServer;
+  let onSource: Connection;
+  let onReplica: Connection;
+  let setup: TestSetup;
+  let metricsServer: MetricsServer | null = null;
+  const ids = { mariadb: 81, mysql: 91 }[product];
+
+  const replicaStatus = async (): Promise<RowDataPacket | undefined> => (await onReplica.query<RowDataPacket[]>('SHOW REPLICA STATUS'))[0][0];
+  const until = async (what: string, check: () => Promise<boolean>): Promise<void> => {
+    for (let i = 0; i < 300; i++) {
+      if (await check()) return;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    throw new Error(`never: ${what}; SHOW REPLICA STATUS: ${JSON.stringify(await replicaStatus())}`);
+  };
+  /** One scrape of the worker's /metrics: the dbops_ series of the replica cluster. */
+  const scrape = async (): Promise<Array<{ name: string; labels: Record<string, string>; value: number }>> => {
+    const text = await (await fetch(metricsServer!.url)).text();
+    return [...text.matchAll(/^(dbops_(?:mysql|replica)_[a-z_]+)\{([^}]*)\} (\S+)$/gm)]
+      .map((m) => ({ name: m[1]!, labels: Object.fromEntries([...m[2]!.matchAll(/(\w+)="([^"]*)"/g)].map((l) => [l[1]!, l[2]!])), value: Number(m[3]) }))
+      .filter((s) => s.labels.cluster === 'replica');
+  };
+  /** Rows of rt.t on the replica (-1 while the table is not there yet). */
+  const rowsOnReplica = async (): Promise<number> => {
+    const [tables] = await onReplica.query<RowDataPacket[]>("SELECT COUNT(*) AS n FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'rt' AND TABLE_NAME = 't'");
+    if (Number(tables[0]?.n) === 0) return -1;
+    return Number((await onReplica.query<RowDataPacket[]>('SELECT COUNT(*) AS n FROM rt.t'))[0][0]?.n);
+  };
+  const value = (series: Awaited<ReturnType<typeof scrape>>, name: string) => series.find((s) => s.name === name)?.value;
+
+  beforeAll(async () => {
+    const base = path.join(harness().baseDir, `replication-${product}`);
+    source = await scratchServer(product, path.join(base, 'source'), ids);
+    replica = await scratchServer(product, path.join(base, 'replica'), ids + 1);
+    onSource = await rootConnectionTo(source);
+    onReplica = await rootConnectionTo(replica);
+    const password = `pw-${Math.random().toString(36).slice(2)}`;
+    const passwordFile = path.join(base, 'dbops.password');
+    writeFileSync(passwordFile, password + '\n', { mode: 0o600 });
+    await onSource.query("CREATE USER 'repl'@'%' IDENTIFIED BY ?", [password]);
+    await onSource.query("GRANT REPLICATION SLAVE ON *.* TO 'repl'@'%'");
+    await createBackupUser(onReplica, 'dbops', password, '%', product);
+    const at = await currentBinlogPosition(onSource);
+    if (product === 'mysql') {
+      await onReplica.query(
+        "CHANGE REPLICATION SOURCE TO SOURCE_HOST='127.0.0.1', SOURCE_PORT=?, SOURCE_USER='repl', SOURCE_PASSWORD=?, SOURCE_LOG_FILE=?, SOURCE_LOG_POS=?, SOURCE_AUTO_POSITION=0, GET_SOURCE_PUBLIC_KEY=1",
+        [source.port, password, at.file, at.position],
+      );
+    } else {
+      await onReplica.query("CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT=?, MASTER_USER='repl', MASTER_PASSWORD=?, MASTER_LOG_FILE=?, MASTER_LOG_POS=?, MASTER_USE_GTID=no", [source.port, password, at.file, at.position]);
+    }
+    await onReplica.query('START REPLICA');
+    await onSource.query('CREATE DATABASE rt');
+    await onSource.query('CREATE TABLE rt.t (id INT PRIMARY KEY, v INT NOT NULL) ENGINE=InnoDB');
+    await onSource.query('INSERT INTO rt.t VALUES (1, 1)');
+    await until('the replica has the first row', async () => (await rowsOnReplica()) === 1);
+
+    const listen = `127.0.0.1:${await freePort()}`;
+    setup = makeTestConfig(`replication-${product}`, {
+      product,
+      mutate: (raw) => {
+        const c = (raw.clusters as Array<Record<string, unknown>>)[0]!;
+        Object.assign(c, { name: 'replica', host: '127.0.0.1', port: replica.port, password: { file: passwordFile } });
+        delete c.socket;
+        raw.metrics = { listen };
+      },
+    });
+    metricsServer = await startMetricsServer(setup.config, quietLogger, new DbopsMetrics(), null);
+  });
+
+  afterAll(async () => {
+    await metricsServer?.close();
+    await onReplica?.end().catch(() => undefined);
+    await onSource?.end().catch(() => undefined);
+    await replica?.stop().catch(() => undefined);
+    await source?.stop().catch(() => undefined);
+  });
+
+  test('a replica in step: threads running, no lag, connections read; no replication alert', async () => {
+    await until('lag 0', async () => Number((await replicaStatus())?.Seconds_Behind_Master ?? (await replicaStatus())?.Seconds_Behind_Source) === 0);
+    const series = await scrape();
+    expect(value(series, 'dbops_mysql_up')).toBe(1);
+    expect(value(series, 'dbops_replica_io_running')).toBe(1);
+    expect(value(series, 'dbops_replica_sql_running')).toBe(1);
+    expect(value(series, 'dbops_replica_lag_seconds')).toBe(0);
+    expect(series.find((s) => s.name === 'dbops_replica_lag_seconds')?.labels.source).toBe(`127.0.0.1:${source.port}`);
+    expect(value(series, 'dbops_mysql_max_connections')).toBeGreaterThan(0);
+    expect(value(series, 'dbops_mysql_connections')).toBeGreaterThanOrEqual(2); // this test's root session and the scrape's
+    expect(fires('DbopsReplicaLagHigh', series)).toBe(false);
+    expect(fires('DbopsReplicationStopped', series)).toBe(false);
+  });
+
+  test('a replica more than 300 s behind raises DbopsReplicaLagHigh; caught up, it is quiet again', async () => {
+    const holder = await rootConnectionTo(replica);
+    try {
+      await holder.query('LOCK TABLES rt.t WRITE');
+      // An event stamped an hour ago, held on the replica by the lock: the replica is that far behind.
+      await onSource.query('SET TIMESTAMP = UNIX_TIMESTAMP() - 3600');
+      await onSource.query('INSERT INTO rt.t VALUES (2, 2)');
+      await onSource.query('SET TIMESTAMP = DEFAULT');
+      await until('the replica reports the lag', async () => {
+        const s = await replicaStatus();
+        return Number(s?.Seconds_Behind_Master ?? s?.Seconds_Behind_Source ?? 0) > 300;
+      });
+      const series = await scrape();
+      expect(value(series, 'dbops_replica_lag_seconds')).toBeGreaterThan(300);
+      expect(fires('DbopsReplicaLagHigh', series)).toBe(true);
+    } finally {
+      await holder.query('UNLOCK TABLES');
+      await holder.end();
+    }
+    await until('caught up', async () => (await rowsOnReplica()) === 2);
+    await until('lag 0', async () => {
+      const s = await replicaStatus();
+      return Number(s?.Seconds_Behind_Master ?? s?.Seconds_Behind_Source) === 0;
+    });
+    expect(fires('DbopsReplicaLagHigh', await scrape())).toBe(false);
+  });
+
+  test('a stopped SQL thread raises DbopsReplicationStopped', async () => {
+    await onReplica.query('STOP REPLICA SQL_THREAD');
+    try {
+      const series = await scrape();
+      expect(value(series, 'dbops_replica_sql_running')).toBe(0);
+      expect(value(series, 'dbops_replica_io_running')).toBe(1);
+      expect(series.some((s) => s.name === 'dbops_replica_lag_seconds')).toBe(false); // the server cannot say
+      expect(fires('DbopsReplicationStopped', series)).toBe(true);
+    } finally {
+      await onReplica.query('START REPLICA SQL_THREAD');
+    }
+  });
+});
