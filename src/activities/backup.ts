@@ -131,6 +131,7 @@ export function createBackupActivities(deps: ActivityDeps) {
       if (!inspection.logBin) {
         throw ApplicationFailure.nonRetryable(`cluster ${c.name}: binary logging is off; enable log_bin for incremental backups`, Failure.Config);
       }
+      if (inspection.replicaRefusal) throw ApplicationFailure.nonRetryable(`cluster ${c.name}: ${inspection.replicaRefusal}`, Failure.Config);
       const backups = (await repository.catalog.list(c.name)).map((b) => b.manifest);
       const planInput = { type: input.type, backups, chain: await readChainState(repository.storage, c.name), server: inspection.server, binlogs };
       // The archive only matters when the server purged a binlog the chain still needs, and

@@ -168,6 +168,8 @@ export const ClusterSchema = z
      * here and the backup fails naming it). MariaDB's dump takes no lock.
      */
     dumpLockWait: durationSchema().default('10s'),
+    /** A backup of a replica is refused while it lags its source by more than this (or does not replicate). */
+    replicaMaxLag: durationSchema().default('5m'),
     /** Set only to override auto-detection (recorded in every manifest). */
     product: z.enum(['mariadb', 'mysql']).optional(),
     /** Continuous binlog archiving (the workflow binlog-archive/<cluster>, started by `dbops schedules apply`). */

@@ -69,3 +69,16 @@ export function replicaProblem(replica: ReplicaHealth, maxLagSeconds: number): s
   if (replica.lagSeconds > maxLagSeconds) return `it is ${replica.lagSeconds} s behind its source (more than ${maxLagSeconds} s)`;
   return null;
 }
+
+/**
+ * Why a backup must not be taken from this replica now, or null. A replica that stopped
+ * applying, or lags more than the cluster allows, holds an older state than its source
+ * says; one that does not log what it applies (log_slave_updates / log_replica_updates
+ * off) has binary logs without its source's writes, so its chain cannot replay them.
+ */
+export function replicaBackupRefusal(replica: ReplicaHealth, logsReplicatedWrites: boolean, maxLagSeconds: number): string | null {
+  const problem = replicaProblem(replica, maxLagSeconds);
+  if (problem) return `this server is a replica of ${replica.source} and ${problem}: a backup of it would not hold what the source holds. Fix replication (SHOW REPLICA STATUS) or back up the source`;
+  if (!logsReplicatedWrites) return `this server is a replica of ${replica.source} that does not write what it applies to its own binary log (log_slave_updates / log_replica_updates is off), so its binlog chain would miss the source's writes: turn it on, or back up the source`;
+  return null;
+}

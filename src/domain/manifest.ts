@@ -27,6 +27,8 @@ export const ServerIdentitySchema = z.object({
   hostname: z.string(),
   binlogFormat: z.string().nullable(),
   gtidMode: z.string().nullable(),
+  /** Set when the backup was taken from a replica: its source (host:port) and how far behind it was; the snapshot's GTID set names the source's transactions it holds. */
+  replicaOf: z.object({ source: z.string(), lagSeconds: z.number().nullable() }).nullish(),
 });
 export type ServerIdentity = z.infer<typeof ServerIdentitySchema>;
 

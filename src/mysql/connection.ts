@@ -9,6 +9,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { Failure } from '../domain/failures';
 import { toFailure } from './errors';
 import { durationSeconds } from '../domain/duration';
+import { parseReplicaStatus, replicaBackupRefusal, type ReplicaHealth } from '../domain/health';
 
 export function connectionOptions(cluster: ClusterConfig): ConnectionOptions {
   const password = cluster.password ? resolveSecret(cluster.password, `clusters.${cluster.name}.password`) : undefined;
@@ -62,6 +63,8 @@ export interface ClusterInspection {
   databases: string[];
   objects: { routines: number; triggers: number; events: number; views: number };
   logBin: boolean;
+  /** On a replica: why a backup of it is refused now (broken, too far behind, not logging what it applies); null otherwise. */
+  replicaRefusal: string | null;
 }
 
 function detectProduct(version: string, versionComment: string): Product {
@@ -136,6 +139,7 @@ export async function inspectClusterWith(conn: Connection, cluster: ClusterConfi
     views: await count(`SELECT COUNT(*) AS n FROM information_schema.VIEWS WHERE TABLE_SCHEMA IN (${placeholders})`),
   };
 
+  const replication = await replicaOf(conn, product);
   return {
     server: {
       product,
@@ -145,11 +149,32 @@ export async function inspectClusterWith(conn: Connection, cluster: ClusterConfi
       hostname: String(vars?.hostname ?? ''),
       binlogFormat: vars?.binlogFormat ? String(vars.binlogFormat) : null,
       gtidMode,
+      replicaOf: replication ? { source: replication.replica.source, lagSeconds: replication.replica.lagSeconds } : null,
     },
     databases,
     objects,
     logBin: Number(vars?.logBin) === 1,
+    replicaRefusal: replication ? replicaBackupRefusal(replication.replica, replication.logsReplicatedWrites, durationSeconds(cluster.replicaMaxLag ?? '5m')) : null,
   };
+}
+
+/**
+ * Whether the server replicates, and whether it logs what it applies. The backup account
+ * reads it with REPLICA MONITOR (MariaDB) / REPLICATION CLIENT (MySQL); without it the
+ * server is taken for a source, as before.
+ */
+export async function replicaOf(conn: Connection, product: Product): Promise<{ replica: ReplicaHealth; logsReplicatedWrites: boolean } | null> {
+  let rows: RowDataPacket[];
+  try {
+    [rows] = await conn.query<RowDataPacket[]>('SHOW REPLICA STATUS');
+  } catch (error) {
+    if ((error as { errno?: number }).errno === 1227) return null; // access denied
+    throw error;
+  }
+  const replica = parseReplicaStatus(rows[0]);
+  if (!replica) return null;
+  const [logs] = await conn.query<RowDataPacket[]>(product === 'mysql' ? 'SELECT @@log_replica_updates AS on_' : 'SELECT @@log_slave_updates AS on_');
+  return { replica, logsReplicatedWrites: Number(logs[0]?.on_) === 1 };
 }
 
 /** Closes the current binary log (so everything up to now is in closed files) and lists them. */

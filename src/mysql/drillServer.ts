@@ -112,6 +112,7 @@ export function sandboxCluster(sandbox: DrillSandbox, source: ClusterConfig, acc
     allowSelfApproval: [],
     statementTimeout: source.statementTimeout,
     dumpLockWait: source.dumpLockWait,
+    replicaMaxLag: source.replicaMaxLag,
   };
 }
 

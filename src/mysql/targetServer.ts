@@ -27,6 +27,7 @@ export function targetCluster(target: RestoreTargetServer, source: ClusterConfig
     allowSelfApproval: [],
     statementTimeout: source.statementTimeout,
     dumpLockWait: source.dumpLockWait,
+    replicaMaxLag: source.replicaMaxLag,
     binlogArchive: BinlogArchiveSchema.parse({}),
     fullBackup: source.fullBackup,
     restoreLoad: source.restoreLoad,

@@ -134,6 +134,7 @@ async function takeDumpBackup(input: BackupInput, type: DumpType): Promise<Manif
       Failure.Config,
     );
   }
+  if (inspection.replicaRefusal) throw ApplicationFailure.nonRetryable(`cluster ${input.cluster}: ${inspection.replicaRefusal}`, Failure.Config);
   await warnIfNotRow(input.cluster, inspection.server);
   if (inspection.databases.length === 0) {
     throw ApplicationFailure.nonRetryable(`cluster ${input.cluster}: no user databases to back up`, Failure.Config);

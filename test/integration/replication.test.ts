@@ -7,17 +7,25 @@
  *   released, it catches up and the alert is quiet;
  * - a stopped SQL thread: DbopsReplicationStopped.
  * Connections against max_connections are read from the same scrape.
+ * And backups from the replica: a full taken there records its source and restores to what
+ * the source holds; a replica whose SQL thread stopped is refused before anything is dumped.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import type { Connection, RowDataPacket } from 'mysql2/promise';
-import { createBackupUser } from '../../src/dev/sampleData';
+import type { Client } from '@temporalio/client';
+import { explainFailure, startBackup, waitForManifest } from '../../src/client/backups';
+import { startPitr } from '../../src/client/restores';
+import { createBackupUser, createRestoreUser } from '../../src/dev/sampleData';
+import { parseTarget } from '../../src/domain/restoreTarget';
+import { openRepository } from '../../src/repository';
+import { startMariadbSandbox } from '../../src/mysql/servers/mariadb';
 import { DbopsMetrics } from '../../src/metrics/metrics';
 import { startMetricsServer, type MetricsServer } from '../../src/metrics/server';
 import { currentBinlogPosition } from '../../src/mysql/connection';
 import { freePort, type LocalServer } from '../../src/mysql/servers/local';
-import { harness, makeTestConfig, products, quietLogger, rootConnectionTo, scratchServer, type LoadTarget, type TestSetup } from '../harness/context';
+import { harness, makeTestConfig, products, quietLogger, rootConnectionTo, scratchServer, tableChecksums, temporalClient, withWorker, type LoadTarget, type TestSetup } from '../harness/context';
 
 const RULES = path.resolve(__dirname, '..', '..', 'monitoring', 'prometheus', 'dbops-rules.yml');
 const PROMTOOL = process.env.PROMTOOL ?? 'promtool';
@@ -48,6 +56,8 @@ describe.each(products())('a real replica on %s', (product) => {
   let onReplica: Connection;
   let setup: TestSetup;
   let metricsServer: MetricsServer | null = null;
+  let client: Client;
+  let closeClient: () => Promise<void>;
   const ids = { mariadb: 81, mysql: 91 }[product];
 
   const replicaStatus = async (): Promise<RowDataPacket | undefined> => (await onReplica.query<RowDataPacket[]>('SHOW REPLICA STATUS'))[0][0];
@@ -76,7 +86,11 @@ describe.each(products())('a real replica on %s', (product) => {
   beforeAll(async () => {
     const base = path.join(harness().baseDir, `replication-${product}`);
     source = await scratchServer(product, path.join(base, 'source'), ids);
-    replica = await scratchServer(product, path.join(base, 'replica'), ids + 1);
+    // A replica that writes what it applies to its own binlog (MySQL's default; MariaDB's needs the option): its chain can replay the source's writes.
+    replica =
+      product === 'mariadb'
+        ? Object.assign(await startMariadbSandbox({ baseDir: path.join(base, 'replica'), serverId: ids + 1, extraArgs: ['--log-slave-updates'] }), { product })
+        : await scratchServer(product, path.join(base, 'replica'), ids + 1);
     onSource = await rootConnectionTo(source);
     onReplica = await rootConnectionTo(replica);
     const password = `pw-${Math.random().toString(36).slice(2)}`;
@@ -85,6 +99,7 @@ describe.each(products())('a real replica on %s', (product) => {
     await onSource.query("CREATE USER 'repl'@'%' IDENTIFIED BY ?", [password]);
     await onSource.query("GRANT REPLICATION SLAVE ON *.* TO 'repl'@'%'");
     await createBackupUser(onReplica, 'dbops', password, '%', product);
+    await createRestoreUser(onReplica, 'dbops_restore', password);
     const at = await currentBinlogPosition(onSource);
     if (product === 'mysql') {
       await onReplica.query(
@@ -105,15 +120,17 @@ describe.each(products())('a real replica on %s', (product) => {
       product,
       mutate: (raw) => {
         const c = (raw.clusters as Array<Record<string, unknown>>)[0]!;
-        Object.assign(c, { name: 'replica', host: '127.0.0.1', port: replica.port, password: { file: passwordFile } });
+        Object.assign(c, { name: 'replica', host: '127.0.0.1', port: replica.port, password: { file: passwordFile }, restorePassword: { file: passwordFile }, databases: ['rt'] });
         delete c.socket;
         raw.metrics = { listen };
       },
     });
     metricsServer = await startMetricsServer(setup.config, quietLogger, new DbopsMetrics(), null);
+    ({ client, close: closeClient } = await temporalClient());
   });
 
   afterAll(async () => {
+    await closeClient?.();
     await metricsServer?.close();
     await onReplica?.end().catch(() => undefined);
     await onSource?.end().catch(() => undefined);
@@ -170,6 +187,51 @@ describe.each(products())('a real replica on %s', (product) => {
       expect(value(series, 'dbops_replica_io_running')).toBe(1);
       expect(series.some((s) => s.name === 'dbops_replica_lag_seconds')).toBe(false); // the server cannot say
       expect(fires('DbopsReplicationStopped', series)).toBe(true);
+    } finally {
+      await onReplica.query('START REPLICA SQL_THREAD');
+    }
+  });
+
+  test("a full backup of the replica records its source, and restores to exactly what the source holds", async () => {
+    await onSource.query('INSERT INTO rt.t VALUES (3, 3), (4, 4)');
+    await until('caught up', async () => (await rowsOnReplica()) === 4);
+    const manifest = await withWorker(setup.config, async () => waitForManifest(await startBackup(client, setup.config, 'full', { cluster: 'replica' })));
+    expect(manifest.server.replicaOf).toEqual({ source: `127.0.0.1:${source.port}`, lagSeconds: expect.any(Number) });
+    // The snapshot's GTID set names the source's own transactions (its server uuid / server id).
+    const sourceId = product === 'mysql' ? String((await onSource.query<RowDataPacket[]>('SELECT @@server_uuid AS u'))[0][0]?.u) : `-${ids}-`;
+    expect(manifest.snapshot?.gtidSet).toContain(sourceId);
+    // Writes after the full, replicated, then an incremental of the replica's own binlogs:
+    // they hold the source's writes (log_slave_updates), and the restore replays them.
+    await onSource.query('UPDATE rt.t SET v = v * 10 WHERE id >= 3');
+    await until('caught up', async () => Number((await onReplica.query<RowDataPacket[]>('SELECT SUM(v) AS s FROM rt.t'))[0][0]?.s) === 73);
+    await withWorker(setup.config, async () => {
+      const incremental = await waitForManifest(await startBackup(client, setup.config, 'incremental', { cluster: 'replica' }));
+      expect(incremental.parentId).toBe(manifest.id);
+      await (await startPitr(client, setup.config, { cluster: 'replica', database: 'rt', target: parseTarget('latest'), into: 'rt_copy', requestedBy: 'jest' })).result();
+    });
+    const rows = async (conn: Connection, db: string) => (await conn.query<RowDataPacket[]>(`SELECT id, v FROM ${db}.t ORDER BY id`))[0].map((r) => `${String(r.id)}:${String(r.v)}`);
+    expect(await rows(onReplica, 'rt_copy')).toEqual(await rows(onSource, 'rt'));
+    expect(await tableChecksums(onReplica, 'rt_copy')).toEqual(await tableChecksums(onSource, 'rt'));
+  });
+
+  test('a replica whose SQL thread stopped is refused before anything is dumped', async () => {
+    const refused = makeTestConfig(`replication-refused-${product}`, {
+      product,
+      mutate: (raw) => {
+        const c = (raw.clusters as Array<Record<string, unknown>>)[0]!;
+        Object.assign(c, { name: 'replica', host: '127.0.0.1', port: replica.port, password: setup.config.clusters[0]!.password, databases: ['rt'] });
+      },
+    });
+    await onReplica.query('STOP REPLICA SQL_THREAD');
+    try {
+      const outcome = await withWorker(refused.config, async () =>
+        waitForManifest(await startBackup(client, refused.config, 'full', { cluster: 'replica' })).then(
+          () => 'published',
+          (error: unknown) => explainFailure(error),
+        ),
+      );
+      expect(outcome).toMatch(new RegExp(`cluster replica: this server is a replica of 127\\.0\\.0\\.1:${source.port} and its SQL thread is not running: a backup of it would not hold what the source holds`));
+      expect(await openRepository(refused.config).catalog.list('replica')).toEqual([]);
     } finally {
       await onReplica.query('START REPLICA SQL_THREAD');
     }

@@ -1,4 +1,4 @@
-import { parseReplicaStatus, replicaProblem } from '../../src/domain/health';
+import { parseReplicaStatus, replicaBackupRefusal, replicaProblem } from '../../src/domain/health';
 import { DbopsMetrics } from '../../src/metrics/metrics';
 
 describe('SHOW REPLICA STATUS, either product', () => {
@@ -17,6 +17,16 @@ describe('SHOW REPLICA STATUS, either product', () => {
     const late = parseReplicaStatus({ Master_Host: 'db1', Master_Port: 3306, Slave_IO_Running: 'Yes', Slave_SQL_Running: 'Yes', Seconds_Behind_Master: 900 });
     expect(replicaProblem(late!, 300)).toBe('it is 900 s behind its source (more than 300 s)');
     expect(replicaProblem(late!, 1000)).toBeNull();
+  });
+
+  test('a backup of a replica: refused when broken, too far behind or not logging what it applies', () => {
+    const ok = parseReplicaStatus({ Source_Host: 'db1', Source_Port: 3306, Replica_IO_Running: 'Yes', Replica_SQL_Running: 'Yes', Seconds_Behind_Source: 3 })!;
+    expect(replicaBackupRefusal(ok, true, 300)).toBeNull();
+    expect(replicaBackupRefusal(ok, false, 300)).toMatch(/^this server is a replica of db1:3306 that does not write what it applies to its own binary log \(log_slave_updates \/ log_replica_updates is off\)/);
+    expect(replicaBackupRefusal({ ...ok, lagSeconds: 301 }, true, 300)).toBe(
+      'this server is a replica of db1:3306 and it is 301 s behind its source (more than 300 s): a backup of it would not hold what the source holds. Fix replication (SHOW REPLICA STATUS) or back up the source',
+    );
+    expect(replicaBackupRefusal({ ...ok, ioRunning: false, lastErrno: 2003, lastError: "Can't connect" }, true, 300)).toMatch(/its IO thread is not running \(error 2003: Can't connect\)/);
   });
 });
 
