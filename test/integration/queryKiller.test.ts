@@ -13,6 +13,7 @@ import * as path from 'node:path';
 import { createConnection, type Connection, type RowDataPacket } from 'mysql2/promise';
 import type { Client } from '@temporalio/client';
 import { startQueryKiller } from '../../src/client/queryKiller';
+import { applySchedules } from '../../src/client/schedules';
 import { localRepositoryRoot } from '../../src/repository';
 import { KillReportSchema } from '../../src/domain/queryKiller';
 import type { QueryKillerResult } from '../../src/workflows/queryKiller';
@@ -99,6 +100,36 @@ describe.each(products())('the slow-query killer on %s', (product) => {
 
     await root.query(`KILL QUERY ${spared.conn.threadId}`);
     await spared.ended;
+  });
+
+  test('the schedule dbops schedules apply creates for it runs it: triggered, it kills the statement', async () => {
+    const { config } = setup('scheduled', {});
+    const id = `dbops/test/query-killer`;
+    const victim = await sleepAs('kt_app');
+    await busyFor([victim.conn.threadId], 1);
+    try {
+      const plan = await applySchedules(client, config);
+      expect(plan.create.map((d) => d.id)).toContain(id);
+      const description = await client.schedule.getHandle(id).describe();
+      expect(description.spec.intervals).toEqual([expect.objectContaining({ every: 60_000 })]);
+      expect(description.policies.overlap).toBe('SKIP');
+      const result = await withWorker(config, async () => {
+        await client.schedule.getHandle(id).trigger();
+        let workflowId: string | null = null;
+        for (let i = 0; i < 100 && !workflowId; i++) {
+          const a = (await client.schedule.getHandle(id).describe()).info.recentActions[0]?.action;
+          workflowId = a?.type === 'startWorkflow' ? a.workflow.workflowId : null;
+          if (!workflowId) await new Promise((r) => setTimeout(r, 100));
+        }
+        expect(workflowId).toMatch(/^query-killer\/test\/scheduled-/);
+        return (await client.workflow.getHandle(workflowId!).result()) as QueryKillerResult;
+      });
+      expect(await victim.ended).toMatch(/^(returned 1|error 1317)$/);
+      expect(result.report.requestedBy).toBe(`schedule ${id}`);
+      expect(result.report.records.filter((r) => r.id === victim.conn.threadId)).toEqual([expect.objectContaining({ outcome: 'killed' })]);
+    } finally {
+      await client.schedule.getHandle(id).delete().catch(() => undefined);
+    }
   });
 
   test('a dry run records what it would kill and kills nothing', async () => {
