@@ -137,7 +137,7 @@ test('--wait shows the running step and its bytes while a slow backup runs (quie
   await withWorker(setup.config, async () => {
     const shown = await runCli(['backup', 'full', '--cluster', 'test', '--wait', '--config', setup.configPath], { DBOPS_PROGRESS: '1' });
     expect(shown.code).toBe(0);
-    expect(shown.stderr).toMatch(/^dumpFull: dumping: [\d.]+ (KiB|MiB) written \(compressed\)$/m);
+    expect(shown.stderr).toMatch(/^dumpFull: dumping: [\d.]+ (KiB|MiB) of SQL scanned, [\d.]+ (B|KiB|MiB) stored \(compressed\)$/m);
     const quiet = await runCli(['backup', 'full', '--cluster', 'test', '--wait', '--json', '--config', setup.configPath], { DBOPS_PROGRESS: '1' });
     expect(quiet.stderr).toBe('');
   });
