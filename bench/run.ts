@@ -7,6 +7,7 @@
  *   npm run bench -- binlog-archive   the continuous binlog archive under a write load vs mysqlbinlog --raw --stop-never
  *   npm run bench -- parallel   chunked full backup and parallel load vs mydumper / myloader and the single stream; resume
  *   npm run bench -- physical   physical full (mariadb-backup / clone) vs the tool by hand; restore to a running server vs the logical loads
+ *   npm run bench -- query-killer   one slow-query killer run on a server with 1,000 connections vs pt-kill's sweep
  * `--product mariadb|mysql|both` picks the servers (default both; MySQL only where this host
  * can run it, see scripts/setup.sh). backup and offsite compare both products; restore and
  * archive run on MariaDB only.
@@ -23,6 +24,7 @@ import { runOffsiteBenchmark } from './offsite';
 import { runBinlogArchiveBenchmark } from './binlogArchive';
 import { runParallelBenchmark } from './parallel';
 import { runPhysicalBenchmark } from './physical';
+import { runQueryKillerBenchmark } from './queryKiller';
 import { SMOKE_ROWS, type SuiteOptions } from './common';
 
 type Suite = (products: Product[], options: SuiteOptions) => Promise<void>;
@@ -45,6 +47,7 @@ const suites: Record<string, Suite> = {
   'binlog-archive': runBinlogArchiveBenchmark,
   parallel: runParallelBenchmark,
   physical: runPhysicalBenchmark,
+  'query-killer': runQueryKillerBenchmark,
 };
 
 const PRODUCT_CHOICES = ['mariadb', 'mysql', 'both'] as const;
