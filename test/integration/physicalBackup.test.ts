@@ -20,7 +20,7 @@ import { replayIntoRestoredInstance } from '../../src/mysql/restore';
 import { openRepository } from '../../src/repository';
 import { startMariadbSandbox } from '../../src/mysql/servers/mariadb';
 import { startMysqlSandbox } from '../../src/mysql/servers/mysql';
-import { harness, makeTestConfig, products, rootConnection, runCli, tableChecksums, temporalClient, withWorker } from '../harness/context';
+import { harness, makeTestConfig, products, rootConnection, runCli, s3Objects, tableChecksums, temporalClient, withWorker } from '../harness/context';
 
 const DB = 'phystest';
 
@@ -292,5 +292,46 @@ describe.each(products())('on %s', (product) => {
       writeFileSync(file, original);
     }
     expect(statSync(file).size).toBe(original.length);
+  });
+});
+
+describe.each(products())('on %s, repository in an encrypted S3 bucket', (product) => {
+  test('a physical full streams sealed into the bucket and a drill starts a server on it', async () => {
+    process.env.DBOPS_DRILL_DIR = mkdtempSync(path.join(harness().baseDir, 'drills-s3-'));
+    chmodSync(harness().baseDir, 0o711);
+    chmodSync(process.env.DBOPS_DRILL_DIR, 0o711);
+    const conn = await rootConnection(product);
+    const { client, close } = await temporalClient();
+    const setup = makeTestConfig(`physs3-${product}`, {
+      product,
+      databases: [DB],
+      s3: true,
+      encrypted: true,
+      mutate: (raw) => {
+        (raw.clusters as Array<Record<string, unknown>>)[0]!.fullBackup = { engine: 'physical' };
+      },
+    });
+    try {
+      await seed(conn);
+      const full = await withWorker(setup.config, async () => {
+        const m = await waitForManifest(await startBackup(client, setup.config, 'full', { cluster: 'test' }));
+        await conn.query(`INSERT INTO ${DB}.orders (customer, total) VALUES ('after', 1)`);
+        await waitForManifest(await startBackup(client, setup.config, 'incremental', { cluster: 'test' }, new Date(Date.now() + 1000)));
+        const run = await runCli(['drill', 'run', '--cluster', 'test', '--rpo', '1h', '--wait', '--json', '--config', setup.configPath]);
+        expect(run.stderr).toBe('');
+        expect(JSON.parse(run.stdout).report).toMatchObject({ passed: true, fullId: m.id });
+        return m;
+      });
+      expect(full.encryption).toMatchObject({ keyId: 'k1' });
+      const stored = await s3Objects(setup.config.repository.s3!.prefix);
+      const copy = stored.find((o) => o.key.endsWith(full.physical!.artifact));
+      expect(copy).toBeDefined();
+      // Sealed: not even the zstd frame magic is readable in the bucket.
+      expect(copy!.body.subarray(0, 4).equals(Buffer.from([0x28, 0xb5, 0x2f, 0xfd]))).toBe(false);
+    } finally {
+      await conn.query(`DROP DATABASE IF EXISTS ${DB}`);
+      await conn.end();
+      await close();
+    }
   });
 });
