@@ -38,7 +38,7 @@ describe.each(products())('the slow-query killer on %s', (product) => {
     const conn = await connectAs(user);
     const ended = conn.query(`SELECT SLEEP(${seconds}) AS slept /* card 4111-1111 */`).then(
       ([rows]) => `returned ${String((rows as RowDataPacket[])[0]?.slept)}`,
-      (error: { errno?: number }) => `error ${error.errno}`,
+      (error: { errno?: number; code?: string }) => `error ${error.errno ?? error.code}`,
     );
     return { conn, ended };
   };
@@ -130,6 +130,19 @@ describe.each(products())('the slow-query killer on %s', (product) => {
     } finally {
       await client.schedule.getHandle(id).delete().catch(() => undefined);
     }
+  });
+
+  test('mode connection closes the session, not only the statement', async () => {
+    const { config } = setup('connection', { mode: 'connection' });
+    const victim = await sleepAs('kt_app');
+    await busyFor([victim.conn.threadId], 1);
+    const result = await run(config);
+    expect(result.report.records.filter((r) => r.id === victim.conn.threadId)).toEqual([expect.objectContaining({ outcome: 'killed', mode: 'connection' })]);
+    // The server closed the session under the statement: the client loses its connection.
+    expect(await victim.ended).toBe('error PROTOCOL_CONNECTION_LOST');
+    await expect(victim.conn.query('SELECT 1')).rejects.toBeDefined();
+    const [left] = await root.query<RowDataPacket[]>('SELECT ID FROM information_schema.PROCESSLIST WHERE ID = ?', [victim.conn.threadId]);
+    expect(left).toEqual([]);
   });
 
   test('a dry run records what it would kill and kills nothing', async () => {
