@@ -61,6 +61,13 @@ test('an unknown cluster is refused before a workflow starts', async () => {
   expect(result.stderr.trim()).toBe('dbops: unknown cluster "nope": configured clusters are test');
 });
 
+test('the slow-query killer on a cluster without a queryKiller section is refused before a workflow starts, naming the fix', async () => {
+  const setup = makeTestConfig('nokiller');
+  const result = await runCli(['ops', 'kill-slow', '--cluster', 'test', '--config', setup.configPath]);
+  expect(result.code).toBe(1);
+  expect(result.stderr.trim()).toBe('dbops: cluster test has no queryKiller in the config: add clusters[].queryKiller (e.g. { busyTime: 60s, dryRun: true }) to run the slow-query killer there');
+});
+
 test('a wrong password fails the backup at once, not after retries, saying what to fix', async () => {
   const setup = makeTestConfig('authfail', { databases: [DB] });
   const wrong = path.join(setup.dir, 'wrong.password');

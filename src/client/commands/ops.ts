@@ -1,5 +1,6 @@
 /** dbops ops …: operations jobs on a live server. `kill-slow` runs the slow-query killer once. */
 import type { Command } from 'commander';
+import { ConfigError } from '../../config/load';
 import { killSummary } from '../../domain/queryKiller';
 import type { QueryKillerResult } from '../../workflows/queryKiller';
 import { progressWanted, resultWithProgress } from '../progress';
@@ -31,6 +32,9 @@ export function registerOps(program: Command): void {
       const cfg = configOf(command);
       const json = jsonWanted(command);
       knownCluster(cfg, options.cluster);
+      if (!cfg.clusters.find((c) => c.name === options.cluster)?.queryKiller) {
+        throw new ConfigError(`cluster ${options.cluster} has no queryKiller in the config: add clusters[].queryKiller (e.g. { busyTime: 60s, dryRun: true }) to run the slow-query killer there`);
+      }
       await withClient(cfg, async (client) => {
         const handle = await startQueryKiller(client, cfg, { cluster: options.cluster, dryRun: options.dryRun ?? false, requestedBy: operatorOf(options) });
         if (!options.wait) {
