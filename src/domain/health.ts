@@ -12,9 +12,8 @@ export interface ReplicaHealth {
   sqlRunning: boolean;
   /** Seconds behind the source; null while the server cannot say (a thread stopped). */
   lagSeconds: number | null;
-  /** The last IO or SQL error number (0: none). */
+  /** The last IO or SQL error number (0: none). Its message is not kept: it can quote row values. */
   lastErrno: number;
-  lastError: string;
 }
 
 export interface ServerHealth {
@@ -43,14 +42,12 @@ export function parseReplicaStatus(row: Record<string, unknown> | undefined): Re
   const sql = text(column(row, 'Replica_SQL_Running', 'Slave_SQL_Running'));
   const ioErrno = number(row.Last_IO_Errno) ?? 0;
   const sqlErrno = number(row.Last_SQL_Errno) ?? 0;
-  const error = sqlErrno !== 0 ? text(row.Last_SQL_Error) : text(row.Last_IO_Error);
   return {
     source: `${text(column(row, 'Source_Host', 'Master_Host'))}:${text(column(row, 'Source_Port', 'Master_Port'))}`,
     ioRunning: io === 'Yes',
     sqlRunning: sql === 'Yes',
     lagSeconds: number(column(row, 'Seconds_Behind_Source', 'Seconds_Behind_Master')),
     lastErrno: sqlErrno !== 0 ? sqlErrno : ioErrno,
-    lastError: error.slice(0, 500),
   };
 }
 
@@ -63,7 +60,8 @@ export function variables(rows: ReadonlyArray<Record<string, unknown>>): Map<str
 export function replicaProblem(replica: ReplicaHealth, maxLagSeconds: number): string | null {
   if (!replica.ioRunning || !replica.sqlRunning) {
     const stopped = [!replica.ioRunning ? 'IO' : '', !replica.sqlRunning ? 'SQL' : ''].filter(Boolean).join(' and ');
-    return `its ${stopped} thread is not running${replica.lastErrno ? ` (error ${replica.lastErrno}: ${replica.lastError})` : ''}`;
+    // The number only: the server's message often quotes the failing row's values.
+    return `its ${stopped} thread is not running${replica.lastErrno ? ` (error ${replica.lastErrno}; SHOW REPLICA STATUS on the replica says more)` : ''}`;
   }
   if (replica.lagSeconds === null) return 'it cannot say how far behind its source it is';
   if (replica.lagSeconds > maxLagSeconds) return `it is ${replica.lagSeconds} s behind its source (more than ${maxLagSeconds} s)`;

@@ -120,22 +120,64 @@ function matches(pattern: SessionPattern, row: ProcessRow): boolean {
 
 /**
  * A statement's digest: string and numeric literals, hex and bit values, and IN-lists of
- * them become ?, whitespace collapses, case folds outside names. Two runs of the same query
- * with other values share it.
+ * them become ?, comments go, whitespace collapses, case folds outside names. Two runs of
+ * the same query with other values share it.
  */
 export function digestOf(sql: string): { digest: string; text: string } {
-  const normalized = statementHead(sql)
-    .replace(/\b0x[0-9a-f]+\b|\bx'[0-9a-f]*'|\bb'[01]*'/gi, '?')
-    // Strings and comments in one left-to-right pass (a "--" inside a string is no comment),
-    // then whatever is left from an unclosed quote on: nothing quoted survives.
-    .replace(/'(?:[^'\\]|\\.|'')*'|"(?:[^"\\]|\\.|"")*"|\/\*[\s\S]*?\*\/|--[^\n]*|#[^\n]*/g, (m) => (m.startsWith("'") || m.startsWith('"') ? '?' : ' '))
-    .replace(/['"][\s\S]*$/, '?')
+  const normalized = maskLiterals(statementHead(sql).replace(/\b0x[0-9a-f]+\b|\b0b[01]+\b|\bx'[0-9a-f]*'|\bb'[01]*'/gi, '?'))
     .replace(/(?<![\w`$])-?\d+(?:\.\d+)?(?:e[+-]?\d+)?(?![\w`$])/gi, '?')
     .replace(/\(\s*\?(?:\s*,\s*\?)*\s*\)/g, '(?)')
     .replace(/\s+/g, ' ')
     .trim();
   const folded = normalized.replace(/`(?:[^`]|``)*`|[^`]+/g, (part) => (part.startsWith('`') ? part : part.toLowerCase()));
   return { digest: fnv64(folded), text: folded.length > 300 ? folded.slice(0, 299) + '…' : folded };
+}
+
+/**
+ * One left-to-right pass: quoted strings become ?, comments a space, `names` stay as they
+ * are (a quote inside one is no string). Anything left unclosed ends the text. A backslash
+ * before a quote reads one way by default and another under NO_BACKSLASH_ESCAPES, so such
+ * a statement keeps nothing from its first quote to its last: nothing quoted survives
+ * either reading.
+ */
+function maskLiterals(sql: string): string {
+  if (/\\['"]/.test(sql)) {
+    const first = sql.search(/['"`]/);
+    const last = Math.max(sql.lastIndexOf("'"), sql.lastIndexOf('"'), sql.lastIndexOf('`'));
+    sql = `${sql.slice(0, first)}?${sql.slice(last + 1)}`;
+  }
+  let out = '';
+  let i = 0;
+  while (i < sql.length) {
+    const c = sql[i] as string;
+    if (c === "'" || c === '"' || c === '`') {
+      let j = i + 1;
+      for (;;) {
+        if (j >= sql.length) return `${out}?`;
+        const d = sql[j];
+        if (d === '\\' && c !== '`') j += 2;
+        else if (d === c && sql[j + 1] === c) j += 2;
+        else if (d === c) break;
+        else j += 1;
+      }
+      out += c === '`' ? sql.slice(i, j + 1) : '?';
+      i = j + 1;
+    } else if (c === '/' && sql[i + 1] === '*') {
+      const end = sql.indexOf('*/', i + 2);
+      if (end === -1) return out;
+      out += ' ';
+      i = end + 2;
+    } else if ((c === '-' && sql[i + 1] === '-') || c === '#') {
+      const end = sql.indexOf('\n', i);
+      if (end === -1) return out;
+      out += ' ';
+      i = end;
+    } else {
+      out += c;
+      i += 1;
+    }
+  }
+  return out;
 }
 
 /** FNV-1a, 64 bits, as 16 hex digits: stable, dependency-free (workflows import this module). */

@@ -166,15 +166,31 @@ export async function inspectClusterWith(conn: Connection, cluster: ClusterConfi
 export async function replicaOf(conn: Connection, product: Product): Promise<{ replica: ReplicaHealth; logsReplicatedWrites: boolean } | null> {
   let rows: RowDataPacket[];
   try {
-    [rows] = await conn.query<RowDataPacket[]>('SHOW REPLICA STATUS');
+    rows = await replicaStatusRows(conn);
   } catch (error) {
     if ((error as { errno?: number }).errno === 1227) return null; // access denied
     throw error;
   }
   const replica = parseReplicaStatus(rows[0]);
   if (!replica) return null;
-  const [logs] = await conn.query<RowDataPacket[]>(product === 'mysql' ? 'SELECT @@log_replica_updates AS on_' : 'SELECT @@log_slave_updates AS on_');
+  let logs: RowDataPacket[];
+  try {
+    [logs] = await conn.query<RowDataPacket[]>(product === 'mysql' ? 'SELECT @@log_replica_updates AS on_' : 'SELECT @@log_slave_updates AS on_');
+  } catch (error) {
+    if ((error as { errno?: number }).errno !== 1193) throw error; // MySQL before 8.0.26
+    [logs] = await conn.query<RowDataPacket[]>('SELECT @@log_slave_updates AS on_');
+  }
   return { replica, logsReplicatedWrites: Number(logs[0]?.on_) === 1 };
+}
+
+/** SHOW REPLICA STATUS, or SHOW SLAVE STATUS where the server is older than the word (MySQL before 8.0.22). */
+export async function replicaStatusRows(conn: Connection): Promise<RowDataPacket[]> {
+  try {
+    return (await conn.query<RowDataPacket[]>('SHOW REPLICA STATUS'))[0];
+  } catch (error) {
+    if ((error as { errno?: number }).errno !== 1064) throw error;
+    return (await conn.query<RowDataPacket[]>('SHOW SLAVE STATUS'))[0];
+  }
 }
 
 /** Closes the current binary log (so everything up to now is in closed files) and lists them. */

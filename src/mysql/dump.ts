@@ -101,7 +101,7 @@ export interface DumpRequest {
   stagingKey: string;
   /** Raw bytes per second the dump may be read at (default: no limit). */
   maxBytesPerSecond?: number | null;
-  /** zstd -t over the stored bytes as they are written. */
+  /** zstd -t over the stored bytes as they are written (default on: nothing else decompresses a dump before it is published). */
   testFrames?: boolean;
   onProgress?: (progress: DumpProgress) => void;
   signal?: AbortSignal;
@@ -132,7 +132,7 @@ export interface WrittenDump {
 export async function writeCompressedDump(req: DumpRequest, tool: string, args: string[], name: string, progress: DumpProgress): Promise<WrittenDump> {
   const scanner = new DumpScanner();
   const writer = await prepareCompressedWrite(
-    { ...req, maxBytesPerSecond: req.maxBytesPerSecond ?? null, testFrames: req.testFrames ?? false },
+    { ...req, maxBytesPerSecond: req.maxBytesPerSecond ?? null, testFrames: req.testFrames ?? true },
     name,
     progress,
     (chunk) => scanner.push(chunk),

@@ -86,7 +86,9 @@ export async function killVictim(conn: Connection, product: Product, victim: Vic
     else if (product === 'mariadb' && victim.queryId !== null) await conn.query(`KILL QUERY ID ${Math.trunc(victim.queryId)}`);
     else await conn.query(`KILL QUERY ${id}`);
   } catch (error) {
-    if ((error as { errno?: number }).errno === 1094) return 'gone'; // Unknown thread id
+    // It ended between the check and the kill: unknown thread (1094) or, for KILL QUERY ID, unknown query (1957).
+    const errno = (error as { errno?: number }).errno;
+    if (errno === 1094 || errno === 1957) return 'gone';
     throw error;
   }
   return 'killed';

@@ -213,6 +213,7 @@ async function takePhysicalIncremental(input: BackupInput): Promise<Manifest> {
   setCurrentDetails(`**physical incremental ${id}** of \`${input.cluster}\`: inspecting the server and finding the copy it continues`);
   const inspection = await a.quick.inspectCluster.executeWithOptions({ ...a.options.quick, summary: `inspect ${input.cluster}` }, [{ cluster: input.cluster }]);
   if (!inspection.logBin) throw ApplicationFailure.nonRetryable(`cluster ${input.cluster}: binary logging is off; enable log_bin`, Failure.Config);
+  if (inspection.replicaRefusal) throw ApplicationFailure.nonRetryable(`cluster ${input.cluster}: ${inspection.replicaRefusal}`, Failure.Config);
   const base = await a.quick.planPhysicalIncremental.executeWithOptions({ ...a.options.quick, summary: 'find the physical copy to continue' }, [{ cluster: input.cluster }]);
   if ('refusal' in base) throw ApplicationFailure.nonRetryable(`physical incremental of ${input.cluster} refused: ${base.refusal}`, Failure.InvalidInput);
   try {

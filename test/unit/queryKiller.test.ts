@@ -68,6 +68,22 @@ describe('digestOf', () => {
     expect(digestOf('SELECT 1').digest).toMatch(/^[0-9a-f]{16}$/);
   });
 
+  test('no value survives quotes inside names, either backslash reading, bit literals or anything unclosed', () => {
+    const cases = [
+      "SELECT `user's email` FROM t WHERE token='hunter2x'",
+      "SELECT * FROM t WHERE path='C:\\' AND pw='hunter2x'", // NO_BACKSLASH_ESCAPES reads this as two strings
+      "SELECT * FROM t WHERE pw='it\\'s hunter2x'", // the default reading: one string
+      'SELECT * FROM t WHERE f = 0b101101 AND pw = "hunter2x',
+      'SELECT `unclosed hunter2x',
+      "SELECT 1 /* hunter2x",
+    ];
+    for (const sql of cases) {
+      const { text } = digestOf(sql);
+      expect([sql, text.includes('hunter2x') || text.includes('101101')]).toEqual([sql, false]);
+    }
+    expect(digestOf("SELECT `user's email` FROM t WHERE token='x'").text).toBe("select `user's email` from t where token=?");
+  });
+
   test('DDL is recognised behind comments', () => {
     expect(isDdl('/* pt-osc */ -- x\n  alter table t add index (a)')).toBe(true);
     expect(isDdl('SELECT * FROM alter_log')).toBe(false);
