@@ -16,12 +16,12 @@ import type { Connection, RowDataPacket } from 'mysql2/promise';
 import type { ClusterConfig } from '../config/schema';
 import type { Product } from '../domain/manifest';
 import { digestOf, type KillMode, type KillOutcome, type ProcessRow, type Victim } from '../domain/queryKiller';
-import { SCOPED_ACCOUNT_PREFIX } from './restoreAccount';
+import { restoreAccount, SCOPED_ACCOUNT_PREFIX } from './restoreAccount';
 
 /** The account operations jobs use. */
 export function opsAccount(cluster: ClusterConfig): ClusterConfig {
-  if (cluster.opsUser !== undefined) return { ...cluster, user: cluster.opsUser, ...(cluster.opsPassword ? { password: cluster.opsPassword } : {}) };
-  return { ...cluster, user: cluster.restoreUser ?? cluster.user, ...(cluster.restorePassword ? { password: cluster.restorePassword } : {}) };
+  if (cluster.opsUser === undefined) return restoreAccount(cluster);
+  return { ...cluster, user: cluster.opsUser, ...(cluster.opsPassword ? { password: cluster.opsPassword } : {}) };
 }
 
 /** Every account dbops runs as on this cluster: the killer never touches their sessions. */

@@ -49,7 +49,7 @@ export async function prepareCompressedWrite(
   name: string,
   progress: WriteProgress,
   onRaw: (chunk: Buffer) => void = () => undefined,
-): Promise<{ start(source: Readable): CompressedWrite; discard(): void }> {
+): Promise<{ start(source: Readable): CompressedWrite }> {
   const codec = await compressor(req.compression, req.compressionLevel);
   const tester = req.testFrames && req.compression === 'zstd' ? await zstdStreamTest().catch((error: unknown) => {
     codec.kill();
@@ -105,5 +105,5 @@ export async function prepareCompressedWrite(
     });
     return { artifact, done, kill };
   };
-  return { start, discard: kill };
+  return { start };
 }
