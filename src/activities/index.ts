@@ -20,6 +20,7 @@ import { createRepoVerifyActivities } from './repoVerify';
 import { createRestoreActivities } from './restore';
 import { createQueryKillerActivities } from './queryKiller';
 import { createRetentionActivities } from './retention';
+import { createSchemaChangeActivities } from './schemaChange';
 
 export function createActivities(deps: ActivityDeps) {
   return {
@@ -35,6 +36,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createRetentionActivities(deps),
     ...createRepoVerifyActivities(deps),
     ...createQueryKillerActivities(deps),
+    ...createSchemaChangeActivities(deps),
     ...createApprovalActivities(deps),
     ...createNotifyActivities(deps),
   };
@@ -56,3 +58,4 @@ export type { QueryKillerActivities } from './queryKiller';
 export type { RepoVerifyActivities } from './repoVerify';
 export type { RestoreActivities } from './restore';
 export type { RetentionActivities } from './retention';
+export type { SchemaChangeActivities } from './schemaChange';

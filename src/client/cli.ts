@@ -16,6 +16,7 @@ import { registerBackup, registerStorage } from './commands/backup';
 import { registerBinlogs } from './commands/binlogs';
 import { registerDrill } from './commands/drill';
 import { registerOps } from './commands/ops';
+import { registerSchema } from './commands/schema';
 import { registerRepo } from './commands/repo';
 import { registerRestore } from './commands/restore';
 import { registerRetention } from './commands/retention';
@@ -57,6 +58,7 @@ export function buildProgram(): Command {
   registerRetention(program);
   registerRepo(program);
   registerOps(program);
+  registerSchema(program);
   registerBinlogs(program);
   // Subcommands inherit exitOverride and the output settings only when set before they are
   // added; set them on every command so no path calls process.exit behind our back.

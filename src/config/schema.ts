@@ -109,6 +109,38 @@ export const QueryKillerSchema = z
   });
 export type QueryKillerConfig = z.infer<typeof QueryKillerSchema>;
 
+/**
+ * Index changes (`dbops schema change`): the checks before, the limits while the server
+ * builds the index, and how long the run stays open for a rollback afterwards.
+ */
+export const SchemaChangeSchema = z.strictObject({
+  /** Free disk that must remain on the server's datadir besides the table's own size. */
+  diskHeadroomGiB: z.number().min(0).max(100_000).default(10),
+  /** A transaction open longer than this holds the change back (it would hold its metadata lock). */
+  longTransaction: durationSchema().default('60s'),
+  /** How long the change waits for the table's metadata lock per try (lock_wait_timeout), and how many tries. */
+  lockWait: durationSchema().refine((d) => durationSeconds(d) >= 1 && durationSeconds(d) <= 3600, 'between 1s and 1h').default('5s'),
+  lockTries: z.number().int().min(1).max(1000).default(20),
+  /** The longest the build may run (the server stops it there). */
+  maxDuration: durationSchema().default('12h'),
+  /** How long the change waits for a quiet moment (under pauseAt, no blockers) before giving up. */
+  maxStartWait: durationSchema().default('30m'),
+  /** How often the server is sampled while the change waits and runs. */
+  sampleEvery: durationSchema().refine((d) => durationSeconds(d) >= 0.2 && durationSeconds(d) <= 60, 'between 200ms and 1m').default('2s'),
+  /** The build does not start while the server is above these. */
+  pauseAt: z.strictObject({ threadsRunning: z.number().int().min(1).default(32), replicaLag: durationSchema().default('60s') }).default({ threadsRunning: 32, replicaLag: '60s' }),
+  /** The build is stopped (the server discards it) when above these for abortAfter samples in a row. */
+  abortAt: z
+    .strictObject({ threadsRunning: z.number().int().min(1).default(128), replicaLag: durationSchema().default('300s'), mdlWaiters: z.number().int().min(1).default(20) })
+    .default({ threadsRunning: 128, replicaLag: '300s', mdlWaiters: 20 }),
+  abortAfter: z.number().int().min(1).max(1000).default(3),
+  /** Replicas (cluster names) whose lag is watched. */
+  replicas: z.array(z.string().regex(CLUSTER_NAME_PATTERN, CLUSTER_NAME_RULE)).max(32).default([]),
+  /** After a verified change, the run stays open this long for `dbops schema rollback` (0s: it ends at once). */
+  watchFor: durationSchema().default('15m'),
+});
+export type SchemaChangeConfig = z.infer<typeof SchemaChangeSchema>;
+
 /** How the worker reaches a server: a cluster, or a server an instance is restored onto. */
 const serverFields = {
   name: z.string().regex(CLUSTER_NAME_PATTERN, CLUSTER_NAME_RULE),
@@ -178,6 +210,7 @@ export const ClusterSchema = z
     restoreLoad: RestoreLoadSchema.default(RestoreLoadSchema.parse({})),
     /** The slow-query killer; absent: no killer for this cluster. */
     queryKiller: QueryKillerSchema.optional(),
+    schemaChange: SchemaChangeSchema.default(SchemaChangeSchema.parse({})),
     /** Client tools for this cluster (default: MariaDB's, found on PATH). */
     tools: ToolsSchema.default({}),
   })
@@ -440,6 +473,11 @@ export const ConfigSchema = z
       if (dest && !names.has(dest.cluster)) ctx.addIssue({ code: 'custom', path: at('to'), message: `unknown cluster "${dest.cluster}"` });
       job.throttle.replicas.forEach((r, i) => {
         if (!names.has(r)) ctx.addIssue({ code: 'custom', path: at('throttle', 'replicas', i), message: `unknown cluster "${r}"` });
+      });
+    });
+    config.clusters.forEach((cluster, index) => {
+      cluster.schemaChange.replicas.forEach((r, i) => {
+        if (!names.has(r) || r === cluster.name) ctx.addIssue({ code: 'custom', path: ['clusters', index, 'schemaChange', 'replicas', i], message: r === cluster.name ? 'a cluster is not its own replica' : `unknown cluster "${r}"` });
       });
     });
     config.schedules.entries.forEach((entry, index) => {

@@ -10,7 +10,7 @@
  */
 
 /** The risky steps that wait for a person. */
-export const APPROVAL_ACTIONS = ['restore-swap', 'restore-instance', 'archive-delete', 'retention-delete', 'drill-failover'] as const;
+export const APPROVAL_ACTIONS = ['restore-swap', 'restore-instance', 'archive-delete', 'retention-delete', 'drill-failover', 'schema-change'] as const;
 export type ApprovalAction = (typeof APPROVAL_ACTIONS)[number];
 
 export interface DecisionInput {

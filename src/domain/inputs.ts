@@ -10,7 +10,8 @@ import { z } from 'zod';
 import { parseGtidTarget } from './gtid';
 import { ArchiveJobSchema } from './archive';
 import { durationSchema } from './duration';
-import { CLUSTER_NAME_PATTERN, CLUSTER_NAME_RULE, SQL_IDENTIFIER_PATTERN, SQL_IDENTIFIER_RULE } from './identifiers';
+import { CLUSTER_NAME_PATTERN, CLUSTER_NAME_RULE, SQL_IDENTIFIER_PATTERN, SQL_IDENTIFIER_RULE, SYSTEM_DATABASES } from './identifiers';
+import { IndexChangeSchema, VerifyQueriesSchema } from './schemaChange';
 import { patternProblem, TargetError, parseUtcTime } from './restoreTarget';
 
 const clusterName = z.string().regex(CLUSTER_NAME_PATTERN, CLUSTER_NAME_RULE);
@@ -184,6 +185,24 @@ export const QueryKillerInputSchema = z.strictObject({
   dryRun: z.boolean().default(false),
   requestedBy: PersonSchema.optional(),
 });
+
+/**
+ * One index change: the change as names (the CLI reads the operator's statement with the
+ * lexer; the worker builds its own), and the verify queries, the one place a run carries
+ * SQL text: plain SELECTs the worker only EXPLAINs, read-only.
+ */
+export const SchemaChangeInputSchema = z.strictObject({
+  cluster: clusterName,
+  database: identifier.refine((d) => !SYSTEM_DATABASES.includes(d.toLowerCase()), 'a system database is not changed by dbops'),
+  change: IndexChangeSchema,
+  verifyQueries: VerifyQueriesSchema.default([]),
+  /** Plan and check, change nothing. */
+  dryRun: z.boolean().default(false),
+  requestedBy: PersonSchema.optional(),
+});
+
+/** A rollback asked for while a verified change is watched: who, and why (required). */
+export const RollbackRequestSchema = z.strictObject({ operator: PersonSchema, reason: note(500).refine((r) => r.trim().length > 0, 'a reason is required (--reason TEXT)') });
 
 /** Who asked for a run: their name and the Temporal identity of the client that started it. */
 export const RequesterSchema = z.strictObject({ name: PersonSchema, identity: z.string().max(300).nullable() });

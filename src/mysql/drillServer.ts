@@ -9,7 +9,7 @@ import { chmod, mkdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import type { RowDataPacket } from 'mysql2/promise';
-import { BinlogArchiveSchema, type ClusterConfig } from '../config/schema';
+import { BinlogArchiveSchema, SchemaChangeSchema, type ClusterConfig } from '../config/schema';
 import type { Product } from '../domain/manifest';
 import { processAlive } from './servers/local';
 import { startMariadbSandbox } from './servers/mariadb';
@@ -108,6 +108,7 @@ export function sandboxCluster(sandbox: DrillSandbox, source: ClusterConfig, acc
     binlogArchive: BinlogArchiveSchema.parse({}),
     fullBackup: source.fullBackup,
     restoreLoad: source.restoreLoad,
+    schemaChange: SchemaChangeSchema.parse({}),
     approvers: {},
     allowSelfApproval: [],
     statementTimeout: source.statementTimeout,

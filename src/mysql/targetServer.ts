@@ -6,7 +6,7 @@
  * BEFORE creating it, so a retry (or the next restore) knows the database is its own.
  */
 import type { RowDataPacket } from 'mysql2/promise';
-import { BinlogArchiveSchema, type ClusterConfig, type RestoreTargetServer } from '../config/schema';
+import { BinlogArchiveSchema, SchemaChangeSchema, type ClusterConfig, type RestoreTargetServer } from '../config/schema';
 import { quoteIdentifier, SYSTEM_DATABASES } from '../domain/identifiers';
 import type { Product, ServerIdentity } from '../domain/manifest';
 import { inspectClusterWith, withConnection } from './connection';
@@ -31,6 +31,7 @@ export function targetCluster(target: RestoreTargetServer, source: ClusterConfig
     binlogArchive: BinlogArchiveSchema.parse({}),
     fullBackup: source.fullBackup,
     restoreLoad: source.restoreLoad,
+    schemaChange: SchemaChangeSchema.parse({}),
   };
 }
 

@@ -484,6 +484,13 @@ export class Repository {
     return this.localPath(key) ?? key;
   }
 
+  /** A schema change's record (what was asked, checked, built, verified, rolled back). */
+  async storeSchemaChangeReport(cluster: string, runKey: string, report: unknown): Promise<string> {
+    const key = layout.schemaChangeReport(cluster, runKey);
+    await this.storage.writeText(key, JSON.stringify(report, null, 2) + '\n');
+    return this.localPath(key) ?? key;
+  }
+
   /** The newest verification report of a cluster that can be read; null when there is none. */
   async latestVerifyReport(cluster: string): Promise<RepoVerifyReport | null> {
     const names = (await this.storage.children(layout.verifyDir(cluster))).filter(layout.isVerifyReport).sort().reverse();

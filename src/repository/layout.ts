@@ -93,6 +93,7 @@ export const layout = {
   verifyReport: (c: string, runKey: string) => `${cluster(c)}/verify/${segment(runKey, RUN_KEY, 'run key')}.json`,
   isVerifyReport: (name: string) => RUN_KEY.test(name.replace(/\.json$/, '')) && name.endsWith('.json'),
   killReport: (c: string, runKey: string) => `${cluster(c)}/query-killer/${runKey.slice(0, 4)}-${runKey.slice(4, 6)}-${runKey.slice(6, 8)}/${segment(runKey, KILL_RUN, 'killer run key')}.json`,
+  schemaChangeReport: (c: string, runKey: string) => `${cluster(c)}/schema-changes/${runKey.slice(0, 4)}-${runKey.slice(4, 6)}-${runKey.slice(6, 8)}/${segment(runKey, KILL_RUN, 'schema change run key')}.json`,
   restoreClaim: (c: string, database: string) => `${cluster(c)}/restore-targets/${segment(database, SQL_IDENTIFIER_PATTERN, 'database name')}.json`,
   notificationState: () => '.notifications.json',
   archiveDir: (c: string) => `${cluster(c)}/binlog-archive`,

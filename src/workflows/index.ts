@@ -26,4 +26,6 @@ export type { InstanceRestoreInput, InstanceRestoreResult } from './instanceRest
 export { physicalRestoreWorkflow } from './physicalRestore';
 export type { PhysicalRestoreInput, PhysicalRestoreResult } from './physicalRestore';
 export { queryKillerWorkflow } from './queryKiller';
+export { schemaChangeWorkflow } from './schemaChange';
+export type { SchemaChangeInput, SchemaChangeResult } from './schemaChange';
 export type { QueryKillerInput, QueryKillerResult } from './queryKiller';
