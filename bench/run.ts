@@ -8,6 +8,7 @@
  *   npm run bench -- parallel   chunked full backup and parallel load vs mydumper / myloader and the single stream; resume
  *   npm run bench -- physical   physical full (mariadb-backup / clone) vs the tool by hand; restore to a running server vs the logical loads
  *   npm run bench -- query-killer   one slow-query killer run on a server with 1,000 connections vs pt-kill's sweep
+ *   npm run bench -- schema-change   an index added under a write load: dbops vs the ALTER by hand and pt-online-schema-change
  * `--product mariadb|mysql|both` picks the servers (default both; MySQL only where this host
  * can run it, see scripts/setup.sh). backup and offsite compare both products; restore and
  * archive run on MariaDB only.
@@ -25,6 +26,7 @@ import { runBinlogArchiveBenchmark } from './binlogArchive';
 import { runParallelBenchmark } from './parallel';
 import { runPhysicalBenchmark } from './physical';
 import { runQueryKillerBenchmark } from './queryKiller';
+import { runSchemaChangeBenchmark } from './schemaChange';
 import { SMOKE_ROWS, type SuiteOptions } from './common';
 
 type Suite = (products: Product[], options: SuiteOptions) => Promise<void>;
@@ -48,6 +50,7 @@ const suites: Record<string, Suite> = {
   parallel: runParallelBenchmark,
   physical: runPhysicalBenchmark,
   'query-killer': runQueryKillerBenchmark,
+  'schema-change': runSchemaChangeBenchmark,
 };
 
 const PRODUCT_CHOICES = ['mariadb', 'mysql', 'both'] as const;

@@ -1,6 +1,6 @@
 /** Starting an index change, and asking a watched one to roll back or a running one to stop. */
 import type { Client, WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
-import { findCluster } from '../config/load';
+import { ConfigError, findCluster } from '../config/load';
 import type { DbopsConfig } from '../config/schema';
 import { describeChange } from '../domain/schemaChange';
 import { SchemaChangeInputSchema } from '../domain/inputs';
@@ -33,7 +33,12 @@ export function startSchemaChange(client: Client, config: DbopsConfig, raw: Sche
 
 /** Asks a run watching its finished change to roll it back; refused at once when it may not (the Update's validator). */
 export async function requestRollback(client: Client, workflowId: string, operator: string, reason: string): Promise<void> {
-  await client.workflow.getHandle(workflowId).executeUpdate(rollbackUpdate, { args: [{ operator, reason }] });
+  try {
+    await client.workflow.getHandle(workflowId).executeUpdate(rollbackUpdate, { args: [{ operator, reason }] });
+  } catch (error) {
+    const e = error as Error;
+    throw new ConfigError(`refused: ${e.cause instanceof Error ? e.cause.message : e.message}`);
+  }
 }
 
 /** Stops a running build (the server discards the half-built index). */

@@ -13,13 +13,14 @@ import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { createConnection, type Connection, type RowDataPacket } from 'mysql2/promise';
 import type { Client } from '@temporalio/client';
-import { decide } from '../../src/client/restores';
+import { defaultPayloadConverter } from '@temporalio/common';
+import { approvalState, decide } from '../../src/client/restores';
 import { requestRollback, startSchemaChange } from '../../src/client/schemaChange';
 import { ManifestSchema } from '../../src/domain/manifest';
 import { parseIndexChange, SchemaChangeReportSchema } from '../../src/domain/schemaChange';
 import { localRepositoryRoot } from '../../src/repository';
 import { schemaChangeQuery, type SchemaChangeResult } from '../../src/workflows/schemaChange';
-import { asPerson, makeTestConfig, products, rootConnection, server, temporalClient, withWorker } from '../harness/context';
+import { asPerson, makeTestConfig, products, rootConnection, runCli, server, temporalClient, withWorker } from '../harness/context';
 
 const ROWS = 1_000_000;
 const PASSWORD = 'Schema-test-7';
@@ -52,16 +53,25 @@ describe.each(products())('index changes on %s', (product) => {
     }
     throw new Error(`never reached ${wanted}`);
   };
+  /** Until the run waits for a decision (polled, bounded). */
+  const approvalPending = async (workflowId: string): Promise<void> => {
+    for (let i = 0; i < 1200; i++) {
+      if ((await approvalState(client, workflowId).catch(() => null))?.status === 'pending') return;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    throw new Error('never asked for an approval');
+  };
   /** A write load on the table until stopped: inserts and updates, each counted, each error kept. */
   const writeLoad = async () => {
     const s = server(product);
     const conn = await createConnection({ host: s.host, port: s.port, user: 'sc_app', password: PASSWORD, database: DB });
     let stop = false;
-    const counts = { writes: 0, errors: [] as string[] };
+    const counts = { writes: 0, inserts: 0, errors: [] as string[] };
     const loop = (async () => {
       for (let i = 0; !stop; i++) {
         try {
           await conn.query('INSERT INTO orders (customer_id, status, created_at, note) VALUES (?, ?, NOW(), ?)', [i % 1000, i % 5, `load ${i}`]);
+          counts.inserts += 1;
           await conn.query('UPDATE orders SET status = ? WHERE id = ?', [i % 5, 1 + ((i * 7919) % ROWS)]);
           counts.writes += 2;
         } catch (error) {
@@ -142,22 +152,43 @@ describe.each(products())('index changes on %s', (product) => {
     }
   }, 120_000);
 
+  test('the CLI: a statement that is not an index change exits 2 naming what is accepted; a dry run prints the plan', async () => {
+    const { config, configPath } = setup('cli', {});
+    const bad = await runCli(['schema', 'change', '--cluster', 'test', '--database', DB, '--sql', 'ALTER TABLE orders ADD COLUMN x INT', '--config', configPath]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/--sql: only ADD \[UNIQUE\] INDEX \/ KEY is an index change.*dbops runs one index change per run/);
+    const dry = await withWorker(config, () =>
+      runCli(['schema', 'change', '--cluster', 'test', '--database', DB, '--sql', 'CREATE INDEX idx_created ON orders (created_at)', '--verify-query', "SELECT id FROM orders WHERE created_at > '2026-12-01'", '--dry-run', '--wait', '--as', 'carol', '--config', configPath]),
+    );
+    expect(dry.code).toBe(0);
+    expect(dry.stdout).toMatch(/^dry-run: CREATE INDEX idx_created ON sc_\w+\.orders \(created_at\)/);
+    expect(dry.stdout).toMatch(/online +accepted \(ALGORITHM=INPLACE, LOCK=NONE\)/);
+    expect(dry.stdout).toMatch(/rollback +ALTER TABLE `sc_\w+`\.`orders` DROP INDEX `idx_created`/);
+    expect(dry.stdout).toMatch(/before query 1: orders \w+ via/);
+    expect(await indexes()).toEqual(['PRIMARY', 'idx_customer']);
+  }, 120_000);
+
   test('added online under a write load after a schema backup and approval, verified by EXPLAIN, then rolled back on request', async () => {
     const { config } = setup('add', { watchFor: '1h' });
+    const [[start]] = await root.query<RowDataPacket[]>(`SELECT COUNT(*) AS n FROM ${DB}.orders`);
+    let inserted = 0;
     const load = await writeLoad();
     const verify = "SELECT id, status FROM orders WHERE created_at >= '2026-03-01' AND created_at < '2026-03-02'";
     const result = await withWorker(config, async () => {
       const handle = await startSchemaChange(client, config, { cluster: 'test', database: DB, change: change('ALTER TABLE orders ADD INDEX idx_created (created_at)'), verifyQueries: [verify], requestedBy: 'carol' });
-      await phase(handle.workflowId, 'approval');
+      await approvalPending(handle.workflowId);
       // The requester cannot approve their own change; another person can.
       await expect(decide(client, handle.workflowId, 'approve', 'alice', 'me')).rejects.toThrow(/requester cannot approve|not the requester|own run/);
+      const beforeBuild = load.counts.writes;
       await asPerson('alice', (c) => decide(c, handle.workflowId, 'approve', 'alice', 'CHG-77 quiet hour'));
       await phase(handle.workflowId, 'watching');
-      // Built: the index is there while the load still writes.
+      // Built: the index is there, and the load wrote all along (nothing failed, nothing waited for the build).
       expect(await indexes()).toEqual(['PRIMARY', 'idx_created', 'idx_customer']);
+      const duringBuild = load.counts.writes - beforeBuild;
       const counts = await load.stop();
       expect(counts.errors).toEqual([]);
-      expect(counts.writes).toBeGreaterThan(0);
+      expect(duringBuild).toBeGreaterThan(0);
+      inserted = counts.inserts;
       await requestRollback(client, handle.workflowId, 'carol', 'writes slower after the change');
       return handle.result();
     });
@@ -178,15 +209,16 @@ describe.each(products())('index changes on %s', (product) => {
     expect(orders).not.toMatch(/idx_created/);
     const report = SchemaChangeReportSchema.parse(JSON.parse(readFileSync(result.reportKey!, 'utf8')));
     expect(report).toMatchObject({ status: 'rolled-back', requestedBy: 'carol', rolledBack: { by: 'carol' } });
+    // Every row is still there: the ones before, and each the load inserted.
     const [[count]] = await root.query<RowDataPacket[]>(`SELECT COUNT(*) AS n FROM ${DB}.orders`);
-    expect(Number(count!.n)).toBeGreaterThanOrEqual(ROWS);
+    expect(Number(count!.n)).toBe(Number(start!.n) + inserted);
   }, 600_000);
 
   test('a verify query that cannot use the new index fails the change and rolls it back', async () => {
     const { config } = setup('verify', { watchFor: '0s' });
     const result = await withWorker(config, async () => {
       const handle = await startSchemaChange(client, config, { cluster: 'test', database: DB, change: change('ALTER TABLE orders ADD INDEX idx_status (status)'), verifyQueries: ["SELECT id FROM orders WHERE note = 'n77'"], requestedBy: 'carol' });
-      await phase(handle.workflowId, 'approval');
+      await approvalPending(handle.workflowId);
       await asPerson('bob', (c) => decide(c, handle.workflowId, 'approve', 'bob', 'CHG-78'));
       return handle.result();
     });
@@ -197,12 +229,51 @@ describe.each(products())('index changes on %s', (product) => {
     expect(await indexes()).toEqual(['PRIMARY', 'idx_customer']);
   }, 600_000);
 
+  test("a transaction holding the table: the change gives its metadata-lock queue back every lockWait and tries again; the application's writes go on", async () => {
+    // longTransaction high: the open transaction does not hold the start back, so the change meets it at the lock.
+    const { config } = setup('lock', { lockWait: '1s', lockTries: 100, longTransaction: '1h', watchFor: '0s' });
+    const holder = await rootConnection(product);
+    await holder.query(`START TRANSACTION; SELECT COUNT(*) FROM ${DB}.orders WHERE id < 10`);
+    const load = await writeLoad();
+    try {
+      const result = await withWorker(config, async () => {
+        const handle = await startSchemaChange(client, config, { cluster: 'test', database: DB, change: change('ALTER TABLE orders ADD INDEX idx_lock (customer_id, status)'), requestedBy: 'carol' });
+        await approvalPending(handle.workflowId);
+        await asPerson('bob', (c) => decide(c, handle.workflowId, 'approve', 'bob', 'CHG-80'));
+        // Until the build's heartbeat says it has given the lock back at least twice.
+        for (let i = 0; ; i++) {
+          const pending = (await handle.describe()).raw.pendingActivities ?? [];
+          const payload = pending.find((a) => a.activityType?.name === 'applySchemaChange')?.heartbeatDetails?.payloads?.[0];
+          const details = payload ? (defaultPayloadConverter.fromPayload(payload) as { lockTries?: number }) : null;
+          if ((details?.lockTries ?? 0) >= 3) break;
+          if (i > 600) throw new Error(`the change never retried its lock: ${JSON.stringify(details)}`);
+          await new Promise((r) => setTimeout(r, 200));
+        }
+        expect(await indexes()).toEqual(['PRIMARY', 'idx_customer']);
+        const writesWhileWaiting = load.counts.writes;
+        await new Promise((r) => setTimeout(r, 1500)); // one more lock wait: a lower bound, the assertion is only that writes went on
+        expect(load.counts.writes).toBeGreaterThan(writesWhileWaiting);
+        await holder.query('COMMIT');
+        return handle.result();
+      });
+      const counts = await load.stop();
+      expect(counts.errors).toEqual([]);
+      expect(result.status).toBe('done');
+      expect(result.build).toMatchObject({ outcome: 'done' });
+      expect(result.build!.lockTries).toBeGreaterThanOrEqual(3);
+      expect(await indexes()).toEqual(['PRIMARY', 'idx_customer', 'idx_lock']);
+    } finally {
+      await load.stop().catch(() => undefined);
+      await holder.end();
+    }
+  }, 600_000);
+
   test('a build over the abort limit is stopped and the server discards it', async () => {
     // Threads_running is at least 2 while the index builds (the build and the sampler): over 1 at once.
     const { config } = setup('abort', { abortAt: { threadsRunning: 1 }, abortAfter: 1, pauseAt: { threadsRunning: 1000 } });
     const result = await withWorker(config, async () => {
       const handle = await startSchemaChange(client, config, { cluster: 'test', database: DB, change: change('ALTER TABLE orders ADD INDEX idx_note (note)'), requestedBy: 'carol' });
-      await phase(handle.workflowId, 'approval');
+      await approvalPending(handle.workflowId);
       await asPerson('alice', (c) => decide(c, handle.workflowId, 'approve', 'alice', 'CHG-79'));
       return handle.result();
     });

@@ -106,7 +106,7 @@ test('the commented example config in the repository is valid', () => {
 test('refuses what would be a guess or a typo, naming the field', () => {
   const cluster = (extra: string) => `repository: { path: ./b }\nclusters:\n  - name: c\n    user: u\n${extra}`;
   expect(issuesOf(cluster('    host: db1\n    socket: /run/s.sock\n'))).toEqual(['clusters[0].socket: give host (with port) or socket, not both: which one the tools use would be a guess']);
-  expect(issuesOf(cluster('    host: db1\n    approvers: { restore-swapp: [alice] }\n'))[0]).toMatch(/^clusters\[0\]\.approvers\.restore-swapp: not an approval action; known: restore-swap, restore-instance, archive-delete, retention-delete, drill-failover, \*/);
+  expect(issuesOf(cluster('    host: db1\n    approvers: { restore-swapp: [alice] }\n'))[0]).toMatch(/^clusters\[0\]\.approvers\.restore-swapp: not an approval action; known: restore-swap, restore-instance, archive-delete, retention-delete, drill-failover, schema-change, \*/);
   expect(issuesOf(cluster('    host: db1\n    allowSelfApproval: [restore-swp]\n'))[0]).toMatch(/^clusters\[0\]\.allowSelfApproval\[0\]/);
   expect(issuesOf('repository: { path: ./b, compression: gzip, compressionLevel: 19 }\nclusters: [{ name: c, host: h, user: u }]\n')).toEqual(['repository.compressionLevel: gzip levels go from 1 to 9']);
   expect(issuesOf('repository: { path: ./b, compression: none, compressionLevel: 3 }\nclusters: [{ name: c, host: h, user: u }]\n')).toEqual(['repository.compressionLevel: compression is none: remove the level']);

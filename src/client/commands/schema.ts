@@ -1,11 +1,10 @@
 /** dbops schema …: one index change at a time, checked, approved, watched and verified. */
 import type { Command } from 'commander';
-import { ConfigError } from '../../config/load';
 import { formatBytes, parseIndexChange, SchemaChangeRefused } from '../../domain/schemaChange';
 import type { SchemaChangeResult } from '../../workflows/schemaChange';
 import { progressWanted, resultWithProgress } from '../progress';
 import { abortSchemaChange, requestRollback, startSchemaChange } from '../schemaChange';
-import { configOf, exit, io, jsonWanted, knownCluster, operatorOf, required, withClient } from './shared';
+import { configOf, exit, io, jsonWanted, knownCluster, operatorOf, required, UsageError, withClient } from './shared';
 
 export function schemaChangeLines(r: SchemaChangeResult): string[] {
   const p = r.plan;
@@ -54,7 +53,7 @@ export function registerSchema(program: Command): void {
       try {
         change = parseIndexChange(options.sql, options.database);
       } catch (error) {
-        if (error instanceof SchemaChangeRefused) throw new ConfigError(`--sql: ${error.message}`);
+        if (error instanceof SchemaChangeRefused) throw new UsageError(`--sql: ${error.message}`);
         throw error;
       }
       await withClient(cfg, async (client) => {
