@@ -64,6 +64,19 @@ export interface SchemaChangePlan {
   watchForSeconds: number;
 }
 
+/** One line for the CLI's progress and the UI's pending activity: "building: 42 % (2/3), Threads_running 5, replica r1 0 s behind". */
+export function progressText(p: BuildProgress): string {
+  const parts: string[] = [p.phase === 'building' && p.percent !== null ? `building: ${p.percent.toFixed(0)} %${p.stage ? ` (${p.stage})` : ''}` : p.phase];
+  if (p.why) parts[0] += `: ${p.why}`;
+  if (p.sample) {
+    parts.push(`Threads_running ${p.sample.threadsRunning}`);
+    for (const r of p.sample.replicas) parts.push(r.lagSeconds === null ? `replica ${r.cluster} not replicating` : `replica ${r.cluster} ${r.lagSeconds} s behind`);
+    if (p.sample.mdlWaiters) parts.push(`${p.sample.mdlWaiters} queued on a metadata lock`);
+  }
+  if (p.lockTries > 1) parts.push(`lock try ${p.lockTries}`);
+  return `${parts.join(', ')} (${p.seconds} s)`;
+}
+
 export function createSchemaChangeActivities(deps: ActivityDeps) {
   const { config, logger, repository } = deps;
   const replicasOf = (name: string) =>
@@ -125,7 +138,7 @@ export function createSchemaChangeActivities(deps: ActivityDeps) {
       const input = accept(ChangeInput, raw, 'applySchemaChange');
       const c = clusterOf(config, input.cluster);
       const ctx = Context.current();
-      const onProgress = (p: BuildProgress) => ctx.heartbeat(p);
+      const onProgress = (p: BuildProgress) => ctx.heartbeat({ ...p, text: progressText(p) });
       try {
         const outcome = await runIndexChange({ cluster: c, account: opsAccount(c), database: input.database, change: input.change, config: c.schemaChange, replicas: replicasOf(c.name), onProgress, signal: ctx.cancellationSignal });
         logger.info({ cluster: c.name, database: input.database, change: describeChange(input.database, input.change), outcome: outcome.outcome, seconds: outcome.seconds, why: outcome.why }, 'schema change ran');

@@ -11,12 +11,16 @@
  * the source holds; a replica whose SQL thread stopped is refused before anything is dumped.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import type { Connection, RowDataPacket } from 'mysql2/promise';
 import type { Client } from '@temporalio/client';
+import { defaultPayloadConverter } from '@temporalio/common';
 import { explainFailure, startBackup, waitForManifest } from '../../src/client/backups';
-import { startPitr } from '../../src/client/restores';
+import { approvalState, decide, startPitr } from '../../src/client/restores';
+import { startSchemaChange } from '../../src/client/schemaChange';
+import { parseIndexChange } from '../../src/domain/schemaChange';
+import type { SchemaChangeResult } from '../../src/workflows/schemaChange';
 import { createBackupUser, createRestoreUser } from '../../src/dev/sampleData';
 import { parseTarget } from '../../src/domain/restoreTarget';
 import { openRepository } from '../../src/repository';
@@ -25,7 +29,7 @@ import { DbopsMetrics } from '../../src/metrics/metrics';
 import { startMetricsServer, type MetricsServer } from '../../src/metrics/server';
 import { currentBinlogPosition } from '../../src/mysql/connection';
 import { freePort, type LocalServer } from '../../src/mysql/servers/local';
-import { harness, makeTestConfig, products, quietLogger, rootConnectionTo, scratchServer, tableChecksums, temporalClient, withWorker, type LoadTarget, type TestSetup } from '../harness/context';
+import { asPerson, harness, makeTestConfig, products, quietLogger, rootConnectionTo, scratchServer, tableChecksums, temporalClient, withWorker, type LoadTarget, type TestSetup } from '../harness/context';
 
 const RULES = path.resolve(__dirname, '..', '..', 'monitoring', 'prometheus', 'dbops-rules.yml');
 const PROMTOOL = process.env.PROMTOOL ?? 'promtool';
@@ -235,6 +239,64 @@ describe.each(products())('a real replica on %s', (product) => {
       expect(await openRepository(refused.config).catalog.list('replica')).toEqual([]);
     } finally {
       await onReplica.query('START REPLICA SQL_THREAD');
+    }
+  });
+
+  test("an index change on the source waits while its replica lags past pauseAt, goes once it caught up, and reports the lag it saw", async () => {
+    // The change's account on the source, made there only (not replicated: the replica has its own).
+    await onSource.query('SET SESSION sql_log_bin = 0');
+    await createRestoreUser(onSource, 'dbops_restore', readFileSync((setup.config.clusters[0]!.password as { file: string }).file, 'utf8').trim());
+    await onSource.query('SET SESSION sql_log_bin = 1');
+    const both = makeTestConfig(`replication-schema-${product}`, {
+      product,
+      mutate: (raw) => {
+        const r = (raw.clusters as Array<Record<string, unknown>>)[0]!;
+        Object.assign(r, { name: 'replica', host: '127.0.0.1', port: replica.port, password: setup.config.clusters[0]!.password, restorePassword: setup.config.clusters[0]!.password, databases: ['rt'] });
+        const src = { ...r, name: 'source', port: source.port, user: 'dbops_restore', approvers: { 'schema-change': ['alice'] }, schemaChange: { replicas: ['replica'], pauseAt: { replicaLag: '60s' }, sampleEvery: '300ms', watchFor: '0s', diskHeadroomGiB: 0 } };
+        raw.clusters = [src, r];
+      },
+    });
+    const holder = await rootConnectionTo(replica);
+    let locked = true;
+    try {
+      await holder.query('LOCK TABLES rt.t WRITE');
+      await onSource.query('SET TIMESTAMP = UNIX_TIMESTAMP() - 3600');
+      await onSource.query('INSERT INTO rt.t VALUES (5, 5)');
+      await onSource.query('SET TIMESTAMP = DEFAULT');
+      await until('the replica reports the lag', async () => {
+        const st = await replicaStatus();
+        return Number(st?.Seconds_Behind_Master ?? st?.Seconds_Behind_Source ?? 0) > 60;
+      });
+      const result = await withWorker(both.config, async () => {
+        const handle = await startSchemaChange(client, both.config, { cluster: 'source', database: 'rt', change: parseIndexChange('CREATE INDEX idx_v ON t (v)', 'rt'), requestedBy: 'carol' });
+        for (let i = 0; (await approvalState(client, handle.workflowId).catch(() => null))?.status !== 'pending'; i++) {
+          if (i > 600) throw new Error('never asked for an approval');
+          await new Promise((r) => setTimeout(r, 200));
+        }
+        await asPerson('alice', (c) => decide(c, handle.workflowId, 'approve', 'alice', 'CHG-81'));
+        // Until the build's heartbeat says it holds the start for the replica.
+        for (let i = 0; ; i++) {
+          const pending = (await handle.describe()).raw.pendingActivities ?? [];
+          const payload = pending.find((a) => a.activityType?.name === 'applySchemaChange')?.heartbeatDetails?.payloads?.[0];
+          const details = payload ? (defaultPayloadConverter.fromPayload(payload) as { phase?: string; why?: string }) : null;
+          if (details?.phase === 'waiting' && /replica replica \d+ s behind > 60 s/.test(details.why ?? '')) break;
+          if (i > 600) throw new Error(`the change never waited for the replica: ${JSON.stringify(details)}`);
+          await new Promise((r) => setTimeout(r, 200));
+        }
+        const indexed = async (conn: Connection) => (await conn.query<RowDataPacket[]>("SELECT COUNT(*) AS n FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = 'rt' AND TABLE_NAME = 't' AND INDEX_NAME = 'idx_v'"))[0][0]?.n;
+        expect(Number(await indexed(onSource))).toBe(0);
+        await holder.query('UNLOCK TABLES');
+        locked = false;
+        const done = (await handle.result()) as SchemaChangeResult;
+        await until('the index replicated', async () => Number(await indexed(onReplica)) > 0);
+        return done;
+      });
+      expect(result.status).toBe('done');
+      expect(result.build).toMatchObject({ outcome: 'done' });
+      expect(result.build!.peakLagSeconds).toBeGreaterThan(60);
+    } finally {
+      if (locked) await holder.query('UNLOCK TABLES');
+      await holder.end();
     }
   });
 });

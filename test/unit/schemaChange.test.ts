@@ -18,6 +18,7 @@ import {
 } from '../../src/domain/schemaChange';
 import { SchemaChangeInputSchema } from '../../src/domain/inputs';
 import { parseConfig } from '../../src/config/load';
+import { progressText } from '../../src/activities/schemaChange';
 
 describe('reading the operator statement', () => {
   test.each([
@@ -170,5 +171,15 @@ describe('config', () => {
     expect(c.schemaChange).toMatchObject({ diskHeadroomGiB: 10, lockWait: '5s', abortAfter: 3, watchFor: '15m', replicas: [] });
     expect(() => parseConfig(yaml(', schemaChange: { replicas: [nope] }'), '/tmp/x.yaml', '/tmp')).toThrow(/clusters\[0\]\.schemaChange\.replicas\[0\].*unknown cluster "nope"/s);
     expect(() => parseConfig(yaml(', approvers: { schema-change: [alice] }'), '/tmp/x.yaml', '/tmp')).not.toThrow();
+  });
+});
+
+describe('progress as the CLI and the UI show it', () => {
+  test('the server\'s percent where it gives one, the load, and why the start waits', () => {
+    const sample = { threadsRunning: 5, replicas: [{ cluster: 'r1', lagSeconds: 0 }], mdlWaiters: 0, blockers: 0 };
+    expect(progressText({ phase: 'building', why: null, percent: 42.4, stage: '1/2', sample, lockTries: 1, seconds: 12.5 })).toBe('building: 42 % (1/2), Threads_running 5, replica r1 0 s behind (12.5 s)');
+    expect(progressText({ phase: 'waiting', why: 'Threads_running 40 > 32', percent: null, stage: null, sample: { ...sample, threadsRunning: 40, mdlWaiters: 3 }, lockTries: 2, seconds: 3 })).toBe(
+      'waiting: Threads_running 40 > 32, Threads_running 40, replica r1 0 s behind, 3 queued on a metadata lock, lock try 2 (3 s)',
+    );
   });
 });
