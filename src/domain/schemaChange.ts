@@ -7,6 +7,7 @@
  */
 import { z } from 'zod';
 import { SQL_IDENTIFIER_PATTERN, SQL_IDENTIFIER_RULE, quoteIdentifier } from './identifiers';
+import { formatBytes } from './naming';
 import { codeTokens, identifierName, isKeyword, LexError, tokenize, type Token } from './sql/lexer';
 
 const identifier = z.string().regex(SQL_IDENTIFIER_PATTERN, SQL_IDENTIFIER_RULE);
@@ -311,17 +312,6 @@ export function preflightWarnings(p: Preflight): string[] {
   if (p.freeBytes === null) out.push("free disk not measured: the server's datadir is not visible from the worker (check it by hand)");
   for (const b of p.blockers) out.push(`session ${b.id} (${b.user}) ${b.what} for ${b.seconds} s: the change waits for it before it starts`);
   return out;
-}
-
-export function formatBytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let v = n;
-  let u = 0;
-  while (v >= 1024 && u < units.length - 1) {
-    v /= 1024;
-    u++;
-  }
-  return `${u === 0 ? v : v.toFixed(1)} ${units[u]}`;
 }
 
 // --- watching the build --------------------------------------------------------------------

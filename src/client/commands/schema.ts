@@ -1,6 +1,7 @@
 /** dbops schema …: one index change at a time, checked, approved, watched and verified. */
 import type { Command } from 'commander';
-import { formatBytes, parseIndexChange, SchemaChangeRefused } from '../../domain/schemaChange';
+import { formatBytes } from '../../domain/naming';
+import { parseIndexChange, SchemaChangeRefused } from '../../domain/schemaChange';
 import type { SchemaChangeResult } from '../../workflows/schemaChange';
 import { progressWanted, resultWithProgress } from '../progress';
 import { abortSchemaChange, requestRollback, startSchemaChange } from '../schemaChange';
