@@ -91,10 +91,12 @@ export function createSchemaChangeActivities(deps: ActivityDeps) {
       const plan = await withConnection(opsAccount(c), async (conn) => {
         const [db] = (await conn.query<RowDataPacket[]>('SELECT SCHEMA_NAME AS n FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?', [input.database]))[0];
         if (!db) throw ApplicationFailure.nonRetryable(`database ${input.database} does not exist on ${c.name} (--database)`, Failure.InvalidInput);
+        // The probe's DDL waits for the table's metadata lock no longer than the change itself would.
+        await conn.query('SET SESSION lock_wait_timeout = ?', [Math.max(1, Math.round(durationSeconds(sc.lockWait)))]);
         const table = await readTableFacts(conn, input.database, input.change.table);
         const disk = await serverFreeSpace(conn, c);
         const onlineRefusal = table && table.engine?.toLowerCase() === 'innodb' && !preflightRefusals(input.database, input.change, { table, freeBytes: null, freeOn: null, onlineRefusal: null, blockers: [] }, { headroomBytes: 0 }).length
-          ? await probeOnline(conn, input.database, input.change)
+          ? await probeOnline(conn, input.database, input.change, Context.current().info.workflowExecution?.workflowId ?? 'none')
           : null;
         const blockers = table ? await readBlockers(conn, input.database, input.change.table, durationSeconds(sc.longTransaction), [conn.threadId]) : [];
         const preflight = { table, freeBytes: disk.freeBytes, freeOn: disk.freeOn, onlineRefusal, blockers };
@@ -140,7 +142,7 @@ export function createSchemaChangeActivities(deps: ActivityDeps) {
       const ctx = Context.current();
       const onProgress = (p: BuildProgress) => ctx.heartbeat({ ...p, text: progressText(p) });
       try {
-        const outcome = await runIndexChange({ cluster: c, account: opsAccount(c), database: input.database, change: input.change, config: c.schemaChange, replicas: replicasOf(c.name), onProgress, signal: ctx.cancellationSignal });
+        const outcome = await runIndexChange({ cluster: c, account: opsAccount(c), database: input.database, change: input.change, config: c.schemaChange, replicas: replicasOf(c.name), onProgress, signal: ctx.cancellationSignal, firstAttempt: ctx.info.attempt === 1 });
         logger.info({ cluster: c.name, database: input.database, change: describeChange(input.database, input.change), outcome: outcome.outcome, seconds: outcome.seconds, why: outcome.why }, 'schema change ran');
         return outcome;
       } catch (error) {

@@ -1,5 +1,5 @@
 /** Starting an index change, and asking a watched one to roll back or a running one to stop. */
-import type { Client, WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
+import { WorkflowExecutionAlreadyStartedError, type Client, type WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
 import { ConfigError, findCluster } from '../config/load';
 import type { DbopsConfig } from '../config/schema';
 import { describeChange } from '../domain/schemaChange';
@@ -7,8 +7,13 @@ import { SchemaChangeInputSchema } from '../domain/inputs';
 import { SA_CLUSTER, SA_OPERATION } from '../domain/searchAttributes';
 import { abortSchemaChangeSignal, rollbackUpdate, schemaChangeWorkflow, type SchemaChangeInput } from '../workflows/schemaChange';
 
-export function schemaChangeWorkflowId(cluster: string, database: string, table: string, at: Date): string {
-  return `schema-change/${cluster}/${database}.${table}/${at.toISOString().replace(/[-:]/g, '')}`;
+/**
+ * One change at a time per table: a run's id is the table's, so a second run on it is
+ * refused while the first goes on (a dry run changes nothing and gets an id of its own).
+ */
+export function schemaChangeWorkflowId(cluster: string, database: string, table: string, at: Date, dryRun = false): string {
+  const id = `schema-change/${cluster}/${database}.${table}`;
+  return dryRun ? `${id}/dry-run-${at.toISOString().replace(/[-:]/g, '')}` : id;
 }
 
 export const SCHEMA_CHANGE_DETAILS =
@@ -18,9 +23,10 @@ export function startSchemaChange(client: Client, config: DbopsConfig, raw: Sche
   const input = SchemaChangeInputSchema.parse(raw);
   findCluster(config, input.cluster);
   const what = describeChange(input.database, input.change);
+  const workflowId = schemaChangeWorkflowId(input.cluster, input.database, input.change.table, now, input.dryRun);
   return client.workflow.start(schemaChangeWorkflow, {
     taskQueue: config.temporal.taskQueue,
-    workflowId: schemaChangeWorkflowId(input.cluster, input.database, input.change.table, now),
+    workflowId,
     args: [input],
     typedSearchAttributes: [
       { key: SA_CLUSTER, value: input.cluster },
@@ -28,6 +34,9 @@ export function startSchemaChange(client: Client, config: DbopsConfig, raw: Sche
     ],
     staticSummary: `Schema change on ${input.cluster}: ${what}${input.dryRun ? ' (dry run)' : ''}`,
     staticDetails: SCHEMA_CHANGE_DETAILS + (input.requestedBy ? `\n\nRequested by ${input.requestedBy}.` : ''),
+  }).catch((error: unknown) => {
+    if (error instanceof WorkflowExecutionAlreadyStartedError) throw new ConfigError(`a schema change on ${input.database}.${input.change.table} is already running (${workflowId}): one change per table at a time`);
+    throw error;
   });
 }
 

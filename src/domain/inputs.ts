@@ -11,7 +11,7 @@ import { parseGtidTarget } from './gtid';
 import { ArchiveJobSchema } from './archive';
 import { durationSchema } from './duration';
 import { CLUSTER_NAME_PATTERN, CLUSTER_NAME_RULE, SQL_IDENTIFIER_PATTERN, SQL_IDENTIFIER_RULE, SYSTEM_DATABASES } from './identifiers';
-import { IndexChangeSchema, VerifyQueriesSchema } from './schemaChange';
+import { IndexChangeSchema, VerifyQueriesSchema, verifyQueryProblem } from './schemaChange';
 import { patternProblem, TargetError, parseUtcTime } from './restoreTarget';
 
 const clusterName = z.string().regex(CLUSTER_NAME_PATTERN, CLUSTER_NAME_RULE);
@@ -199,7 +199,12 @@ export const SchemaChangeInputSchema = z.strictObject({
   /** Plan and check, change nothing. */
   dryRun: z.boolean().default(false),
   requestedBy: PersonSchema.optional(),
-});
+}).superRefine((i, ctx) =>
+  i.verifyQueries.forEach((q, n) => {
+    const problem = verifyQueryProblem(q, i.database);
+    if (problem) ctx.addIssue({ code: 'custom', path: ['verifyQueries', n], message: `verify query ${n + 1}: ${problem}` });
+  }),
+);
 
 /** A rollback asked for while a verified change is watched: who, and why (required). */
 export const RollbackRequestSchema = z.strictObject({ operator: PersonSchema, reason: note(500).refine((r) => r.trim().length > 0, 'a reason is required (--reason TEXT)') });

@@ -355,15 +355,33 @@ export function overLimit(s: WatchSample, l: WatchLimits): string | null {
 
 // --- verify queries and their plans --------------------------------------------------------
 
-/** Names of functions a verify query may not call, even under EXPLAIN (side effects or waits). */
-const FORBIDDEN_CALLS = ['SLEEP', 'BENCHMARK', 'GET_LOCK', 'RELEASE_LOCK', 'RELEASE_ALL_LOCKS', 'IS_FREE_LOCK', 'LOAD_FILE', 'MASTER_POS_WAIT', 'SOURCE_POS_WAIT', 'WAIT_FOR_EXECUTED_GTID_SET', 'NEXTVAL', 'SETVAL', 'LASTVAL'];
+/**
+ * The functions a verify query may call: pure built-ins of both products (dates, strings,
+ * numbers, aggregates). Anything else followed by "(" is refused, quoted or qualified
+ * names included: a stored or loadable function, SLEEP, a lock, a sequence, a wait.
+ */
+const ALLOWED_CALLS = new Set([
+  'COUNT', 'SUM', 'MIN', 'MAX', 'AVG',
+  'NOW', 'CURDATE', 'CURRENT_DATE', 'CURRENT_TIMESTAMP', 'UTC_TIMESTAMP', 'UTC_DATE', 'DATE', 'TIME', 'TIMESTAMP', 'YEAR', 'MONTH', 'DAY', 'HOUR', 'MINUTE', 'SECOND', 'WEEK',
+  'DATE_ADD', 'DATE_SUB', 'ADDDATE', 'SUBDATE', 'DATEDIFF', 'TIMESTAMPDIFF', 'TIMESTAMPADD', 'DATE_FORMAT', 'STR_TO_DATE', 'UNIX_TIMESTAMP', 'FROM_UNIXTIME', 'LAST_DAY', 'MAKEDATE',
+  'LOWER', 'UPPER', 'LCASE', 'UCASE', 'CONCAT', 'CONCAT_WS', 'SUBSTRING', 'SUBSTR', 'LEFT', 'RIGHT', 'LENGTH', 'CHAR_LENGTH', 'TRIM', 'LTRIM', 'RTRIM', 'REPLACE', 'LPAD', 'RPAD',
+  'ABS', 'ROUND', 'FLOOR', 'CEIL', 'CEILING', 'MOD', 'GREATEST', 'LEAST',
+  'COALESCE', 'IFNULL', 'NULLIF', 'IF', 'CAST', 'CONVERT',
+]);
+/** Words that may stand before "(" without being a call. */
+const PAREN_KEYWORDS = new Set(['IN', 'AND', 'OR', 'NOT', 'XOR', 'ON', 'USING', 'WHERE', 'HAVING', 'BY', 'AS', 'BETWEEN', 'IS', 'LIKE', 'SELECT', 'FROM', 'JOIN', 'WHEN', 'THEN', 'ELSE', 'CASE', 'INTERVAL', 'DISTINCT', 'INDEX', 'KEY']);
 
 /**
  * Whether an operator's verify query is one plain SELECT the worker may EXPLAIN: null when
  * it is, else why not. The worker runs it only as `EXPLAIN FORMAT=JSON`, with the cluster's
- * read-only account, in a read-only transaction, under a time limit.
+ * read-only account, in a read-only transaction, under a time limit and a fixed sql_mode.
+ * What EXPLAIN could still evaluate is kept out by construction: no subquery or UNION (the
+ * optimizer may run a subquery to plan), no call outside ALLOWED_CALLS, no comment (MySQL
+ * reads optimizer hints in them), no variable, placeholder, backslash or double quote (what
+ * a string is must not depend on sql_mode), and a table named with a database only when it
+ * is the run's (`database`, when given).
  */
-export function verifyQueryProblem(sql: string): string | null {
+export function verifyQueryProblem(sql: string, database?: string): string | null {
   if (sql.length > 10_000) return 'longer than 10,000 characters';
   let tokens: Token[];
   try {
@@ -371,19 +389,45 @@ export function verifyQueryProblem(sql: string): string | null {
   } catch (error) {
     return `does not lex: ${(error as LexError).message}`;
   }
-  if (tokens.some((t) => t.kind === 'execOpen')) return 'executable comments (/*! ... */) are not accepted';
+  if (tokens.some((t) => t.kind === 'execOpen' || t.kind === 'comment')) return 'comments (and the optimizer hints and executable code they can carry) are not accepted';
   const code = codeTokens(tokens);
   const last = code.length && code[code.length - 1]?.text === ';' ? code.slice(0, -1) : code;
   if (!isKeyword(last[0], 'SELECT')) return 'not a SELECT (only SELECT statements are explained)';
   for (let i = 0; i < last.length; i++) {
     const t = last[i] as Token;
+    const next = last[i + 1];
     if (t.text === ';') return 'more than one statement';
+    if (t.text === '?') return 'placeholders (?) cannot be explained: write the value';
     if (t.kind === 'variable') return 'variables are not accepted';
     if (t.kind === 'operator' && t.text === ':=') return 'assignments are not accepted';
-    if (isKeyword(t, 'INTO')) return 'SELECT ... INTO writes: not accepted';
-    if (isKeyword(t, 'FOR') && isKeyword(last[i + 1], 'UPDATE', 'SHARE')) return 'locking reads (FOR UPDATE / FOR SHARE) are not accepted';
-    if (isKeyword(t, 'LOCK') && isKeyword(last[i + 1], 'IN')) return 'locking reads (LOCK IN SHARE MODE) are not accepted';
-    if (isKeyword(t, ...FORBIDDEN_CALLS) && last[i + 1]?.text === '(') return `${t.text.toUpperCase()}() is not accepted in a verify query`;
+    if (t.kind === 'string' && (t.text.startsWith('"') || t.text.includes('\\'))) return 'double-quoted strings and backslashes are not accepted (write \'…\' strings without escapes)';
+    if (t.kind === 'word' && /^[0-9.]/.test(t.text)) return `${JSON.stringify(t.text.slice(0, 40))}: a number joined to a word is not accepted`;
+    if (i > 0 && isKeyword(t, 'SELECT', 'UNION', 'EXCEPT', 'INTERSECT')) return 'subqueries and UNION are not accepted (EXPLAIN may run a subquery to plan it)';
+    if (isKeyword(t, 'INTO', 'OUTFILE', 'DUMPFILE', 'PROCEDURE')) return `${t.text.toUpperCase()} is not accepted`;
+    if (isKeyword(t, 'FOR') && isKeyword(next, 'UPDATE', 'SHARE')) return 'locking reads (FOR UPDATE / FOR SHARE) are not accepted';
+    if (isKeyword(t, 'LOCK') && isKeyword(next, 'IN')) return 'locking reads (LOCK IN SHARE MODE) are not accepted';
+    if (isKeyword(t, 'NEXT', 'PREVIOUS') && isKeyword(next, 'VALUE')) return 'sequences are not accepted';
+    if (next?.text === '(' && (t.kind === 'word' || t.kind === 'quoted')) {
+      const name = t.kind === 'word' ? t.text.toUpperCase() : '';
+      const qualified = last[i - 1]?.text === '.';
+      if (qualified || !(ALLOWED_CALLS.has(name) || PAREN_KEYWORDS.has(name))) return `${t.text}() is not accepted in a verify query (pure built-in functions only)`;
+    }
+    // A table named with its database, after FROM / JOIN / a comma of the FROM list: only the run's.
+    if (database !== undefined && isKeyword(last[i - 1], 'FROM', 'JOIN') && next?.text === '.' && identifierName(t)?.toLowerCase() !== database.toLowerCase()) {
+      return `reads ${identifierName(t)}.${identifierName(last[i + 2]) ?? '?'}: verify queries read the run's database (${database}) only`;
+    }
+  }
+  if (database !== undefined) {
+    // Comma-joined tables: every "name ." right after a comma in the FROM clause.
+    let inFrom = false;
+    for (let i = 0; i < last.length; i++) {
+      const t = last[i] as Token;
+      if (isKeyword(t, 'FROM')) inFrom = true;
+      else if (isKeyword(t, 'WHERE', 'GROUP', 'ORDER', 'HAVING', 'LIMIT', 'ON', 'USING')) inFrom = false;
+      if (inFrom && last[i - 1]?.text === ',' && last[i + 1]?.text === '.' && identifierName(t)?.toLowerCase() !== database.toLowerCase()) {
+        return `reads ${identifierName(t)}.${identifierName(last[i + 2]) ?? '?'}: verify queries read the run's database (${database}) only`;
+      }
+    }
   }
   return null;
 }
@@ -486,7 +530,8 @@ export function verificationFailure(change: IndexChange, after: VerifyPlan[]): s
 
 // --- the run's record ----------------------------------------------------------------------
 
-export const SCHEMA_CHANGE_STATUSES = ['refused', 'dry-run', 'rejected', 'aborted', 'cancelled', 'rolled-back', 'done'] as const;
+/** failed: the index was built but a step after it (verification, the rollback) could not finish: it is in place. */
+export const SCHEMA_CHANGE_STATUSES = ['refused', 'dry-run', 'rejected', 'aborted', 'cancelled', 'rolled-back', 'failed', 'done'] as const;
 export type SchemaChangeStatus = (typeof SCHEMA_CHANGE_STATUSES)[number];
 
 const PlanAccessSchema = z.strictObject({ table: z.string(), accessType: z.string().nullable(), key: z.string().nullable(), possibleKeys: z.array(z.string()), rows: z.number().nullable() });

@@ -7,7 +7,7 @@
  * crossed. Every statement is built from validated names (domain/schemaChange); the only
  * operator text that reaches the server is a verify query, and only under EXPLAIN.
  */
-import { randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { statfs } from 'node:fs/promises';
 import { createConnection, type Connection, type RowDataPacket } from 'mysql2/promise';
@@ -84,12 +84,21 @@ const LOCAL_HOSTS = new Set(['127.0.0.1', 'localhost', '::1']);
  * server is on this host and the folder exists here); null otherwise.
  */
 export async function serverFreeSpace(conn: Connection, cluster: ClusterConfig): Promise<{ freeBytes: number | null; freeOn: string | null }> {
-  const [v] = await rows(conn, 'SELECT @@datadir AS datadir');
+  const [v] = await rows(conn, 'SELECT @@datadir AS datadir, @@tmpdir AS tmpdir');
+  const innodbTmp = await rows(conn, 'SELECT @@innodb_tmpdir AS d').catch(() => [] as Row[]);
   const datadir = String(v?.datadir ?? '');
+  // The sort files and the online log go to innodb_tmpdir (else tmpdir): often another filesystem.
+  const tmpdir = String(innodbTmp[0]?.d ?? '') || String(v?.tmpdir ?? '').split(':')[0] || '';
   const local = cluster.socket !== undefined || LOCAL_HOSTS.has(cluster.host ?? '');
-  if (!local || datadir === '' || !existsSync(datadir)) return { freeBytes: null, freeOn: datadir || null };
-  const fs = await statfs(datadir);
-  return { freeBytes: Number(fs.bavail) * Number(fs.bsize), freeOn: datadir };
+  const dirs = [datadir, tmpdir].filter((d) => d !== '');
+  if (!local || datadir === '' || !dirs.every((d) => existsSync(d))) return { freeBytes: null, freeOn: datadir || null };
+  let least: { freeBytes: number; freeOn: string } | null = null;
+  for (const d of dirs) {
+    const fs = await statfs(d);
+    const free = Number(fs.bavail) * Number(fs.bsize);
+    if (!least || free < least.freeBytes) least = { freeBytes: free, freeOn: d };
+  }
+  return least ?? { freeBytes: null, freeOn: datadir };
 }
 
 /**
@@ -133,9 +142,11 @@ export async function readBlockers(conn: Connection, database: string, table: st
  * the question and dropped right after (a temporary table will not do: InnoDB builds no
  * index in place on one). null: accepted; else the server's error.
  */
-export async function probeOnline(conn: Connection, database: string, change: IndexChange): Promise<string | null> {
-  const probe = `_dbops_probe_${randomBytes(4).toString('hex')}`;
+export async function probeOnline(conn: Connection, database: string, change: IndexChange, runId: string): Promise<string | null> {
+  // Named after the run: a retried attempt finds and replaces what a dead one left.
+  const probe = `_dbops_probe_${createHash('sha256').update(runId).digest('hex').slice(0, 12)}`;
   const name = `${quoteIdentifier(database)}.${quoteIdentifier(probe)}`;
+  await conn.query(`DROP TABLE IF EXISTS ${name}`);
   await conn.query(`CREATE TABLE ${name} LIKE ${quoteIdentifier(database)}.${quoteIdentifier(change.table)}`);
   try {
     await conn.query(changeStatement(database, onTable(change, probe)));
@@ -156,6 +167,9 @@ export async function probeOnline(conn: Connection, database: string, change: In
  */
 export async function explainVerifyQueries(conn: Connection, database: string, table: string, index: string, queries: string[]): Promise<VerifyPlan[]> {
   const product = await productOf(conn);
+  // What a string is must not depend on the server's sql_mode (no ANSI_QUOTES, no NO_BACKSLASH_ESCAPES).
+  await conn.query("SET SESSION sql_mode = 'STRICT_TRANS_TABLES,NO_ENGINE_SUBSTITUTION'");
+  await conn.query('SET NAMES utf8mb4');
   if (product === 'mariadb') await conn.query('SET SESSION max_statement_time = 30');
   else {
     await conn.query('SET SESSION max_execution_time = 30000');
@@ -166,7 +180,7 @@ export async function explainVerifyQueries(conn: Connection, database: string, t
   try {
     const plans: VerifyPlan[] = [];
     for (const [i, q] of queries.entries()) {
-      const problem = verifyQueryProblem(q);
+      const problem = verifyQueryProblem(q, database);
       if (problem) throw ApplicationFailure.nonRetryable(`verify query ${i + 1}: ${problem}`, Failure.InvalidInput);
       let doc: unknown;
       try {
@@ -222,6 +236,8 @@ export interface BuildRequest {
   replicas: Array<{ cluster: string; conn: () => Promise<Connection> }>;
   onProgress: (p: BuildProgress) => void;
   signal: AbortSignal;
+  /** The activity's first attempt: an identical index found there was not built by this run. */
+  firstAttempt: boolean;
 }
 
 export function watchLimits(c: SchemaChangeConfig): WatchLimits {
@@ -287,19 +303,29 @@ async function alreadyApplied(conn: Connection, req: BuildRequest): Promise<bool
 const LOCK_WAIT_TIMEOUT = 1205;
 const INTERRUPTED = new Set([1317, 1927, 3024, 1969]);
 
+/** A server's answer carries its error number; a lost connection or a client error does not (or a negative one). */
+function serverErrno(error: { errno?: number } | null): number | null {
+  return error && typeof error.errno === 'number' && error.errno > 0 ? error.errno : null;
+}
+
 /**
  * Runs the change on one session while a second samples the server every sampleEvery:
- * the start waits for a quiet moment (under pauseAt, nothing in the way); a lock wait
- * longer than lockWait gives the table back to the queries queued behind the change and
- * tries again (lockTries); over abortAt for abortAfter samples in a row, or cancelled,
- * the statement is killed and the server discards the half-built index. Safe to retry: a
- * change already in place is `already`, and a run of the same statement left by a dead
- * worker is watched to its end instead of started twice.
+ * an index build starts at a quiet moment (under pauseAt, nothing in the way); a lock
+ * wait longer than lockWait gives the table back to the queries queued behind the change
+ * and tries again (lockTries); over abortAt for abortAfter samples in a row, past
+ * maxDuration, or cancelled, the statement is killed and the server discards the
+ * half-built index. A drop (a rollback) is metadata only: it neither waits for a quiet
+ * moment nor is stopped by the load. Safe to retry: on a later attempt a change already
+ * in place is `already`, and a run of the same statement left by a dead worker is watched
+ * to its end instead of started twice; on the first attempt an identical index that is
+ * already there was made by someone else, and this run refuses rather than own it.
  */
 export async function runIndexChange(req: BuildRequest): Promise<BuildOutcome> {
   const limits = watchLimits(req.config);
   const statement = changeStatement(req.database, req.change);
+  const building = req.change.kind === 'add-index';
   const everyMs = Math.round(durationSeconds(req.config.sampleEvery) * 1000);
+  const maxMs = durationSeconds(req.config.maxDuration) * 1000;
   const started = Date.now();
   const watcher = await openSession(req.account);
   const outcome: BuildOutcome = { outcome: 'done', why: null, seconds: 0, lockTries: 0, samples: 0, peakThreadsRunning: 0, peakLagSeconds: null, adopted: false };
@@ -316,33 +342,42 @@ export async function runIndexChange(req: BuildRequest): Promise<BuildOutcome> {
   const cancelled = () => {
     if (req.signal.aborted) throw req.signal.reason instanceof Error ? req.signal.reason : new Error('cancelled');
   };
+  /** After a kill: a statement past its commit point is done whatever the kill; otherwise it was stopped. */
+  const afterKill = async (why: string): Promise<BuildOutcome> => {
+    if (await alreadyApplied(watcher, req)) return { ...outcome, outcome: 'done', seconds: elapsed() };
+    cancelled();
+    return { ...outcome, outcome: 'aborted', why, seconds: elapsed() };
+  };
   try {
     const product = await productOf(watcher);
-    if (await alreadyApplied(watcher, req)) return { ...outcome, outcome: 'already', seconds: elapsed() };
+    if (await alreadyApplied(watcher, req)) {
+      if (req.firstAttempt && building) {
+        throw ApplicationFailure.nonRetryable(
+          `${req.database}.${req.change.table} already has this index ${req.change.index}, made by someone else since the preflight: this run changed nothing and will not roll back an index it did not build`,
+          Failure.InvalidInput,
+        );
+      }
+      return { ...outcome, outcome: 'already', seconds: elapsed() };
+    }
 
-    /** Watches one session running the statement until it ends; returns null when it ended by itself, else why it was killed. */
-    const watch = async (id: number, ended: () => boolean): Promise<string | null> => {
+    /** Watches one session running the statement until `ended` says so; null when it ended by itself, else why it was killed. */
+    const watch = async (id: number, ended: () => Promise<boolean>): Promise<string | null> => {
       let over = 0;
-      while (!ended()) {
-        if (req.signal.aborted) {
+      while (!(await ended())) {
+        const kill = async (why: string) => {
+          req.onProgress({ phase: 'stopping', why, percent: null, stage: null, sample: null, lockTries: outcome.lockTries, seconds: elapsed() });
           await watcher.query(`KILL QUERY ${Number(id)}`).catch(() => undefined);
-          return 'cancelled by the operator';
-        }
+          return why;
+        };
+        if (req.signal.aborted) return kill('cancelled by the operator');
+        if (Date.now() - started > maxMs) return kill(`running longer than schemaChange.maxDuration (${req.config.maxDuration})`);
         const s = await sample(id);
         const p = await progressOf(watcher, product, id);
-        if (!p.running && !ended()) {
-          await sleep(everyMs);
-          if (!ended()) return null;
-        }
         const locking = /metadata lock/i.test(p.state ?? '');
-        const why = overLimit(s, limits);
+        const why = building ? overLimit(s, limits) : null;
         over = why ? over + 1 : 0;
         req.onProgress({ phase: locking ? 'locking' : 'building', why, percent: p.percent, stage: p.stage, sample: s, lockTries: outcome.lockTries, seconds: elapsed() });
-        if (why && over >= limits.abortAfter) {
-          req.onProgress({ phase: 'stopping', why, percent: p.percent, stage: p.stage, sample: s, lockTries: outcome.lockTries, seconds: elapsed() });
-          await watcher.query(`KILL QUERY ${Number(id)}`);
-          return `${why} for ${over} samples in a row`;
-        }
+        if (why && over >= limits.abortAfter) return kill(`${why} for ${over} samples in a row`);
         await sleep(everyMs);
       }
       return null;
@@ -351,20 +386,17 @@ export async function runIndexChange(req: BuildRequest): Promise<BuildOutcome> {
     const leftOver = await runningStatement(watcher, statement);
     if (leftOver !== null) {
       outcome.adopted = true;
-      const killed = await watch(leftOver, () => false);
+      const killed = await watch(leftOver, async () => (await runningStatement(watcher, statement)) !== leftOver);
       // The statement ended (or was stopped): the index says how.
       if (await alreadyApplied(watcher, req)) return { ...outcome, outcome: 'done', seconds: elapsed() };
-      if (killed) {
-        cancelled();
-        return { ...outcome, outcome: 'aborted', why: killed, seconds: elapsed() };
-      }
+      if (killed) return afterKill(killed);
       // It failed by itself: run it again below.
     }
 
     for (;;) {
-      // A quiet moment first.
+      // A quiet moment first (an index build only).
       const waitUntil = Date.now() + durationSeconds(req.config.maxStartWait) * 1000;
-      for (;;) {
+      while (building) {
         cancelled();
         const s = await sample(0);
         const held = startHeld(s, limits);
@@ -375,10 +407,11 @@ export async function runIndexChange(req: BuildRequest): Promise<BuildOutcome> {
         }
         await sleep(everyMs);
       }
+      cancelled();
       outcome.lockTries++;
       const runner = await openSession(req.account);
       let done = false;
-      let failure: { errno?: number; sqlMessage?: string } | null = null;
+      let failure: { errno?: number; sqlMessage?: string; message?: string } | null = null;
       try {
         await runner.query('SET SESSION lock_wait_timeout = ?', [Math.max(1, Math.round(durationSeconds(req.config.lockWait)))]);
         if (product === 'mariadb') await runner.query('SET SESSION max_statement_time = ?', [Math.round(durationSeconds(req.config.maxDuration))]);
@@ -386,24 +419,27 @@ export async function runIndexChange(req: BuildRequest): Promise<BuildOutcome> {
           () => {
             done = true;
           },
-          (error: { errno?: number; sqlMessage?: string }) => {
+          (error: { errno?: number; sqlMessage?: string; message?: string }) => {
             failure = error;
             done = true;
           },
         );
-        const killed = await watch(runner.threadId, () => done);
+        const killed = await watch(runner.threadId, async () => done);
         await running;
-        if (killed) {
-          cancelled();
-          if (await alreadyApplied(watcher, req)) return { ...outcome, outcome: 'done', seconds: elapsed() };
-          return { ...outcome, outcome: 'aborted', why: killed, seconds: elapsed() };
-        }
+        if (killed) return await afterKill(killed);
       } finally {
-        await runner.end().catch(() => runner.destroy());
+        // A statement still running (the watcher failed): close the socket, do not queue a QUIT behind it; a retry finds it and watches it.
+        if (done) await runner.end().catch(() => runner.destroy());
+        else runner.destroy();
       }
-      const f = failure as { errno?: number; sqlMessage?: string } | null;
+      const f = failure as { errno?: number; sqlMessage?: string; message?: string } | null;
       if (!f) return { ...outcome, outcome: 'done', seconds: elapsed() };
-      if (f.errno === LOCK_WAIT_TIMEOUT) {
+      const errno = serverErrno(f);
+      if (errno === null) {
+        // Not the server's answer: the connection was lost, the statement may still run. Retried, the next attempt finds it.
+        throw new Error(`lost the session running the change on ${req.cluster.name} (${f.message ?? 'no message'}); the next attempt looks for it on the server`);
+      }
+      if (errno === LOCK_WAIT_TIMEOUT) {
         if (outcome.lockTries >= req.config.lockTries) {
           throw ApplicationFailure.nonRetryable(
             `the table's metadata lock was not free within schemaChange.lockWait (${req.config.lockWait}) in ${outcome.lockTries} tries: a long transaction or a lock on ${req.database}.${req.change.table} is in the way; nothing was changed`,
@@ -414,15 +450,13 @@ export async function runIndexChange(req: BuildRequest): Promise<BuildOutcome> {
         await sleep(everyMs);
         continue;
       }
-      if (f.errno === 1061 && (await alreadyApplied(watcher, req))) return { ...outcome, outcome: 'already', seconds: elapsed() };
-      if (f.errno === 1062) {
-        throw ApplicationFailure.nonRetryable(`${req.database}.${req.change.table} has rows with the same values in (${req.change.kind === 'add-index' ? req.change.columns.map((c) => c.name).join(', ') : ''}): a UNIQUE index cannot be built; nothing was changed`, Failure.InvalidInput);
+      if (errno === 1061 && (await alreadyApplied(watcher, req))) return { ...outcome, outcome: 'already', seconds: elapsed() };
+      if (errno === 1062 && req.change.kind === 'add-index' && req.change.unique) {
+        throw ApplicationFailure.nonRetryable(`${req.database}.${req.change.table} has rows with the same values in (${req.change.columns.map((c) => c.name).join(', ')}): a UNIQUE index cannot be built; nothing was changed`, Failure.InvalidInput);
       }
-      if (f.errno !== undefined && INTERRUPTED.has(f.errno)) {
-        cancelled();
-        return { ...outcome, outcome: 'aborted', why: `the statement was stopped on the server (${f.sqlMessage ?? f.errno})`, seconds: elapsed() };
-      }
-      throw ApplicationFailure.nonRetryable(`the change failed on ${req.cluster.name}: ${f.sqlMessage} (${f.errno}); the server discarded it`, Failure.InvalidInput);
+      if (errno === 1062) throw new Error(`a duplicate key while the server applied the writes made during the build (${f.sqlMessage}); the server discarded it, trying again`);
+      if (INTERRUPTED.has(errno)) return afterKill(`the statement was stopped on the server (${f.sqlMessage ?? errno})`);
+      throw ApplicationFailure.nonRetryable(`the change failed on ${req.cluster.name}: ${f.sqlMessage} (${errno}); the server discarded it`, Failure.InvalidInput);
     }
   } finally {
     await watcher.end().catch(() => watcher.destroy());

@@ -207,3 +207,8 @@ export async function requesterOf(name: string | undefined): Promise<Requester> 
 export function approvalPolicy(cluster: string, action: ApprovalAction) {
   return gate.approvalPolicy({ cluster, action });
 }
+
+/** The Temporal identity of the client that sent an Update (and the run's starter), read from the history. */
+export function updateCaller(updateId: string) {
+  return gate.callerIdentities({ updateId });
+}

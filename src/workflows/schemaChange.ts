@@ -10,13 +10,16 @@
  *      discards it) past the abort limits or on the `abort` signal;
  *   5. the verify queries are explained again: one that does not use the new index fails
  *      the change, and it is rolled back (DROP INDEX) at once;
- *   6. the run stays open for schemaChange.watchFor: `dbops schema rollback` undoes it;
+ *   6. the run stays open for schemaChange.watchFor: `dbops schema rollback` undoes it
+ *      (the requester from the client that started the run, or an approver);
  *   7. the record goes to the repository, a notification says how it ended.
  */
 import {
   ActivityCancellationType,
+  ApplicationFailure,
   CancellationScope,
   condition,
+  currentUpdateInfo,
   defineQuery,
   defineSignal,
   defineUpdate,
@@ -32,7 +35,7 @@ import {
 import type { z } from 'zod';
 import type { SchemaChangeActivities } from '../activities';
 import type { SchemaChangePlan } from '../activities/schemaChange';
-import type { ApprovalDecision } from '../domain/approval';
+import { sameCaller, type ApprovalDecision } from '../domain/approval';
 import { Failure, NON_RETRYABLE_TYPES, failureType, innermostMessage } from '../domain/failures';
 import { describeIssues, OperatorActionSchema, RollbackRequestSchema, SchemaChangeInputSchema, type OperatorAction } from '../domain/inputs';
 import { compactUtc, formatBytes } from '../domain/naming';
@@ -40,7 +43,7 @@ import { rollbackOf, verificationFailure, type SchemaChangeReport, type SchemaCh
 import { SA_BACKUP_TYPE, SA_CLUSTER, SA_OPERATION } from '../domain/searchAttributes';
 import { schemaBackupWorkflow } from './backup';
 import type { BuildOutcome } from '../mysql/schemaChange';
-import { approvalPolicy, installApprovalHandlers, requestApproval, requesterOf } from './approval';
+import { approvalPolicy, installApprovalHandlers, requestApproval, requesterOf, updateCaller } from './approval';
 import { accept } from './boundary';
 import { notify } from './notify';
 
@@ -106,19 +109,30 @@ export async function schemaChangeWorkflow(raw: SchemaChangeInput): Promise<Sche
 
   let abortBy: OperatorAction | null = null;
   const buildScope = new CancellationScope();
+  // Before the build an abort is kept and honoured when the build would start; during it the build is cancelled.
   setHandler(abortSchemaChangeSignal, (rawAction: unknown) => {
     const parsed = OperatorActionSchema.safeParse(rawAction);
-    if (!parsed.success || abortBy || state.phase !== 'build') return;
+    if (!parsed.success || abortBy || !['plan', 'backup', 'approval', 'build'].includes(state.phase)) return;
     abortBy = parsed.data;
-    buildScope.cancel();
+    if (state.phase === 'build') buildScope.cancel();
   });
   let rollbackBy: { operator: string; reason: string } | null = null;
   let approvers: string[] = [];
   let requesterName = input.requestedBy ?? 'unknown';
+  let requesterIdentity: string | null = null;
   setHandler(
     rollbackUpdate,
-    (rawReq) => {
-      rollbackBy = RollbackRequestSchema.parse(rawReq);
+    async (rawReq) => {
+      const req = RollbackRequestSchema.parse(rawReq);
+      // Whoever names themselves the requester must send it from the client that started the run.
+      if (req.operator === requesterName && requesterIdentity !== null) {
+        const ids = await updateCaller(currentUpdateInfo()?.id ?? '');
+        if (!sameCaller(ids.decider, requesterIdentity)) {
+          throw ApplicationFailure.nonRetryable(`${req.operator} requested this run from another client (${requesterIdentity}); this request came from ${ids.decider ?? 'an unknown client'}: ask from that client, or as an approver`, Failure.ApprovalRefused);
+        }
+      }
+      if (state.phase !== 'watching' || rollbackBy) throw ApplicationFailure.nonRetryable(`this run is ${state.phase}${rollbackBy ? ', its rollback already asked for' : ''}`, Failure.ApprovalRefused);
+      rollbackBy = req;
       return { accepted: true as const };
     },
     {
@@ -188,6 +202,7 @@ export async function schemaChangeWorkflow(raw: SchemaChangeInput): Promise<Sche
   // waiting its turn while other backups of the cluster run
   const requester = await requesterOf(input.requestedBy);
   requesterName = requester.name;
+  requesterIdentity = requester.identity;
   show({ phase: 'backup', text: `schema backup of ${input.cluster}` });
   for (let attempt = 1; ; attempt++) {
     try {
@@ -224,6 +239,10 @@ export async function schemaChangeWorkflow(raw: SchemaChangeInput): Promise<Sche
   });
   approvers = (await approvalPolicy(input.cluster, 'schema-change')).approvers;
   if (approval.decision !== 'approved') return finish('rejected', `${approval.decision}${approval.by ? ` by ${approval.by}` : ''}${approval.reason ? `: ${approval.reason}` : ''}`);
+  if (abortBy) {
+    const by = abortBy as OperatorAction;
+    return finish('cancelled', `stopped by ${by.operator}${by.reason ? `: ${by.reason}` : ''} before the build started; nothing was changed`);
+  }
 
   // 4. the change, watched
   show({ phase: 'build', text: plan.statement });
@@ -238,32 +257,43 @@ export async function schemaChangeWorkflow(raw: SchemaChangeInput): Promise<Sche
   }
   if (buildOutcome.outcome === 'aborted') return finish('aborted', `${buildOutcome.why ?? 'stopped'}; the server discarded the change`);
 
-  // 5. verified by the plans
+  // 5. verified by the plans; 6. watched for a rollback request. The index is in place from
+  // here: whatever fails after this is reported as such, never as a failed run with no report.
+  let rollbackFailed: string | null = null;
   const undo = async (by: string, reason: string, automatic: boolean): Promise<void> => {
     if (!rollbackChange) return;
     show({ phase: 'rollback', text: `${plan.rollback} (${reason})` });
-    await CancellationScope.nonCancellable(() => build.applySchemaChange({ ...target, change: rollbackChange }));
+    const dropped = await CancellationScope.nonCancellable(() => build.applySchemaChange({ ...target, change: rollbackChange }));
+    if (dropped.outcome === 'aborted') {
+      rollbackFailed = `the rollback (${plan.rollback}) was stopped: ${dropped.why ?? '?'}; the index is still in place`;
+      return;
+    }
     rolledBack = { by, reason, at: new Date().toISOString(), automatic };
   };
-  if (input.change.kind === 'add-index' && input.verifyQueries.length) {
-    show({ phase: 'verify', text: `explaining ${input.verifyQueries.length} verify quer${input.verifyQueries.length === 1 ? 'y' : 'ies'}` });
-    after = await quick.explainSchemaChange({ ...target, change: input.change, verifyQueries: input.verifyQueries });
-    const failed = verificationFailure(input.change, after);
-    if (failed) {
-      await undo('dbops', failed, true);
-      return finish('rolled-back', `verification failed: ${failed}`);
+  try {
+    if (input.change.kind === 'add-index' && input.verifyQueries.length) {
+      show({ phase: 'verify', text: `explaining ${input.verifyQueries.length} verify quer${input.verifyQueries.length === 1 ? 'y' : 'ies'}` });
+      after = await quick.explainSchemaChange({ ...target, change: input.change, verifyQueries: input.verifyQueries });
+      const failed = verificationFailure(input.change, after);
+      if (failed) {
+        await undo('dbops', failed, true);
+        if (rollbackFailed) return finish('failed', `verification failed: ${failed}; ${rollbackFailed}`);
+        return finish('rolled-back', `verification failed: ${failed}`);
+      }
     }
-  }
-
-  // 6. watched for a rollback request
-  if (rollbackChange && plan.watchForSeconds > 0) {
-    const until = new Date(Date.now() + plan.watchForSeconds * 1000);
-    show({ phase: 'watching', text: `done; \`dbops schema rollback ${info.workflowId} --as NAME --reason TEXT\` until ${until.toISOString()}`, watchUntil: until.toISOString() });
-    if (await condition(() => rollbackBy !== null, plan.watchForSeconds * 1000)) {
-      const req = rollbackBy as unknown as { operator: string; reason: string };
-      await undo(req.operator, req.reason, false);
-      return finish('rolled-back', `asked for by ${req.operator}: ${req.reason}`);
+    if (rollbackChange && plan.watchForSeconds > 0) {
+      const until = new Date(Date.now() + plan.watchForSeconds * 1000);
+      show({ phase: 'watching', text: `done; \`dbops schema rollback ${info.workflowId} --as NAME --reason TEXT\` until ${until.toISOString()}`, watchUntil: until.toISOString() });
+      if (await condition(() => rollbackBy !== null, plan.watchForSeconds * 1000)) {
+        const req = rollbackBy as unknown as { operator: string; reason: string };
+        await undo(req.operator, req.reason, false);
+        if (rollbackFailed) return finish('failed', rollbackFailed);
+        return finish('rolled-back', `asked for by ${req.operator}: ${req.reason}`);
+      }
     }
+  } catch (error) {
+    if (isCancellation(error)) throw error;
+    return finish('failed', `the index was built, then ${state.phase} failed: ${innermostMessage(error)}; the index is in place (drop it with a change of its own if it must go)`);
   }
   return finish('done', null);
 }

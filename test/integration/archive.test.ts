@@ -136,10 +136,9 @@ describe.each(products())('on %s', (product) => {
       // The run fixed NOW() at plan time: what it left behind is judged at that time, not the wall clock's.
       expect((await totals(conn, 'orders', `created_at < FROM_UNIXTIME(${result.plan.asOf}) - INTERVAL 90 DAY`)).rows).toBe(0);
       expect(await totals(conn, 'orders_history')).toEqual(old);
-
-      const history = await handle.fetchHistory();
-      const attempts = (history.events ?? []).map((e) => e.activityTaskStartedEventAttributes?.attempt).filter((a): a is number => typeof a === 'number');
-      expect(Math.max(...attempts)).toBeGreaterThanOrEqual(2);
+      // No assertion on activity attempts: a mover runs in 3-second chunks, so the kill lands
+      // inside one (retried from its heartbeat) or between two (the next one starts afresh);
+      // which one is timing, and the rows are conserved either way (checked above).
     } finally {
       if (first.exitCode === null) first.kill('SIGKILL');
       await close();

@@ -5,8 +5,8 @@
  * query that cannot use the new index rolls the change back by itself; a build over the
  * abort limit is stopped and the server keeps the table as it was; a dry run reports the
  * table, the disk, the server's online answer and a long transaction in the way, and
- * changes nothing. Nothing here waits on the clock: each step waits for a state the
- * workflow reports.
+ * changes nothing. Nothing here waits on the clock: each step polls (bounded) for a state
+ * the workflow or the server reports.
  */
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -124,7 +124,13 @@ describe.each(products())('index changes on %s', (product) => {
     const { config } = setup('dry', {});
     const idle = await rootConnection(product);
     await idle.query(`START TRANSACTION; UPDATE ${DB}.orders SET status = status WHERE id = 1`);
-    await new Promise((r) => setTimeout(r, 1500)); // older than longTransaction (1 s): the only wait on the clock, a lower bound
+    // Until the server counts the transaction older than longTransaction (1 s): polled, bounded.
+    for (let i = 0; ; i++) {
+      const [old] = await root.query<RowDataPacket[]>('SELECT COUNT(*) AS n FROM information_schema.INNODB_TRX WHERE trx_mysql_thread_id = ? AND trx_started <= NOW() - INTERVAL 1 SECOND', [idle.threadId]);
+      if (Number(old[0]?.n) > 0) break;
+      if (i > 300) throw new Error('the transaction never aged');
+      await new Promise((r) => setTimeout(r, 100));
+    }
     try {
       const [dry, taken, myisam] = await withWorker(config, async () =>
         Promise.all([
@@ -250,9 +256,13 @@ describe.each(products())('index changes on %s', (product) => {
           await new Promise((r) => setTimeout(r, 200));
         }
         expect(await indexes()).toEqual(['PRIMARY', 'idx_customer']);
+        // The application's writes go on while the change keeps retrying (polled, bounded).
         const writesWhileWaiting = load.counts.writes;
-        await new Promise((r) => setTimeout(r, 1500)); // one more lock wait: a lower bound, the assertion is only that writes went on
-        expect(load.counts.writes).toBeGreaterThan(writesWhileWaiting);
+        for (let i = 0; load.counts.writes <= writesWhileWaiting + 10; i++) {
+          if (i > 600) throw new Error(`the writes stopped while the change waited (${load.counts.writes})`);
+          await new Promise((r) => setTimeout(r, 50));
+        }
+        expect(await indexes()).toEqual(['PRIMARY', 'idx_customer']);
         await holder.query('COMMIT');
         return handle.result();
       });
@@ -269,17 +279,25 @@ describe.each(products())('index changes on %s', (product) => {
   }, 600_000);
 
   test('a build over the abort limit is stopped and the server discards it', async () => {
-    // Threads_running is at least 2 while the index builds (the build and the sampler): over 1 at once.
-    const { config } = setup('abort', { abortAt: { threadsRunning: 1 }, abortAfter: 1, pauseAt: { threadsRunning: 1000 } });
-    const result = await withWorker(config, async () => {
-      const handle = await startSchemaChange(client, config, { cluster: 'test', database: DB, change: change('ALTER TABLE orders ADD INDEX idx_note (note)'), requestedBy: 'carol' });
-      await approvalPending(handle.workflowId);
-      await asPerson('alice', (c) => decide(c, handle.workflowId, 'approve', 'alice', 'CHG-79'));
-      return handle.result();
-    });
-    expect(result.status).toBe('aborted');
-    expect(result.why).toMatch(/Threads_running \d+ > 1 for 1 samples in a row/);
-    expect(await indexes()).toEqual(['PRIMARY', 'idx_customer']);
+    // An open transaction on the table holds the statement at its metadata lock (lockWait is long),
+    // so it is running when the first sample comes, whatever the machine's speed: with the
+    // statement and the sampler, Threads_running is at least 2, over the limit of 1.
+    const { config } = setup('abort', { abortAt: { threadsRunning: 1 }, abortAfter: 1, pauseAt: { threadsRunning: 1000 }, longTransaction: '1h', lockWait: '10m' });
+    const holder = await rootConnection(product);
+    await holder.query(`START TRANSACTION; SELECT COUNT(*) FROM ${DB}.orders WHERE id < 10`);
+    try {
+      const result = await withWorker(config, async () => {
+        const handle = await startSchemaChange(client, config, { cluster: 'test', database: DB, change: change('ALTER TABLE orders ADD INDEX idx_note (note)'), requestedBy: 'carol' });
+        await approvalPending(handle.workflowId);
+        await asPerson('alice', (c) => decide(c, handle.workflowId, 'approve', 'alice', 'CHG-79'));
+        return handle.result();
+      });
+      expect(result.status).toBe('aborted');
+      expect(result.why).toMatch(/Threads_running \d+ > 1 for 1 samples in a row/);
+      expect(await indexes()).toEqual(['PRIMARY', 'idx_customer']);
+    } finally {
+      await holder.end();
+    }
   }, 600_000);
 });
 

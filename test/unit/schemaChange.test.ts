@@ -70,8 +70,21 @@ describe('reading the operator statement', () => {
 
 describe('verify queries', () => {
   test.each([
-    ['SELECT id FROM orders WHERE created_at > ?', null],
-    ["select * from orders o join users u on u.id = o.user_id where o.note = 'a;b';", null],
+    ["SELECT id FROM orders WHERE created_at > NOW() - INTERVAL 1 DAY AND status IN ('paid', 'new')", null],
+    ["select count(*) from orders o join users u on u.id = o.user_id where o.note = 'a;b' and date(o.created_at) = '2026-01-01';", null],
+    ['SELECT id FROM orders WHERE created_at > ?', /placeholders/],
+    ['SELECT * FROM orders WHERE id = 1.5INTO OUTFILE "/tmp/x"', /number joined to a word|INTO|double-quoted/],
+    ['SELECT * FROM orders WHERE id = 1.0FOR UPDATE', /number joined to a word/],
+    ['SELECT `SLEEP`(25)', /SLEEP`\(\) is not accepted/],
+    ['SELECT id FROM orders WHERE id = shop.f(1)', /f\(\) is not accepted/],
+    ["SELECT id FROM orders WHERE id = MASTER_GTID_WAIT('0-1-1', 60)", /MASTER_GTID_WAIT\(\) is not accepted/],
+    ['SELECT NEXT VALUE FOR s', /sequences/],
+    ['SELECT /*+ MAX_EXECUTION_TIME(100000000) */ id FROM orders', /comments/],
+    ['SELECT id FROM orders -- why', /comments/],
+    ["SELECT 'a\\nb'", /backslashes/],
+    ['SELECT id FROM orders WHERE id = (SELECT MAX(id) FROM orders)', /subqueries/],
+    ['SELECT id FROM orders UNION SELECT id FROM orders', /subqueries and UNION/],
+    ['SELECT * FROM orders PROCEDURE ANALYSE()', /PROCEDURE/],
     ['DELETE FROM orders', /not a SELECT/],
     ['SELECT 1; DELETE FROM orders', /more than one statement/],
     ['SELECT id INTO @x FROM orders', /variables|INTO/],
@@ -80,11 +93,18 @@ describe('verify queries', () => {
     ['SELECT * FROM orders LOCK IN SHARE MODE', /locking reads/],
     ['SELECT SLEEP(10)', /SLEEP/],
     ['SELECT GET_LOCK("x", 10)', /GET_LOCK/],
-    ['SELECT /*!99999 1; DROP TABLE x */ 1', /executable comments/],
+    ['SELECT /*!99999 1; DROP TABLE x */ 1', /comments/],
   ])('%s', (sql, problem) => {
-    const got = verifyQueryProblem(sql as string);
+    const got = verifyQueryProblem(sql as string, 'shop');
     if (problem === null) expect(got).toBeNull();
     else expect(got).toMatch(problem as RegExp);
+  });
+
+  test("a verify query reads the run's database only", () => {
+    expect(verifyQueryProblem('SELECT user FROM mysql.user', 'shop')).toMatch(/reads mysql\.user: verify queries read the run's database \(shop\) only/);
+    expect(verifyQueryProblem('SELECT 1 FROM orders o JOIN other.t x ON x.id = o.id', 'shop')).toMatch(/reads other\.t/);
+    expect(verifyQueryProblem('SELECT 1 FROM orders o, other.t x WHERE x.id = o.id', 'shop')).toMatch(/reads other\.t/);
+    expect(verifyQueryProblem('SELECT o.id FROM shop.orders o WHERE o.id = 1', 'shop')).toBeNull();
   });
 
   const mariadb = {

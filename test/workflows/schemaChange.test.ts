@@ -6,11 +6,12 @@
  * the `abort` signal stops a build in progress.
  */
 import { Context } from '@temporalio/activity';
-import { CancelledFailure } from '@temporalio/common';
+import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { healthyBackup } from '../harness/backupFakes';
 import { IDENTITY, MINUTE, resultOf, type Fakes, useWorkflowTestEnv, waitForQuery } from '../harness/workflowEnv';
 
 const t = useWorkflowTestEnv();
+const CAROL = 'dbops-cli/carol@carol-laptop';
 
 const ADD = { kind: 'add-index', table: 'orders', index: 'idx_created', unique: false, columns: [{ name: 'created_at', prefix: null, desc: false }] };
 const DROP = { kind: 'drop-index', table: 'orders', index: 'idx_created' };
@@ -40,7 +41,8 @@ const usesIt = (yes: boolean) => [{ query: 0, accesses: [{ table: 'orders', acce
 
 function schemaChange(overrides: Fakes = {}) {
   return healthyBackup({
-    callerIdentities: async () => ({ starter: IDENTITY.alice.replace('alice', 'carol'), decider: IDENTITY.bob }),
+    // Approvals come from bob's client; an Update (a rollback) from carol's, the one that started the run.
+    callerIdentities: async (source: { updateId?: string }) => ({ starter: CAROL, decider: source.updateId ? CAROL : IDENTITY.bob }),
     approvalPolicy: async () => ({ approvers: ['alice', 'bob'], selfApproval: false, timeout: '60m', escalateAfter: [] }),
     planSchemaChange: async () => plan(),
     applySchemaChange: async () => BUILT,
@@ -109,6 +111,32 @@ describe('schema change workflow (fake activities, time-skipping server)', () =>
     });
     expect(done.status).toBe('done');
     expect(kept.inputs('applySchemaChange').map((i: { change: unknown }) => i.change)).toEqual([ADD]);
+  });
+
+  test('an abort that arrives before the build is kept: approved, the run ends cancelled and nothing is built', async () => {
+    const fakes = schemaChange();
+    const result = await t.run(fakes, async ({ start }) => {
+      const handle = await start('schemaChangeWorkflow', INPUT);
+      await waitForQuery(handle, 'approval', (s: { status: string } | null) => s?.status === 'pending', 'the approval');
+      await handle.signal('abort', { operator: 'alice', reason: 'not today' });
+      await handle.signal('approve', { operator: 'bob', reason: 'CHG-5' });
+      return resultOf<Result>(handle);
+    });
+    expect(result).toMatchObject({ status: 'cancelled', why: expect.stringMatching(/stopped by alice: not today before the build started/) });
+    expect(fakes.count('applySchemaChange')).toBe(0);
+  });
+
+  test('a verification that cannot run after the build ends the run failed, with the index in place and a report', async () => {
+    const fakes = schemaChange({ explainSchemaChange: async () => { throw ApplicationFailure.nonRetryable('verify query 1 cannot be explained', 'InvalidInput'); } });
+    const result = await t.run(fakes, async ({ start }) => {
+      const handle = await start('schemaChangeWorkflow', INPUT);
+      await waitForQuery(handle, 'approval', (s: { status: string } | null) => s?.status === 'pending', 'the approval');
+      await handle.signal('approve', { operator: 'bob', reason: 'CHG-6' });
+      return resultOf<Result>(handle);
+    });
+    expect(result).toMatchObject({ status: 'failed', why: expect.stringMatching(/the index was built, then verify failed: verify query 1 cannot be explained; the index is in place/) });
+    expect(fakes.inputs('storeSchemaChangeReport')[0].report).toMatchObject({ status: 'failed' });
+    expect(fakes.notifications()).toContain('critical schema-change-failed');
   });
 
   test('the abort signal stops a build in progress: the activity is cancelled and the run ends cancelled, naming who', async () => {
